@@ -1,0 +1,18 @@
+"""skcallback: scikit-learn estimators trained by a PyTorch loop with callbacks."""
+
+from ._classifier import NeuralClassifier
+from ._context import Context
+from ._params import InvalidParameterError
+from ._regressor import NeuralRegressor
+from .callbacks._base import Callback
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback",
+    "Context",
+    "InvalidParameterError",
+    "NeuralClassifier",
+    "NeuralRegressor",
+    "__version__",
+]

@@ -1,0 +1,126 @@
+"""NeuralClassifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from torch import nn
+
+from ._base import NeuralEstimatorBase
+
+
+class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
+    """A scikit-learn classifier trained by a PyTorch loop with callbacks.
+
+    Binary and multiclass targets with any labels (strings too). The module
+    outputs one logit per class; the loss is cross-entropy unless
+    ``criterion`` says otherwise, and ``predict_proba`` is their softmax.
+    The validation split is stratified.
+
+    Parameters
+    ----------
+    module, hidden_layer_sizes, activation, dropout, criterion, optimizer, lr, \
+batch_size, max_epochs, validation_fraction, callbacks, device, random_state, \
+verbose, warm_start, **routed_params
+        As for :class:`~skcallback.NeuralRegressor`; ``criterion=None`` is
+        ``nn.CrossEntropyLoss``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, sorted.
+    module_, optimizer_, criterion_, callbacks_, history_, n_iter_, n_steps_, \
+n_outputs_, device_, n_features_in_, feature_names_in_
+        As for :class:`~skcallback.NeuralRegressor` (``n_outputs_`` is the
+        number of classes).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skcallback import NeuralClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NeuralClassifier(lr=1e-2, max_epochs=30, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).sum(axis=1).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    _target_validation: dict[str, Any] = {}
+    _default_criterion = nn.CrossEntropyLoss
+
+    def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
+        check_classification_targets(y)
+        kind = type_of_target(y, input_name="y")
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(
+                f"{type(self).__name__} supports binary and multiclass targets; got a "
+                f"{kind} y."
+            )
+        if continuing:
+            known = self.classes_
+            if classes is not None and not np.array_equal(np.unique(classes), known):
+                raise ValueError(
+                    f"classes={np.unique(classes).tolist()} differs from the classes of the "
+                    f"fit, {known.tolist()}."
+                )
+        else:
+            known = np.unique(y if classes is None else classes)
+            if len(known) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes; the data "
+                    f"has 1 class: {known.tolist()}."
+                )
+        encoded = np.searchsorted(known, y)
+        unknown = (encoded >= len(known)) | (known[np.minimum(encoded, len(known) - 1)] != y)
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels {np.unique(np.asarray(y)[unknown]).tolist()[:10]} that are "
+                f"not among the classes {known.tolist()}."
+            )
+        return encoded.astype(np.int64), {"classes_": known, "n_outputs_": len(known)}
+
+    def _stratify_labels(self, y: np.ndarray) -> np.ndarray:
+        return y
+
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> NeuralClassifier:
+        """Train for one epoch, continuing from the fitted state if any.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like, optional
+            Every class label; required on the first call.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        if classes is None and not self.__sklearn_is_fitted__():
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (softmax of the logits), rows summing to 1.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return torch.softmax(self._forward(X).double(), dim=1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class labels.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        labels = self._forward(X).argmax(dim=1).numpy()
+        return self.classes_[labels]

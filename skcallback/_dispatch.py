@@ -1,0 +1,89 @@
+"""Per-hook dispatch tables: only the callbacks that override a hook are called."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .callbacks._base import HOOKS
+
+Handler = tuple[str, str, Callable[[Any], Any]]
+
+
+class CallbackMap(Mapping):
+    """Fitted callbacks by name, in dispatch order.
+
+    Both ``est.callbacks_["early_stopping"]`` and
+    ``est.callbacks_.early_stopping`` work.
+    """
+
+    def __init__(self, items: list[tuple[str, Any]]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, name: str) -> Any:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise KeyError(
+                f"No callback named {name!r}; the callbacks are {list(self._items)}."
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._items[name]
+        except KeyError:
+            raise AttributeError(
+                f"No callback named {name!r}; the callbacks are {list(self._items)}."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._items]
+
+    def __repr__(self) -> str:
+        return f"CallbackMap({list(self._items)})"
+
+
+class HookTable:
+    """For each hook, a tuple of ``(callback name, hook, handler)``.
+
+    Built once per fit; a hook that no callback overrides holds an empty
+    tuple, so the loop's ``if table.hook:`` check is all it costs.
+    """
+
+    __slots__ = HOOKS
+
+    def __init__(self, named_callbacks: list[tuple[str, Any]]) -> None:
+        handlers = [(name, cb._hook_handlers()) for name, cb in named_callbacks]
+        for hook in HOOKS:
+            setattr(
+                self,
+                hook,
+                tuple((name, hook, found[hook]) for name, found in handlers if hook in found),
+            )
+
+
+def fire(handlers: tuple[Handler, ...], ctx: Any) -> None:
+    """Call each handler with ``ctx``; ``False`` requests a stop, and an error
+    gets a note naming the callback and the hook."""
+    for name, hook, handler in handlers:
+        try:
+            result = handler(ctx)
+        except BaseException as exc:
+            _note(exc, name, hook)
+            raise
+        if result is False:
+            ctx.request_stop(f"{name}.{hook} returned False")
+
+
+def _note(exc: BaseException, name: str, hook: str) -> None:
+    note = f"raised by callback {name!r} in {hook}"
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)

@@ -1,0 +1,111 @@
+"""Declarative hyperparameter constraints, checked once at fit entry."""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._modules import ACTIVATIONS
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+    "adamax": torch.optim.Adamax,
+    "nadam": torch.optim.NAdam,
+    "radam": torch.optim.RAdam,
+}
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A hyperparameter has a value outside what is allowed.
+
+    It is both a ``ValueError`` and a ``TypeError``, as scikit-learn's error
+    of the same name.
+    """
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_sizes(value: Any) -> bool:
+    if _is_int(value):
+        return value > 0
+    return isinstance(value, list | tuple) and all(_is_int(v) and v > 0 for v in value)
+
+
+def _is_module_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, nn.Module)
+
+
+def _is_device(value: Any) -> bool:
+    if isinstance(value, torch.device):
+        return value.type in ("cpu", "cuda", "mps")
+    return isinstance(value, str) and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value))
+
+
+#: name -> (check, what is allowed)
+CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "module": (
+        lambda v: v is None or isinstance(v, nn.Module) or callable(v),
+        "None, an nn.Module subclass or factory, or an nn.Module instance",
+    ),
+    "hidden_layer_sizes": (_is_sizes, "a tuple of positive ints (empty for a linear model)"),
+    "activation": (
+        lambda v: (isinstance(v, str) and v in ACTIVATIONS) or _is_module_class(v),
+        f"one of {sorted(ACTIVATIONS)} or an nn.Module class",
+    ),
+    "dropout": (lambda v: _is_real(v) and 0 <= v < 1, "a float in [0, 1)"),
+    "criterion": (
+        lambda v: v is None or isinstance(v, nn.Module) or callable(v),
+        "None, an nn.Module loss class or instance",
+    ),
+    "optimizer": (
+        lambda v: (isinstance(v, str) and v.lower() in OPTIMIZERS)
+        or (isinstance(v, type) and issubclass(v, torch.optim.Optimizer)),
+        f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer class",
+    ),
+    "lr": (lambda v: _is_real(v) and v > 0 and np.isfinite(v), "a float > 0"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "max_epochs": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "validation_fraction": (
+        lambda v: v is None or (_is_real(v) and 0 < v < 1),
+        "None or a float in (0, 1)",
+    ),
+    "callbacks": (
+        lambda v: v is None or isinstance(v, list | tuple),
+        "None or a list of Callback instances or (name, Callback) pairs",
+    ),
+    "device": (_is_device, "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"),
+    "random_state": (
+        lambda v: v is None or _is_int(v) or isinstance(v, np.random.RandomState),
+        "None, an int or a numpy RandomState",
+    ),
+    "verbose": (lambda v: isinstance(v, numbers.Integral) and v >= 0, "an int >= 0"),
+    "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
+}
+
+
+def validate_parameters(estimator: Any) -> None:
+    """Raise :class:`InvalidParameterError` naming the first bad parameter."""
+    for name, (check, allowed) in CONSTRAINTS.items():
+        value = getattr(estimator, name)
+        if not check(value):
+            raise InvalidParameterError(
+                f"The {name!r} parameter of {type(estimator).__name__} must be {allowed}; "
+                f"got {value!r}."
+            )

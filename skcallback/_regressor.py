@@ -1,0 +1,137 @@
+"""NeuralRegressor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from torch import nn
+
+from ._base import NeuralEstimatorBase
+
+
+class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
+    """A scikit-learn regressor trained by a PyTorch loop with callbacks.
+
+    The default module is an MLP sized from the data; ``y`` may be 1-D or
+    2-D (several targets). The loss is the mean squared error unless
+    ``criterion`` says otherwise.
+
+    Parameters
+    ----------
+    module : None, nn.Module class or factory, or nn.Module instance, default=None
+        ``None`` builds an MLP from ``hidden_layer_sizes``, ``activation`` and
+        ``dropout``. A class or factory is called with the ``module__*``
+        parameters, plus ``n_features_in`` and ``n_outputs`` when its
+        signature names them. An instance is copied at fit, never mutated.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the MLP's hidden layers; ``()`` gives a linear model.
+    activation : str or nn.Module class, default="relu"
+        Activation of the MLP: "relu", "tanh", "logistic", "identity",
+        "gelu", "silu", "elu", "leaky_relu", or a module class.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of the MLP.
+    criterion : None, nn.Module class or instance, default=None
+        The loss; ``None`` is ``nn.MSELoss``. ``criterion__*`` parameters go
+        to its constructor.
+    optimizer : str or torch.optim.Optimizer class, default="adam"
+        "adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax",
+        "nadam", "radam", or a class; ``optimizer__*`` parameters go to it.
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=128
+        Samples per training batch.
+    max_epochs : int, default=100
+        Epochs to train (per call to ``fit``).
+    validation_fraction : float or None, default=0.1
+        Share of the samples held out to compute ``valid_loss`` each epoch;
+        ``None`` trains on all samples.
+    callbacks : list of Callback or (name, Callback), default=None
+        Callbacks of the fit. Each fit works on clones; these objects are
+        never modified. :class:`~skcallback.callbacks.History` is always added.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, shuffling, dropout and the validation split.
+        The same seed on the CPU gives the same model.
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+    warm_start : bool, default=False
+        Continue training from the fitted state at the next ``fit``.
+    **routed_params
+        ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
+        ``optimizer__<param>`` and ``criterion__<param>``.
+
+    Attributes
+    ----------
+    module_, optimizer_, criterion_ : torch objects
+        The network, optimizer and loss of the fit.
+    callbacks_ : Mapping
+        The fitted callbacks by name, in dispatch order.
+    history_ : History
+        Per-epoch records.
+    n_iter_ : int
+        Epochs run, across warm starts.
+    n_steps_ : int
+        Optimizer steps taken, across warm starts.
+    n_outputs_ : int
+        Number of targets.
+    device_ : torch.device
+        The device the model lives on.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import EarlyStopping
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = make_pipeline(
+    ...     StandardScaler(),
+    ...     NeuralRegressor(lr=1e-2, max_epochs=20, callbacks=[EarlyStopping()],
+    ...                     cb__early_stopping__patience=3, random_state=0),
+    ... )
+    >>> model.fit(X, y / 100).score(X, y / 100) > 0.3
+    True
+    """
+
+    _target_validation = {"y_numeric": True, "multi_output": True}
+    _default_criterion = nn.MSELoss
+
+    def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
+        y = np.asarray(y, dtype=np.float32)
+        targets = y.reshape(-1, 1) if y.ndim == 1 else y
+        n_outputs = targets.shape[1]
+        if continuing and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} target(s) but {type(self).__name__} was fitted on "
+                f"{self.n_outputs_}; refit with warm_start=False to change them."
+            )
+        return targets, {"n_outputs_": n_outputs, "_y_ndim": y.ndim}
+
+    def _stratify_labels(self, y: np.ndarray) -> None:
+        return None
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets, shaped like the ``y`` of the fit.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        output = self._forward(X).numpy().astype(np.float64)
+        return output.ravel() if self._y_ndim == 1 else output
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,173 @@
+"""Routed parameters: ``cb__<name>[__<param>]``, ``module__*``, ``optimizer__*``,
+``criterion__*``.
+
+They follow scikit-learn's composition pattern: the ``callbacks`` list is
+replaced whole, then ``cb__<name>`` replaces (or, with None, disables) one
+callback, then ``cb__<name>__<param>`` sets a parameter on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.base import clone
+
+from .callbacks._base import Callback
+
+PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
+
+
+def is_routed(key: str) -> bool:
+    return key.startswith(PREFIXES) and len(key) > len(key.split("__", 1)[0]) + 2
+
+
+def extra_params(estimator: Any) -> dict[str, Any]:
+    """Keyword arguments that ``__init__`` (or ``set_params``) stored beyond
+    the signature's parameters: the routed ones, and typos to report at fit."""
+    declared = set(estimator._get_param_names())
+    return {
+        key: value
+        for key, value in vars(estimator).items()
+        if key not in declared and not key.startswith("_") and not key.endswith("_")
+    }
+
+
+def routed(estimator: Any, prefix: str) -> dict[str, Any]:
+    """The routed parameters under ``prefix`` with the prefix removed."""
+    return {
+        key[len(prefix) :]: value
+        for key, value in extra_params(estimator).items()
+        if key.startswith(prefix)
+    }
+
+
+def check_extra_params(estimator: Any) -> None:
+    """Reject stored keyword arguments that route nowhere."""
+    unknown = sorted(key for key in extra_params(estimator) if not is_routed(key))
+    if unknown:
+        raise TypeError(
+            f"{type(estimator).__name__} got unexpected parameter(s) {unknown}; besides "
+            f"{sorted(estimator._get_param_names())}, parameters must start with one of "
+            f"{list(PREFIXES)} followed by a name."
+        )
+
+
+def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
+    """``(name, callback)`` pairs: the defaults plus ``callbacks``, with the
+    ``cb__<name>`` replacements applied; a disabled callback is None."""
+    from .callbacks import History, PrintLog, ProgressBar
+
+    entries: list[tuple[str, Callback | None]] = []
+    given = estimator.callbacks
+    if given is not None and not isinstance(given, list | tuple):
+        raise TypeError(
+            "The 'callbacks' parameter must be None or a list of Callback instances "
+            f"or (name, Callback) pairs; got {given!r}."
+        )
+    for entry in given or ():
+        if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+            name, cb = entry
+        elif isinstance(entry, Callback):
+            name, cb = entry._default_name(), entry
+        else:
+            name, cb = None, entry
+        if not isinstance(cb, Callback) or not name:
+            raise TypeError(
+                "Each entry of 'callbacks' must be a Callback instance or a (name, Callback) "
+                f"pair with a non-empty name; got {entry!r}."
+            )
+        entries.append((name, cb))
+    names = [name for name, _ in entries]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Callback names must be unique; {duplicates} appear more than once. Give "
+            "them distinct names with (name, callback) pairs."
+        )
+    verbose = estimator.verbose if isinstance(estimator.verbose, int) else 0
+    if "history" not in names:
+        entries.insert(0, ("history", History()))
+    if verbose >= 1 and "print_log" not in names:
+        entries.append(("print_log", PrintLog()))
+    if verbose >= 2 and "progress_bar" not in names:
+        entries.append(("progress_bar", ProgressBar()))
+
+    replacements = {
+        key: value for key, value in routed(estimator, "cb__").items() if "__" not in key
+    }
+    _check_names(replacements, [name for name, _ in entries])
+    for key, value in replacements.items():
+        if value is not None and not isinstance(value, Callback):
+            raise TypeError(
+                f"cb__{key} must be a Callback instance (to replace the callback) or None "
+                f"(to disable it); got {value!r}."
+            )
+        if key == "history" and value is None:
+            raise ValueError("The history callback cannot be disabled (cb__history=None).")
+    return [(name, replacements.get(name, cb)) for name, cb in entries]
+
+
+def callback_params(estimator: Any) -> dict[str, Any]:
+    """``cb__<name>`` and ``cb__<name>__<param>`` for ``get_params(deep=True)``;
+    empty while the ``callbacks`` parameter is invalid (checked at fit)."""
+    try:
+        entries = callback_entries(estimator)
+    except (TypeError, ValueError):
+        return {}
+    params: dict[str, Any] = {}
+    for name, cb in entries:
+        params[f"cb__{name}"] = cb
+        if cb is not None:
+            params.update({f"cb__{name}__{k}": v for k, v in cb.get_params(deep=False).items()})
+    return params
+
+
+def check_callback_param(estimator: Any, key: str) -> None:
+    """Reject ``cb__<name>__<param>`` whose name or param is unknown."""
+    try:
+        entries = dict(callback_entries(estimator))
+    except (TypeError, ValueError):
+        return  # reported at fit, with the list itself
+    name, _, param = key[len("cb__") :].partition("__")
+    _check_names({name: None}, list(entries))
+    cb = entries[name]
+    if param and cb is not None and param not in cb.get_params(deep=False):
+        raise ValueError(
+            f"Invalid parameter {param!r} for callback {name!r} ({type(cb).__name__}) in "
+            f"{key!r}; valid parameters are {sorted(cb.get_params(deep=False)) or 'none'}."
+        )
+
+
+def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
+    """Clones of the enabled callbacks with their routed parameters set, in
+    dispatch order (``order``, then list position)."""
+    entries = callback_entries(estimator)
+    names = [name for name, _ in entries]
+    params: dict[str, dict[str, Any]] = {}
+    for key, value in routed(estimator, "cb__").items():
+        name, _, param = key.partition("__")
+        if param:
+            _check_names({name: None}, names)
+            params.setdefault(name, {})[param] = value
+    clones = []
+    for position, (name, cb) in enumerate(entries):
+        if cb is None:
+            continue
+        cb = clone(cb)
+        if name in params:
+            try:
+                cb.set_params(**params[name])
+            except ValueError as exc:
+                raise ValueError(f"cb__{name}__*: {exc}") from None
+        clones.append((cb.order, position, name, cb))
+    clones.sort(key=lambda item: (item[0], item[1]))
+    return [(name, cb) for _, _, name, cb in clones]
+
+
+def _check_names(requested: dict[str, Any], names: list[str]) -> None:
+    unknown = sorted(set(requested) - set(names))
+    if unknown:
+        raise ValueError(
+            f"No callback named {unknown[0]!r} (from cb__{unknown[0]}...); the callbacks "
+            f"are {names}."
+        )

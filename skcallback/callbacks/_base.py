@@ -1,0 +1,230 @@
+"""The :class:`Callback` base class and the names of the hooks."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+#: Every hook, in the order the training loop fires them.
+HOOKS: tuple[str, ...] = (
+    "on_fit_begin",
+    "on_epoch_begin",
+    "on_train_begin",
+    "on_train_batch_begin",
+    "on_after_forward",
+    "on_after_loss",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_step",
+    "on_after_step",
+    "on_train_batch_end",
+    "on_train_end",
+    "on_valid_begin",
+    "on_valid_batch_begin",
+    "on_valid_batch_end",
+    "on_valid_end",
+    "on_epoch_end",
+    "on_fit_end",
+    "on_exception",
+)
+
+
+def snake_case(name: str) -> str:
+    """``EarlyStopping`` -> ``early_stopping``, ``CSVLogger`` -> ``csv_logger``."""
+    name = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+class Callback:
+    """Base class of every callback.
+
+    A callback observes and steers the training loop through its hooks. Each
+    hook is a method ``hook(self, ctx)`` receiving the fit's
+    :class:`~skcallback.Context`; override only the hooks you need, the loop
+    never calls the others. A hook that returns ``False`` requests a stop,
+    as does ``ctx.request_stop(reason)``.
+
+    Subclasses follow scikit-learn's clone rules: ``__init__`` only stores its
+    arguments under the same names, and what the callback learns during a fit
+    lives in attributes ending in ``_``. Those attributes make up the default
+    :meth:`state_dict`, which is saved with the estimator and in checkpoints.
+
+    Attributes
+    ----------
+    name : str
+        The name used in ``callbacks_`` and in ``cb__<name>__<param>``
+        parameters. Defaults to the class name in snake_case; a
+        ``(name, callback)`` pair in ``callbacks=[...]`` overrides it.
+    order : float
+        Callbacks run by increasing ``order``, ties in list order. The
+        default is 0; :class:`~skcallback.callbacks.History` runs first and
+        :class:`~skcallback.callbacks.EarlyStopping` last.
+
+    Examples
+    --------
+    >>> from skcallback import Callback
+    >>> class CountBatches(Callback):
+    ...     def on_fit_begin(self, ctx):
+    ...         self.n_batches_ = 0
+    ...     def on_train_batch_end(self, ctx):
+    ...         self.n_batches_ += 1
+    >>> CountBatches().name
+    'count_batches'
+    """
+
+    name: str = "callback"
+    order: float = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = snake_case(cls.__name__)
+
+    # -- identity ---------------------------------------------------------
+    def _default_name(self) -> str:
+        """The name when none is given; subclasses with a ``name`` parameter
+        derive it from their other parameters."""
+        name = getattr(self, "name", None)
+        return name if isinstance(name, str) and name else snake_case(type(self).__name__)
+
+    def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
+        """The hooks this callback really overrides, as bound methods."""
+        cls = type(self)
+        return {
+            hook: getattr(self, hook)
+            for hook in HOOKS
+            if getattr(cls, hook) is not getattr(Callback, hook)
+        }
+
+    # -- scikit-learn parameter protocol --------------------------------
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        params = inspect.signature(init).parameters.values()
+        return sorted(
+            p.name
+            for p in params
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for compatibility; callbacks have no nested parameters.
+
+        Returns
+        -------
+        dict
+            Parameter names mapped to their values.
+        """
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> Callback:
+        """Set constructor arguments, as scikit-learn's ``set_params``.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a parameter of this callback.
+        """
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for callback {type(self).__name__}; "
+                    f"valid parameters are: {sorted(valid) or 'none'}."
+                )
+            setattr(self, key, value)
+        return self
+
+    # -- learned state ---------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What the callback learned: a copy of its attributes ending in ``_``.
+
+        Override together with :meth:`load_state_dict` to save something else.
+        """
+        return {
+            key: copy.deepcopy(value)
+            for key, value in vars(self).items()
+            if key.endswith("_") and not key.startswith("_")
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{type(self).__name__}.load_state_dict expects a dict; got "
+                f"{type(state).__name__}."
+            )
+        for key, value in state.items():
+            setattr(self, key, copy.deepcopy(value))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- hooks (no-ops; the loop only calls the overridden ones) ---------
+    def on_fit_begin(self, ctx: Any) -> bool | None:
+        """Before the first epoch of a fit."""
+
+    def on_epoch_begin(self, ctx: Any) -> bool | None:
+        """At the start of each epoch."""
+
+    def on_train_begin(self, ctx: Any) -> bool | None:
+        """Before the first training batch of an epoch."""
+
+    def on_train_batch_begin(self, ctx: Any) -> bool | None:
+        """Before the forward pass of a training batch."""
+
+    def on_after_forward(self, ctx: Any) -> bool | None:
+        """After the forward pass (train and valid); ``ctx.y_pred`` is set."""
+
+    def on_after_loss(self, ctx: Any) -> bool | None:
+        """After the loss (train and valid); ``ctx.loss`` may be replaced."""
+
+    def on_before_backward(self, ctx: Any) -> bool | None:
+        """Before ``ctx.loss.backward()``."""
+
+    def on_after_backward(self, ctx: Any) -> bool | None:
+        """After the backward pass; gradients are present."""
+
+    def on_before_step(self, ctx: Any) -> bool | None:
+        """Before ``optimizer.step()``."""
+
+    def on_after_step(self, ctx: Any) -> bool | None:
+        """After ``optimizer.step()``; ``ctx.step`` counts it."""
+
+    def on_train_batch_end(self, ctx: Any) -> bool | None:
+        """After a training batch."""
+
+    def on_train_end(self, ctx: Any) -> bool | None:
+        """After the last training batch; ``ctx.metrics['train_loss']`` is set."""
+
+    def on_valid_begin(self, ctx: Any) -> bool | None:
+        """Before the first validation batch of an epoch."""
+
+    def on_valid_batch_begin(self, ctx: Any) -> bool | None:
+        """Before the forward pass of a validation batch."""
+
+    def on_valid_batch_end(self, ctx: Any) -> bool | None:
+        """After a validation batch."""
+
+    def on_valid_end(self, ctx: Any) -> bool | None:
+        """After validation; ``ctx.metrics['valid_loss']`` is set."""
+
+    def on_epoch_end(self, ctx: Any) -> bool | None:
+        """At the end of each epoch; ``ctx.metrics`` is complete."""
+
+    def on_fit_end(self, ctx: Any) -> bool | None:
+        """After the last epoch, after a stop, and after a failure."""
+
+    def on_exception(self, ctx: Any) -> bool | None:
+        """When the fit fails; ``ctx.exception`` holds the error."""
