@@ -56,8 +56,7 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         kind = type_of_target(y, input_name="y")
         if kind not in ("binary", "multiclass"):
             raise ValueError(
-                f"{type(self).__name__} supports binary and multiclass targets; got a "
-                f"{kind} y."
+                f"{type(self).__name__} supports binary and multiclass targets; got a {kind} y."
             )
         if continuing:
             known = self.classes_

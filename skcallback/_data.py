@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,7 +98,9 @@ def canonical_rows(
 
 def _merge_duplicates(X, y, rows, weights, hashes, same_hash):
     """Merge rows equal to the first row of their run of equal hashes."""
-    run_start = np.maximum.accumulate(np.where(np.r_[True, hashes[1:] != hashes[:-1]], np.arange(len(rows)), 0))
+    run_start = np.maximum.accumulate(
+        np.where(np.r_[True, hashes[1:] != hashes[:-1]], np.arange(len(rows)), 0)
+    )
     candidates, firsts = same_hash, run_start[same_hash]
     a, b = rows[candidates], rows[firsts]
     if sp.issparse(X):

@@ -75,8 +75,10 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "None, an nn.Module loss class or instance",
     ),
     "optimizer": (
-        lambda v: (isinstance(v, str) and v.lower() in OPTIMIZERS)
-        or (isinstance(v, type) and issubclass(v, torch.optim.Optimizer)),
+        lambda v: (
+            (isinstance(v, str) and v.lower() in OPTIMIZERS)
+            or (isinstance(v, type) and issubclass(v, torch.optim.Optimizer))
+        ),
         f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer class",
     ),
     "lr": (lambda v: _is_real(v) and v > 0 and np.isfinite(v), "a float > 0"),

@@ -161,8 +161,7 @@ class Callback:
         """Restore what :meth:`state_dict` returned."""
         if not isinstance(state, dict):
             raise TypeError(
-                f"{type(self).__name__}.load_state_dict expects a dict; got "
-                f"{type(state).__name__}."
+                f"{type(self).__name__}.load_state_dict expects a dict; got {type(state).__name__}."
             )
         for key, value in state.items():
             setattr(self, key, copy.deepcopy(value))

@@ -36,7 +36,9 @@ class PrintLog(Callback):
 
     order = 900
 
-    def __init__(self, keys: Sequence[str] | None = None, sink: Callable[[str], Any] = print) -> None:
+    def __init__(
+        self, keys: Sequence[str] | None = None, sink: Callable[[str], Any] = print
+    ) -> None:
         self.keys = keys
         self.sink = sink
 
@@ -50,15 +52,20 @@ class PrintLog(Callback):
         if self._columns is None:
             self._columns = list(self.keys) if self.keys is not None else list(record)
             self._widths = [max(len(c), 10) for c in self._columns]
-            self.sink("  ".join(c.rjust(w) for c, w in zip(self._columns, self._widths, strict=True)))
+            self.sink(
+                "  ".join(c.rjust(w) for c, w in zip(self._columns, self._widths, strict=True))
+            )
             self.sink("  ".join("-" * w for w in self._widths))
         cells = []
         for column, width in zip(self._columns, self._widths, strict=True):
             value = record.get(column, "")
             text = _format(value)
-            if column not in ("epoch", "lr", "dur") and isinstance(value, numbers.Real):
-                if self._is_best(column, float(value), ctx.callbacks):
-                    text += "*"
+            if (
+                column not in ("epoch", "lr", "dur")
+                and isinstance(value, numbers.Real)
+                and self._is_best(column, float(value), ctx.callbacks)
+            ):
+                text += "*"
             cells.append(text.rjust(width))
         self.sink("  ".join(cells))
 

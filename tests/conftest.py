@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def regression_data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 4)).astype(np.float32)
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=120)
+    return X, y
+
+
+@pytest.fixture
+def classification_data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(150, 4))
+    y = np.array(["cat", "dog", "emu"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)]
+    return X, y

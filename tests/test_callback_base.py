@@ -1,0 +1,168 @@
+"""The Callback protocol: names, order, cloning, state, the callbacks_ mapping."""
+
+import pickle
+
+import pytest
+from sklearn.base import clone
+
+from skcallback import Callback, NeuralRegressor
+from skcallback.callbacks import History, LambdaCallback, PrintLog
+
+
+class CustomLogger(Callback):
+    def __init__(self, alpha=0.1):
+        self.alpha = alpha
+
+    def on_train_batch_end(self, ctx):
+        loss = ctx.loss.item()
+        previous = getattr(self, "moving_loss_", None)
+        self.moving_loss_ = (
+            loss if previous is None else self.alpha * loss + (1 - self.alpha) * previous
+        )
+
+
+ORDER_LOG = []
+
+
+class Order(Callback):
+    def __init__(self, order=0):
+        self.order = order
+
+    def on_epoch_end(self, ctx):
+        ORDER_LOG.append(self.order)
+
+
+@pytest.mark.parametrize(
+    ("cls", "name"),
+    [(CustomLogger, "custom_logger"), (History, "history"), (PrintLog, "print_log")],
+)
+def test_default_name_is_the_snake_case_class_name(cls, name):
+    assert cls().name == name
+
+
+def test_csv_style_acronyms_become_one_word():
+    class CSVLogger(Callback):
+        pass
+
+    assert CSVLogger().name == "csv_logger"
+
+
+def test_pairs_override_names_and_duplicates_are_an_error(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[("a", CustomLogger()), ("b", CustomLogger())], max_epochs=1
+    ).fit(X, y)
+    assert list(est.callbacks_) == ["history", "a", "b"]
+    with pytest.raises(ValueError, match=r"unique.*custom_logger"):
+        NeuralRegressor(callbacks=[CustomLogger(), CustomLogger()]).fit(X, y)
+
+
+def test_callbacks_run_by_order_then_position(regression_data):
+    X, y = regression_data
+    ORDER_LOG.clear()
+    est = NeuralRegressor(
+        callbacks=[("late", Order(5)), ("first", Order(-1)), ("tie", Order(5))],
+        max_epochs=1,
+    ).fit(X, y)
+    assert list(est.callbacks_) == ["history", "first", "late", "tie"]
+    assert ORDER_LOG == [-1, 5, 5]
+
+
+def test_the_users_callbacks_are_never_mutated(regression_data):
+    X, y = regression_data
+    logger = CustomLogger(alpha=0.5)
+    est = NeuralRegressor(callbacks=[logger], max_epochs=2, cb__custom_logger__alpha=0.2)
+    est.fit(X, y)
+    assert vars(logger) == {"alpha": 0.5}
+    fitted = est.callbacks_["custom_logger"]
+    assert fitted is not logger and fitted.alpha == 0.2
+    assert hasattr(fitted, "moving_loss_")
+    assert est.callbacks[0] is logger
+
+
+def test_callbacks_mapping_supports_items_and_attributes(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[CustomLogger()], max_epochs=1).fit(X, y)
+    assert est.callbacks_.custom_logger is est.callbacks_["custom_logger"]
+    assert est.history_ is est.callbacks_.history
+    with pytest.raises(KeyError, match="custom_logger"):
+        est.callbacks_["nope"]
+    with pytest.raises(AttributeError, match="nope"):
+        _ = est.callbacks_.nope
+
+
+def test_default_state_dict_holds_the_underscore_attributes():
+    cb = CustomLogger(alpha=0.3)
+    cb.moving_loss_ = 1.5
+    cb._private = "not state"
+    assert cb.state_dict() == {"moving_loss_": 1.5}
+    other = CustomLogger()
+    other.load_state_dict(cb.state_dict())
+    assert other.moving_loss_ == 1.5
+    with pytest.raises(TypeError, match="expects a dict"):
+        other.load_state_dict([1])
+
+
+@pytest.mark.parametrize(
+    "callback",
+    [CustomLogger(alpha=0.7), History(), PrintLog(keys=["epoch"]), LambdaCallback(name="x")],
+)
+def test_callbacks_round_trip_through_clone_params_and_pickle(callback):
+    cloned = clone(callback)
+    assert cloned is not callback
+    assert cloned.get_params() == callback.get_params()
+    restored = pickle.loads(pickle.dumps(callback))
+    assert type(restored) is type(callback)
+    assert restored.get_params().keys() == callback.get_params().keys()
+    params = callback.get_params()
+    assert cloned.set_params(**params) is cloned
+
+
+def test_set_params_rejects_unknown_names():
+    with pytest.raises(ValueError, match=r"Invalid parameter 'beta'.*\['alpha'\]"):
+        CustomLogger().set_params(beta=1)
+
+
+def test_lambda_callback_rejects_unknown_hooks_and_clones_its_functions():
+    def f(ctx):
+        return None
+
+    cb = LambdaCallback(name="mine", on_epoch_end=f)
+    assert clone(cb).get_params() == {"name": "mine", "on_epoch_end": f}
+    with pytest.raises(TypeError, match="on_epoch_ned"):
+        LambdaCallback(on_epoch_ned=f)
+
+
+def test_history_is_always_first_and_can_be_read(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, random_state=0).fit(X, y)
+    assert list(est.callbacks_) == ["history"]
+    assert [r["epoch"] for r in est.history_] == [1, 2, 3]
+    assert set(est.history_[0]) == {"epoch", "train_loss", "valid_loss", "lr", "dur"}
+    assert est.history_.get("lr") == [1e-3] * 3
+    with pytest.raises(KeyError, match="recorded keys"):
+        est.history_.get("valid_acc")
+    frame = est.history_.to_dataframe()
+    assert list(frame["epoch"]) == [1, 2, 3]
+
+
+def test_print_log_writes_a_table_with_best_values_marked(regression_data):
+    X, y = regression_data
+    lines = []
+    NeuralRegressor(
+        callbacks=[PrintLog(keys=["epoch", "train_loss"], sink=lines.append)],
+        max_epochs=3,
+        lr=1e-2,
+        random_state=0,
+    ).fit(X, y)
+    assert lines[0].split() == ["epoch", "train_loss"]
+    assert len(lines) == 5
+    assert lines[2].rstrip().endswith("*")  # the first value is the best so far
+
+
+def test_verbose_adds_print_log(regression_data, capsys):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, verbose=1).fit(X, y)
+    assert "print_log" in est.callbacks_
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out

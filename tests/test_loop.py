@@ -1,0 +1,286 @@
+"""The training loop: hook order, stop/skip semantics, failures, Ctrl-C."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+from skcallback import Callback, NeuralRegressor
+from skcallback._dispatch import HookTable
+from skcallback.callbacks import HOOKS, LambdaCallback
+
+
+class Recorder(Callback):
+    def __init__(self):
+        pass
+
+
+for _hook in HOOKS:
+
+    def _record(self, ctx, _hook=_hook):
+        self.calls_ = [*getattr(self, "calls_", []), (_hook, ctx.phase)]
+
+    setattr(Recorder, _hook, _record)
+
+
+def _expected(n_epochs, n_train_batches, n_valid_batches):
+    calls = [("on_fit_begin", None)]
+    for epoch in range(n_epochs):
+        phase = None if epoch == 0 else "valid" if n_valid_batches else "train"
+        calls.append(("on_epoch_begin", phase))
+        calls.append(("on_train_begin", "train"))
+        for _ in range(n_train_batches):
+            calls += [
+                ("on_train_batch_begin", "train"),
+                ("on_after_forward", "train"),
+                ("on_after_loss", "train"),
+                ("on_before_backward", "train"),
+                ("on_after_backward", "train"),
+                ("on_before_step", "train"),
+                ("on_after_step", "train"),
+                ("on_train_batch_end", "train"),
+            ]
+        calls.append(("on_train_end", "train"))
+        if n_valid_batches:
+            calls.append(("on_valid_begin", "valid"))
+            for _ in range(n_valid_batches):
+                calls += [
+                    ("on_valid_batch_begin", "valid"),
+                    ("on_after_forward", "valid"),
+                    ("on_after_loss", "valid"),
+                    ("on_valid_batch_end", "valid"),
+                ]
+            calls.append(("on_valid_end", "valid"))
+        calls.append(("on_epoch_end", "valid" if n_valid_batches else "train"))
+    calls.append(("on_fit_end", "valid" if n_valid_batches else "train"))
+    return calls
+
+
+@pytest.mark.parametrize("validation_fraction", [0.2, None])
+def test_every_hook_fires_in_the_documented_order(regression_data, validation_fraction):
+    X, y = regression_data  # 120 rows
+    est = NeuralRegressor(
+        callbacks=[Recorder()],
+        max_epochs=2,
+        batch_size=50,
+        validation_fraction=validation_fraction,
+        random_state=0,
+    ).fit(X, y)
+    n_train = 96 if validation_fraction else 120
+    expected = _expected(2, -(-n_train // 50), 1 if validation_fraction else 0)
+    assert est.callbacks_["recorder"].calls_ == expected
+
+
+def test_context_attributes_during_a_batch(regression_data):
+    X, y = regression_data
+    seen = {}
+
+    def look(ctx):
+        seen.update(
+            epoch=ctx.epoch,
+            batch=ctx.batch,
+            n_batches=ctx.n_batches,
+            step=ctx.step,
+            max_epochs=ctx.max_epochs,
+            X_shape=tuple(ctx.X_batch.shape),
+            grad=ctx.module.layers[0].weight.grad is not None,
+            loss=ctx.loss.item(),
+            history_len=len(ctx.history),
+            names=list(ctx.callbacks),
+        )
+
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(on_after_backward=look)],
+        max_epochs=3,
+        batch_size=32,
+        validation_fraction=None,
+        random_state=0,
+    ).fit(X, y)
+    assert seen["epoch"] == 3 and seen["max_epochs"] == 3
+    assert seen["batch"] == seen["n_batches"] == 4
+    assert seen["step"] == 11  # the step of the last batch is counted after on_after_step
+    assert seen["X_shape"] == (120 - 3 * 32, 4)
+    assert seen["grad"] and np.isfinite(seen["loss"])
+    assert seen["history_len"] == 3
+    assert seen["names"] == ["history", "lambda_callback"]
+    assert est.n_steps_ == 12
+
+
+def test_only_overriding_callbacks_are_dispatched():
+    class OnlyEpochEnd(Callback):
+        def on_epoch_end(self, ctx):
+            pass
+
+    table = HookTable([("a", OnlyEpochEnd()), ("b", LambdaCallback(on_fit_begin=print))])
+    assert [name for name, _, _ in table.on_epoch_end] == ["a"]
+    assert [name for name, _, _ in table.on_fit_begin] == ["b"]
+    assert table.on_train_batch_end == ()
+
+
+def test_returning_false_stops_after_the_epoch(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(on_epoch_end=lambda ctx: ctx.epoch < 3)],
+        max_epochs=10,
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 3
+    assert len(est.history_) == 3
+
+
+def test_stop_during_a_batch_ends_training_but_validation_and_epoch_end_run(regression_data):
+    X, y = regression_data
+    events = []
+
+    def stop_at_second_batch(ctx):
+        if ctx.batch == 2:
+            ctx.request_stop("enough")
+
+    est = NeuralRegressor(
+        callbacks=[
+            LambdaCallback(
+                name="stopper",
+                on_train_batch_end=stop_at_second_batch,
+                on_valid_end=lambda ctx: events.append("valid"),
+                on_epoch_end=lambda ctx: events.append("epoch_end"),
+                on_fit_end=lambda ctx: events.append(("fit_end", ctx.stop_reason)),
+            ),
+        ],
+        batch_size=10,
+        max_epochs=5,
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 1
+    assert est.n_steps_ == 2
+    assert events == ["valid", "epoch_end", ("fit_end", "enough")]
+    assert "valid_loss" in est.history_[0]
+
+
+def test_false_from_a_batch_hook_names_the_callback_in_the_reason(regression_data):
+    X, y = regression_data
+    reasons = []
+    NeuralRegressor(
+        callbacks=[
+            ("halt", LambdaCallback(on_train_batch_end=lambda ctx: False)),
+            ("spy", LambdaCallback(on_fit_end=lambda ctx: reasons.append(ctx.stop_reason))),
+        ],
+        max_epochs=3,
+        random_state=0,
+    ).fit(X, y)
+    assert reasons == ["halt.on_train_batch_end returned False"]
+
+
+def test_skip_batch_skips_backward_and_step(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(on_after_loss=lambda ctx: ctx.skip_batch())],
+        max_epochs=2,
+        random_state=0,
+    )
+    untrained = NeuralRegressor(
+        max_epochs=1,
+        random_state=0,
+        callbacks=[LambdaCallback(on_fit_begin=lambda ctx: ctx.request_stop())],
+    ).fit(X, y)
+    est.fit(X, y)
+    assert est.n_steps_ == 0
+    np.testing.assert_array_equal(est.predict(X), untrained.predict(X))
+    assert np.isnan(est.history_[0]["train_loss"])
+
+
+def test_the_loss_left_by_on_after_loss_is_backpropagated(regression_data):
+    X, y = regression_data
+
+    def huge_weight_penalty(ctx):
+        if ctx.phase == "train":
+            weights = torch.cat([p.flatten() for p in ctx.module.parameters()])
+            ctx.loss = ctx.loss + 10.0 * weights.pow(2).sum()
+
+    plain = NeuralRegressor(max_epochs=20, lr=1e-2, random_state=0).fit(X, y)
+    penalised = NeuralRegressor(
+        max_epochs=20,
+        lr=1e-2,
+        random_state=0,
+        callbacks=[LambdaCallback(on_after_loss=huge_weight_penalty)],
+    ).fit(X, y)
+
+    def norm(est):
+        return float(sum(p.detach().pow(2).sum() for p in est.module_.parameters()))
+
+    assert norm(penalised) < 0.5 * norm(plain)
+
+
+class Boom(Callback):
+    def on_train_batch_end(self, ctx):
+        if ctx.step == 3:
+            raise RuntimeError("boom")
+
+
+def test_a_failing_callback_runs_on_exception_and_on_fit_end_and_is_named(regression_data):
+    X, y = regression_data
+    seen = []
+    watcher = LambdaCallback(
+        on_exception=lambda ctx: seen.append(("exception", type(ctx.exception).__name__)),
+        on_fit_end=lambda ctx: seen.append(("fit_end", ctx.exception is not None)),
+    )
+    est = NeuralRegressor(callbacks=[Boom(), watcher], batch_size=10, random_state=0)
+    with pytest.raises(RuntimeError, match="boom") as info:
+        est.fit(X, y)
+    assert "raised by callback 'boom' in on_train_batch_end" in info.value.__notes__
+    assert seen == [("exception", "RuntimeError"), ("fit_end", True)]
+    assert est.n_steps_ == 3  # what was trained is kept
+    assert est.predict(X).shape == (120,)
+
+
+def test_an_error_in_a_cleanup_hook_does_not_hide_the_original(regression_data):
+    X, y = regression_data
+
+    def broken_cleanup(ctx):
+        raise ValueError("cleanup broke")
+
+    est = NeuralRegressor(
+        callbacks=[Boom(), LambdaCallback(on_fit_end=broken_cleanup)], batch_size=10
+    )
+    with pytest.raises(RuntimeError, match="boom") as info:
+        est.fit(X, y)
+    assert any("cleanup broke" in note for note in info.value.__notes__)
+
+
+def test_ctrl_c_stops_after_the_current_batch_and_leaves_a_fitted_estimator(regression_data):
+    X, y = regression_data
+
+    def press_ctrl_c(ctx):
+        if ctx.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(on_after_step=press_ctrl_c)],
+        batch_size=10,
+        max_epochs=50,
+        random_state=0,
+    )
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        est.fit(X, y)
+    assert est.n_steps_ == 2
+    assert est.n_iter_ == 1
+    assert "valid_loss" in est.history_[0]
+    assert est.predict(X).shape == (120,)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_keyboard_interrupt_raised_inside_a_hook_also_stops_cleanly(regression_data):
+    X, y = regression_data
+
+    def interrupt(ctx):
+        if ctx.epoch == 2:
+            raise KeyboardInterrupt
+
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(on_epoch_begin=interrupt)], max_epochs=10, random_state=0
+    )
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        est.fit(X, y)
+    assert est.n_iter_ == 2 and len(est.history_) == 2
+    assert est.score(X, y) > -10

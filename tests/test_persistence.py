@@ -1,0 +1,71 @@
+"""Pickle/joblib round trips, and GPU-fitted models on CPU-only machines."""
+
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import LambdaCallback
+
+
+def _count(ctx):
+    cb = ctx.callbacks["counter"]
+    cb.seen_ = getattr(cb, "seen_", 0) + 1
+
+
+@pytest.mark.parametrize("dump", ["pickle", "joblib"])
+def test_round_trip_keeps_everything(classification_data, tmp_path, dump):
+    X, y = classification_data
+    clf = NeuralClassifier(
+        max_epochs=3,
+        random_state=0,
+        callbacks=[LambdaCallback(name="counter", on_epoch_end=_count)],
+    ).fit(X, y)
+    if dump == "pickle":
+        loaded = pickle.loads(pickle.dumps(clf))
+    else:
+        joblib.dump(clf, tmp_path / "model.joblib")
+        loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.history_.records_ == clf.history_.records_
+    assert loaded.history_ is loaded.callbacks_["history"]
+    assert loaded.callbacks_["counter"].seen_ == 3
+    assert (
+        loaded.optimizer_.state_dict()["state"].keys()
+        == clf.optimizer_.state_dict()["state"].keys()
+    )
+    # the optimizer still drives the loaded module's parameters
+    assert loaded.optimizer_.param_groups[0]["params"][0] is next(loaded.module_.parameters())
+    loaded.set_params(warm_start=True).fit(X, y)
+    assert loaded.n_iter_ == 6 and loaded.callbacks_["counter"].seen_ == 6
+
+
+def test_pickling_does_not_change_the_estimator(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1).fit(X, y)
+    pickle.dumps(est)
+    assert hasattr(est, "module_") and est.predict(X).shape == (120,)
+
+
+def test_a_model_saved_on_cuda_loads_on_a_cpu_only_machine(regression_data, monkeypatch):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    expected = est.predict(X)
+    # Save as a GPU run would: the device is CUDA and storages carry a CUDA tag.
+    est.device_ = torch.device("cuda:0")
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    blob = pickle.dumps(est)
+    torch_state = est.__getstate__()["_torch_state"]
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="CUDA"):  # what a plain load would do
+        torch.load(io.BytesIO(torch_state), weights_only=False)
+    with pytest.warns(RuntimeWarning, match="loaded on the CPU"):
+        loaded = pickle.loads(blob)
+    assert loaded.device_ == torch.device("cpu")
+    assert next(loaded.module_.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(loaded.predict(X), expected)

@@ -1,0 +1,158 @@
+"""Routed parameters through get/set_params, clone, Pipeline and searches."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skcallback import Callback, NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import LambdaCallback
+
+
+class Scale(Callback):
+    """Multiplies the loss; records the fits it saw."""
+
+    def __init__(self, factor=1.0):
+        self.factor = factor
+
+    def on_fit_begin(self, ctx):
+        self.fits_ = getattr(self, "fits_", 0) + 1
+
+    def on_after_loss(self, ctx):
+        ctx.loss = ctx.loss * self.factor
+
+
+def test_cb_params_in_the_constructor_reach_the_fitted_callback(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Scale()], cb__scale__factor=0.0, max_epochs=2, random_state=0)
+    est.fit(X, y)
+    assert est.callbacks_["scale"].factor == 0.0
+    # a zero loss trains nothing: same as an unfitted-but-initialised model
+    reference = NeuralRegressor(
+        max_epochs=1,
+        random_state=0,
+        callbacks=[LambdaCallback(on_fit_begin=lambda ctx: ctx.request_stop())],
+    ).fit(X, y)
+    np.testing.assert_allclose(est.predict(X), reference.predict(X))
+
+
+def test_get_params_shallow_and_deep():
+    est = NeuralRegressor(
+        callbacks=[Scale(2.0)], cb__scale__factor=3.0, optimizer__weight_decay=0.1
+    )
+    shallow = est.get_params(deep=False)
+    assert shallow["cb__scale__factor"] == 3.0
+    assert shallow["optimizer__weight_decay"] == 0.1
+    assert "cb__history" not in shallow
+    deep = est.get_params(deep=True)
+    assert deep["cb__scale__factor"] == 3.0  # the routed value wins over the instance's
+    assert isinstance(deep["cb__scale"], Scale)
+    assert "cb__history" in deep
+    assert all(deep[key] is value for key, value in shallow.items())
+
+
+def test_clone_keeps_routed_params():
+    est = NeuralRegressor(callbacks=[Scale()], cb__scale__factor=3.0, module__bias=False)
+    cloned = clone(est)
+    assert cloned.get_params(deep=False)["cb__scale__factor"] == 3.0
+    assert cloned.get_params(deep=False)["module__bias"] is False
+    assert cloned.callbacks[0] is not est.callbacks[0]
+
+
+def test_set_params_replaces_list_then_item_then_param():
+    est = NeuralRegressor(callbacks=[Scale()])
+    est.set_params(
+        cb__other__factor=5.0, callbacks=[("other", Scale())], cb__other=Scale(factor=2.0)
+    )
+    fitted = dict(est.get_params(deep=True))
+    assert fitted["cb__other__factor"] == 5.0
+    assert isinstance(fitted["cb__other"], Scale)
+
+
+def test_unknown_callback_names_and_params_list_what_is_valid(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Scale()])
+    with pytest.raises(ValueError, match=r"No callback named 'scal'.*\['history', 'scale'\]"):
+        est.set_params(cb__scal__factor=1.0)
+    with pytest.raises(ValueError, match=r"Invalid parameter 'factr'.*\['factor'\]"):
+        est.set_params(cb__scale__factr=1.0)
+    assert "cb__scal__factor" not in est.get_params()
+    with pytest.raises(ValueError, match=r"No callback named 'nope'.*\['history', 'scale'\]"):
+        NeuralRegressor(callbacks=[Scale()], cb__nope__x=1).fit(X, y)
+
+
+def test_a_callback_can_be_replaced_or_disabled_by_name(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Scale()], cb__scale=None, max_epochs=1).fit(X, y)
+    assert list(est.callbacks_) == ["history"]
+    est.set_params(cb__scale=Scale(factor=7.0)).fit(X, y)
+    assert est.callbacks_["scale"].factor == 7.0
+    with pytest.raises(ValueError, match="cannot be disabled"):
+        NeuralRegressor(cb__history=None).fit(X, y)
+    with pytest.raises(TypeError, match="must be a Callback"):
+        NeuralRegressor(callbacks=[Scale()], cb__scale="x").fit(X, y)
+
+
+def test_module_optimizer_and_criterion_params_are_routed(regression_data):
+    X, y = regression_data
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, n_features_in, n_outputs, width=3):
+            super().__init__()
+            self.net = torch.nn.Linear(n_features_in, width)
+            self.out = torch.nn.Linear(width, n_outputs)
+
+        def forward(self, X):
+            return self.out(self.net(X))
+
+    est = NeuralRegressor(
+        module=Tiny,
+        module__width=7,
+        optimizer="sgd",
+        optimizer__momentum=0.9,
+        criterion=torch.nn.HuberLoss,
+        criterion__delta=0.5,
+        max_epochs=1,
+    ).fit(X, y)
+    assert est.module_.net.out_features == 7
+    assert est.optimizer_.param_groups[0]["momentum"] == 0.9
+    assert est.criterion_.delta == 0.5
+    with pytest.raises(ValueError, match=r"optimizer__ parameters.*momentm"):
+        NeuralRegressor(optimizer="sgd", optimizer__momentm=0.9).fit(X, y)
+
+
+def test_typos_in_keyword_arguments_fail_at_fit_with_the_allowed_prefixes(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(lerning_rate=0.1)  # stored, like every parameter
+    with pytest.raises(TypeError, match=r"lerning_rate.*cb__"):
+        est.fit(X, y)
+
+
+def test_pipeline_routes_nested_callback_params(classification_data):
+    X, y = classification_data
+    pipe = make_pipeline(
+        StandardScaler(), NeuralClassifier(callbacks=[Scale()], max_epochs=20, lr=1e-2)
+    )
+    pipe.set_params(neuralclassifier__cb__scale__factor=0.5)
+    assert pipe.get_params()["neuralclassifier__cb__scale__factor"] == 0.5
+    pipe.fit(X, y)
+    assert pipe[-1].callbacks_["scale"].factor == 0.5
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.shape == (3,) and np.all(scores > 0.6)
+
+
+def test_grid_search_over_a_callback_param_in_parallel(classification_data):
+    X, y = classification_data
+    base = NeuralClassifier(callbacks=[Scale()], max_epochs=3, random_state=0)
+    search = GridSearchCV(base, {"cb__scale__factor": [0.0, 1.0]}, cv=2, n_jobs=2, refit=True)
+    search.fit(X, y)
+    assert [p["cb__scale__factor"] for p in search.cv_results_["params"]] == [0.0, 1.0]
+    # a zero factor cannot learn: candidates really differ
+    assert search.best_params_ == {"cb__scale__factor": 1.0}
+    fitted = search.best_estimator_.callbacks_["scale"]
+    assert fitted.factor == 1.0
+    assert fitted.fits_ == 1  # no state shared between candidates or with the refit
+    assert not hasattr(base.callbacks[0], "fits_")

@@ -1,0 +1,94 @@
+"""Bad inputs and hyperparameters get clear errors and corrupt nothing."""
+
+import numpy as np
+import pytest
+
+from skcallback import InvalidParameterError, NeuralClassifier, NeuralRegressor
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[1.0, np.nan]] * 10), "Input X contains NaN"),
+        (np.array([[1.0, np.inf]] * 10), "Input X contains infinity"),
+        (np.empty((0, 2)), "0 sample"),
+        (np.arange(10.0), "Expected 2D array, got 1D array"),
+        (np.array([[1 + 1j, 2]] * 10), "Complex data not supported"),
+        (np.array([["a", "b"]] * 10, dtype=object), "could not convert"),
+    ],
+)
+def test_bad_X_is_a_clear_error(X, message):
+    with pytest.raises(ValueError, match=message):
+        NeuralRegressor().fit(X, np.arange(len(X), dtype=float))
+
+
+def test_wrong_number_of_features_at_predict(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but NeuralRegressor is expecting 4"):
+        est.predict(X[:, :3])
+
+
+def test_continuous_y_for_the_classifier(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        NeuralClassifier().fit(X, y)
+
+
+def test_single_class_and_multilabel_targets(regression_data):
+    X, _ = regression_data
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        NeuralClassifier().fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        NeuralClassifier().fit(X, np.eye(2, dtype=int)[np.arange(len(X)) % 2])
+
+
+def test_too_few_samples_for_validation():
+    with pytest.raises(ValueError, match="n_samples=1"):
+        NeuralRegressor().fit(np.ones((1, 2)), [1.0])
+    est = NeuralRegressor(validation_fraction=None, max_epochs=2).fit(np.ones((1, 2)), [1.0])
+    assert est.n_iter_ == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"lr": -1}, r"'lr' parameter of NeuralRegressor must be a float > 0; got -1"),
+        ({"batch_size": 0}, r"'batch_size' parameter .* an int >= 1; got 0"),
+        ({"max_epochs": 2.5}, r"'max_epochs' .* an int >= 1; got 2.5"),
+        ({"optimizer": "adamm"}, r"'optimizer' .* one of \['adadelta'"),
+        ({"activation": "swish"}, r"'activation' .* one of"),
+        ({"dropout": 1.0}, r"'dropout' .* \[0, 1\)"),
+        ({"validation_fraction": 1.5}, r"'validation_fraction' .* None or a float in \(0, 1\)"),
+        ({"hidden_layer_sizes": (10, 0)}, r"'hidden_layer_sizes' .* positive ints"),
+        ({"device": "gpu"}, r"'device' .* 'auto', 'cpu', 'cuda'"),
+        ({"callbacks": "history"}, r"'callbacks' .* None or a list"),
+        ({"warm_start": "yes"}, r"'warm_start' .* a bool"),
+    ],
+)
+def test_bad_hyperparameters_fail_at_fit_naming_parameter_and_allowed_values(
+    regression_data, params, message
+):
+    X, y = regression_data
+    est = NeuralRegressor(**params)  # constructing never validates
+    with pytest.raises(InvalidParameterError, match=message):
+        est.fit(X, y)
+
+
+def test_bad_callback_entries(regression_data):
+    X, y = regression_data
+    with pytest.raises(TypeError, match="Callback instance or a \\(name, Callback\\) pair"):
+        NeuralRegressor(callbacks=[print]).fit(X, y)
+
+
+def test_a_failed_call_leaves_the_fitted_model_intact(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    before = est.predict(X)
+    with pytest.raises(ValueError):
+        est.fit(X[:, :3], y, sample_weight=np.ones(3))  # bad weights after a new X
+    assert est.n_features_in_ == 4
+    np.testing.assert_array_equal(est.predict(X), before)
+    with pytest.raises(ValueError):
+        est.set_params(lr=-1).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)
