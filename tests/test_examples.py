@@ -1,20 +1,23 @@
 """The examples run (with few epochs)."""
 
-import importlib.util
+import importlib
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def examples(monkeypatch):
+    # On sys.path (not loaded from a file path) so that the classes they
+    # define can be pickled into grid-search worker processes.
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    return importlib.import_module
 
 
-def test_quickstart_runs(capsys):
-    _load("quickstart").main(max_epochs=3)
+def test_quickstart_runs(examples, capsys):
+    examples("quickstart").main(max_epochs=3)
     out = capsys.readouterr().out
     assert "test accuracy" in out
     assert "identical predictions: True" in out
