@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import os
 import warnings
 from typing import Any
 
@@ -149,6 +150,7 @@ class NeuralEstimatorBase(BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial: bool, classes: Any = None):
         continuing = self.__sklearn_is_fitted__() and (partial or self.warm_start)
         snapshot = {k: vars(self)[k] for k in _INPUT_ATTRIBUTES if k in vars(self)}
+        # Until the commit below, an error leaves a fitted model as it was.
         try:
             validate_parameters(self)
             _routing.check_extra_params(self)
@@ -157,45 +159,50 @@ class NeuralEstimatorBase(BaseEstimator):
             y, target_state = self._encode_targets(y, continuing=continuing, classes=classes)
             sample_weight = self._check_weights(sample_weight, X)
             callbacks = _routing.fitted_callbacks(self)
+            rows, weights = canonical_rows(X, y, sample_weight)
+            rng = copy.deepcopy(self._rng) if continuing else check_random_state(self.random_state)
+            train, valid = self._split(rows, weights, y, rng, partial=partial)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            cuda = [device.index or 0] if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(seed)
+                if continuing:
+                    module, optimizer, criterion = self.module_, self.optimizer_, self.criterion_
+                    kinds = {name: type(cb) for name, cb in callbacks}
+                    previous = {
+                        name: cb.state_dict()
+                        for name, cb in self.callbacks_.items()
+                        if kinds.get(name) is type(cb)
+                    }
+                else:
+                    module, criterion, optimizer = self._build_objects(
+                        X.shape[1], target_state["n_outputs_"], device
+                    )
+                    previous = {}
+                compute_loss = _loss_function(criterion, weighted=weights is not None)
         except BaseException:
-            for key in _INPUT_ATTRIBUTES:  # a failed call leaves a fitted model as it was
+            for key in _INPUT_ATTRIBUTES:
                 vars(self).pop(key, None)
             vars(self).update(snapshot)
             raise
 
-        rows, weights = canonical_rows(X, y, sample_weight)
-        rng = self._rng if continuing else check_random_state(self.random_state)
-        train, valid = self._split(rows, weights, y, rng, partial=partial)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        cuda = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            if continuing:
-                module, optimizer, criterion = self.module_, self.optimizer_, self.criterion_
-                previous = self.callbacks_
-            else:
-                module = build_module(
-                    self, X.shape[1], target_state["n_outputs_"], _routing.routed(self, "module__")
-                ).to(device)
-                criterion = self._build_criterion(device)
-                optimizer = self._build_optimizer(module)
-                previous = {}
-            for name, cb in callbacks:
-                old = previous.get(name)
-                if old is not None and type(old) is type(cb):
-                    cb.load_state_dict(old.state_dict())
-            compute_loss = _loss_function(criterion, weighted=weights is not None)
-
+            torch.manual_seed(seed + 1)
             # Everything is valid: commit the fitted state.
-            vars(self).update(target_state)
-            self.module_, self.optimizer_, self.criterion_ = module, optimizer, criterion
-            self.device_ = device
-            self.callbacks_ = CallbackMap(callbacks)
-            self.history_ = self.callbacks_["history"]
-            self._rng = rng
             start = self.n_iter_ if continuing else 0
-            self.n_iter_ = start
-            self.n_steps_ = self.n_steps_ if continuing else 0
+            steps = self.n_steps_ if continuing else 0
+            self._commit(
+                target_state,
+                module,
+                optimizer,
+                criterion,
+                device,
+                callbacks,
+                previous,
+                rng,
+                start,
+                steps,
+            )
             ctx = Context(
                 estimator=self,
                 module=module,
@@ -204,7 +211,7 @@ class NeuralEstimatorBase(BaseEstimator):
                 device=device,
                 epoch=start,
                 max_epochs=start + (1 if partial else self.max_epochs),
-                step=self.n_steps_,
+                step=steps,
                 history=self.history_,
                 callbacks=self.callbacks_,
             )
@@ -224,6 +231,100 @@ class NeuralEstimatorBase(BaseEstimator):
                 self.n_iter_ = len(self.history_)
                 self.n_steps_ = ctx.step
                 module.eval()
+        return self
+
+    def _build_objects(self, n_features: int, n_outputs: int, device: torch.device):
+        module = build_module(self, n_features, n_outputs, _routing.routed(self, "module__"))
+        module = module.to(device)
+        return module, self._build_criterion(device), self._build_optimizer(module)
+
+    def _commit(
+        self, data_state, module, optimizer, criterion, device, callbacks, states, rng, epoch, step
+    ) -> None:
+        """Set the fitted attributes (after everything was validated)."""
+        for name, cb in callbacks:
+            if name in states:
+                cb.load_state_dict(states[name])
+        vars(self).update(data_state)
+        self.module_, self.optimizer_, self.criterion_ = module, optimizer, criterion
+        self.device_ = device
+        self.callbacks_ = CallbackMap(callbacks)
+        self.history_ = self.callbacks_["history"]
+        self._rng = rng
+        self.n_iter_, self.n_steps_ = epoch, step
+
+    def _data_state(self) -> dict[str, Any]:
+        """What the fit learned about its data (saved in checkpoints)."""
+        keys = ("n_features_in_", "feature_names_in_", "n_outputs_", "classes_", "_y_ndim")
+        return {key: vars(self)[key] for key in keys if key in vars(self)}
+
+    def load_checkpoint(self, path: str | os.PathLike) -> NeuralEstimatorBase:
+        """Restore module, optimizer, callback states and history from a
+        :class:`~skcallback.callbacks.Checkpoint` file.
+
+        The estimator must be built with the same parameters as the one that
+        saved it; it may be fitted or not. Nothing changes if the file does
+        not match.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            If the file is corrupt, not a checkpoint, from another estimator
+            class, or does not match this estimator's module or optimizer.
+        """
+        from .callbacks._checkpoint import read_checkpoint
+
+        validate_parameters(self)
+        _routing.check_extra_params(self)
+        device = _resolve_device(self.device)
+        state = read_checkpoint(path, device)
+        if state["estimator"] != type(self).__name__:
+            raise ValueError(
+                f"{path} was saved by a {state['estimator']}, not a {type(self).__name__}."
+            )
+        data_state = {
+            key: np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value)
+            if key in ("classes_", "feature_names_in_")
+            else value
+            for key, value in state["data"].items()
+        }
+        if "feature_names_in_" in data_state:
+            data_state["feature_names_in_"] = data_state["feature_names_in_"].astype(object)
+        module, criterion, optimizer = self._build_objects(
+            data_state["n_features_in_"], data_state["n_outputs_"], device
+        )
+        try:
+            module.load_state_dict(state["module"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"{path} does not match this estimator's module or optimizer; build the "
+                f"estimator with the parameters that saved it. ({exc})"
+            ) from exc
+        callbacks = _routing.fitted_callbacks(self)
+        rng = check_random_state(self.random_state)
+        self._commit(
+            data_state,
+            module,
+            optimizer,
+            criterion,
+            device,
+            callbacks,
+            state["callbacks"],
+            rng,
+            state["epoch"],
+            state["step"],
+        )
+        self.n_iter_ = len(self.history_)
+        module.eval()
         return self
 
     def _validate_inputs(self, X, y, *, reset: bool):

@@ -112,7 +112,7 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return torch.softmax(self._forward(X).double(), dim=1).numpy()
+        return self._proba_from_output(self._forward(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels.
@@ -121,5 +121,13 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples,)
         """
-        labels = self._forward(X).argmax(dim=1).numpy()
-        return self.classes_[labels]
+        return self._predict_from_output(self._forward(X))
+
+    def _proba_from_output(self, output: torch.Tensor) -> np.ndarray:
+        return torch.softmax(output.detach().double(), dim=1).cpu().numpy()
+
+    def _predict_from_output(self, output: torch.Tensor) -> np.ndarray:
+        return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
+
+    def _targets_for_scoring(self, y: torch.Tensor) -> np.ndarray:
+        return self.classes_[y.detach().cpu().numpy()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.base import RegressorMixin
 from torch import nn
 
@@ -128,8 +129,15 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        output = self._forward(X).numpy().astype(np.float64)
+        return self._predict_from_output(self._forward(X))
+
+    def _predict_from_output(self, output: torch.Tensor) -> np.ndarray:
+        output = output.detach().float().cpu().numpy().astype(np.float64)
         return output.ravel() if self._y_ndim == 1 else output
+
+    def _targets_for_scoring(self, y: torch.Tensor) -> np.ndarray:
+        y = y.detach().cpu().numpy()
+        return y.ravel() if self._y_ndim == 1 else y
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,15 +1,40 @@
-"""Built-in callbacks."""
+"""Built-in callbacks.
+
+Every built-in is clonable and picklable; what it learns during a fit lives in
+attributes ending in ``_`` and is returned by ``state_dict()``.
+"""
 
 from ._base import HOOKS, Callback
+from ._checkpoint import Checkpoint, atomic_save, save_checkpoint
+from ._control import GradientClipping, TerminateOnNaN, TimeLimit
+from ._early_stopping import EarlyStopping
 from ._history import History
 from ._lambda import LambdaCallback
-from ._logging import PrintLog, ProgressBar
+from ._logging import CSVLogger, LossMonitor, MetricLogger, PrintLog, ProgressBar, TimeMonitor
+from ._monitor import Monitor, lower_is_better
+from ._scheduler import LRScheduler
+from ._scoring import EpochScoring
 
 __all__ = [
     "HOOKS",
+    "CSVLogger",
     "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "EpochScoring",
+    "GradientClipping",
     "History",
+    "LRScheduler",
     "LambdaCallback",
+    "LossMonitor",
+    "MetricLogger",
+    "Monitor",
     "PrintLog",
     "ProgressBar",
+    "TerminateOnNaN",
+    "TimeLimit",
+    "TimeMonitor",
+    "atomic_save",
+    "lower_is_better",
+    "save_checkpoint",
 ]

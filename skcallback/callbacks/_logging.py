@@ -1,10 +1,15 @@
-"""Callbacks that report progress: PrintLog, ProgressBar."""
+"""Callbacks that report progress: PrintLog, ProgressBar, LossMonitor,
+MetricLogger, TimeMonitor, CSVLogger."""
 
 from __future__ import annotations
 
+import csv
 import math
 import numbers
+import os
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ._base import Callback
@@ -118,3 +123,173 @@ class ProgressBar(Callback):
         if bar is not None:
             bar.close()
             del self._bar
+
+
+class LossMonitor(Callback):
+    """Print the training loss every ``every`` batches, as MindSpore's
+    ``LossMonitor``: ``epoch: 1 step: 300, loss is 0.45``.
+
+    Parameters
+    ----------
+    every : int, default=1
+        Print on every ``every``-th batch of an epoch (reading the loss then).
+    sink : callable, default=print
+        Called with each line.
+    """
+
+    def __init__(self, every: int = 1, sink: Callable[[str], Any] = print) -> None:
+        self.every = every
+        self.sink = sink
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(f"LossMonitor every must be an int >= 1; got {self.every!r}.")
+
+    def on_train_batch_end(self, ctx: Any) -> None:
+        if ctx.batch % self.every == 0 and ctx.loss is not None:
+            self.sink(f"epoch: {ctx.epoch} step: {ctx.batch}, loss is {ctx.loss.item()}")
+
+
+class MetricLogger(Callback):
+    """Record a training and a validation metric per epoch (MXNet's
+    ``mx.metric.logger`` with ``mx.callback.log.train.metric``).
+
+    Parameters
+    ----------
+    every : int, optional
+        Also print the running mean training loss every ``every`` batches
+        (``Batch [5] Train-loss=...``) and record it in ``batch_train_``.
+    train : str, default="train_loss"
+        The metric appended to ``train_`` at each epoch end.
+    valid : str, default="valid_loss"
+        The metric appended to ``valid_`` (when recorded).
+    sink : callable, default=print
+        Called with each printed line.
+
+    Attributes
+    ----------
+    train_, valid_ : list of float
+        One value per epoch.
+    batch_train_ : list of float
+        The running mean training loss every ``every`` batches.
+    """
+
+    def __init__(
+        self,
+        every: int | None = None,
+        train: str = "train_loss",
+        valid: str = "valid_loss",
+        sink: Callable[[str], Any] = print,
+    ) -> None:
+        self.every = every
+        self.train = train
+        self.valid = valid
+        self.sink = sink
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if self.every is not None and not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(f"MetricLogger every must be None or an int >= 1; got {self.every!r}.")
+        for name in ("train_", "valid_", "batch_train_"):
+            if not hasattr(self, name):
+                setattr(self, name, [])
+
+    def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
+        handlers = super()._hook_handlers()
+        if self.every is None:  # nothing to do per batch: keep the batch loop free
+            handlers.pop("on_train_begin")
+            handlers.pop("on_train_batch_end")
+        return handlers
+
+    def on_train_begin(self, ctx: Any) -> None:
+        self._losses: list[Any] = []
+
+    def on_train_batch_end(self, ctx: Any) -> None:
+        if ctx.loss is not None:
+            self._losses.append(ctx.loss.detach())
+        if ctx.batch % self.every == 0 and self._losses:
+            value = float(sum(self._losses) / len(self._losses))
+            self.batch_train_.append(value)
+            self.sink(f"Batch [{ctx.batch}] Train-loss={value}")
+
+    def on_epoch_end(self, ctx: Any) -> None:
+        if self.train in ctx.metrics:
+            self.train_.append(float(ctx.metrics[self.train]))
+        if self.valid in ctx.metrics:
+            self.valid_.append(float(ctx.metrics[self.valid]))
+
+
+class TimeMonitor(Callback):
+    """Time each epoch's training, as MindSpore's ``TimeMonitor``:
+    ``Train epoch time: 7388.254 ms, per step time: 7.877 ms``.
+
+    Parameters
+    ----------
+    sink : callable or None, default=print
+        Called with each line; None records without printing.
+
+    Attributes
+    ----------
+    epoch_times_ : list of float
+        Seconds of training per epoch.
+    step_time_ : float
+        Seconds per training batch in the last epoch.
+    """
+
+    def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
+        self.sink = sink
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if not hasattr(self, "epoch_times_"):
+            self.epoch_times_: list[float] = []
+
+    def on_train_begin(self, ctx: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_end(self, ctx: Any) -> None:
+        seconds = time.perf_counter() - self._started
+        self.epoch_times_.append(seconds)
+        self.step_time_ = seconds / max(ctx.batch, 1)
+        if self.sink is not None:
+            self.sink(
+                f"Train epoch time: {seconds * 1e3:.3f} ms, per step time: "
+                f"{self.step_time_ * 1e3:.3f} ms"
+            )
+
+
+class CSVLogger(Callback):
+    """Write each epoch's record as a CSV row, flushed every epoch.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write.
+    append : bool, default=False
+        Add to an existing file instead of replacing it.
+    """
+
+    def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
+        self.path = path
+        self.append = append
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._has_header = self.append and path.exists() and path.stat().st_size > 0
+        self._file = path.open("a" if self.append else "w", newline="")
+        self._writer: csv.DictWriter | None = None
+
+    def on_epoch_end(self, ctx: Any) -> None:
+        if self._writer is None:
+            self._writer = csv.DictWriter(
+                self._file, fieldnames=list(ctx.metrics), extrasaction="ignore"
+            )
+            if not self._has_header:
+                self._writer.writeheader()
+        self._writer.writerow(ctx.metrics)
+        self._file.flush()
+
+    def on_fit_end(self, ctx: Any) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+            del self._file

@@ -1,0 +1,91 @@
+"""Callbacks that guard training: TerminateOnNaN, GradientClipping, TimeLimit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from ._base import Callback
+
+
+class TerminateOnNaN(Callback):
+    """Stop when a training loss is NaN or infinite.
+
+    The loss is checked before backward, so the bad batch never reaches the
+    weights: its step is skipped and training stops. This reads the loss on
+    every batch (one host synchronisation per batch).
+
+    Attributes
+    ----------
+    stopped_step_ : int or None
+        The optimizer step count when the bad loss appeared.
+    """
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        self.stopped_step_: int | None = None
+
+    def on_after_loss(self, ctx: Any) -> None:
+        if ctx.phase == "train" and not bool(torch.isfinite(ctx.loss).all()):
+            ctx.skip_batch()
+            self.stopped_step_ = ctx.step
+            ctx.request_stop(
+                f"terminate_on_nan: loss is {ctx.loss.item()} at epoch {ctx.epoch}, "
+                f"batch {ctx.batch}"
+            )
+
+
+class GradientClipping(Callback):
+    """Clip the gradient norm before each optimizer step.
+
+    Parameters
+    ----------
+    max_norm : float
+        The largest allowed norm of all gradients together.
+    norm_type : float, default=2.0
+        The p of the p-norm (``inf`` for the max norm).
+    """
+
+    def __init__(self, max_norm: float, norm_type: float = 2.0) -> None:
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if not (isinstance(self.max_norm, int | float) and self.max_norm > 0):
+            raise ValueError(f"GradientClipping max_norm must be > 0; got {self.max_norm!r}.")
+
+    def on_before_step(self, ctx: Any) -> None:
+        torch.nn.utils.clip_grad_norm_(
+            ctx.module.parameters(), self.max_norm, norm_type=self.norm_type
+        )
+
+
+class TimeLimit(Callback):
+    """Stop training once a time budget is spent (MindSpore's
+    ``StopTimeMonitor``), checked after every training batch.
+
+    Parameters
+    ----------
+    seconds : float
+        The budget, counted from the start of the fit.
+
+    Attributes
+    ----------
+    stopped_epoch_ : int or None
+        The epoch in which the budget ran out.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if not (isinstance(self.seconds, int | float) and self.seconds > 0):
+            raise ValueError(f"TimeLimit seconds must be > 0; got {self.seconds!r}.")
+        self._started = time.monotonic()
+        self.stopped_epoch_: int | None = None
+
+    def on_train_batch_end(self, ctx: Any) -> None:
+        if time.monotonic() - self._started > self.seconds:
+            self.stopped_epoch_ = ctx.epoch
+            ctx.request_stop(f"time_limit: {self.seconds} s spent")
