@@ -95,4 +95,8 @@ def main(max_epochs: int = 40) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--epochs", type=int, default=40, help="maximum epochs per fit")
+    main(max_epochs=parser.parse_args().epochs)

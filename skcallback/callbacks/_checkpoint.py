@@ -115,6 +115,9 @@ class Checkpoint(Callback):
     save_best_only : bool, default=False
         With ``monitor``, save only epochs that improve it.
 
+    Checkpoint runs last (``order = inf``), so a file holds the epoch's final
+    state, EarlyStopping's included.
+
     Attributes
     ----------
     run_dir_ : str
@@ -124,6 +127,8 @@ class Checkpoint(Callback):
     best_path_ : str or None
         The file of the best monitored epoch.
     """
+
+    order = float("inf")
 
     def __init__(
         self,

@@ -23,6 +23,8 @@ class TerminateOnNaN(Callback):
         The optimizer step count when the bad loss appeared.
     """
 
+    name = "terminate_on_nan"
+
     def on_fit_begin(self, ctx: Any) -> None:
         self.stopped_step_: int | None = None
 

@@ -36,8 +36,9 @@ def monitored_key(owner: str, key: str, metrics: dict[str, Any], warned: set[str
 class EarlyStopping(Callback):
     """Stop when a metric stops improving, or once it passes a threshold.
 
-    Runs last (``order = inf``, as luz's early stopping), after every callback
-    that adds metrics.
+    Runs after every ordinary callback (``order = 1000``, as luz gives early
+    stopping the largest weight), so it sees every metric of the epoch; only
+    :class:`Checkpoint` runs later, to save the epoch's final state.
 
     Parameters
     ----------
@@ -69,7 +70,7 @@ class EarlyStopping(Callback):
         Epochs since the last improvement.
     """
 
-    order = float("inf")
+    order = 1000
 
     def __init__(
         self,

@@ -1,0 +1,123 @@
+"""Checkpoint files: content, naming, keep_max, atomicity, load_checkpoint."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, atomic_save
+
+
+def test_every_epoch_with_mxnet_style_names(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[Checkpoint(dirname=tmp_path, prefix="boston")], max_epochs=3
+    ).fit(X, y)
+    cp = est.callbacks_.checkpoint
+    names = [Path(p).name for p in cp.saved_paths_]
+    assert names == ["boston-0001.pt", "boston-0002.pt", "boston-0003.pt"]
+    assert Path(cp.run_dir_).parent == tmp_path
+    assert not list(Path(cp.run_dir_).glob("*.tmp"))
+
+
+def test_every_n_steps_with_keep_max_like_mindspore(regression_data, tmp_path):
+    X, y = regression_data  # 108 training rows, batch 10: 11 steps per epoch
+    est = NeuralRegressor(
+        callbacks=[Checkpoint(dirname=tmp_path, prefix="mnist", every_n_steps=5, keep_max=2)],
+        batch_size=10,
+        max_epochs=2,
+    ).fit(X, y)
+    cp = est.callbacks_.checkpoint
+    assert [Path(p).name for p in cp.saved_paths_] == ["mnist-2_15.pt", "mnist-2_20.pt"]
+    assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == ["mnist-2_15.pt", "mnist-2_20.pt"]
+
+
+def test_best_only_keeps_the_best_path(regression_data, tmp_path):
+    X, y = regression_data
+    losses = [3.0, 1.0, 2.0, 0.5, 0.7]
+
+    def write(ctx):
+        ctx.metrics["valid_loss"] = losses[ctx.epoch - 1]
+
+    est = NeuralRegressor(
+        callbacks=[
+            LambdaCallback(name="script", on_valid_end=write),
+            Checkpoint(dirname=tmp_path, monitor="valid_loss", save_best_only=True, keep_max=1),
+        ],
+        max_epochs=5,
+    ).fit(X, y)
+    cp = est.callbacks_.checkpoint
+    assert Path(cp.best_path_).name == "model-0004.pt"
+    assert cp.saved_paths_ == [cp.best_path_]
+
+
+def test_a_checkpoint_loads_weights_only_and_restores_everything(classification_data, tmp_path):
+    X, y = classification_data
+    params = dict(
+        callbacks=[Checkpoint(dirname=tmp_path), EarlyStopping(patience=50)],
+        max_epochs=4,
+        random_state=0,
+    )
+    fitted = NeuralClassifier(**params).fit(X, y)
+    path = fitted.callbacks_.checkpoint.saved_paths_[-1]
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 4 and "module" in state and "optimizer" in state
+    assert len(state["callbacks"]["history"]["records_"]) == 4
+
+    fresh = NeuralClassifier(**params).load_checkpoint(path)  # unfitted before
+    np.testing.assert_array_equal(fresh.predict_proba(X), fitted.predict_proba(X))
+    assert fresh.classes_.tolist() == fitted.classes_.tolist()
+    assert fresh.n_iter_ == 4 and fresh.n_steps_ == fitted.n_steps_
+    assert fresh.history_.records_ == fitted.history_.records_
+    assert (
+        fresh.callbacks_.early_stopping.best_score_ == fitted.callbacks_.early_stopping.best_score_
+    )
+    fresh.set_params(warm_start=True, max_epochs=1).fit(X, y)  # resumes
+    assert fresh.n_iter_ == 5
+
+
+def test_corrupt_or_mismatched_files_are_clear_errors(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
+    path = est.callbacks_.checkpoint.saved_paths_[0]
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(Path(path).read_bytes()[:100])
+    with pytest.raises(ValueError, match="not a readable skcallback checkpoint"):
+        NeuralRegressor().load_checkpoint(truncated)
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a skcallback checkpoint"):
+        NeuralRegressor().load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="does not match"):
+        NeuralRegressor(hidden_layer_sizes=(7,)).load_checkpoint(path)
+    with pytest.raises(ValueError, match="saved by a NeuralRegressor"):
+        NeuralClassifier().load_checkpoint(path)
+    before = est.predict(X)
+    with pytest.raises(ValueError):
+        est.set_params(hidden_layer_sizes=(7,)).load_checkpoint(path)
+    np.testing.assert_array_equal(est.predict(X), before)  # nothing changed
+
+
+def test_a_crash_mid_write_never_leaves_a_truncated_file(tmp_path, monkeypatch):
+    target = tmp_path / "model-0001.pt"
+    atomic_save({"ok": torch.ones(1)}, target)
+    good = target.read_bytes()
+
+    def crash(obj, file):
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_save({"new": torch.zeros(1)}, target)
+    assert target.read_bytes() == good
+    assert os.listdir(tmp_path) == ["model-0001.pt"]
+
+
+def test_parallel_fits_write_to_separate_folders(regression_data, tmp_path):
+    X, y = regression_data
+    a = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
+    b = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
+    assert a.callbacks_.checkpoint.run_dir_ != b.callbacks_.checkpoint.run_dir_

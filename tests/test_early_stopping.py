@@ -1,0 +1,118 @@
+"""EarlyStopping and the shared monitor helper."""
+
+import numpy as np
+import pytest
+import torch
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import EarlyStopping, LambdaCallback, Monitor
+
+
+class Scripted(LambdaCallback):
+    """Writes a scripted valid_loss each epoch (runs before EarlyStopping)."""
+
+
+def scripted(values):
+    def write(ctx):
+        ctx.metrics["valid_loss"] = values[ctx.epoch - 1]
+
+    return LambdaCallback(name="script", on_valid_end=write)
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_stops_after_exactly_patience_epochs_without_improvement(regression_data, patience):
+    X, y = regression_data
+    losses = [5.0, 4.0, 3.0] + [3.5] * 10
+    est = NeuralRegressor(
+        callbacks=[scripted(losses), EarlyStopping(patience=patience, restore_best=False)],
+        max_epochs=13,
+    ).fit(X, y)
+    es = est.callbacks_.early_stopping
+    assert est.n_iter_ == 3 + patience
+    assert es.best_epoch_ == 3 and es.best_score_ == 3.0
+    assert es.stopped_epoch_ == 3 + patience
+
+
+def test_min_delta_and_max_mode(regression_data):
+    X, y = regression_data
+    gains = [0.5, 0.505, 0.509, 0.6, 0.6]
+
+    def write(ctx):
+        ctx.metrics["valid_acc"] = gains[ctx.epoch - 1]
+
+    est = NeuralRegressor(
+        callbacks=[
+            LambdaCallback(name="acc", on_valid_end=write),
+            EarlyStopping(monitor="valid_acc", mode="max", patience=2, min_delta=0.01),
+        ],
+        max_epochs=5,
+    ).fit(X, y)
+    assert est.n_iter_ == 3  # 0.505 and 0.509 are not improvements by more than 0.01
+
+
+def test_threshold_stops_once_passed_like_mxnet(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([9.0, 5.0, 0.5, 0.4]), EarlyStopping(threshold=1.0)], max_epochs=4
+    ).fit(X, y)
+    assert est.n_iter_ == 3
+    assert est.callbacks_.early_stopping.stopped_epoch_ == 3
+
+
+def test_restore_best_puts_back_the_best_weights(regression_data):
+    X, y = regression_data
+    snapshots = {}
+
+    def remember(ctx):
+        snapshots[ctx.epoch] = {k: v.clone() for k, v in ctx.module.state_dict().items()}
+
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([3.0, 1.0, 2.0, 2.5]),
+            LambdaCallback(name="spy", on_epoch_end=remember),
+            EarlyStopping(patience=2),
+        ],
+        max_epochs=10,
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 4
+    for key, value in est.module_.state_dict().items():
+        assert torch.equal(value, snapshots[2][key])
+
+
+def test_without_validation_falls_back_to_train_loss_with_a_warning(regression_data):
+    X, y = regression_data
+    with pytest.warns(UserWarning, match="monitors 'train_loss' instead"):
+        est = NeuralRegressor(
+            callbacks=[EarlyStopping(patience=1)], validation_fraction=None, max_epochs=3
+        ).fit(X, y)
+    assert est.callbacks_.early_stopping.best_score_ is not None
+
+
+def test_an_unknown_metric_is_a_clear_error(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match=r"monitors 'valid_f1'.*recorded metrics are"):
+        NeuralRegressor(callbacks=[EarlyStopping(monitor="valid_f1")], max_epochs=2).fit(X, y)
+
+
+def test_state_survives_warm_start(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[EarlyStopping(patience=100)], max_epochs=2, warm_start=True, random_state=0
+    ).fit(X, y)
+    first_best = est.callbacks_.early_stopping.best_score_
+    est.fit(X, y)
+    assert est.callbacks_.early_stopping.best_score_ <= first_best
+
+
+def test_monitor_helper():
+    lower = Monitor("valid_loss", min_delta=0.1)
+    assert lower.is_improvement(1.0, None)
+    assert lower.is_improvement(0.8, 1.0) and not lower.is_improvement(0.95, 1.0)
+    higher = Monitor("valid_accuracy")
+    assert higher.is_improvement(0.9, 0.8) and not higher.is_improvement(0.7, 0.8)
+    assert not higher.is_improvement(float("nan"), 0.8)
+    assert higher.passes(0.95, 0.9) and lower.passes(0.5, 0.6)
+    with pytest.raises(ValueError, match="mode"):
+        Monitor("x", mode="down")
+    assert np.isfinite(lower.value({"valid_loss": np.float32(0.5)}))
