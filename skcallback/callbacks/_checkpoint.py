@@ -95,7 +95,8 @@ class Checkpoint(Callback):
     ``torch.load(weights_only=True)``; restore it with
     ``est.load_checkpoint(path)``. Each fit writes into its own folder under
     ``dirname`` (``run_dir_``), so parallel fits never collide and a new run
-    never overwrites an old one.
+    never overwrites an old one. Checkpoint runs last (``order = inf``), so
+    a file holds the epoch's final state, EarlyStopping's included.
 
     Parameters
     ----------
@@ -114,9 +115,6 @@ class Checkpoint(Callback):
         A metric whose best value is tracked (``best_path_``).
     save_best_only : bool, default=False
         With ``monitor``, save only epochs that improve it.
-
-    Checkpoint runs last (``order = inf``), so a file holds the epoch's final
-    state, EarlyStopping's included.
 
     Attributes
     ----------
