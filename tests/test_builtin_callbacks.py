@@ -273,3 +273,26 @@ def test_every_builtin_works_inside_a_parallel_grid_search(classification_data, 
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
     run_dirs = list((tmp_path / "ckpt").iterdir())
     assert len(run_dirs) == 5  # 4 candidate fits and the refit, one folder each
+
+
+def test_every_builtin_works_in_cross_val_score(regression_data, tmp_path):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            EarlyStopping(patience=2),
+            Checkpoint(dirname=tmp_path, every=2),
+            LRScheduler("CosineAnnealingLR", T_max=4),
+            EpochScoring("r2"),
+            TerminateOnNaN(),
+            GradientClipping(5.0),
+        ],
+        max_epochs=4,
+        random_state=0,
+    )
+    scores = cross_val_score(est, X, y, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 3
+    assert all(sorted(p.name for p in f.iterdir())[:1] == ["model-0002.pt"] for f in folders)
