@@ -4,6 +4,7 @@ parameters and routing, input validation, fitting, prediction, persistence."""
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import math
 import os
@@ -25,6 +26,7 @@ from ._dispatch import CallbackMap, HookTable
 from ._loop import run_fit
 from ._modules import build_module
 from ._params import OPTIMIZERS, InvalidParameterError, validate_parameters
+from ._precision import Precision, compiled_forward
 
 #: Fitted attributes holding torch objects; pickled through ``torch.save`` so a
 #: model fitted on a GPU loads on a CPU-only machine.
@@ -55,6 +57,8 @@ class NeuralEstimatorBase(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
+        compile: bool = False,
+        precision: str = "32",
         **routed_params: Any,
     ) -> None:
         self.module = module
@@ -72,6 +76,8 @@ class NeuralEstimatorBase(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.compile = compile
+        self.precision = precision
         # Routed parameters (cb__*, module__*, ...) are stored as given and
         # checked at fit, as scikit-learn validates every parameter there.
         for key, value in routed_params.items():
@@ -217,6 +223,8 @@ class NeuralEstimatorBase(BaseEstimator):
             )
             generator = torch.Generator().manual_seed(seed)
             data = Dataset(X, y, device)
+            precision = Precision(self.precision, device)
+            ctx.grad_scaler = precision.scaler
             try:
                 run_fit(
                     ctx,
@@ -226,6 +234,8 @@ class NeuralEstimatorBase(BaseEstimator):
                     batch_size=self.batch_size,
                     generator=generator,
                     compute_loss=compute_loss,
+                    precision=precision,
+                    forward=compiled_forward(module, self.compile),
                 )
             finally:
                 self.n_iter_ = len(self.history_)
@@ -404,8 +414,17 @@ class NeuralEstimatorBase(BaseEstimator):
         params = _routing.routed(self, "optimizer__")
         name = self.optimizer
         cls = OPTIMIZERS[name.lower()] if isinstance(name, str) else name
+        kwargs = {"lr": self.lr, **params}
+        parameters = list(module.parameters())
+        if not {"fused", "foreach"} & set(params) and _takes(cls, "fused"):
+            # The fused kernels (CPU and CUDA) update every tensor in one call;
+            # where this optimizer or device has none, use the default.
+            try:
+                return cls(parameters, fused=True, **kwargs)
+            except (RuntimeError, ValueError, TypeError):
+                pass
         try:
-            return cls(module.parameters(), **{"lr": self.lr, **params})
+            return cls(parameters, **kwargs)
         except TypeError as exc:
             raise InvalidParameterError(
                 f"Could not build the optimizer {cls.__name__} with optimizer__ parameters "
@@ -433,7 +452,7 @@ class NeuralEstimatorBase(BaseEstimator):
         module, device = self.module_, self.device_
         module.eval()
         outputs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), Precision(self.precision, device).autocast:
             for X_b, n_rows in predict_batches(X, max(self.batch_size, 16384), device):
                 outputs.append(module(X_b)[:n_rows].float().cpu())
         return torch.cat(outputs)
@@ -496,6 +515,13 @@ def _loss_function(criterion, *, weighted: bool):
         return (losses * w).sum() / w.sum()
 
     return compute
+
+
+def _takes(factory: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _cuda_index_available(device: torch.device) -> bool:

@@ -52,6 +52,10 @@ class Context:
         Why, as given to :meth:`request_stop`.
     exception : BaseException or None
         The error that ended the fit, during ``on_exception``/``on_fit_end``.
+    grad_scaler : torch.amp.GradScaler or None
+        The loss scaler of ``precision="16-mixed"``; a callback that reads or
+        changes gradients calls ``ctx.grad_scaler.unscale_(ctx.optimizer)``
+        first.
     """
 
     def __init__(
@@ -91,6 +95,7 @@ class Context:
         self.stop_reason: str | None = None
         self.exception: BaseException | None = None
         self.skip_requested = False
+        self.grad_scaler: Any = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask the loop to stop: the current epoch's training ends after the

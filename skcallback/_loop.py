@@ -18,6 +18,7 @@ import torch
 
 from ._context import Context
 from ._dispatch import HookTable, fire
+from ._precision import Precision
 
 INTERRUPTED = "KeyboardInterrupt"
 
@@ -33,6 +34,8 @@ def run_fit(
     batch_size: int,
     generator: torch.Generator,
     compute_loss: LossFn,
+    precision: Precision,
+    forward: Callable[[torch.Tensor], torch.Tensor],
 ) -> None:
     """Run epochs until ``ctx.max_epochs`` (fewer if a stop is requested).
 
@@ -42,9 +45,10 @@ def run_fit(
     """
     with _stop_on_sigint(ctx):
         try:
+            run = _Step(compute_loss, precision, forward)
             fire(hooks.on_fit_begin, ctx)
             while not ctx.stop_requested and ctx.epoch < ctx.max_epochs:
-                _run_epoch(ctx, hooks, train, valid, batch_size, generator, compute_loss)
+                _run_epoch(ctx, hooks, train, valid, batch_size, generator, run)
         except KeyboardInterrupt:
             ctx.request_stop(INTERRUPTED)
         except BaseException as exc:
@@ -62,22 +66,33 @@ def run_fit(
     fire(hooks.on_fit_end, ctx)
 
 
-def _run_epoch(ctx, hooks, train, valid, batch_size, generator, compute_loss) -> None:
+class _Step:
+    """What one batch needs besides the context: the (compiled) forward, the
+    loss and the precision policy."""
+
+    __slots__ = ("compute_loss", "forward", "precision")
+
+    def __init__(self, compute_loss: LossFn, precision: Precision, forward: Callable) -> None:
+        self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
+
+
+def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> None:
     started = time.perf_counter()
     ctx.epoch += 1
     ctx.metrics = {"epoch": ctx.epoch}
     fire(hooks.on_epoch_begin, ctx)
     lr = ctx.optimizer.param_groups[0]["lr"]
-    _train_phase(ctx, hooks, train.batches(batch_size, generator), train, batch_size, compute_loss)
+    _train_phase(ctx, hooks, train.batches(batch_size, generator), train, batch_size, run)
     if valid is not None:
-        _valid_phase(ctx, hooks, valid, batch_size, compute_loss)
+        _valid_phase(ctx, hooks, valid, batch_size, run)
     ctx.metrics["lr"] = lr
     ctx.metrics["dur"] = time.perf_counter() - started
     fire(hooks.on_epoch_end, ctx)
 
 
-def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, compute_loss) -> None:
+def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Step) -> None:
     module, optimizer = ctx.module, ctx.optimizer
+    forward, compute_loss, precision = run.forward, run.compute_loss, run.precision
     module.train()
     ctx.phase, ctx.batch, ctx.n_batches = "train", 0, data.n_batches(batch_size)
     fire(hooks.on_train_begin, ctx)
@@ -93,22 +108,23 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, compute_l
         if hooks.on_train_batch_begin:
             fire(hooks.on_train_batch_begin, ctx)
         if not ctx.skip_requested:
-            ctx.y_pred = module(X_b)
-            if hooks.on_after_forward:
-                fire(hooks.on_after_forward, ctx)
-            ctx.loss = compute_loss(ctx.y_pred, y_b, w_b)
-            if hooks.on_after_loss:
-                fire(hooks.on_after_loss, ctx)
+            with precision.autocast:
+                ctx.y_pred = forward(X_b)
+                if hooks.on_after_forward:
+                    fire(hooks.on_after_forward, ctx)
+                ctx.loss = compute_loss(ctx.y_pred, y_b, w_b)
+                if hooks.on_after_loss:
+                    fire(hooks.on_after_loss, ctx)
             if not ctx.skip_requested:
                 optimizer.zero_grad(set_to_none=True)
                 if hooks.on_before_backward:
                     fire(hooks.on_before_backward, ctx)
-                ctx.loss.backward()
+                precision.backward(ctx.loss)
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)
                 if hooks.on_before_step:
                     fire(hooks.on_before_step, ctx)
-                optimizer.step()
+                precision.step(optimizer)
                 ctx.step += 1
                 if hooks.on_after_step:
                     fire(hooks.on_after_step, ctx)
@@ -120,21 +136,22 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, compute_l
     fire(hooks.on_train_end, ctx)
 
 
-def _valid_phase(ctx, hooks, data: Any, batch_size, compute_loss) -> None:
+def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module = ctx.module
+    forward, compute_loss, precision = run.forward, run.compute_loss, run.precision
     module.eval()
     eval_size = max(batch_size, 4096)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
     fire(hooks.on_valid_begin, ctx)
     losses: list[torch.Tensor] = []
     weights: list[Any] = []
-    with torch.inference_mode():
+    with torch.inference_mode(), precision.autocast:
         for X_b, y_b, w_b in data.batches(eval_size, None):
             ctx.batch += 1
             ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b
             if hooks.on_valid_batch_begin:
                 fire(hooks.on_valid_batch_begin, ctx)
-            ctx.y_pred = module(X_b)
+            ctx.y_pred = forward(X_b)
             if hooks.on_after_forward:
                 fire(hooks.on_after_forward, ctx)
             ctx.loss = compute_loss(ctx.y_pred, y_b, w_b)

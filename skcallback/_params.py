@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ._modules import ACTIVATIONS
+from ._precision import PRECISIONS
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -99,6 +100,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "verbose": (lambda v: isinstance(v, numbers.Integral) and v >= 0, "an int >= 0"),
     "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
+    "compile": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),
 }
 
 

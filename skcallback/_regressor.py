@@ -60,6 +60,12 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
     warm_start : bool, default=False
         Continue training from the fitted state at the next ``fit``.
+    compile : bool, default=False
+        Train through ``torch.compile(module)``; where compiling fails, a
+        warning is given and training runs eagerly.
+    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
+        Float32, or mixed precision under ``torch.autocast`` (float16 adds a
+        gradient scaler). Predictions use the same autocast.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.

@@ -58,6 +58,8 @@ class GradientClipping(Callback):
             raise ValueError(f"GradientClipping max_norm must be > 0; got {self.max_norm!r}.")
 
     def on_before_step(self, ctx: Any) -> None:
+        if ctx.grad_scaler is not None:  # clip the true gradients, not the scaled ones
+            ctx.grad_scaler.unscale_(ctx.optimizer)
         torch.nn.utils.clip_grad_norm_(
             ctx.module.parameters(), self.max_norm, norm_type=self.norm_type
         )

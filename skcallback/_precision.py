@@ -1,0 +1,77 @@
+"""Numeric precision of a fit: autocast and, for float16, a gradient scaler."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+class Precision:
+    """How the loop runs forward, backward and the optimizer step.
+
+    ``"32"`` is plain float32. ``"bf16-mixed"`` and ``"16-mixed"`` run the
+    forward pass and the loss under ``torch.autocast``; float16 also scales
+    the loss with a ``GradScaler`` so small gradients do not underflow.
+    """
+
+    def __init__(self, precision: str, device: torch.device) -> None:
+        self.precision = precision
+        if precision == "32":
+            self.autocast: Any = contextlib.nullcontext()
+            self.scaler = None
+            return
+        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+        self.autocast = torch.autocast(device_type=device.type, dtype=dtype)
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+
+
+def compiled_forward(module: torch.nn.Module, enabled: bool) -> Callable[..., Any]:
+    """``module`` itself, or a ``torch.compile`` of it that falls back to
+    eager execution, with a warning, if compiling fails at the first call."""
+    if not enabled:
+        return module
+    try:
+        compiled = torch.compile(module)
+    except Exception as exc:  # e.g. no compiler backend on this platform
+        _warn(exc)
+        return module
+    state = {"forward": compiled, "checked": False}
+
+    def forward(X: torch.Tensor) -> torch.Tensor:
+        if state["checked"]:
+            return state["forward"](X)
+        try:
+            out = compiled(X)
+        except Exception as exc:
+            _warn(exc)
+            state["forward"] = module
+            out = module(X)
+        state["checked"] = True
+        return out
+
+    return forward
+
+
+def _warn(exc: Exception) -> None:
+    warnings.warn(
+        f"torch.compile is not available here ({type(exc).__name__}: {exc}); training "
+        "runs the module eagerly.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
