@@ -186,6 +186,8 @@ class NeuralEstimatorBase(BaseEstimator):
                     )
                     previous = {}
                 compute_loss = _loss_function(criterion, weighted=weights is not None)
+            data = Dataset(X, y, device)
+            precision = Precision(self.precision, device)
         except BaseException:
             for key in _INPUT_ATTRIBUTES:
                 vars(self).pop(key, None)
@@ -222,8 +224,6 @@ class NeuralEstimatorBase(BaseEstimator):
                 callbacks=self.callbacks_,
             )
             generator = torch.Generator().manual_seed(seed)
-            data = Dataset(X, y, device)
-            precision = Precision(self.precision, device)
             ctx.grad_scaler = precision.scaler
             try:
                 run_fit(

@@ -118,17 +118,46 @@ def _merge_duplicates(X, y, rows, weights, hashes, same_hash):
 
 
 class Dataset:
-    """Features and targets held once: dense features as a tensor on the
-    device, sparse ones as CSR densified one batch at a time."""
+    """Features and targets held once.
+
+    Dense features become one tensor: on the training device when they fit in
+    a quarter of its free memory, otherwise in pinned host memory, from which
+    each batch is copied asynchronously. Sparse features stay CSR and are
+    densified one batch at a time.
+    """
 
     def __init__(self, X: np.ndarray | sp.csr_matrix, y: np.ndarray, device: torch.device) -> None:
         self.device = device
         self.sparse = sp.issparse(X)
-        self.X = X if self.sparse else as_tensor(X, device)
-        self.y = as_tensor(y, device)
+        nbytes = (X.data.nbytes if self.sparse else X.nbytes) + y.nbytes
+        self.storage = device if _fits_on(device, nbytes) else torch.device("cpu")
+        self.X = X if self.sparse else as_tensor(X, self.storage)
+        self.y = as_tensor(y, self.storage)
+        if self.storage != device:
+            self.X, self.y = self.X.pin_memory(), self.y.pin_memory()
 
     def subset(self, rows: np.ndarray, weights: np.ndarray | None) -> TensorData:
         return TensorData(self, rows, weights)
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows ``idx`` (on the storage device) as tensors on the device."""
+        if self.sparse:
+            X_b = _densify(self.X[idx.cpu().numpy()], self.device)
+        else:
+            X_b = self.X.index_select(0, idx)
+        y_b = self.y.index_select(0, idx)
+        if self.storage != self.device:
+            if not self.sparse:
+                X_b = X_b.pin_memory().to(self.device, non_blocking=True)
+            y_b = y_b.pin_memory().to(self.device, non_blocking=True)
+        return X_b, y_b
+
+
+def _fits_on(device: torch.device, nbytes: int) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= free // 4
 
 
 class TensorData:
@@ -138,8 +167,8 @@ class TensorData:
         self.source = source
         self.n_samples = len(rows)
         self._rows_np = rows
-        self.rows = torch.from_numpy(rows).to(source.device)
-        self.w = None if weights is None else as_tensor(weights, source.device)
+        self.rows = torch.from_numpy(rows).to(source.storage)
+        self.w = None if weights is None else as_tensor(weights, source.storage)
 
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
@@ -154,21 +183,19 @@ class TensorData:
             positions = None
             rows = self.rows
         else:
-            positions = torch.randperm(self.n_samples, generator=generator).to(source.device)
+            positions = torch.randperm(self.n_samples, generator=generator)
+            positions = positions.to(self.rows.device)
             rows = self.rows[positions]
         for start in range(0, self.n_samples, batch_size):
-            idx = rows[start : start + batch_size]
-            if source.sparse:
-                X_b = _densify(source.X[idx.cpu().numpy()], source.device)
-            else:
-                X_b = source.X.index_select(0, idx)
+            X_b, y_b = source.take(rows[start : start + batch_size])
             if w is None:
                 w_b = None
             elif positions is None:
-                w_b = w[start : start + batch_size]
+                w_b = w[start : start + batch_size].to(source.device, non_blocking=True)
             else:
                 w_b = w.index_select(0, positions[start : start + batch_size])
-            yield X_b, source.y.index_select(0, idx), w_b
+                w_b = w_b.to(source.device, non_blocking=True)
+            yield X_b, y_b, w_b
 
 
 def _densify(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:

@@ -219,3 +219,15 @@ def test_fits_and_predicts_on_cuda(regression_data):
     est = NeuralRegressor(device="cuda", max_epochs=3, random_state=0).fit(X, y)
     assert next(est.module_.parameters()).is_cuda
     assert est.predict(X).shape == (120,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_data_too_large_for_the_gpu_is_streamed_from_pinned_memory(regression_data, monkeypatch):
+    from skcallback import _data
+
+    X, y = regression_data
+    w = np.linspace(0.5, 2.0, len(y))
+    resident = NeuralRegressor(device="cuda", max_epochs=3, random_state=0).fit(X, y, w)
+    monkeypatch.setattr(_data, "_fits_on", lambda device, nbytes: False)
+    streamed = NeuralRegressor(device="cuda", max_epochs=3, random_state=0).fit(X, y, w)
+    np.testing.assert_allclose(streamed.predict(X), resident.predict(X), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,127 @@
+"""The training loops compared in the benchmarks, each a function of the data."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from skcallback import Callback, NeuralRegressor
+
+
+def mlp(n_features: int, hidden: tuple[int, ...]) -> torch.nn.Module:
+    layers: list[torch.nn.Module] = []
+    width = n_features
+    for size in hidden:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
+        width = size
+    layers.append(torch.nn.Linear(width, 1))
+    return torch.nn.Sequential(*layers)
+
+
+def naive_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
+    """The loop a user writes: shuffle indices, slice tensors, default Adam."""
+    torch.manual_seed(0)
+    Xt = torch.from_numpy(X).to(device)
+    yt = torch.from_numpy(y).reshape(-1, 1).to(device)
+    model = mlp(X.shape[1], hidden).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.MSELoss()
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt), device=device)
+        for start in range(0, len(Xt), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return model
+
+
+def dataloader_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
+    """The same loop fed by a DataLoader over a TensorDataset."""
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
+    model = mlp(X.shape[1], hidden).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.MSELoss()
+    for _ in range(epochs):
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+class Noop(Callback):
+    """A callback that overrides a per-batch hook and does nothing."""
+
+    def on_train_batch_end(self, ctx):
+        pass
+
+
+def skcallback_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", **params):
+    est = NeuralRegressor(
+        hidden_layer_sizes=hidden,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        lr=lr,
+        device=device,
+        random_state=0,
+        **params,
+    )
+    est.fit(X, y)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return est
+
+
+def with_noop_callbacks(n: int) -> list:
+    return [(f"noop_{i}", Noop()) for i in range(n)]
+
+
+def skorch_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
+    from skorch import NeuralNetRegressor
+
+    net = NeuralNetRegressor(
+        mlp(X.shape[1], hidden),
+        max_epochs=epochs,
+        lr=lr,
+        optimizer=torch.optim.Adam,
+        batch_size=batch_size,
+        train_split=None,
+        verbose=0,
+        device=device,
+    )
+    return net.fit(X, y.reshape(-1, 1))
+
+
+def sklearn_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return MLPRegressor(
+            hidden_layer_sizes=hidden,
+            batch_size=batch_size,
+            learning_rate_init=lr,
+            max_iter=epochs,
+            n_iter_no_change=epochs + 1,
+            random_state=0,
+        ).fit(X, y)
+
+
+def raw_predict(model: torch.nn.Module, X: np.ndarray, batch_size: int = 16384) -> np.ndarray:
+    """A plain inference_mode loop over a fitted module."""
+    model.eval()
+    Xt = torch.from_numpy(X)
+    with torch.inference_mode():
+        out = [model(Xt[i : i + batch_size]) for i in range(0, len(Xt), batch_size)]
+    return torch.cat(out).numpy().ravel()

@@ -1,0 +1,301 @@
+"""skcallback benchmarks: every contender on the same workload, in one process,
+interleaved over several rounds; medians and ratios are printed as a table and
+saved as JSON (``benchmarks/results/latest.json``).
+
+Run ``make bench`` (or ``python benchmarks/run.py --quick`` for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import contenders as c
+
+HERE = Path(__file__).resolve().parent
+
+
+def regression_data(n_rows: int, n_features: int, seed: int = 0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
+    y = (X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=n_rows)).astype(np.float32)
+    return X, y
+
+
+def interleaved(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each run; every round runs each contender once, in
+    turn, so drifts in machine speed hit all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+class Report:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, section, name, value, unit, target=None, passed=None):
+        self.rows.append(
+            {
+                "section": section,
+                "name": name,
+                "value": value,
+                "unit": unit,
+                "target": target,
+                "passed": passed,
+            }
+        )
+        mark = "" if passed is None else ("  ok" if passed else "  MISSED")
+        target_text = f"  (target {target})" if target else ""
+        print(f"  {name:<48} {value:>10.3f} {unit:<8}{target_text}{mark}", flush=True)
+
+
+def bench_small(report: Report, rounds: int, device: str, quick: bool) -> None:
+    """S: 20,000 x 20, MLP 64-64, batch 128, Adam 1e-3, 10 epochs, one thread."""
+    section = f"S overhead-bound ({device})"
+    print(f"\n{section}: 20,000 x 20, MLP 64-64, batch 128, 10 epochs, 1 torch thread")
+    torch.set_num_threads(1)
+    X, y = regression_data(20_000, 20)
+    shape = {"hidden": (64, 64), "batch_size": 128, "epochs": 2 if quick else 10, "device": device}
+    runs = {
+        "naive loop": lambda: c.naive_loop(X, y, **shape),
+        "DataLoader loop": lambda: c.dataloader_loop(X, y, **shape),
+        "skcallback (defaults)": lambda: c.skcallback_fit(X, y, **shape),
+        "skcallback (no validation)": lambda: c.skcallback_fit(
+            X, y, validation_fraction=None, **shape
+        ),
+        "skcallback (no validation) + 10 callbacks": lambda: c.skcallback_fit(
+            X, y, validation_fraction=None, callbacks=c.with_noop_callbacks(10), **shape
+        ),
+    }
+    if installed("skorch"):
+        runs["skorch (no validation)"] = lambda: c.skorch_fit(X, y, **shape)
+    if device == "cpu":
+        runs["scikit-learn MLPRegressor"] = lambda: c.sklearn_fit(X, y, **shape)
+    c.skcallback_fit(X, y, **{**shape, "epochs": 1})  # warm-up: imports, allocator
+    c.naive_loop(X, y, **{**shape, "epochs": 1})
+    medians = interleaved(runs, rounds)
+    naive = medians["naive loop"]
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [s]", seconds, "s")
+    ours = medians["skcallback (defaults)"]
+    ours_same_work = medians["skcallback (no validation)"]
+    report.add(
+        section,
+        "skcallback defaults / naive",
+        ours / naive,
+        "ratio",
+        "<= 0.90",
+        ours / naive <= 0.90,
+    )
+    report.add(section, "skcallback no-validation / naive", ours_same_work / naive, "ratio")
+    report.add(section, "DataLoader / naive", medians["DataLoader loop"] / naive, "ratio")
+    extra = medians["skcallback (no validation) + 10 callbacks"] / ours_same_work - 1
+    report.add(
+        section, "10 per-batch callbacks: slowdown", 100 * extra, "%", "<= 5 %", extra <= 0.05
+    )
+    if "skorch (no validation)" in medians:
+        ratio = medians["skorch (no validation)"] / ours_same_work
+        report.add(
+            section, "skorch / skcallback (same work)", ratio, "ratio", ">= 2.5", ratio >= 2.5
+        )
+    if "scikit-learn MLPRegressor" in medians:
+        report.add(
+            section, "MLPRegressor / naive", medians["scikit-learn MLPRegressor"] / naive, "ratio"
+        )
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def bench_large(report: Report, rounds: int, device: str, quick: bool) -> None:
+    """L: 200,000 x 100, MLP 512-512, batch 256, 2 epochs (compute-bound)."""
+    section = f"L compute-bound ({device})"
+    rows = 20_000 if quick else 200_000
+    print(f"\n{section}: {rows:,} x 100, MLP 512-512, batch 256, 2 epochs, all threads")
+    X, y = regression_data(rows, 100)
+    shape = {"hidden": (512, 512), "batch_size": 256, "epochs": 2, "device": device}
+    runs = {
+        "naive loop": lambda: c.naive_loop(X, y, **shape),
+        "skcallback (no validation)": lambda: c.skcallback_fit(
+            X, y, validation_fraction=None, **shape
+        ),
+    }
+    medians = interleaved(runs, rounds)
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [s]", seconds, "s")
+    ratio = medians["skcallback (no validation)"] / medians["naive loop"]
+    report.add(section, "skcallback / naive", ratio, "ratio", "<= 1.02", ratio <= 1.02)
+
+
+def bench_predict(report: Report, rounds: int, quick: bool) -> None:
+    section = "Predict (cpu)"
+    rows = 100_000 if quick else 1_000_000
+    print(f"\n{section}: {rows:,} x 20 rows, MLP 64-64")
+    X, y = regression_data(20_000, 20)
+    est = c.skcallback_fit(X, y, hidden=(64, 64), batch_size=128, epochs=1)
+    X_big, _ = regression_data(rows, 20, seed=1)
+    runs = {
+        "raw inference_mode loop": lambda: c.raw_predict(est.module_, X_big),
+        "skcallback predict": lambda: est.predict(X_big),
+    }
+    medians = interleaved(runs, rounds)
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [s]", seconds, "s")
+    ratio = medians["skcallback predict"] / medians["raw inference_mode loop"]
+    report.add(section, "skcallback / raw", ratio, "ratio", "<= 1.10", ratio <= 1.10)
+
+
+def bench_memory(report: Report, quick: bool) -> None:
+    section = "Memory (cpu)"
+    rows = 100_000 if quick else 1_000_000
+    print(f"\n{section}: fitting {rows:,} x 50 float32, peak RSS in separate processes")
+    peaks = {}
+    for kind in ("raw", "skcallback"):
+        out = subprocess.run(
+            [sys.executable, str(HERE / "memory_child.py"), kind, str(rows)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[kind] = float(out.stdout.strip().splitlines()[-1])
+        report.add(section, f"peak RSS, {kind} [MiB]", peaks[kind], "MiB")
+    over = peaks["skcallback"] / peaks["raw"] - 1
+    report.add(section, "skcallback peak above raw", 100 * over, "%", "<= 25 %", over <= 0.25)
+
+    X, y = regression_data(10_000, 20)
+    rss = {}
+
+    def sample(ctx):
+        if ctx.epoch in (10, 200 if not quick else 20):
+            rss[ctx.epoch] = _current_rss_mib()
+
+    from skcallback.callbacks import LambdaCallback
+
+    epochs = 20 if quick else 200
+    c.skcallback_fit(
+        X,
+        y,
+        hidden=(64, 64),
+        batch_size=128,
+        epochs=epochs,
+        callbacks=[LambdaCallback(on_epoch_end=sample)],
+    )
+    growth = rss[epochs] - rss[10]
+    report.add(
+        section, f"RSS growth epoch 10 -> {epochs}", growth, "MiB", "<= 1 MiB", growth <= 1.0
+    )
+
+
+def _current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_growth(report: Report, quick: bool) -> None:
+    section = "Growth (cpu)"
+    sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+    print(f"\n{section}: one epoch of S's model on {', '.join(f'{n:,}' for n in sizes)} rows")
+    torch.set_num_threads(1)
+    per_row = {}
+    for n in sizes:
+        X, y = regression_data(n, 20)
+        started = time.perf_counter()
+        c.skcallback_fit(X, y, hidden=(64, 64), batch_size=128, epochs=1, validation_fraction=None)
+        per_row[n] = (time.perf_counter() - started) / n * 1e6
+        report.add(section, f"{n:>9,} rows: cost per row", per_row[n], "us")
+    spread = max(per_row.values()) / min(per_row.values())
+    report.add(
+        section,
+        "largest / smallest per-row cost",
+        spread,
+        "ratio",
+        "<= 1.5 (linear)",
+        spread <= 1.5,
+    )
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def bench_grid_search(report: Report, quick: bool) -> None:
+    from sklearn.model_selection import GridSearchCV
+
+    from skcallback import NeuralRegressor
+
+    section = "GridSearchCV (cpu)"
+    print(f"\n{section}: 4 candidates x 2 folds, n_jobs=1 vs n_jobs=2")
+    X, y = regression_data(20_000, 20)
+    base = NeuralRegressor(
+        hidden_layer_sizes=(64, 64), max_epochs=2 if quick else 6, random_state=0
+    )
+    grid = {"lr": [1e-3, 2e-3], "batch_size": [128, 256]}
+    GridSearchCV(base, grid, cv=2, n_jobs=2).fit(X, y)  # start the worker processes
+    times = {}
+    for n_jobs in (1, 2):
+        started = time.perf_counter()
+        GridSearchCV(base, grid, cv=2, n_jobs=n_jobs).fit(X, y)
+        times[n_jobs] = time.perf_counter() - started
+        report.add(section, f"n_jobs={n_jobs} [s]", times[n_jobs], "s")
+    speedup = times[1] / times[2]
+    report.add(section, "speed-up of n_jobs=2", speedup, "x", ">= 1.7", speedup >= 1.7)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
+    args = parser.parse_args()
+
+    rounds = 1 if args.quick else args.rounds
+    machine = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "rounds": rounds,
+        "quick": args.quick,
+    }
+    print("machine:", json.dumps(machine))
+    report = Report()
+    bench_small(report, rounds, "cpu", args.quick)
+    bench_large(report, max(1, rounds // 2 + 1), "cpu", args.quick)
+    bench_predict(report, rounds, args.quick)
+    bench_memory(report, args.quick)
+    bench_growth(report, args.quick)
+    bench_grid_search(report, args.quick)
+    if torch.cuda.is_available():
+        bench_small(report, rounds, "cuda", args.quick)
+        bench_large(report, rounds, "cuda", args.quick)
+    else:
+        print("\nno CUDA device: GPU rows skipped")
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps({"machine": machine, "results": report.rows}, indent=2))
+    missed = [row["name"] for row in report.rows if row["passed"] is False]
+    print(f"\nsaved {args.output}; targets missed: {missed or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
