@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,6 +148,50 @@ def bench_large(report: Report, rounds: int, device: str, quick: bool) -> None:
         report.add(section, f"{name} [s]", seconds, "s")
     ratio = medians["skcallback (no validation)"] / medians["naive loop"]
     report.add(section, "skcallback / naive", ratio, "ratio", "<= 1.02", ratio <= 1.02)
+
+
+def bench_options(report: Report, rounds: int, device: str, quick: bool) -> None:
+    """What compile=True and mixed precision change, on S and L (one thread
+    for S); compile time is included, as a user pays it on each fit."""
+    section = f"Options ({device})"
+    print(f"\n{section}: compile=True and precision='bf16-mixed' against the defaults")
+    for label, rows, n_features, hidden, batch_size, epochs, threads in (
+        ("S", 20_000, 20, (64, 64), 128, 10, 1),
+        ("L", 20_000 if quick else 100_000, 100, (512, 512), 256, 2, os.cpu_count() or 1),
+    ):
+        torch.set_num_threads(threads)
+        X, y = regression_data(rows, n_features)
+        shape = {
+            "hidden": hidden,
+            "batch_size": batch_size,
+            "epochs": 2 if quick else epochs,
+            "device": device,
+            "validation_fraction": None,
+        }
+        runs = {
+            f"{label}: defaults [s]": lambda shape=shape, X=X, y=y: c.skcallback_fit(X, y, **shape),
+            f"{label}: compile=True [s]": lambda shape=shape, X=X, y=y: c.skcallback_fit(
+                X, y, compile=True, **shape
+            ),
+            f"{label}: bf16-mixed [s]": lambda shape=shape, X=X, y=y: c.skcallback_fit(
+                X, y, precision="bf16-mixed", **shape
+            ),
+        }
+        c.skcallback_fit(X, y, **{**shape, "epochs": 1})  # warm-up
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            medians = interleaved(runs, rounds)
+        base = medians[f"{label}: defaults [s]"]
+        for name, seconds in medians.items():
+            report.add(section, name, seconds, "s")
+        for option in ("compile=True", "bf16-mixed"):
+            report.add(
+                section,
+                f"{label}: {option} / defaults",
+                medians[f"{label}: {option} [s]"] / base,
+                "ratio",
+            )
+    torch.set_num_threads(os.cpu_count() or 1)
 
 
 def bench_predict(report: Report, rounds: int, quick: bool) -> None:
@@ -326,12 +371,14 @@ def main() -> None:
     bench_small(report, rounds, "cpu", args.quick)
     bench_large(report, max(1, rounds // 2 + 1), "cpu", args.quick)
     bench_predict(report, rounds, args.quick)
+    bench_options(report, 1 if args.quick else 2, "cpu", args.quick)
     bench_memory(report, args.quick)
     bench_growth(report, args.quick)
     bench_grid_search(report, min(rounds, 3), args.quick)
     if torch.cuda.is_available():
         bench_small(report, rounds, "cuda", args.quick)
         bench_large(report, rounds, "cuda", args.quick)
+        bench_options(report, 2, "cuda", args.quick)
     else:
         print("\nno CUDA device: GPU rows skipped")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -296,3 +296,21 @@ def test_every_builtin_works_in_cross_val_score(regression_data, tmp_path):
     folders = list(tmp_path.iterdir())
     assert len(folders) == 3
     assert all(sorted(p.name for p in f.iterdir())[:1] == ["model-0002.pt"] for f in folders)
+
+
+def test_reduce_on_plateau_maximises_scores_by_default(regression_data):
+    X, y = regression_data
+    gains = [0.5, 0.6, 0.7, 0.8]
+
+    def rising(ctx):
+        ctx.metrics["valid_accuracy"] = gains[ctx.epoch - 1]
+
+    est = NeuralRegressor(
+        callbacks=[
+            LambdaCallback(name="acc", on_valid_end=rising),
+            LRScheduler("ReduceLROnPlateau", monitor="valid_accuracy", patience=0, factor=0.5),
+        ],
+        lr=0.1,
+        max_epochs=4,
+    ).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1] * 4)  # improving: never reduced

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
 
 from ._base import Callback
-from ._monitor import Monitor
-
-
-def monitored_key(owner: str, key: str, metrics: dict[str, Any], warned: set[str]) -> str:
-    """``key``, or ``train_*`` in its place when there is no validation data
-    (with a warning, once); an unknown key is an error naming the known ones."""
-    if key in metrics:
-        return key
-    fallback = "train_" + key[len("valid_") :]
-    if key.startswith("valid_") and fallback in metrics:
-        if key not in warned:
-            warnings.warn(
-                f"{owner} monitors {key!r} but the fit has no validation data; it monitors "
-                f"{fallback!r} instead. Set validation_fraction or monitor={fallback!r}.",
-                UserWarning,
-                stacklevel=2,
-            )
-            warned.add(key)
-        return fallback
-    raise ValueError(
-        f"{owner} monitors {key!r}, which this epoch did not record; recorded metrics are "
-        f"{sorted(metrics)}."
-    )
+from ._monitor import Monitor, monitored_key
 
 
 class EarlyStopping(Callback):

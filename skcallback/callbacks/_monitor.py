@@ -4,6 +4,7 @@ Checkpoint's best-only mode and plateau scheduling share it."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 _LOWER_MARKERS = ("loss", "error", "mse", "mae", "rmse", "dur", "time")
@@ -25,6 +26,28 @@ def lower_is_better(key: str, callbacks: Any = None) -> bool:
     if key.startswith(("neg_", "valid_neg_", "train_neg_")):
         return False
     return any(marker in key for marker in _LOWER_MARKERS)
+
+
+def monitored_key(owner: str, key: str, metrics: dict[str, Any], warned: set[str]) -> str:
+    """``key``, or ``train_*`` in its place when there is no validation data
+    (with a warning, once); an unknown key is an error naming the known ones."""
+    if key in metrics:
+        return key
+    fallback = "train_" + key[len("valid_") :]
+    if key.startswith("valid_") and fallback in metrics:
+        if key not in warned:
+            warnings.warn(
+                f"{owner} monitors {key!r} but the fit has no validation data; it monitors "
+                f"{fallback!r} instead. Set validation_fraction or monitor={fallback!r}.",
+                UserWarning,
+                stacklevel=2,
+            )
+            warned.add(key)
+        return fallback
+    raise ValueError(
+        f"{owner} monitors {key!r}, which this epoch did not record; recorded metrics are "
+        f"{sorted(metrics)}."
+    )
 
 
 class Monitor:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._base import Callback
-from ._early_stopping import monitored_key
+from ._monitor import lower_is_better, monitored_key
 
 
 class LRScheduler(Callback):
@@ -28,7 +28,8 @@ class LRScheduler(Callback):
         Step after each epoch or after each optimizer step.
     monitor : str, default="valid_loss"
         The metric ``ReduceLROnPlateau`` reads (``train_*`` without
-        validation data).
+        validation data). Its ``mode`` defaults to "min" for losses and
+        errors and "max" for scores, as for EarlyStopping.
     **policy_kwargs
         Arguments of the scheduler. ``OneCycleLR`` gets its number of steps
         filled in from the fit when not given.
@@ -101,6 +102,9 @@ class LRScheduler(Callback):
             remaining = ctx.max_epochs - ctx.epoch + 1
             per_epoch = ctx.n_batches if self.step_every == "batch" else 1
             kwargs["total_steps"] = max(remaining * per_epoch, 1)
+        if self._cls is torch.optim.lr_scheduler.ReduceLROnPlateau and "mode" not in kwargs:
+            # Same rule as EarlyStopping: accuracies are maximised, losses minimised.
+            kwargs["mode"] = "min" if lower_is_better(self.monitor, ctx.callbacks) else "max"
         try:
             self._scheduler = self._cls(ctx.optimizer, **kwargs)
         except TypeError as exc:
