@@ -75,6 +75,15 @@ class _Step:
     def __init__(self, compute_loss: LossFn, precision: Precision, forward: Callable) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
 
+    def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
+        """Forward pass and loss, with their hooks; the same in both phases."""
+        ctx.y_pred = self.forward(X_b)
+        if hooks.on_after_forward:
+            fire(hooks.on_after_forward, ctx)
+        ctx.loss = self.compute_loss(ctx.y_pred, y_b, w_b)
+        if hooks.on_after_loss:
+            fire(hooks.on_after_loss, ctx)
+
 
 def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> None:
     started = time.perf_counter()
@@ -92,7 +101,7 @@ def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> N
 
 def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Step) -> None:
     module, optimizer = ctx.module, ctx.optimizer
-    forward, compute_loss, precision = run.forward, run.compute_loss, run.precision
+    precision = run.precision
     module.train()
     ctx.phase, ctx.batch, ctx.n_batches = "train", 0, data.n_batches(batch_size)
     fire(hooks.on_train_begin, ctx)
@@ -109,12 +118,7 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Ste
             fire(hooks.on_train_batch_begin, ctx)
         if not ctx.skip_requested:
             with precision.autocast:
-                ctx.y_pred = forward(X_b)
-                if hooks.on_after_forward:
-                    fire(hooks.on_after_forward, ctx)
-                ctx.loss = compute_loss(ctx.y_pred, y_b, w_b)
-                if hooks.on_after_loss:
-                    fire(hooks.on_after_loss, ctx)
+                run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
             if not ctx.skip_requested:
                 optimizer.zero_grad(set_to_none=True)
                 if hooks.on_before_backward:
@@ -129,7 +133,7 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Ste
                 if hooks.on_after_step:
                     fire(hooks.on_after_step, ctx)
                 losses.append(ctx.loss.detach())
-                weights.append(len(X_b) if w_b is None else w_b.sum())
+                weights.append(_batch_weight(X_b, w_b))
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
     ctx.metrics["train_loss"] = _weighted_mean(losses, weights)
@@ -138,31 +142,29 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Ste
 
 def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module = ctx.module
-    forward, compute_loss, precision = run.forward, run.compute_loss, run.precision
     module.eval()
     eval_size = max(batch_size, 4096)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
     fire(hooks.on_valid_begin, ctx)
     losses: list[torch.Tensor] = []
     weights: list[Any] = []
-    with torch.inference_mode(), precision.autocast:
+    with torch.inference_mode(), run.precision.autocast:
         for X_b, y_b, w_b in data.batches(eval_size, None):
             ctx.batch += 1
             ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b
             if hooks.on_valid_batch_begin:
                 fire(hooks.on_valid_batch_begin, ctx)
-            ctx.y_pred = forward(X_b)
-            if hooks.on_after_forward:
-                fire(hooks.on_after_forward, ctx)
-            ctx.loss = compute_loss(ctx.y_pred, y_b, w_b)
-            if hooks.on_after_loss:
-                fire(hooks.on_after_loss, ctx)
+            run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
             losses.append(ctx.loss)
-            weights.append(len(X_b) if w_b is None else w_b.sum())
+            weights.append(_batch_weight(X_b, w_b))
             if hooks.on_valid_batch_end:
                 fire(hooks.on_valid_batch_end, ctx)
     ctx.metrics["valid_loss"] = _weighted_mean(losses, weights)
     fire(hooks.on_valid_end, ctx)
+
+
+def _batch_weight(X_b: torch.Tensor, w_b: torch.Tensor | None) -> Any:
+    return len(X_b) if w_b is None else w_b.sum()
 
 
 def _weighted_mean(losses: list[torch.Tensor], weights: list[Any]) -> float:

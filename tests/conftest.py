@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from skcallback.callbacks import LambdaCallback
+
 torch.set_num_threads(1)
 
 
@@ -19,3 +21,18 @@ def classification_data():
     X = rng.normal(size=(150, 4))
     y = np.array(["cat", "dog", "emu"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)]
     return X, y
+
+
+@pytest.fixture
+def scripted():
+    """``scripted(values, key="valid_loss")``: a callback that overwrites a
+    metric with ``values[epoch - 1]`` at the end of validation, so callbacks
+    that watch it can be tested against a known sequence."""
+
+    def make(values, key="valid_loss"):
+        def write(ctx):
+            ctx.metrics[key] = values[ctx.epoch - 1]
+
+        return LambdaCallback(name=f"script_{key}", on_valid_end=write)
+
+    return make

@@ -134,16 +134,11 @@ def test_one_cycle_gets_its_total_steps_and_steps_per_batch(regression_data):
     assert lrs[0] < 0.1 and len(lrs) == 3  # warm-up starts low; no error at the last step
 
 
-def test_reduce_on_plateau_reads_the_monitored_metric(regression_data):
+def test_reduce_on_plateau_reads_the_monitored_metric(regression_data, scripted):
     X, y = regression_data
-    losses = [1.0, 1.0, 1.0, 1.0, 1.0]
-
-    def flat(ctx):
-        ctx.metrics["valid_loss"] = losses[ctx.epoch - 1]
-
     est = NeuralRegressor(
         callbacks=[
-            LambdaCallback(name="flat", on_valid_end=flat),
+            scripted([1.0] * 5),
             LRScheduler("ReduceLROnPlateau", patience=0, factor=0.5),
         ],
         lr=0.1,
@@ -298,16 +293,11 @@ def test_every_builtin_works_in_cross_val_score(regression_data, tmp_path):
     assert all(sorted(p.name for p in f.iterdir())[:1] == ["model-0002.pt"] for f in folders)
 
 
-def test_reduce_on_plateau_maximises_scores_by_default(regression_data):
+def test_reduce_on_plateau_maximises_scores_by_default(regression_data, scripted):
     X, y = regression_data
-    gains = [0.5, 0.6, 0.7, 0.8]
-
-    def rising(ctx):
-        ctx.metrics["valid_accuracy"] = gains[ctx.epoch - 1]
-
     est = NeuralRegressor(
         callbacks=[
-            LambdaCallback(name="acc", on_valid_end=rising),
+            scripted([0.5, 0.6, 0.7, 0.8], key="valid_accuracy"),
             LRScheduler("ReduceLROnPlateau", monitor="valid_accuracy", patience=0, factor=0.5),
         ],
         lr=0.1,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, atomic_save
+from skcallback.callbacks import Checkpoint, EarlyStopping, atomic_save
 
 
 def test_every_epoch_with_mxnet_style_names(regression_data, tmp_path):
@@ -35,16 +35,11 @@ def test_every_n_steps_with_keep_max_like_mindspore(regression_data, tmp_path):
     assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == ["mnist-2_15.pt", "mnist-2_20.pt"]
 
 
-def test_best_only_keeps_the_best_path(regression_data, tmp_path):
+def test_best_only_keeps_the_best_path(regression_data, scripted, tmp_path):
     X, y = regression_data
-    losses = [3.0, 1.0, 2.0, 0.5, 0.7]
-
-    def write(ctx):
-        ctx.metrics["valid_loss"] = losses[ctx.epoch - 1]
-
     est = NeuralRegressor(
         callbacks=[
-            LambdaCallback(name="script", on_valid_end=write),
+            scripted([3.0, 1.0, 2.0, 0.5, 0.7]),
             Checkpoint(dirname=tmp_path, monitor="valid_loss", save_best_only=True, keep_max=1),
         ],
         max_epochs=5,

@@ -8,19 +8,10 @@ from skcallback import NeuralRegressor
 from skcallback.callbacks import EarlyStopping, LambdaCallback, Monitor
 
 
-class Scripted(LambdaCallback):
-    """Writes a scripted valid_loss each epoch (runs before EarlyStopping)."""
-
-
-def scripted(values):
-    def write(ctx):
-        ctx.metrics["valid_loss"] = values[ctx.epoch - 1]
-
-    return LambdaCallback(name="script", on_valid_end=write)
-
-
 @pytest.mark.parametrize("patience", [1, 3])
-def test_stops_after_exactly_patience_epochs_without_improvement(regression_data, patience):
+def test_stops_after_exactly_patience_epochs_without_improvement(
+    regression_data, scripted, patience
+):
     X, y = regression_data
     losses = [5.0, 4.0, 3.0] + [3.5] * 10
     est = NeuralRegressor(
@@ -33,16 +24,11 @@ def test_stops_after_exactly_patience_epochs_without_improvement(regression_data
     assert es.stopped_epoch_ == 3 + patience
 
 
-def test_min_delta_and_max_mode(regression_data):
+def test_min_delta_and_max_mode(regression_data, scripted):
     X, y = regression_data
-    gains = [0.5, 0.505, 0.509, 0.6, 0.6]
-
-    def write(ctx):
-        ctx.metrics["valid_acc"] = gains[ctx.epoch - 1]
-
     est = NeuralRegressor(
         callbacks=[
-            LambdaCallback(name="acc", on_valid_end=write),
+            scripted([0.5, 0.505, 0.509, 0.6, 0.6], key="valid_acc"),
             EarlyStopping(monitor="valid_acc", mode="max", patience=2, min_delta=0.01),
         ],
         max_epochs=5,
@@ -50,7 +36,7 @@ def test_min_delta_and_max_mode(regression_data):
     assert est.n_iter_ == 3  # 0.505 and 0.509 are not improvements by more than 0.01
 
 
-def test_threshold_stops_once_passed_like_mxnet(regression_data):
+def test_threshold_stops_once_passed_like_mxnet(regression_data, scripted):
     X, y = regression_data
     est = NeuralRegressor(
         callbacks=[scripted([9.0, 5.0, 0.5, 0.4]), EarlyStopping(threshold=1.0)], max_epochs=4
@@ -59,7 +45,7 @@ def test_threshold_stops_once_passed_like_mxnet(regression_data):
     assert est.callbacks_.early_stopping.stopped_epoch_ == 3
 
 
-def test_restore_best_puts_back_the_best_weights(regression_data):
+def test_restore_best_puts_back_the_best_weights(regression_data, scripted):
     X, y = regression_data
     snapshots = {}
 
