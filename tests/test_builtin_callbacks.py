@@ -304,3 +304,17 @@ def test_reduce_on_plateau_maximises_scores_by_default(regression_data, scripted
         max_epochs=4,
     ).fit(X, y)
     assert est.history_.get("lr") == pytest.approx([0.1] * 4)  # improving: never reduced
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss", "balanced_accuracy"])
+def test_epoch_scoring_with_probability_scorers(scoring):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=200) > 0, "yes", "no")
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring(scoring)], lr=1e-2, max_epochs=5, random_state=0
+    ).fit(X, y)
+    values = clf.history_.get(f"valid_{scoring}")
+    assert len(values) == 5 and np.isfinite(values).all()
+    if scoring == "roc_auc":
+        assert values[-1] > 0.8

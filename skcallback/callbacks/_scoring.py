@@ -13,13 +13,11 @@ from ._base import Callback
 
 
 class _CachedPredictions:
-    """Stands in for the estimator inside a scorer: answers ``predict`` and
-    ``predict_proba`` from outputs the loop already computed."""
+    """Stands in for the estimator inside a scorer: answers ``predict`` from
+    outputs the loop already computed."""
 
     def __init__(self, estimator: Any, output: torch.Tensor) -> None:
         self._estimator, self._output = estimator, output
-        if hasattr(estimator, "classes_"):
-            self.classes_ = estimator.classes_
 
     def __sklearn_tags__(self):
         return self._estimator.__sklearn_tags__()
@@ -27,10 +25,16 @@ class _CachedPredictions:
     def predict(self, X: Any) -> np.ndarray:
         return self._estimator._predict_from_output(self._output)
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "predict_proba" and hasattr(self._estimator, "_proba_from_output"):
-            return lambda X: self._estimator._proba_from_output(self._output)
-        raise AttributeError(name)
+
+class _CachedClassifierPredictions(_CachedPredictions):
+    """The same, with ``classes_`` and ``predict_proba`` for classifiers."""
+
+    def __init__(self, estimator: Any, output: torch.Tensor) -> None:
+        super().__init__(estimator, output)
+        self.classes_ = estimator.classes_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self._estimator._proba_from_output(self._output)
 
 
 class EpochScoring(Callback):
@@ -110,7 +114,10 @@ class EpochScoring(Callback):
         kwargs = {}
         if self._weights:
             kwargs["sample_weight"] = torch.cat(self._weights).cpu().numpy()
-        proxy = _CachedPredictions(estimator, output)
+        is_classifier = hasattr(estimator, "_proba_from_output")
+        proxy = (_CachedClassifierPredictions if is_classifier else _CachedPredictions)(
+            estimator, output
+        )
         ctx.metrics[self._default_name()] = float(self._scorer(proxy, None, y_true, **kwargs))
         del self._outputs, self._targets, self._weights
 
