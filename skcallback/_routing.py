@@ -139,8 +139,8 @@ def check_callback_param(estimator: Any, key: str) -> None:
 
 
 def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
-    """Clones of the enabled callbacks with their routed parameters set, in
-    dispatch order (``order``, then list position)."""
+    """Clones of the enabled callbacks with their routed parameters set and
+    checked, in dispatch order (``order``, then list position)."""
     entries = callback_entries(estimator)
     names = [name for name, _ in entries]
     params: dict[str, dict[str, Any]] = {}
@@ -154,11 +154,11 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
         if cb is None:
             continue
         cb = clone(cb)
-        if name in params:
-            try:
-                cb.set_params(**params[name])
-            except ValueError as exc:
-                raise ValueError(f"cb__{name}__*: {exc}") from None
+        try:
+            cb.set_params(**params.get(name, {}))
+            cb._check_params()
+        except ValueError as exc:
+            raise ValueError(f"Callback {name!r}: {exc}") from None
         clones.append((cb.order, position, name, cb))
     clones.sort(key=lambda item: (item[0], item[1]))
     return [(name, cb) for _, _, name, cb in clones]

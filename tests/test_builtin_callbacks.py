@@ -244,25 +244,35 @@ def test_csv_logger_writes_one_row_per_epoch(regression_data, tmp_path):
     assert float(rows[0]["train_loss"]) > 0
 
 
-def test_progress_bar_is_quiet_when_not_a_terminal(regression_data, capsys):
+def test_verbose_2_adds_a_progress_bar_that_is_quiet_off_a_terminal(regression_data, capsys):
     X, y = regression_data
-    NeuralRegressor(max_epochs=2, verbose=2).fit(X, y)
-    assert "train_loss" in capsys.readouterr().out  # the table prints; the bar stays quiet
+    est = NeuralRegressor(max_epochs=2, verbose=2).fit(X, y)
+    assert list(est.callbacks_)[-2:] == ["progress_bar", "print_log"]
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out  # the table prints
+    assert "epoch 1" not in captured.err  # the bar stays quiet: pytest's output is no tty
+
+
+def test_progress_bar_draws_on_a_terminal(regression_data, monkeypatch, capsys):
+    import sys
+
+    X, y = regression_data
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    NeuralRegressor(max_epochs=1, callbacks=[ProgressBar(leave=True)]).fit(X, y)
+    assert "epoch 1" in capsys.readouterr().err
 
 
 def test_every_builtin_works_inside_a_parallel_grid_search(classification_data, tmp_path):
     X, y = classification_data
     callbacks = [clone(cb) for cb in ALL if not isinstance(cb, ProgressBar | PrintLog)]
-    for cb in callbacks:
-        if isinstance(cb, Checkpoint):
-            cb.set_params(dirname=tmp_path / "ckpt")
-        if isinstance(cb, CSVLogger):
-            cb.set_params(path=tmp_path / "log.csv")
-    sinks = {"sink": None}
-    for cb in callbacks:
-        if "sink" in cb.get_params() and isinstance(cb, TimeMonitor):
-            cb.set_params(**sinks)
-    base = NeuralClassifier(callbacks=callbacks, max_epochs=3, random_state=0)
+    base = NeuralClassifier(
+        callbacks=callbacks,
+        cb__checkpoint__dirname=tmp_path / "ckpt",
+        cb__csv_logger__path=tmp_path / "log.csv",
+        cb__time_monitor__sink=None,
+        max_epochs=3,
+        random_state=0,
+    )
     search = GridSearchCV(base, {"cb__early_stopping__patience": [1, 2]}, cv=2, n_jobs=2)
     search.fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
@@ -318,3 +328,76 @@ def test_epoch_scoring_with_probability_scorers(scoring):
     assert len(values) == 5 and np.isfinite(values).all()
     if scoring == "roc_auc":
         assert values[-1] > 0.8
+
+
+@pytest.mark.parametrize(
+    ("callback", "message"),
+    [
+        (EarlyStopping(patience=-1), r"'patience' parameter of EarlyStopping must be an int >= 0"),
+        (Checkpoint(every=0), r"'every' parameter of Checkpoint must be None or an int >= 1"),
+        (Checkpoint(save_best_only=True), r"'monitor' parameter of Checkpoint"),
+        (LossMonitor(every=0), r"'every' parameter of LossMonitor"),
+        (GradientClipping(max_norm=0), r"'max_norm' parameter of GradientClipping"),
+        (TimeLimit(seconds=-1), r"'seconds' parameter of TimeLimit"),
+        (
+            LRScheduler("ReduceLROnPlateau", step_every="batch"),
+            r"'step_every' .* ReduceLROnPlateau",
+        ),
+    ],
+    ids=lambda value: type(value).__name__ if not isinstance(value, str) else "",
+)
+def test_bad_callback_params_fail_before_the_fitted_model_changes(
+    regression_data, callback, message
+):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    before = est.predict(X)
+    est.set_params(callbacks=[callback])
+    with pytest.raises(ValueError, match=message):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)
+    assert list(est.callbacks_) == ["history"]
+
+
+@pytest.mark.parametrize(
+    ("callback", "idle", "active"),
+    [
+        (LRScheduler("StepLR", step_size=1), "on_after_step", "on_epoch_end"),
+        (LRScheduler("StepLR", step_size=1, step_every="batch"), "on_epoch_end", "on_after_step"),
+        (Checkpoint(), "on_after_step", "on_epoch_end"),
+        (MetricLogger(), "on_train_batch_end", "on_epoch_end"),
+        (EpochScoring("r2"), "on_train_batch_end", "on_valid_batch_end"),
+        (EpochScoring("r2", on_train=True), "on_valid_batch_end", "on_train_batch_end"),
+    ],
+)
+def test_hooks_idle_for_the_parameters_are_never_dispatched(callback, idle, active):
+    from skcallback._dispatch import HookTable
+
+    table = HookTable([("cb", callback)])
+    assert getattr(table, idle) == ()
+    assert len(getattr(table, active)) == 1
+
+
+def test_checkpoint_monitor_falls_back_to_train_metrics_without_validation(
+    regression_data, tmp_path
+):
+    X, y = regression_data
+    with pytest.warns(UserWarning, match="monitors 'train_loss' instead"):
+        est = NeuralRegressor(
+            callbacks=[Checkpoint(dirname=tmp_path, monitor="valid_loss", save_best_only=True)],
+            validation_fraction=None,
+            max_epochs=3,
+        ).fit(X, y)
+    assert est.callbacks_.checkpoint.best_path_ is not None
+
+
+def test_lr_schedule_continues_across_warm_start(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_size=2, gamma=0.5)],
+        lr=0.1,
+        max_epochs=3,
+        warm_start=True,
+    )
+    est.fit(X, y).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])

@@ -32,6 +32,17 @@ HOOKS: tuple[str, ...] = (
 )
 
 
+def positive_int(value: Any, *, allow_none: bool = False) -> bool:
+    """An int >= 1 (not a bool), or None when allowed."""
+    if value is None:
+        return allow_none
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def snake_case(name: str) -> str:
     """``EarlyStopping`` -> ``early_stopping``, ``CSVLogger`` -> ``csv_logger``."""
     name = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
@@ -91,13 +102,33 @@ class Callback:
         return name if isinstance(name, str) and name else snake_case(type(self).__name__)
 
     def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        """The hooks this callback really overrides, as bound methods."""
+        """The hooks this callback really overrides, as bound methods, less
+        those its parameters make idle (so the loop never calls a no-op)."""
         cls = type(self)
+        idle = self._inactive_hooks()
         return {
             hook: getattr(self, hook)
             for hook in HOOKS
-            if getattr(cls, hook) is not getattr(Callback, hook)
+            if hook not in idle and getattr(cls, hook) is not getattr(Callback, hook)
         }
+
+    def _inactive_hooks(self) -> set[str]:
+        """Overridden hooks that have nothing to do with these parameters
+        (e.g. per-batch work when it is configured per epoch)."""
+        return set()
+
+    def _check_params(self) -> None:
+        """Validate the parameters; called at fit entry, before any state of
+        the estimator changes. Raise ``ValueError`` via :meth:`_require`."""
+
+    def _require(self, name: str, ok: bool, allowed: str) -> None:
+        """Raise a ValueError naming the parameter, its value and what is
+        allowed, in the estimator's format."""
+        if not ok:
+            raise ValueError(
+                f"The {name!r} parameter of {type(self).__name__} must be {allowed}; "
+                f"got {getattr(self, name)!r}."
+            )
 
     # -- scikit-learn parameter protocol --------------------------------
     @classmethod

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._base import Callback
-from ._monitor import Monitor
+from ._base import Callback, positive_int
+from ._monitor import Monitor, monitored_key
 
 FORMAT = "skcallback-checkpoint-1"
 
@@ -146,13 +146,21 @@ class Checkpoint(Callback):
         self.monitor = monitor
         self.save_best_only = save_best_only
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def _check_params(self) -> None:
         for name in ("every", "every_n_steps", "keep_max"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"Checkpoint {name} must be None or an int >= 1; got {value!r}.")
-        if self.save_best_only and self.monitor is None:
-            raise ValueError("Checkpoint(save_best_only=True) needs a monitor metric.")
+            self._require(
+                name, positive_int(getattr(self, name), allow_none=True), "None or an int >= 1"
+            )
+        self._require(
+            "monitor",
+            self.monitor is not None or not self.save_best_only,
+            "a metric name when save_best_only=True",
+        )
+
+    def _inactive_hooks(self) -> set[str]:
+        return {"on_after_step"} if self.every_n_steps is None else set()
+
+    def on_fit_begin(self, ctx: Any) -> None:
         if not hasattr(self, "run_dir_"):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             self.run_dir_ = str(
@@ -161,13 +169,8 @@ class Checkpoint(Callback):
             self.best_path_: str | None = None
             self.best_score_: float | None = None
         self.saved_paths_ = [p for p in getattr(self, "saved_paths_", []) if Path(p).exists()]
-        self._monitor = None if self.monitor is None else Monitor(self.monitor)
-
-    def _hook_handlers(self) -> dict[str, Any]:
-        handlers = super()._hook_handlers()
-        if self.every_n_steps is None:
-            handlers.pop("on_after_step")
-        return handlers
+        self._monitor: Monitor | None = None
+        self._warned: set[str] = set()
 
     def on_after_step(self, ctx: Any) -> None:
         if ctx.step % self.every_n_steps == 0:
@@ -175,13 +178,11 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, ctx: Any) -> None:
         improved = False
-        if self._monitor is not None:
+        if self.monitor is not None:
+            if self._monitor is None:
+                key = monitored_key("Checkpoint", self.monitor, ctx.metrics, self._warned)
+                self._monitor = Monitor(key)
             value = self._monitor.value(ctx.metrics)
-            if value is None:
-                raise ValueError(
-                    f"Checkpoint monitors {self.monitor!r}, which this epoch did not record; "
-                    f"recorded metrics are {sorted(ctx.metrics)}."
-                )
             improved = self._monitor.is_improvement(value, self.best_score_, ctx.callbacks)
             if improved:
                 self.best_score_ = value

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._base import Callback
+from ._base import Callback, positive_number
 
 
 class TerminateOnNaN(Callback):
@@ -53,9 +53,8 @@ class GradientClipping(Callback):
         self.max_norm = max_norm
         self.norm_type = norm_type
 
-    def on_fit_begin(self, ctx: Any) -> None:
-        if not (isinstance(self.max_norm, int | float) and self.max_norm > 0):
-            raise ValueError(f"GradientClipping max_norm must be > 0; got {self.max_norm!r}.")
+    def _check_params(self) -> None:
+        self._require("max_norm", positive_number(self.max_norm), "a number > 0")
 
     def on_before_step(self, ctx: Any) -> None:
         if ctx.grad_scaler is not None:  # clip the true gradients, not the scaled ones
@@ -83,9 +82,10 @@ class TimeLimit(Callback):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
+    def _check_params(self) -> None:
+        self._require("seconds", positive_number(self.seconds), "a number > 0")
+
     def on_fit_begin(self, ctx: Any) -> None:
-        if not (isinstance(self.seconds, int | float) and self.seconds > 0):
-            raise ValueError(f"TimeLimit seconds must be > 0; got {self.seconds!r}.")
         self._started = time.monotonic()
         self.stopped_epoch_: int | None = None
 

@@ -65,11 +65,24 @@ class EarlyStopping(Callback):
         self.threshold = threshold
         self.restore_best = restore_best
 
+    def _check_params(self) -> None:
+        self._require(
+            "patience",
+            isinstance(self.patience, int)
+            and not isinstance(self.patience, bool)
+            and self.patience >= 0,
+            "an int >= 0",
+        )
+        self._require("mode", self.mode in ("auto", "min", "max"), "'auto', 'min' or 'max'")
+        self._require(
+            "min_delta",
+            isinstance(self.min_delta, int | float) and self.min_delta >= 0,
+            "a number >= 0",
+        )
+
     def on_fit_begin(self, ctx: Any) -> None:
-        if not (isinstance(self.patience, int) and self.patience >= 0):
-            raise ValueError(f"EarlyStopping patience must be an int >= 0; got {self.patience!r}.")
         self._warned: set[str] = set()
-        self._monitors: dict[str, Monitor] = {}
+        self._monitor: Monitor | None = None
         if not hasattr(self, "best_score_"):
             self.best_score_: float | None = None
             self.best_epoch_ = 0
@@ -77,14 +90,11 @@ class EarlyStopping(Callback):
             self._best_weights: dict[str, torch.Tensor] | None = None
         self.stopped_epoch_: int | None = None
 
-    def _monitor_for(self, key: str) -> Monitor:
-        if key not in self._monitors:
-            self._monitors[key] = Monitor(key, self.mode, self.min_delta)
-        return self._monitors[key]
-
     def on_epoch_end(self, ctx: Any) -> None:
         key = monitored_key("EarlyStopping", self.monitor, ctx.metrics, self._warned)
-        monitor = self._monitor_for(key)
+        if self._monitor is None:  # the key is the same every epoch of a fit
+            self._monitor = Monitor(key, self.mode, self.min_delta)
+        monitor = self._monitor
         value = monitor.value(ctx.metrics)
         if monitor.is_improvement(value, self.best_score_, ctx.callbacks):
             self.best_score_, self.best_epoch_, self.wait_ = value, ctx.epoch, 0

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._base import Callback
+from ._base import Callback, positive_int
 from ._monitor import lower_is_better
 
 
@@ -141,9 +141,8 @@ class LossMonitor(Callback):
         self.every = every
         self.sink = sink
 
-    def on_fit_begin(self, ctx: Any) -> None:
-        if not (isinstance(self.every, int) and self.every >= 1):
-            raise ValueError(f"LossMonitor every must be an int >= 1; got {self.every!r}.")
+    def _check_params(self) -> None:
+        self._require("every", positive_int(self.every), "an int >= 1")
 
     def on_train_batch_end(self, ctx: Any) -> None:
         if ctx.batch % self.every == 0 and ctx.loss is not None:
@@ -186,19 +185,17 @@ class MetricLogger(Callback):
         self.valid = valid
         self.sink = sink
 
+    def _check_params(self) -> None:
+        self._require("every", positive_int(self.every, allow_none=True), "None or an int >= 1")
+
+    def _inactive_hooks(self) -> set[str]:
+        # Nothing to do per batch without ``every``: keep the batch loop free.
+        return {"on_train_begin", "on_train_batch_end"} if self.every is None else set()
+
     def on_fit_begin(self, ctx: Any) -> None:
-        if self.every is not None and not (isinstance(self.every, int) and self.every >= 1):
-            raise ValueError(f"MetricLogger every must be None or an int >= 1; got {self.every!r}.")
         for name in ("train_", "valid_", "batch_train_"):
             if not hasattr(self, name):
                 setattr(self, name, [])
-
-    def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        handlers = super()._hook_handlers()
-        if self.every is None:  # nothing to do per batch: keep the batch loop free
-            handlers.pop("on_train_begin")
-            handlers.pop("on_train_batch_end")
-        return handlers
 
     def on_train_begin(self, ctx: Any) -> None:
         self._losses: list[Any] = []

@@ -87,9 +87,19 @@ class LRScheduler(Callback):
             return found
         return policy
 
+    def _check_params(self) -> None:
+        self._require("step_every", self.step_every in ("epoch", "batch"), "'epoch' or 'batch'")
+        plateau = self._policy_class() is torch.optim.lr_scheduler.ReduceLROnPlateau
+        self._require(
+            "step_every",
+            not (plateau and self.step_every == "batch"),
+            "'epoch' for ReduceLROnPlateau, which reads an epoch metric",
+        )
+
+    def _inactive_hooks(self) -> set[str]:
+        return {"on_epoch_end"} if self.step_every == "batch" else {"on_after_step"}
+
     def on_fit_begin(self, ctx: Any) -> None:
-        if self.step_every not in ("epoch", "batch"):
-            raise ValueError(f"step_every must be 'epoch' or 'batch'; got {self.step_every!r}.")
         self._cls = self._policy_class()
         self._scheduler = None
         self._warned: set[str] = set()
@@ -122,17 +132,10 @@ class LRScheduler(Callback):
             self._build(ctx)
 
     def on_after_step(self, ctx: Any) -> None:
-        if self.step_every == "batch":
-            self._step(ctx)
+        self._scheduler.step()
 
     def on_epoch_end(self, ctx: Any) -> None:
-        if self.step_every == "epoch":
-            self._step(ctx)
-
-    def _step(self, ctx: Any) -> None:
         if isinstance(self._scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            if ctx.phase == "train" and self.step_every == "batch":
-                raise ValueError("ReduceLROnPlateau steps per epoch; use step_every='epoch'.")
             key = monitored_key("LRScheduler", self.monitor, ctx.metrics, self._warned)
             self._scheduler.step(float(ctx.metrics[key]))
         else:

@@ -84,10 +84,9 @@ class EpochScoring(Callback):
             return None
         return bool(self.lower_is_better)
 
-    def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        phase = "train" if self.on_train else "valid"
-        wanted = {"on_fit_begin", f"on_{phase}_begin", f"on_{phase}_batch_end", f"on_{phase}_end"}
-        return {hook: fn for hook, fn in super()._hook_handlers().items() if hook in wanted}
+    def _inactive_hooks(self) -> set[str]:
+        other = "valid" if self.on_train else "train"
+        return {f"on_{other}_begin", f"on_{other}_batch_end", f"on_{other}_end"}
 
     def on_fit_begin(self, ctx: Any) -> None:
         self._scorer = get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
