@@ -21,12 +21,12 @@ from torch import nn
 
 from . import _routing
 from ._context import Context
-from ._data import Dataset, canonical_rows, predict_batches
+from ._data import EVAL_BATCH_SIZE, Dataset, canonical_rows, predict_batches
 from ._dispatch import CallbackMap, HookTable
 from ._loop import run_fit
 from ._modules import build_module
 from ._params import OPTIMIZERS, InvalidParameterError, validate_parameters
-from ._precision import Precision, compiled_forward
+from ._precision import Precision, autocast, compiled_forward
 
 #: Fitted attributes holding torch objects; pickled through ``torch.save`` so a
 #: model fitted on a GPU loads on a CPU-only machine.
@@ -300,14 +300,7 @@ class NeuralEstimatorBase(BaseEstimator):
             raise ValueError(
                 f"{path} was saved by a {state['estimator']}, not a {type(self).__name__}."
             )
-        data_state = {
-            key: np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value)
-            if key in ("classes_", "feature_names_in_")
-            else value
-            for key, value in state["data"].items()
-        }
-        if "feature_names_in_" in data_state:
-            data_state["feature_names_in_"] = data_state["feature_names_in_"].astype(object)
+        data_state = state["data"]
         module, criterion, optimizer = self._build_objects(
             data_state["n_features_in_"], data_state["n_outputs_"], device
         )
@@ -333,7 +326,6 @@ class NeuralEstimatorBase(BaseEstimator):
             state["epoch"],
             state["step"],
         )
-        self.n_iter_ = len(self.history_)
         module.eval()
         return self
 
@@ -452,8 +444,8 @@ class NeuralEstimatorBase(BaseEstimator):
         module, device = self.module_, self.device_
         module.eval()
         outputs = []
-        with torch.inference_mode(), Precision(self.precision, device).autocast:
-            for X_b, n_rows in predict_batches(X, max(self.batch_size, 16384), device):
+        with torch.inference_mode(), autocast(self.precision, device):
+            for X_b, n_rows in predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device):
                 outputs.append(module(X_b)[:n_rows].float().cpu())
         return torch.cat(outputs)
 
@@ -507,8 +499,6 @@ def _loss_function(criterion, *, weighted: bool):
     per_sample.reduction = "none"
 
     def compute(y_pred, y, w):
-        if w is None:
-            return criterion(y_pred, y)
         losses = per_sample(y_pred, y)
         if losses.ndim > 1:
             losses = losses.reshape(len(losses), -1).mean(1)

@@ -17,6 +17,8 @@ import scipy.sparse as sp
 import torch
 
 _CHUNK_ROWS = 1 << 15
+#: Rows per batch for validation and prediction (no gradients are kept).
+EVAL_BATCH_SIZE = 16384
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
@@ -130,11 +132,19 @@ class Dataset:
         self.device = device
         self.sparse = sp.issparse(X)
         nbytes = (X.data.nbytes if self.sparse else X.nbytes) + y.nbytes
-        self.storage = device if _fits_on(device, nbytes) else torch.device("cpu")
-        self.X = X if self.sparse else as_tensor(X, self.storage)
-        self.y = as_tensor(y, self.storage)
-        if self.storage != device:
-            self.X, self.y = self.X.pin_memory(), self.y.pin_memory()
+        self.streamed = not _fits_on(device, nbytes)
+        self.storage = torch.device("cpu") if self.streamed else device
+        self.X = X if self.sparse else self.hold(as_tensor(X, self.storage))
+        self.y = self.hold(as_tensor(y, self.storage))
+
+    def hold(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A tensor kept on the storage side (pinned when streamed)."""
+        return tensor.pin_memory() if self.streamed else tensor
+
+    def send(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A batch tensor moved to the training device (asynchronously when
+        streamed; a no-op otherwise)."""
+        return tensor.pin_memory().to(self.device, non_blocking=True) if self.streamed else tensor
 
     def subset(self, rows: np.ndarray, weights: np.ndarray | None) -> TensorData:
         return TensorData(self, rows, weights)
@@ -144,13 +154,8 @@ class Dataset:
         if self.sparse:
             X_b = _densify(self.X[idx.cpu().numpy()], self.device)
         else:
-            X_b = self.X.index_select(0, idx)
-        y_b = self.y.index_select(0, idx)
-        if self.storage != self.device:
-            if not self.sparse:
-                X_b = X_b.pin_memory().to(self.device, non_blocking=True)
-            y_b = y_b.pin_memory().to(self.device, non_blocking=True)
-        return X_b, y_b
+            X_b = self.send(self.X.index_select(0, idx))
+        return X_b, self.send(self.y.index_select(0, idx))
 
 
 def _fits_on(device: torch.device, nbytes: int) -> bool:
@@ -166,9 +171,8 @@ class TensorData:
     def __init__(self, source: Dataset, rows: np.ndarray, weights: np.ndarray | None) -> None:
         self.source = source
         self.n_samples = len(rows)
-        self._rows_np = rows
         self.rows = torch.from_numpy(rows).to(source.storage)
-        self.w = None if weights is None else as_tensor(weights, source.storage)
+        self.w = None if weights is None else source.hold(as_tensor(weights, source.storage))
 
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
@@ -191,10 +195,9 @@ class TensorData:
             if w is None:
                 w_b = None
             elif positions is None:
-                w_b = w[start : start + batch_size].to(source.device, non_blocking=True)
+                w_b = source.send(w[start : start + batch_size])
             else:
-                w_b = w.index_select(0, positions[start : start + batch_size])
-                w_b = w_b.to(source.device, non_blocking=True)
+                w_b = source.send(w.index_select(0, positions[start : start + batch_size]))
             yield X_b, y_b, w_b
 
 

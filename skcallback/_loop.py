@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ._context import Context
+from ._data import EVAL_BATCH_SIZE
 from ._dispatch import HookTable, fire
 from ._precision import Precision
 
@@ -91,7 +92,7 @@ def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> N
     ctx.metrics = {"epoch": ctx.epoch}
     fire(hooks.on_epoch_begin, ctx)
     lr = ctx.optimizer.param_groups[0]["lr"]
-    _train_phase(ctx, hooks, train.batches(batch_size, generator), train, batch_size, run)
+    _train_phase(ctx, hooks, train, batch_size, generator, run)
     if valid is not None:
         _valid_phase(ctx, hooks, valid, batch_size, run)
     ctx.metrics["lr"] = lr
@@ -99,7 +100,7 @@ def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> N
     fire(hooks.on_epoch_end, ctx)
 
 
-def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Step) -> None:
+def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step) -> None:
     module, optimizer = ctx.module, ctx.optimizer
     precision = run.precision
     module.train()
@@ -107,7 +108,7 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Ste
     fire(hooks.on_train_begin, ctx)
     losses: list[torch.Tensor] = []
     weights: list[Any] = []
-    for X_b, y_b, w_b in batches:
+    for X_b, y_b, w_b in data.batches(batch_size, generator):
         if ctx.stop_requested:
             break
         ctx.batch += 1
@@ -143,7 +144,7 @@ def _train_phase(ctx, hooks, batches: Iterator, data: Any, batch_size, run: _Ste
 def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module = ctx.module
     module.eval()
-    eval_size = max(batch_size, 4096)
+    eval_size = max(batch_size, EVAL_BATCH_SIZE)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
     fire(hooks.on_valid_begin, ctx)
     losses: list[torch.Tensor] = []

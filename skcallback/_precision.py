@@ -12,6 +12,14 @@ import torch
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
 
+def autocast(precision: str, device: torch.device) -> Any:
+    """The autocast context of ``precision`` (a no-op for ``"32"``)."""
+    if precision == "32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 class Precision:
     """How the loop runs forward, backward and the optimizer step.
 
@@ -21,13 +29,7 @@ class Precision:
     """
 
     def __init__(self, precision: str, device: torch.device) -> None:
-        self.precision = precision
-        if precision == "32":
-            self.autocast: Any = contextlib.nullcontext()
-            self.scaler = None
-            return
-        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
-        self.autocast = torch.autocast(device_type=device.type, dtype=dtype)
+        self.autocast = autocast(precision, device)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
 
     def backward(self, loss: torch.Tensor) -> None:

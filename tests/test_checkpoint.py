@@ -116,3 +116,20 @@ def test_parallel_fits_write_to_separate_folders(regression_data, tmp_path):
     a = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
     b = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
     assert a.callbacks_.checkpoint.run_dir_ != b.callbacks_.checkpoint.run_dir_
+
+
+def test_feature_names_survive_a_checkpoint(regression_data, tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    X, y = regression_data
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    params = dict(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1, random_state=0)
+    fitted = NeuralRegressor(**params).fit(frame, y)
+    loaded = NeuralRegressor(**params).load_checkpoint(fitted.callbacks_.checkpoint.saved_paths_[0])
+    assert loaded.feature_names_in_.tolist() == ["a", "b", "c", "d"]
+    assert loaded.feature_names_in_.dtype == object
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no feature-name mismatch warning
+        np.testing.assert_array_equal(loaded.predict(frame), fitted.predict(frame))

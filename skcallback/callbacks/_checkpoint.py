@@ -83,7 +83,21 @@ def read_checkpoint(path: str | os.PathLike, device: torch.device) -> dict[str, 
         raise ValueError(f"{path} is not a readable skcallback checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a skcallback checkpoint (format {FORMAT!r} expected).")
+    state["data"] = _arrays(state["data"])
     return state
+
+
+def _arrays(data: dict[str, Any]) -> dict[str, Any]:
+    """Undo :func:`_plain` for the estimator's array attributes."""
+    data = dict(data)
+    if "classes_" in data:
+        classes = data["classes_"]
+        data["classes_"] = np.asarray(
+            classes.numpy() if isinstance(classes, torch.Tensor) else classes
+        )
+    if "feature_names_in_" in data:
+        data["feature_names_in_"] = np.asarray(data["feature_names_in_"], dtype=object)
+    return data
 
 
 class Checkpoint(Callback):
