@@ -50,6 +50,11 @@ n_outputs_, device_, n_features_in_, feature_names_in_
 
     _target_validation: dict[str, Any] = {}
     _default_criterion = nn.CrossEntropyLoss
+    _output_meaning = "one logit per class"
+    _criterion_hint = (
+        "The classifier's targets are class indices (int64) of shape (n_samples,) and the "
+        "output one logit per class, as nn.CrossEntropyLoss expects."
+    )
 
     def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
         check_classification_targets(y)
@@ -84,10 +89,31 @@ n_outputs_, device_, n_features_in_, feature_names_in_
     def _stratify_labels(self, y: np.ndarray) -> np.ndarray:
         return y
 
+    def _check_target_weights(self, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """Zero weights must leave samples of at least two classes."""
+        if sample_weight is None:
+            return
+        weighted = np.unique(y[sample_weight > 0])
+        if len(weighted) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes with a non-zero "
+                f"sample_weight; only class {self.classes_[weighted].tolist()} has any."
+            )
+
     def partial_fit(
-        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+        self,
+        X: Any,
+        y: Any,
+        classes: Any = None,
+        sample_weight: Any = None,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+        sample_weight_val: Any = None,
     ) -> NeuralClassifier:
         """Train for one epoch, continuing from the fitted state if any.
+
+        Like ``fit``, a call completes or leaves the estimator as it was.
 
         Parameters
         ----------
@@ -96,6 +122,8 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         classes : array-like, optional
             Every class label; required on the first call.
         sample_weight : array-like of shape (n_samples,), optional
+        X_val, y_val, sample_weight_val : array-like, optional
+            Validation data for this epoch (none is held out otherwise).
 
         Returns
         -------
@@ -103,7 +131,16 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         """
         if classes is None and not self.__sklearn_is_fitted__():
             raise ValueError("classes must be passed on the first call to partial_fit.")
-        return self._fit(X, y, sample_weight, partial=True, classes=classes)
+        return self._fit(
+            X,
+            y,
+            sample_weight,
+            partial=True,
+            classes=classes,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (softmax of the logits), rows summing to 1.
@@ -112,7 +149,8 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        return self._proba_from_output(self._forward(X))
+        output = self._forward(X)
+        return self._outputs().predict_proba(output)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted class labels.
@@ -121,13 +159,28 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         -------
         ndarray of shape (n_samples,)
         """
-        return self._predict_from_output(self._forward(X))
+        output = self._forward(X)
+        return self._outputs().predict(output)
 
-    def _proba_from_output(self, output: torch.Tensor) -> np.ndarray:
+    @staticmethod
+    def _output_adapter(data_state: dict[str, Any]) -> ClassificationOutputs:
+        return ClassificationOutputs(data_state["classes_"])
+
+
+class ClassificationOutputs:
+    """Turns a classifier module's logits into labels and probabilities."""
+
+    def __init__(self, classes: np.ndarray) -> None:
+        self.classes_ = classes
+
+    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+        """Class probabilities: the softmax of the logits."""
         return torch.softmax(output.detach().double(), dim=1).cpu().numpy()
 
-    def _predict_from_output(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor) -> np.ndarray:
+        """The label of the largest logit."""
         return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
 
-    def _targets_for_scoring(self, y: torch.Tensor) -> np.ndarray:
+    def targets(self, y: torch.Tensor) -> np.ndarray:
+        """Labels from their encoded class indices."""
         return self.classes_[y.detach().cpu().numpy()]

@@ -15,7 +15,16 @@ class Context:
     Attributes
     ----------
     estimator : NeuralRegressor or NeuralClassifier
-        The estimator being fitted.
+        The estimator being trained: a working copy of the one whose ``fit``
+        was called, with the same parameters and the fitted attributes of
+        this fit (``module_``, ``history_``, ...; ``predict`` works). The
+        estimator adopts its fitted state when the fit completes, and stays
+        as it was if the fit fails.
+    plan : FitPlan
+        What the fit was planned to do: ``n_batches``, ``has_validation``,
+        the declared ``metrics`` and their directions, ``outputs`` (turns
+        module outputs into predictions), ... (see
+        :meth:`Callback.setup <skcallback.Callback.setup>`).
     module, optimizer, criterion : torch objects
         The network, its optimizer and the loss of this fit.
     device : torch.device
@@ -62,6 +71,7 @@ class Context:
         self,
         *,
         estimator: Any,
+        plan: Any,
         module: Any,
         optimizer: Any,
         criterion: Any,
@@ -73,6 +83,7 @@ class Context:
         callbacks: Any,
     ) -> None:
         self.estimator = estimator
+        self.plan = plan
         self.module = module
         self.optimizer = optimizer
         self.criterion = criterion

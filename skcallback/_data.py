@@ -1,9 +1,11 @@
 """Input handling: in-memory data as tensors once, batched by index.
 
-Training rows are put in a canonical form first: identical ``(x, y)`` rows
-merge into one row whose weight is the sum of theirs, and rows are ordered by
-a hash of their content. So a sample weight of ``k`` is exactly ``k`` copies
-of the sample, and a fit does not depend on the order of the rows.
+Rows are trained on as given: an epoch visits every training row once, in a
+shuffled order, so it takes ``ceil(n_train / batch_size)`` optimizer steps
+whatever the data's duplicates. Sample weights scale each row's loss; they
+are divided by their mean over the rows of the phase, so the loss keeps the
+scale of an unweighted mean and ``sample_weight=c * w`` trains exactly as
+``w``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-_CHUNK_ROWS = 1 << 15
 #: Rows per batch for validation and prediction (no gradients are kept).
 EVAL_BATCH_SIZE = 16384
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -32,91 +31,16 @@ def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _mix(v: np.ndarray) -> np.ndarray:
-    """A 64-bit finaliser (splitmix64) applied elementwise, in place."""
-    v ^= v >> np.uint64(30)
-    v *= _MIX1
-    v ^= v >> np.uint64(27)
-    v *= _MIX2
-    v ^= v >> np.uint64(31)
-    return v
-
-
-def _bits(values: np.ndarray) -> np.ndarray:
-    values = np.ascontiguousarray(values)
-    view = values.view(np.uint32 if values.itemsize == 4 else np.uint64)
-    return view.astype(np.uint64)
-
-
-def row_hashes(X: np.ndarray | sp.csr_matrix, y: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each ``(x, y)`` row; zeros contribute nothing, so a
-    dense row and its sparse form hash alike."""
-    n_features = X.shape[1]
-    salts = np.random.RandomState(0).randint(1, 2**62, size=n_features + 1, dtype=np.int64)
-    salts = salts.astype(np.uint64)
-    zero_terms = _mix(salts.copy())
-    targets = np.asarray(y).reshape(len(y), -1)
-    hashes = np.zeros(X.shape[0], dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(targets.shape[1]):
-            hashes += _mix(_bits(targets[:, j]) + salts[-1] + np.uint64(j))
-        if sp.issparse(X):
-            X = X if X.has_canonical_format else X.tocsr(copy=True)
-            X.sum_duplicates()
-            terms = _mix(_bits(X.data) + salts[X.indices]) - zero_terms[X.indices]
-            row_of = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-            np.add.at(hashes, row_of, terms)
-        else:
-            for start in range(0, X.shape[0], _CHUNK_ROWS):
-                block = _bits(X[start : start + _CHUNK_ROWS])
-                block += salts[:n_features]
-                hashes[start : start + _CHUNK_ROWS] += (_mix(block) - zero_terms[:n_features]).sum(
-                    axis=1, dtype=np.uint64
-                )
-    return _mix(hashes)
-
-
-def canonical_rows(
-    X: np.ndarray | sp.csr_matrix, y: np.ndarray, sample_weight: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The rows to train on, in content order, and their weights.
-
-    Zero-weight rows are dropped and identical rows merged (summing their
-    weights). The weights are None when they are all equal, which trains
-    exactly as without weights.
-    """
-    n_samples = X.shape[0]
-    rows = np.arange(n_samples) if sample_weight is None else np.flatnonzero(sample_weight > 0)
-    weights = (np.ones(n_samples, np.float32) if sample_weight is None else sample_weight)[rows]
-    hashes = row_hashes(X[rows] if len(rows) < n_samples else X, y[rows])
-    order = np.argsort(hashes, kind="stable")
-    rows, weights, hashes = rows[order], weights[order], hashes[order]
-    same_hash = np.flatnonzero(hashes[1:] == hashes[:-1]) + 1
-    if len(same_hash):
-        rows, weights = _merge_duplicates(X, y, rows, weights, hashes, same_hash)
-    uniform = np.all(weights == weights[0])
-    return rows, None if uniform else weights
-
-
-def _merge_duplicates(X, y, rows, weights, hashes, same_hash):
-    """Merge rows equal to the first row of their run of equal hashes."""
-    run_start = np.maximum.accumulate(
-        np.where(np.r_[True, hashes[1:] != hashes[:-1]], np.arange(len(rows)), 0)
-    )
-    candidates, firsts = same_hash, run_start[same_hash]
-    a, b = rows[candidates], rows[firsts]
-    if sp.issparse(X):
-        equal = np.asarray((X[a] != X[b]).sum(axis=1)).ravel() == 0
-    else:
-        equal = np.all(X[a] == X[b], axis=1)
-    y_a, y_b = np.asarray(y)[a], np.asarray(y)[b]
-    equal &= np.all((y_a == y_b).reshape(len(a), -1), axis=1)
-    merged = candidates[equal]
-    weights = weights.copy()
-    np.add.at(weights, run_start[merged], weights[merged])
-    keep = np.ones(len(rows), dtype=bool)
-    keep[merged] = False
-    return rows[keep], weights[keep]
+def normalized_weights(
+    sample_weight: np.ndarray | None, dtype: np.dtype = np.dtype(np.float32)
+) -> np.ndarray | None:
+    """``sample_weight`` divided by its mean (in float64, so tiny or huge
+    weights neither underflow nor overflow); None when every weight is the
+    same, which trains exactly as without weights."""
+    if sample_weight is None or np.all(sample_weight == sample_weight[0]):
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    return (weights / weights.mean()).astype(dtype)
 
 
 class Dataset:
@@ -136,6 +60,8 @@ class Dataset:
         self.storage = torch.device("cpu") if self.streamed else device
         self.X = X if self.sparse else self.hold(as_tensor(X, self.storage))
         self.y = self.hold(as_tensor(y, self.storage))
+        self.n_features = X.shape[1]
+        self.dtype = X.dtype
 
     def hold(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor kept on the storage side (pinned when streamed)."""
@@ -146,8 +72,10 @@ class Dataset:
         streamed; a no-op otherwise)."""
         return tensor.pin_memory().to(self.device, non_blocking=True) if self.streamed else tensor
 
-    def subset(self, rows: np.ndarray, weights: np.ndarray | None) -> TensorData:
-        return TensorData(self, rows, weights)
+    def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> TensorData:
+        """The rows ``rows`` with their (raw) sample weights."""
+        weights = None if sample_weight is None else sample_weight[rows]
+        return TensorData(self, rows, normalized_weights(weights, self.dtype))
 
     def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The rows ``idx`` (on the storage device) as tensors on the device."""
@@ -166,12 +94,13 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 
 class TensorData:
-    """Some rows of a :class:`Dataset` (with weights), batched by index."""
+    """Some rows of a :class:`Dataset` (with normalised weights), batched by
+    index."""
 
     def __init__(self, source: Dataset, rows: np.ndarray, weights: np.ndarray | None) -> None:
         self.source = source
         self.n_samples = len(rows)
-        self.rows = torch.from_numpy(rows).to(source.storage)
+        self.rows = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(source.storage)
         self.w = None if weights is None else source.hold(as_tensor(weights, source.storage))
 
     def n_batches(self, batch_size: int) -> int:
@@ -206,24 +135,13 @@ def _densify(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 
 
 def predict_batches(
-    X: np.ndarray | sp.csr_matrix, batch_size: int, device: torch.device, block: int = 64
-) -> Iterator[tuple[torch.Tensor, int]]:
-    """Yield ``(batch, n_real_rows)`` with each batch padded with zero rows
-    to a multiple of ``block`` rows.
-
-    Matrix kernels pick their blocking from the number of rows, so padding
-    makes a row's prediction on the CPU the same whatever else is predicted
-    with it: ``predict(X)[i] == predict(X[i:i + 1])`` exactly.
-    """
-    batch_size = max(block, batch_size // block * block)
+    X: np.ndarray | sp.csr_matrix, batch_size: int, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Yield ``X`` in batches of ``batch_size`` rows, on ``device``."""
     dense = None if sp.issparse(X) else as_tensor(X, torch.device("cpu"))
     for start in range(0, X.shape[0], batch_size):
         if dense is None:
             X_b = torch.from_numpy(X[start : start + batch_size].toarray())
         else:
             X_b = dense[start : start + batch_size]
-        n_rows = len(X_b)
-        padded = -(-n_rows // block) * block
-        if padded != n_rows:
-            X_b = torch.cat([X_b, X_b.new_zeros((padded - n_rows, X_b.shape[1]))])
-        yield X_b.to(device, non_blocking=True), n_rows
+        yield X_b.to(device, non_blocking=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+import torch
+
 from .callbacks._base import HOOKS
 
 Handler = tuple[str, str, Callable[[Any], Any]]
@@ -79,8 +82,21 @@ def fire(handlers: tuple[Handler, ...], ctx: Any) -> None:
         except BaseException as exc:
             _note(exc, name, hook)
             raise
-        if result is False:
+        if result is not None and requests_stop(result):
             ctx.request_stop(f"{name}.{hook} returned False")
+
+
+def requests_stop(result: Any) -> bool:
+    """Whether a hook's return value asks to stop: ``False``,
+    ``numpy.False_`` or a false 0-d boolean tensor."""
+    if result is False or result is np.False_:
+        return True
+    return (
+        isinstance(result, torch.Tensor)
+        and result.dtype == torch.bool
+        and result.ndim == 0
+        and not bool(result)
+    )
 
 
 def _note(exc: BaseException, name: str, hook: str) -> None:

@@ -7,6 +7,7 @@ and callbacks observe and steer it through the :class:`Context`.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 import time
@@ -19,52 +20,57 @@ import torch
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE
 from ._dispatch import HookTable, fire
+from ._factories import LossFn
+from ._modules import dropout_generator, global_rng_scope
 from ._precision import Precision
 
 INTERRUPTED = "KeyboardInterrupt"
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
+def run_fit(ctx: Context) -> None:
+    """Run the plan's epochs until ``ctx.max_epochs`` (fewer if a stop is
+    requested).
 
-def run_fit(
-    ctx: Context,
-    hooks: HookTable,
-    train: Any,
-    valid: Any,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    compute_loss: LossFn,
-    precision: Precision,
-    forward: Callable[[torch.Tensor], torch.Tensor],
-) -> None:
-    """Run epochs until ``ctx.max_epochs`` (fewer if a stop is requested).
-
-    ``on_fit_end`` runs after a normal or a stopped fit, and after a failure,
-    where ``on_exception`` runs first and the error is re-raised. Ctrl-C stops
-    training after the current batch and leaves the estimator usable.
+    ``on_fit_end`` runs for every callback after a normal or a stopped fit;
+    their errors are collected and raised together after all have run. When
+    the fit fails (in a hook, in training, or in ``on_fit_end``), every
+    ``on_exception`` runs and then every ``on_fit_end``, with
+    ``ctx.exception`` set, and the error is re-raised. Ctrl-C stops training
+    after the current batch; a second Ctrl-C raises ``KeyboardInterrupt``.
     """
-    with _stop_on_sigint(ctx):
+    plan = ctx.plan
+    hooks = plan.hooks
+    generator = torch.Generator().manual_seed(plan.seed)
+    dropout = torch.Generator(device=plan.device).manual_seed(plan.seed + 1)
+    run = _Step(plan.compute_loss, plan.precision, plan.forward)
+    with (
+        _interrupts(ctx) as interrupted,
+        dropout_generator(dropout),
+        global_rng_scope(plan.custom_seed, plan.device),
+    ):
         try:
-            run = _Step(compute_loss, precision, forward)
             fire(hooks.on_fit_begin, ctx)
             while not ctx.stop_requested and ctx.epoch < ctx.max_epochs:
-                _run_epoch(ctx, hooks, train, valid, batch_size, generator, run)
-        except KeyboardInterrupt:
-            ctx.request_stop(INTERRUPTED)
+                _run_epoch(ctx, hooks, plan.train, plan.valid, plan.batch_size, generator, run)
         except BaseException as exc:
-            ctx.exception = exc
-            _fire_after_failure(hooks.on_exception, ctx, exc)
-            _fire_after_failure(hooks.on_fit_end, ctx, exc)
+            _clean_up_after(ctx, hooks, exc, fit_end=True)
             raise
-    if ctx.stop_reason == INTERRUPTED:
+        errors = [exc for _, exc in _fire_each(hooks.on_fit_end, ctx)]
+        if errors:
+            error = (
+                errors[0]
+                if len(errors) == 1
+                else ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", errors)
+            )
+            _clean_up_after(ctx, hooks, error, fit_end=False)
+            raise error
+    if interrupted():
         warnings.warn(
-            f"Training was interrupted (KeyboardInterrupt) in epoch {ctx.epoch}; "
-            "the estimator keeps the weights of the last completed step.",
+            f"Training was interrupted (Ctrl-C) in epoch {ctx.epoch}; the estimator keeps "
+            "the weights of the last completed step. Press Ctrl-C twice to abort instead.",
             RuntimeWarning,
             stacklevel=3,
         )
-    fire(hooks.on_fit_end, ctx)
 
 
 class _Step:
@@ -134,10 +140,12 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step) -> No
                 if hooks.on_after_step:
                     fire(hooks.on_after_step, ctx)
                 losses.append(ctx.loss.detach())
-                weights.append(_batch_weight(X_b, w_b))
+                weights.append(len(X_b))
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
     ctx.metrics["train_loss"] = _weighted_mean(losses, weights)
+    if losses:
+        _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
 
 
@@ -157,58 +165,94 @@ def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
                 fire(hooks.on_valid_batch_begin, ctx)
             run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
             losses.append(ctx.loss)
-            weights.append(_batch_weight(X_b, w_b))
+            weights.append(len(X_b))
             if hooks.on_valid_batch_end:
                 fire(hooks.on_valid_batch_end, ctx)
     ctx.metrics["valid_loss"] = _weighted_mean(losses, weights)
     fire(hooks.on_valid_end, ctx)
 
 
-def _batch_weight(X_b: torch.Tensor, w_b: torch.Tensor | None) -> Any:
-    return len(X_b) if w_b is None else w_b.sum()
-
-
-def _weighted_mean(losses: list[torch.Tensor], weights: list[Any]) -> float:
-    """The sample-weighted mean of batch losses, synchronised once per epoch."""
+def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
+    """The mean of batch losses weighted by batch size, synchronised once
+    per epoch. Batch losses already carry the normalised sample weights, so
+    this is the sample-weighted mean loss of the phase."""
     if not losses:
         return float("nan")
     stacked = torch.stack([loss.float() for loss in losses])
-    if isinstance(weights[0], torch.Tensor):
-        w = torch.stack(weights).to(stacked.dtype)
-    else:
-        w = torch.tensor(weights, dtype=stacked.dtype, device=stacked.device)
-    return float((stacked * w).sum() / w.sum())
+    counts = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
+    return float((stacked * counts).sum() / counts.sum())
 
 
-def _fire_after_failure(handlers, ctx: Context, error: BaseException) -> None:
-    """Run clean-up hooks after a failure without hiding the original error."""
-    for handler in handlers:
-        try:
-            fire((handler,), ctx)
-        except Exception as exc:  # the original error stays the one raised
+def _check_finite(ctx: Context) -> None:
+    """Refuse to go on from a diverged epoch: a non-finite training loss or
+    weight ends the fit with an error (the estimator keeps its state)."""
+    loss = ctx.metrics["train_loss"]
+    parameters = [p.detach() for p in ctx.module.parameters()]
+    finite_weights = bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+    if math.isfinite(loss) and finite_weights:
+        return
+    what = f"the training loss is {loss}" if not math.isfinite(loss) else "a weight is not finite"
+    lr = ctx.optimizer.param_groups[0]["lr"]
+    raise ValueError(
+        f"Training diverged in epoch {ctx.epoch}: {what}. Scale the inputs and targets "
+        f"(e.g. StandardScaler), lower lr (now {lr:g}) or add GradientClipping; "
+        "TerminateOnNaN() stops at the last finite loss instead of failing."
+    )
+
+
+def _clean_up_after(ctx: Context, hooks: HookTable, error: BaseException, *, fit_end: bool) -> None:
+    """Run every ``on_exception`` (and ``on_fit_end``) after a failure; their
+    own errors become notes on the original one, which stays the one raised."""
+    ctx.exception = error
+    for handlers in (hooks.on_exception, hooks.on_fit_end) if fit_end else (hooks.on_exception,):
+        for (name, hook, _), exc in _fire_each(handlers, ctx):
             error.add_note(
-                f"while handling it, callback {handler[0]!r} raised in {handler[1]}: "
+                f"while handling it, callback {name!r} raised in {hook}: "
                 f"{type(exc).__name__}: {exc}"
             )
 
 
+def _fire_each(handlers: tuple, ctx: Context) -> list[tuple[Any, Exception]]:
+    """Call every handler even when some raise; return ``(handler, error)``
+    pairs."""
+    errors = []
+    for handler in handlers:
+        try:
+            fire((handler,), ctx)
+        except Exception as exc:
+            errors.append((handler, exc))
+    return errors
+
+
+#: A Ctrl-C this soon after one that stopped a fit aborts (seconds), so a
+#: grid search whose current fit was stopped can still be interrupted.
+_ABORT_WINDOW = 5.0
+_last_interrupt = [-math.inf]
+
+
 @contextlib.contextmanager
-def _stop_on_sigint(ctx: Context) -> Iterator[None]:
-    """Turn the first Ctrl-C into a stop request; a second one interrupts."""
+def _interrupts(ctx: Context) -> Iterator[Callable[[], bool]]:
+    """Turn the first Ctrl-C into a stop request; a second one, in this fit
+    or within a few seconds in the next, raises ``KeyboardInterrupt``.
+    Yields a function telling whether this fit was interrupted."""
+    state = {"interrupted": False}
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
     ):
-        yield
+        yield lambda: state["interrupted"]
         return
 
     def request_stop(signum: int, frame: Any) -> None:
-        if ctx.stop_reason == INTERRUPTED:
+        now = time.monotonic()
+        if state["interrupted"] or now - _last_interrupt[0] < _ABORT_WINDOW:
             raise KeyboardInterrupt
+        state["interrupted"] = True
+        _last_interrupt[0] = now
         ctx.request_stop(INTERRUPTED)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
-        yield
+        yield lambda: state["interrupted"]
     finally:
         signal.signal(signal.SIGINT, previous)

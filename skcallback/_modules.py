@@ -1,12 +1,26 @@
-"""The built-in MLP and the construction of user modules."""
+"""The built-in MLP, the construction of user modules, and the random state
+a fit owns.
+
+The built-in MLP never touches torch's global random number generator: it
+is initialised from a generator of the fit and its dropout draws from
+another (:data:`DROPOUT_GENERATOR`), so fits running in threads neither
+disturb each other nor the caller. A user module may use the global
+generator in its constructor and forward pass; :func:`global_rng_scope`
+then seeds it for the fit, under a lock, and restores it afterwards.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import inspect
-from collections.abc import Sequence
+import math
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -20,6 +34,25 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "leaky_relu": nn.LeakyReLU,
 }
+
+#: The generator the built-in dropout draws from during a fit (per thread);
+#: outside a fit it falls back to torch's global generator.
+DROPOUT_GENERATOR: contextvars.ContextVar[torch.Generator | None] = contextvars.ContextVar(
+    "skcallback_dropout_generator", default=None
+)
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws its mask from the fit's generator."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        generator = DROPOUT_GENERATOR.get()
+        if not self.training or self.p == 0 or generator is None:
+            return super().forward(X)
+        keep = 1.0 - self.p
+        mask = torch.empty_like(X).bernoulli_(keep, generator=generator)
+        return X * mask / keep
 
 
 class MLP(nn.Module):
@@ -39,6 +72,9 @@ class MLP(nn.Module):
         The activation between layers.
     dropout : float, default=0.0
         Dropout probability after each hidden activation.
+    generator : torch.Generator, optional
+        Draws the initial weights (PyTorch's default ``Linear`` scheme,
+        uniform in ``±1/sqrt(fan_in)``); torch's global generator if None.
     """
 
     def __init__(
@@ -48,33 +84,56 @@ class MLP(nn.Module):
         hidden_layer_sizes: Sequence[int] = (100,),
         activation: str | type[nn.Module] = "relu",
         dropout: float = 0.0,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         make_activation = ACTIVATIONS[activation] if isinstance(activation, str) else activation
         layers: list[nn.Module] = []
         width = n_features_in
         for size in hidden_layer_sizes:
-            layers += [nn.Linear(width, size), make_activation()]
+            layers += [_linear(width, size, generator), make_activation()]
             if dropout:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = size
-        layers.append(nn.Linear(width, n_outputs))
+        layers.append(_linear(width, n_outputs, generator))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, X):
         return self.layers(X)
 
 
-def build_module(estimator: Any, n_features_in: int, n_outputs: int, params: dict) -> nn.Module:
+def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:
+    """A ``Linear`` layer initialised as PyTorch does, from ``generator``."""
+    layer = torch.nn.utils.skip_init(nn.Linear, n_in, n_out)
+    bound = 1 / math.sqrt(n_in) if n_in > 0 else 0.0
+    with torch.no_grad():
+        layer.weight.uniform_(-bound, bound, generator=generator)
+        layer.bias.uniform_(-bound, bound, generator=generator)
+    return layer
+
+
+#: The parameters that configure the built-in MLP.
+MLP_PARAMETERS = ("hidden_layer_sizes", "activation", "dropout")
+
+
+def build_module(
+    estimator: Any, n_features_in: int, n_outputs: int, params: dict, generator: torch.Generator
+) -> nn.Module:
     """The module of a fit, from the estimator's ``module`` parameter."""
     module = estimator.module
     if module is None:
+        if params:
+            raise ValueError(
+                f"module__ parameters {sorted(params)} only apply to a custom module; the "
+                f"built-in MLP (module=None) is configured with {list(MLP_PARAMETERS)}."
+            )
         return MLP(
             n_features_in,
             n_outputs,
             hidden_layer_sizes=_as_sizes(estimator.hidden_layer_sizes),
             activation=estimator.activation,
             dropout=estimator.dropout,
+            generator=generator,
         )
     if isinstance(module, nn.Module):
         if params:
@@ -88,16 +147,17 @@ def build_module(estimator: Any, n_features_in: int, n_outputs: int, params: dic
     for key, value in (("n_features_in", n_features_in), ("n_outputs", n_outputs)):
         if key in accepted:
             kwargs.setdefault(key, value)
+    name = getattr(module, "__name__", repr(module))
     try:
         built = module(**kwargs)
-    except TypeError as exc:
-        raise TypeError(
-            f"Could not build the module {getattr(module, '__name__', module)!r} with "
-            f"arguments {sorted(kwargs)}: {exc}. Check the module__ parameters."
+    except Exception as exc:
+        raise ValueError(
+            f"Could not build the module {name!r} with arguments {sorted(kwargs)}: "
+            f"{type(exc).__name__}: {exc}. Check the module__ parameters."
         ) from exc
     if not isinstance(built, nn.Module):
-        raise TypeError(
-            f"The module factory {module!r} returned {type(built).__name__}; "
+        raise ValueError(
+            f"The module factory {name!r} returned {type(built).__name__}; "
             "expected a torch.nn.Module."
         )
     return built
@@ -113,3 +173,27 @@ def _named_arguments(factory: Any) -> set[str]:
 
 def _as_sizes(sizes: Any) -> tuple[int, ...]:
     return (int(sizes),) if isinstance(sizes, int) else tuple(int(s) for s in sizes)
+
+
+@contextlib.contextmanager
+def global_rng_scope(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators with ``seed`` for a fit of a user
+    module, under a process-wide lock, and restore them afterwards; with
+    ``seed=None`` (the built-in MLP) do nothing."""
+    if seed is None:
+        yield
+        return
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextlib.contextmanager
+def dropout_generator(generator: torch.Generator) -> Iterator[None]:
+    """Make the built-in dropout draw from ``generator`` in this thread."""
+    token = DROPOUT_GENERATOR.set(generator)
+    try:
+        yield
+    finally:
+        DROPOUT_GENERATOR.reset(token)

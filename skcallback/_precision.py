@@ -7,14 +7,22 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+PRECISIONS = ("32", "64", "bf16-mixed", "16-mixed")
+
+
+def float_dtype(precision: str) -> np.dtype:
+    """The dtype of the data, targets and weights: float64 for ``"64"``,
+    float32 otherwise (mixed precision casts inside autocast)."""
+    return np.dtype(np.float64 if precision == "64" else np.float32)
 
 
 def autocast(precision: str, device: torch.device) -> Any:
-    """The autocast context of ``precision`` (a no-op for ``"32"``)."""
-    if precision == "32":
+    """The autocast context of ``precision`` (a no-op for ``"32"`` and
+    ``"64"``)."""
+    if precision in ("32", "64"):
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -23,7 +31,8 @@ def autocast(precision: str, device: torch.device) -> Any:
 class Precision:
     """How the loop runs forward, backward and the optimizer step.
 
-    ``"32"`` is plain float32. ``"bf16-mixed"`` and ``"16-mixed"`` run the
+    ``"32"`` is plain float32 and ``"64"`` plain float64 (data, module and
+    loss). ``"bf16-mixed"`` and ``"16-mixed"`` run the
     forward pass and the loss under ``torch.autocast``; float16 also scales
     the loss with a ``GradScaler`` so small gradients do not underflow.
     """

@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._precision import float_dtype
 
 
 class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
@@ -109,9 +110,20 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
 
     _target_validation = {"y_numeric": True, "multi_output": True}
     _default_criterion = nn.MSELoss
+    _output_meaning = "one column per target"
+    _criterion_hint = (
+        "The regressor's targets are floats of shape (n_samples, n_targets), as for "
+        "nn.MSELoss, nn.L1Loss or nn.HuberLoss."
+    )
 
     def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
-        y = np.asarray(y, dtype=np.float32)
+        with np.errstate(over="ignore"):
+            y = np.asarray(y, dtype=float_dtype(self.precision))
+        if not np.isfinite(y).all():
+            raise ValueError(
+                "y has values beyond float32's range (|y| > 3.4e38); scale the targets, e.g. "
+                "with sklearn.compose.TransformedTargetRegressor."
+            )
         targets = y.reshape(-1, 1) if y.ndim == 1 else y
         n_outputs = targets.shape[1]
         if continuing and n_outputs != self.n_outputs_:
@@ -135,17 +147,37 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        return self._predict_from_output(self._forward(X))
+        output = self._forward(X)
+        return self._outputs().predict(output)
 
-    def _predict_from_output(self, output: torch.Tensor) -> np.ndarray:
-        output = output.detach().float().cpu().numpy().astype(np.float64)
-        return output.ravel() if self._y_ndim == 1 else output
+    @staticmethod
+    def _output_adapter(data_state: dict[str, Any]) -> RegressionOutputs:
+        return RegressionOutputs(data_state["_y_ndim"])
 
-    def _targets_for_scoring(self, y: torch.Tensor) -> np.ndarray:
-        y = y.detach().cpu().numpy()
-        return y.ravel() if self._y_ndim == 1 else y
+    def _check_target_weights(self, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        pass
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+class RegressionOutputs:
+    """Turns a regression module's outputs into predictions shaped like the
+    ``y`` of the fit (1-D for a 1-D ``y``)."""
+
+    def __init__(self, y_ndim: int) -> None:
+        self.y_ndim = y_ndim
+
+    def _shaped(self, values: torch.Tensor) -> np.ndarray:
+        array = values.detach().to(torch.float64).cpu().numpy()
+        return array.ravel() if self.y_ndim == 1 else array
+
+    def predict(self, output: torch.Tensor) -> np.ndarray:
+        """Predictions from module outputs."""
+        return self._shaped(output)
+
+    def targets(self, y: torch.Tensor) -> np.ndarray:
+        """Targets as the user gave them, from their encoded tensor."""
+        return self._shaped(y)

@@ -8,11 +8,12 @@ callback, then ``cb__<name>__<param>`` sets a parameter on it.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sklearn.base import clone
 
-from .callbacks._base import Callback
+from .callbacks._base import Callback, check_hook_names
 
 PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
 
@@ -131,11 +132,13 @@ def check_callback_param(estimator: Any, key: str) -> None:
     name, _, param = key[len("cb__") :].partition("__")
     _check_names({name: None}, list(entries))
     cb = entries[name]
-    if param and cb is not None and param not in cb.get_params(deep=False):
-        raise ValueError(
-            f"Invalid parameter {param!r} for callback {name!r} ({type(cb).__name__}) in "
-            f"{key!r}; valid parameters are {sorted(cb.get_params(deep=False)) or 'none'}."
-        )
+    if param and cb is not None:
+        # The callback's own set_params decides which names it takes (an
+        # LRScheduler takes its policy's arguments); try it on a copy.
+        try:
+            copy.copy(cb).set_params(**{param: getattr(estimator, key)})
+        except ValueError as exc:
+            raise ValueError(f"{exc} (from {key!r}, callback {name!r})") from None
 
 
 def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
@@ -156,9 +159,9 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
         cb = clone(cb)
         try:
             cb.set_params(**params.get(name, {}))
-            cb._check_params()
         except ValueError as exc:
             raise ValueError(f"Callback {name!r}: {exc}") from None
+        check_hook_names(cb, name)
         clones.append((cb.order, position, name, cb))
     clones.sort(key=lambda item: (item[0], item[1]))
     return [(name, cb) for _, _, name, cb in clones]

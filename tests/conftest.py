@@ -25,14 +25,19 @@ def classification_data():
 
 @pytest.fixture
 def scripted():
-    """``scripted(values, key="valid_loss")``: a callback that overwrites a
-    metric with ``values[epoch - 1]`` at the end of validation, so callbacks
-    that watch it can be tested against a known sequence."""
+    """``scripted(values, key="valid_loss", lower_is_better=None)``: a
+    callback that overwrites a metric with ``values[epoch - 1]`` at the end
+    of validation (declaring it, if new), so callbacks that watch it can be
+    tested against a known sequence."""
 
-    def make(values, key="valid_loss"):
+    def make(values, key="valid_loss", lower_is_better=None):
+        def declare(plan):
+            if key not in plan.metrics:
+                plan.declare_metric(key, lower_is_better=lower_is_better)
+
         def write(ctx):
             ctx.metrics[key] = values[ctx.epoch - 1]
 
-        return LambdaCallback(name=f"script_{key}", on_valid_end=write)
+        return LambdaCallback(name=f"script_{key}", setup=declare, on_valid_end=write)
 
     return make

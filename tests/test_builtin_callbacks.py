@@ -149,7 +149,7 @@ def test_reduce_on_plateau_reads_the_monitored_metric(regression_data, scripted)
 
 def test_unknown_scheduler_is_a_clear_error(regression_data):
     X, y = regression_data
-    with pytest.raises(ValueError, match=r"Unknown LR scheduler 'StepLRR'.*StepLR"):
+    with pytest.raises(ValueError, match=r"policy.*StepLR.*got 'StepLRR'"):
         NeuralRegressor(callbacks=[LRScheduler("StepLRR")]).fit(X, y)
 
 
@@ -307,7 +307,7 @@ def test_reduce_on_plateau_maximises_scores_by_default(regression_data, scripted
     X, y = regression_data
     est = NeuralRegressor(
         callbacks=[
-            scripted([0.5, 0.6, 0.7, 0.8], key="valid_accuracy"),
+            scripted([0.5, 0.6, 0.7, 0.8], key="valid_accuracy", lower_is_better=False),
             LRScheduler("ReduceLROnPlateau", monitor="valid_accuracy", patience=0, factor=0.5),
         ],
         lr=0.1,

@@ -77,8 +77,17 @@ def test_without_validation_falls_back_to_train_loss_with_a_warning(regression_d
 
 def test_an_unknown_metric_is_a_clear_error(regression_data):
     X, y = regression_data
-    with pytest.raises(ValueError, match=r"monitors 'valid_f1'.*recorded metrics are"):
-        NeuralRegressor(callbacks=[EarlyStopping(monitor="valid_f1")], max_epochs=2).fit(X, y)
+    seen = []
+    est = NeuralRegressor(
+        callbacks=[
+            EarlyStopping(monitor="valid_f1"),
+            LambdaCallback(on_train_batch_begin=seen.append),
+        ],
+        max_epochs=2,
+    )
+    with pytest.raises(ValueError, match=r"monitors 'valid_f1'.*does not record.*EpochScoring"):
+        est.fit(X, y)
+    assert seen == []  # before the first batch
 
 
 def test_state_survives_warm_start(regression_data):
@@ -92,10 +101,10 @@ def test_state_survives_warm_start(regression_data):
 
 
 def test_monitor_helper():
-    lower = Monitor("valid_loss", min_delta=0.1)
+    lower = Monitor("valid_loss", "min", min_delta=0.1)
     assert lower.is_improvement(1.0, None)
     assert lower.is_improvement(0.8, 1.0) and not lower.is_improvement(0.95, 1.0)
-    higher = Monitor("valid_accuracy")
+    higher = Monitor("valid_accuracy", "max")
     assert higher.is_improvement(0.9, 0.8) and not higher.is_improvement(0.7, 0.8)
     assert not higher.is_improvement(float("nan"), 0.8)
     assert higher.passes(0.95, 0.9) and lower.passes(0.5, 0.6)

@@ -72,19 +72,6 @@ def test_same_seed_gives_identical_models_and_global_rng_is_untouched(regression
     assert not np.array_equal(a.predict(X), c.predict(X))
 
 
-def test_sample_weight_integers_equal_repeated_rows_and_row_order_does_not_matter():
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(40, 3))
-    y = rng.normal(size=40)
-    w = rng.randint(0, 4, size=40)
-    repeated = NeuralRegressor(max_epochs=5, batch_size=16, random_state=0)
-    repeated.fit(np.repeat(X, w, axis=0), np.repeat(y, w))
-    weighted = NeuralRegressor(max_epochs=5, batch_size=16, random_state=0)
-    order = rng.permutation(40)
-    weighted.fit(X[order], y[order], sample_weight=w[order])
-    np.testing.assert_array_equal(repeated.predict(X), weighted.predict(X))
-
-
 def test_sample_weight_changes_the_fit(regression_data):
     X, y = regression_data
     w = np.where(X[:, 0] > 0, 10.0, 0.1)
@@ -194,14 +181,6 @@ def test_float64_input_trains_a_float32_model(regression_data):
     X, y = regression_data
     est = NeuralRegressor(max_epochs=1).fit(X.astype(np.float64), y)
     assert all(p.dtype == torch.float32 for p in est.module_.parameters())
-
-
-def test_prediction_of_a_row_does_not_depend_on_its_batch(regression_data):
-    X, y = regression_data
-    est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
-    full = est.predict(X)
-    one_by_one = np.concatenate([est.predict(X[i : i + 1]) for i in range(len(X))])
-    np.testing.assert_array_equal(full, one_by_one)
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(regression_data, monkeypatch):

@@ -10,7 +10,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 EXPECTED = {
     "quickstart": ["test accuracy", "identical predictions: True"],
-    "mxnet_callbacks": ["Batch [5] Train-loss=", "diabetes-0003.pt", "logger valid:"],
+    "mxnet_callbacks": ["Batch [5] Train-loss=", "diabetes-0001.pt", "logger valid:"],
     "luz_callbacks": ["Iteration 1", "Done!", "['history', 'print_callback', 'late']"],
     "mindspore_callbacks": ["epoch: 1 step: 10, loss is", "Train epoch time:", "keep_max=3"],
     "mlr3torch_callbacks": ["Epoch 3:", "state_dict(): "],

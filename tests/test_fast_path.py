@@ -92,8 +92,15 @@ def test_mixed_precision_trains_and_predicts(classification_data, precision):
 
 def test_unknown_precision_is_rejected(regression_data):
     X, y = regression_data
-    with pytest.raises(ValueError, match=r"'precision' .* one of \['32', 'bf16-mixed'"):
-        NeuralRegressor(precision="64").fit(X, y)
+    with pytest.raises(ValueError, match=r"'precision' .* one of \['32', '64', 'bf16-mixed'"):
+        NeuralRegressor(precision="16").fit(X, y)
+
+
+def test_precision_64_trains_a_float64_model(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(precision="64", max_epochs=2, random_state=0).fit(X, y)
+    assert all(p.dtype == torch.float64 for p in est.module_.parameters())
+    assert est.predict(X).dtype == np.float64 and np.isfinite(est.predict(X)).all()
 
 
 def test_compile_falls_back_to_eager_with_a_warning(regression_data, monkeypatch):

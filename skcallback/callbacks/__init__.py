@@ -11,7 +11,7 @@ from ._early_stopping import EarlyStopping
 from ._history import History
 from ._lambda import LambdaCallback
 from ._logging import CSVLogger, LossMonitor, MetricLogger, PrintLog, ProgressBar, TimeMonitor
-from ._monitor import Monitor, lower_is_better
+from ._monitor import Monitor
 from ._scheduler import LRScheduler
 from ._scoring import EpochScoring
 
@@ -35,6 +35,5 @@ __all__ = [
     "TimeLimit",
     "TimeMonitor",
     "atomic_save",
-    "lower_is_better",
     "save_checkpoint",
 ]

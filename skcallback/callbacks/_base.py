@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import re
 from collections.abc import Callable
@@ -49,6 +50,19 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def check_hook_names(cb: Any, name: str) -> None:
+    """A public method named like a hook but not one (``on_epoch_ends``) is
+    a mistake the loop would silently ignore: make it an error."""
+    for attr in dir(type(cb)):
+        if attr.startswith("on_") and attr not in HOOKS and callable(getattr(type(cb), attr)):
+            close = difflib.get_close_matches(attr, HOOKS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are {list(HOOKS)}."
+            raise ValueError(
+                f"Callback {name!r} ({type(cb).__name__}) defines {attr!r}, which is not a "
+                f"hook{hint}"
+            )
+
+
 class Callback:
     """Base class of every callback.
 
@@ -57,6 +71,10 @@ class Callback:
     :class:`~skcallback.Context`; override only the hooks you need, the loop
     never calls the others. A hook that returns ``False`` requests a stop,
     as does ``ctx.request_stop(reason)``.
+
+    Before training, :meth:`setup` sees the fit's plan and checks the
+    parameters against it, so configuration errors surface before the first
+    batch.
 
     Subclasses follow scikit-learn's clone rules: ``__init__`` only stores its
     arguments under the same names, and what the callback learns during a fit
@@ -105,21 +123,41 @@ class Callback:
         """The hooks this callback really overrides, as bound methods, less
         those its parameters make idle (so the loop never calls a no-op)."""
         cls = type(self)
-        idle = self._inactive_hooks()
+        idle = self.idle_hooks()
         return {
             hook: getattr(self, hook)
             for hook in HOOKS
             if hook not in idle and getattr(cls, hook) is not getattr(Callback, hook)
         }
 
-    def _inactive_hooks(self) -> set[str]:
-        """Overridden hooks that have nothing to do with these parameters
-        (e.g. per-batch work when it is configured per epoch)."""
-        return set()
+    def setup(self, plan: Any) -> None:
+        """Check the parameters against the fit before training starts.
 
-    def _check_params(self) -> None:
-        """Validate the parameters; called at fit entry, before any state of
-        the estimator changes. Raise ``ValueError`` via :meth:`_require`."""
+        Called once per fit on the fit's copy of the callback, in dispatch
+        order, after the data, module, criterion and optimizer were checked
+        and before any hook. Raise ``ValueError`` (or ``OSError`` for files)
+        here, so a configuration error never surfaces after an epoch of
+        training. ``plan`` is the fit's :class:`~skcallback._plan.FitPlan`:
+
+        - ``plan.metrics``: the metrics each epoch will record; a callback
+          that records one calls ``plan.declare_metric(name,
+          lower_is_better=...)``, and one that watches one calls
+          ``plan.monitored(owner, key)`` and ``plan.minimizes(owner, key,
+          mode)``;
+        - ``plan.has_validation``, ``plan.n_batches``, ``plan.first_epoch``,
+          ``plan.max_epochs``, ``plan.partial``, ``plan.device``;
+        - ``plan.estimator``: the working estimator, with ``module_``,
+          ``optimizer_`` and ``criterion_`` built;
+        - ``plan.outputs``: turns module outputs into predictions.
+
+        The default checks nothing.
+        """
+
+    def idle_hooks(self) -> set[str]:
+        """Hooks this callback overrides but that have nothing to do with its
+        parameters (e.g. per-batch work when it is configured per epoch); the
+        loop never calls them. Called after :meth:`setup`. Default: none."""
+        return set()
 
     def _require(self, name: str, ok: bool, allowed: str) -> None:
         """Raise a ValueError naming the parameter, its value and what is
@@ -129,6 +167,18 @@ class Callback:
                 f"The {name!r} parameter of {type(self).__name__} must be {allowed}; "
                 f"got {getattr(self, name)!r}."
             )
+
+    def __sklearn_clone__(self) -> Callback:
+        """A new callback from the same parameters (cloned); an ``order`` or
+        ``name`` set on this instance is kept."""
+        from sklearn.base import clone
+
+        params = {k: clone(v, safe=False) for k, v in self.get_params(deep=False).items()}
+        new = type(self)(**params)
+        for key in ("order", "name"):
+            if key in vars(self) and key not in params:
+                setattr(new, key, vars(self)[key])
+        return new
 
     # -- scikit-learn parameter protocol --------------------------------
     @classmethod

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._base import Callback, positive_int
-from ._monitor import Monitor, monitored_key
+from ._monitor import Monitor
 
 FORMAT = "skcallback-checkpoint-1"
 
@@ -65,6 +65,21 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
+    """Create ``folder`` and prove a file can be written in it, or raise an
+    ``OSError`` naming the folder and the parameter to change."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"{owner} cannot write to the folder {str(folder)!r} ({exc.strerror or exc}); "
+            f"choose a writable {parameter}.",
+        ) from exc
 
 
 def save_checkpoint(ctx: Any, path: str | os.PathLike) -> Path:
@@ -160,7 +175,7 @@ class Checkpoint(Callback):
         self.monitor = monitor
         self.save_best_only = save_best_only
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         for name in ("every", "every_n_steps", "keep_max"):
             self._require(
                 name, positive_int(getattr(self, name), allow_none=True), "None or an int >= 1"
@@ -170,11 +185,11 @@ class Checkpoint(Callback):
             self.monitor is not None or not self.save_best_only,
             "a metric name when save_best_only=True",
         )
-
-    def _inactive_hooks(self) -> set[str]:
-        return {"on_after_step"} if self.every_n_steps is None else set()
-
-    def on_fit_begin(self, ctx: Any) -> None:
+        self._monitor = (
+            None
+            if self.monitor is None
+            else Monitor.for_plan(plan, "Checkpoint", self.monitor, "auto", 0.0)
+        )
         if not hasattr(self, "run_dir_"):
             stamp = time.strftime("%Y%m%d-%H%M%S")
             self.run_dir_ = str(
@@ -182,9 +197,20 @@ class Checkpoint(Callback):
             )
             self.best_path_: str | None = None
             self.best_score_: float | None = None
+        ensure_writable(Path(self.run_dir_), "Checkpoint", "dirname")
+
+    def idle_hooks(self) -> set[str]:
+        return {"on_after_step"} if self.every_n_steps is None else set()
+
+    def on_fit_begin(self, ctx: Any) -> None:
         self.saved_paths_ = [p for p in getattr(self, "saved_paths_", []) if Path(p).exists()]
-        self._monitor: Monitor | None = None
-        self._warned: set[str] = set()
+
+    def on_exception(self, ctx: Any) -> None:
+        if self.saved_paths_:
+            ctx.exception.add_note(
+                f"The newest checkpoint of this fit is {self.saved_paths_[-1]}; "
+                "est.load_checkpoint(path) restores it."
+            )
 
     def on_after_step(self, ctx: Any) -> None:
         if ctx.step % self.every_n_steps == 0:
@@ -192,12 +218,9 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, ctx: Any) -> None:
         improved = False
-        if self.monitor is not None:
-            if self._monitor is None:
-                key = monitored_key("Checkpoint", self.monitor, ctx.metrics, self._warned)
-                self._monitor = Monitor(key)
+        if self._monitor is not None:
             value = self._monitor.value(ctx.metrics)
-            improved = self._monitor.is_improvement(value, self.best_score_, ctx.callbacks)
+            improved = self._monitor.is_improvement(value, self.best_score_)
             if improved:
                 self.best_score_ = value
         if self.save_best_only:

@@ -53,7 +53,7 @@ class GradientClipping(Callback):
         self.max_norm = max_norm
         self.norm_type = norm_type
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require("max_norm", positive_number(self.max_norm), "a number > 0")
 
     def on_before_step(self, ctx: Any) -> None:
@@ -82,7 +82,7 @@ class TimeLimit(Callback):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require("seconds", positive_number(self.seconds), "a number > 0")
 
     def on_fit_begin(self, ctx: Any) -> None:

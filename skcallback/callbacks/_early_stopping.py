@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ._base import Callback
-from ._monitor import Monitor, monitored_key
+from ._monitor import Monitor
 
 
 class EarlyStopping(Callback):
@@ -20,10 +20,13 @@ class EarlyStopping(Callback):
     Parameters
     ----------
     monitor : str, default="valid_loss"
-        The metric to watch. Without validation data, ``valid_*`` falls back
-        to ``train_*`` with a warning.
+        The metric to watch; it must be recorded by the fit (checked before
+        training). Without validation data, ``valid_*`` falls back to
+        ``train_*`` with a warning.
     mode : {"auto", "min", "max"}, default="auto"
-        Whether lower or higher is better; "auto" decides from the name.
+        Whether lower or higher is better; "auto" takes the direction the
+        metric was declared with (losses: lower; ``EpochScoring`` scores:
+        higher unless ``lower_is_better=True``).
     patience : int, default=5
         Stop after exactly this many epochs without improvement.
     min_delta : float, default=0.0
@@ -45,6 +48,28 @@ class EarlyStopping(Callback):
         The epoch at which this callback stopped training.
     wait_ : int
         Epochs since the last improvement.
+
+    Notes
+    -----
+    Across calls to ``fit`` with ``warm_start=True`` the best score and
+    weights are kept (the validation split is kept too, so scores compare),
+    and each call gets ``patience`` epochs to improve on them. Across
+    ``partial_fit`` calls, each one epoch, the count of epochs without
+    improvement carries on; the call in which it reaches ``patience`` sets
+    ``stop_reason_`` and restores the best weights, and a later call trains
+    on from them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import EarlyStopping
+    >>> X = np.random.RandomState(0).normal(size=(200, 3))
+    >>> y = X.sum(axis=1)
+    >>> est = NeuralRegressor(max_epochs=200, callbacks=[EarlyStopping(patience=3)],
+    ...                       random_state=0).fit(X, y)
+    >>> est.n_iter_ < 200, est.stop_reason_.startswith("early_stopping")
+    (True, True)
     """
 
     order = 1000
@@ -65,7 +90,7 @@ class EarlyStopping(Callback):
         self.threshold = threshold
         self.restore_best = restore_best
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require(
             "patience",
             isinstance(self.patience, int)
@@ -76,27 +101,30 @@ class EarlyStopping(Callback):
         self._require("mode", self.mode in ("auto", "min", "max"), "'auto', 'min' or 'max'")
         self._require(
             "min_delta",
-            isinstance(self.min_delta, int | float) and self.min_delta >= 0,
+            isinstance(self.min_delta, int | float)
+            and not isinstance(self.min_delta, bool)
+            and self.min_delta >= 0,
             "a number >= 0",
         )
+        self._monitor = Monitor.for_plan(
+            plan, "EarlyStopping", self.monitor, self.mode, self.min_delta
+        )
+        self._partial = plan.partial
 
     def on_fit_begin(self, ctx: Any) -> None:
-        self._warned: set[str] = set()
-        self._monitor: Monitor | None = None
         if not hasattr(self, "best_score_"):
             self.best_score_: float | None = None
             self.best_epoch_ = 0
             self.wait_ = 0
             self._best_weights: dict[str, torch.Tensor] | None = None
+        if not self._partial:
+            self.wait_ = 0  # each call to fit gets `patience` epochs to improve
         self.stopped_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Any) -> None:
-        key = monitored_key("EarlyStopping", self.monitor, ctx.metrics, self._warned)
-        if self._monitor is None:  # the key is the same every epoch of a fit
-            self._monitor = Monitor(key, self.mode, self.min_delta)
         monitor = self._monitor
         value = monitor.value(ctx.metrics)
-        if monitor.is_improvement(value, self.best_score_, ctx.callbacks):
+        if monitor.is_improvement(value, self.best_score_):
             self.best_score_, self.best_epoch_, self.wait_ = value, ctx.epoch, 0
             if self.restore_best:
                 self._best_weights = {
@@ -105,21 +133,30 @@ class EarlyStopping(Callback):
                 }
         else:
             self.wait_ += 1
-        if self.threshold is not None and monitor.passes(value, self.threshold, ctx.callbacks):
+        key = monitor.key
+        if self.threshold is not None and monitor.passes(value, self.threshold):
             self.stopped_epoch_ = ctx.epoch
             ctx.request_stop(f"early_stopping: {key}={value:.6g} passed {self.threshold}")
         elif self.wait_ >= self.patience:
             self.stopped_epoch_ = ctx.epoch
             ctx.request_stop(
                 f"early_stopping: no improvement of {key} for {self.wait_} epochs "
-                f"(best {self.best_score_} at epoch {self.best_epoch_})"
+                f"(best {self.best_score_:.6g} at epoch {self.best_epoch_})"
             )
 
     def on_fit_end(self, ctx: Any) -> None:
+        if ctx.exception is not None:
+            return
+        if self._partial:
+            # A partial_fit call is one epoch of a longer training: restoring
+            # after every call would freeze the weights. They are restored in
+            # the call where this callback stops, and a later call trains on.
+            if self.stopped_epoch_ is None:
+                return
+            self.wait_ = 0
         if (
             self.restore_best
             and getattr(self, "_best_weights", None) is not None
-            and ctx.exception is None
             and self.best_epoch_ != ctx.epoch
         ):
             ctx.module.load_state_dict(self._best_weights)

@@ -7,6 +7,8 @@ from typing import Any
 
 from ._base import HOOKS, Callback
 
+_FUNCTIONS = ("setup", *HOOKS)
+
 
 class LambdaCallback(Callback):
     """A callback built from functions, one per hook (luz's ``luz_callback``
@@ -21,7 +23,9 @@ class LambdaCallback(Callback):
         The callback's name (default ``"lambda_callback"``); give one to use
         several LambdaCallbacks in one estimator.
     **hooks : callable
-        Functions keyed by hook name, e.g. ``on_epoch_end=f``.
+        Functions keyed by hook name, e.g. ``on_epoch_end=f``; ``setup=g``
+        is called with the fit plan before training (e.g. to declare a
+        metric with ``plan.declare_metric``).
 
     Examples
     --------
@@ -32,26 +36,32 @@ class LambdaCallback(Callback):
     """
 
     def __init__(self, name: str | None = None, **hooks: Callable[[Any], Any]) -> None:
-        unknown = sorted(set(hooks) - set(HOOKS))
+        unknown = sorted(set(hooks) - set(_FUNCTIONS))
         if unknown:
             raise TypeError(
-                f"LambdaCallback got unknown hook(s) {unknown}; the hooks are {list(HOOKS)}."
+                f"LambdaCallback got unknown hook(s) {unknown}; the hooks are {list(HOOKS)}, "
+                "and 'setup' takes a function of the fit plan."
             )
         self.name = name
         for hook, function in hooks.items():
             setattr(self, hook, function)
 
     def _given_hooks(self) -> list[str]:
-        return [hook for hook in HOOKS if hook in vars(self)]
+        return [hook for hook in _FUNCTIONS if hook in vars(self)]
 
     def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        return {hook: vars(self)[hook] for hook in self._given_hooks() if vars(self)[hook]}
+        return {hook: vars(self)[hook] for hook in HOOKS if vars(self).get(hook)}
+
+    def setup(self, plan: Any) -> None:
+        function = vars(self).get("setup")
+        if function:
+            function(plan)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {"name": self.name, **{hook: vars(self)[hook] for hook in self._given_hooks()}}
 
     def set_params(self, **params: Any) -> LambdaCallback:
-        unknown = sorted(set(params) - {"name", *HOOKS})
+        unknown = sorted(set(params) - {"name", *_FUNCTIONS})
         if unknown:
             raise ValueError(
                 f"Invalid parameter(s) {unknown} for LambdaCallback; valid parameters are "

@@ -4,6 +4,7 @@ MetricLogger, TimeMonitor, CSVLogger."""
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import numbers
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._base import Callback, positive_int
-from ._monitor import lower_is_better
+from ._checkpoint import ensure_writable
 
 
 def _format(value: Any) -> str:
@@ -65,20 +66,19 @@ class PrintLog(Callback):
         for column, width in zip(self._columns, self._widths, strict=True):
             value = record.get(column, "")
             text = _format(value)
-            if (
-                column not in ("epoch", "lr", "dur")
-                and isinstance(value, numbers.Real)
-                and self._is_best(column, float(value), ctx.callbacks)
+            if isinstance(value, numbers.Real) and self._is_best(
+                column, float(value), ctx.plan.metrics.get(column)
             ):
                 text += "*"
             cells.append(text.rjust(width))
         self.sink("  ".join(cells))
 
-    def _is_best(self, key: str, value: float, callbacks: Any) -> bool:
-        if math.isnan(value):
+    def _is_best(self, key: str, value: float, lower: bool | None) -> bool:
+        """Whether ``value`` is the best so far, for metrics declared with a
+        direction (not ``epoch``, ``lr`` or ``dur``)."""
+        if lower is None or math.isnan(value):
             return False
         best = self.best_.get(key)
-        lower = lower_is_better(key, callbacks)
         if best is None or (value < best if lower else value > best):
             self.best_[key] = value
             return True
@@ -100,14 +100,17 @@ class ProgressBar(Callback):
     def __init__(self, leave: bool = False) -> None:
         self.leave = leave
 
-    def on_train_begin(self, ctx: Any) -> None:
+    def setup(self, plan: Any) -> None:
         try:
             from tqdm.auto import tqdm
         except ImportError as exc:
             raise ImportError(
                 "ProgressBar needs tqdm: pip install 'skcallback[progress]'."
             ) from exc
-        self._bar = tqdm(
+        self._tqdm = tqdm
+
+    def on_train_begin(self, ctx: Any) -> None:
+        self._bar = self._tqdm(
             total=ctx.n_batches, desc=f"epoch {ctx.epoch}", leave=self.leave, disable=None
         )
 
@@ -141,7 +144,7 @@ class LossMonitor(Callback):
         self.every = every
         self.sink = sink
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require("every", positive_int(self.every), "an int >= 1")
 
     def on_train_batch_end(self, ctx: Any) -> None:
@@ -185,10 +188,10 @@ class MetricLogger(Callback):
         self.valid = valid
         self.sink = sink
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require("every", positive_int(self.every, allow_none=True), "None or an int >= 1")
 
-    def _inactive_hooks(self) -> set[str]:
+    def idle_hooks(self) -> set[str]:
         # Nothing to do per batch without ``every``: keep the batch loop free.
         return {"on_train_begin", "on_train_batch_end"} if self.every is None else set()
 
@@ -268,9 +271,20 @@ class CSVLogger(Callback):
         self.path = path
         self.append = append
 
+    def setup(self, plan: Any) -> None:
+        path = Path(self.path)
+        if path.is_dir():
+            raise IsADirectoryError(
+                errno.EISDIR, f"CSVLogger's path {str(path)!r} is a folder; give a file path."
+            )
+        ensure_writable(path.parent, "CSVLogger", "path")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(
+                errno.EACCES, f"CSVLogger cannot write to {str(path)!r}; choose a writable path."
+            )
+
     def on_fit_begin(self, ctx: Any) -> None:
         path = Path(self.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._has_header = self.append and path.exists() and path.stat().st_size > 0
         self._file = path.open("a" if self.append else "w", newline="")
         self._writer: csv.DictWriter | None = None

@@ -8,7 +8,6 @@ from typing import Any
 import torch
 
 from ._base import Callback
-from ._monitor import lower_is_better, monitored_key
 
 
 class LRScheduler(Callback):
@@ -28,11 +27,14 @@ class LRScheduler(Callback):
         Step after each epoch or after each optimizer step.
     monitor : str, default="valid_loss"
         The metric ``ReduceLROnPlateau`` reads (``train_*`` without
-        validation data). Its ``mode`` defaults to "min" for losses and
-        errors and "max" for scores, as for EarlyStopping.
+        validation data). Its ``mode`` defaults to the metric's declared
+        direction, as for EarlyStopping.
     **policy_kwargs
-        Arguments of the scheduler. ``OneCycleLR`` gets its number of steps
-        filled in from the fit when not given.
+        Arguments of the scheduler, checked against its signature before
+        training. Any argument of the policy can be tuned as
+        ``cb__lr_scheduler__<name>`` even when not passed here.
+        ``OneCycleLR`` gets its number of steps filled in from the fit when
+        not given.
 
     Examples
     --------
@@ -54,10 +56,15 @@ class LRScheduler(Callback):
         for key, value in policy_kwargs.items():
             setattr(self, key, value)
 
+    _OWN = ("policy", "step_every", "monitor")
+
     def _policy_kwarg_names(self) -> list[str]:
-        own = set(inspect.signature(LRScheduler.__init__).parameters)
         return sorted(
-            k for k in vars(self) if k not in own and not k.startswith("_") and not k.endswith("_")
+            k
+            for k in vars(self)
+            if k not in (*self._OWN, "name", "order")
+            and not k.startswith("_")
+            and not k.endswith("_")
         )
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -66,10 +73,43 @@ class LRScheduler(Callback):
         return params
 
     def set_params(self, **params: Any) -> LRScheduler:
-        # Scheduler arguments are open-ended; the scheduler checks them at fit.
+        """Set parameters: ``policy``, ``step_every``, ``monitor`` or any
+        argument of the policy (tunable without being passed first).
+
+        Raises
+        ------
+        ValueError
+            For a name that is neither (when the policy is known).
+        """
+        if "policy" in params:
+            self.policy = params["policy"]
+        allowed = self._policy_arguments()
+        unknown = [] if allowed is None else sorted(set(params) - set(self._OWN) - allowed)
+        if unknown:
+            raise ValueError(
+                f"Invalid parameter(s) {unknown} for LRScheduler with policy "
+                f"{self._policy_name()}; valid parameters are ['monitor', 'policy', "
+                f"'step_every'] and the policy's arguments {sorted(allowed or ())}."
+            )
         for key, value in params.items():
             setattr(self, key, value)
         return self
+
+    def _policy_name(self) -> str:
+        return (
+            self.policy if isinstance(self.policy, str) else getattr(self.policy, "__name__", "?")
+        )
+
+    def _policy_arguments(self) -> set[str] | None:
+        """The keyword arguments the policy takes (None: any, or unknown)."""
+        try:
+            signature = inspect.signature(self._policy_class())
+        except (ValueError, TypeError):
+            return None
+        params = signature.parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return {p.name for p in params if p.name != "optimizer"}
 
     def _policy_class(self) -> type:
         policy = self.policy
@@ -83,67 +123,74 @@ class LRScheduler(Callback):
                     and n.endswith(("LR", "Plateau"))
                     and not n.startswith("_")
                 )
-                raise ValueError(f"Unknown LR scheduler {policy!r}; choose one of {names}.")
+                raise ValueError(
+                    f"The 'policy' parameter of LRScheduler must be a torch.optim.lr_scheduler "
+                    f"class or one of {names}; got {policy!r}."
+                )
             return found
+        if not isinstance(policy, type):
+            raise ValueError(
+                f"The 'policy' parameter of LRScheduler must be a scheduler class or name; "
+                f"got {policy!r}."
+            )
         return policy
 
-    def _check_params(self) -> None:
+    def setup(self, plan: Any) -> None:
         self._require("step_every", self.step_every in ("epoch", "batch"), "'epoch' or 'batch'")
-        plateau = self._policy_class() is torch.optim.lr_scheduler.ReduceLROnPlateau
+        cls = self._policy_class()
+        plateau = cls is torch.optim.lr_scheduler.ReduceLROnPlateau
         self._require(
             "step_every",
             not (plateau and self.step_every == "batch"),
             "'epoch' for ReduceLROnPlateau, which reads an epoch metric",
         )
-
-    def _inactive_hooks(self) -> set[str]:
-        return {"on_epoch_end"} if self.step_every == "batch" else {"on_after_step"}
-
-    def on_fit_begin(self, ctx: Any) -> None:
-        self._cls = self._policy_class()
-        self._scheduler = None
-        self._warned: set[str] = set()
-
-    def _build(self, ctx: Any) -> None:
         kwargs = {k: getattr(self, k) for k in self._policy_kwarg_names()}
-        if self._cls is torch.optim.lr_scheduler.OneCycleLR and not (
-            {"total_steps", "epochs"} & set(kwargs)
-        ):
-            remaining = ctx.max_epochs - ctx.epoch + 1
-            per_epoch = ctx.n_batches if self.step_every == "batch" else 1
-            kwargs["total_steps"] = max(remaining * per_epoch, 1)
-        if self._cls is torch.optim.lr_scheduler.ReduceLROnPlateau and "mode" not in kwargs:
-            # Same rule as EarlyStopping: accuracies are maximised, losses minimised.
-            kwargs["mode"] = "min" if lower_is_better(self.monitor, ctx.callbacks) else "max"
-        try:
-            self._scheduler = self._cls(ctx.optimizer, **kwargs)
-        except TypeError as exc:
+        allowed = self._policy_arguments()
+        unknown = sorted(set(kwargs) - allowed) if allowed is not None else []
+        if unknown:
             raise ValueError(
-                f"Could not build {self._cls.__name__} with {kwargs}: {exc}. Set its "
-                "arguments as LRScheduler keyword arguments (cb__lr_scheduler__<name>)."
+                f"{unknown} are not arguments of {cls.__name__}; it takes {sorted(allowed or ())}."
+            )
+        if cls is torch.optim.lr_scheduler.OneCycleLR and not {"total_steps", "epochs"} & set(
+            kwargs
+        ):
+            per_epoch = plan.n_batches if self.step_every == "batch" else 1
+            kwargs["total_steps"] = max((plan.max_epochs - plan.first_epoch) * per_epoch, 1)
+        self._key = None
+        if plateau:
+            self._key = plan.monitored("LRScheduler", self.monitor)
+            if "mode" not in kwargs:
+                kwargs["mode"] = "min" if plan.minimizes("LRScheduler", self._key) else "max"
+        try:
+            self._scheduler = cls(plan.estimator.optimizer_, **kwargs)
+        except Exception as exc:
+            raise ValueError(
+                f"Could not build {cls.__name__} with {kwargs}: {type(exc).__name__}: {exc}. "
+                "Set its arguments as LRScheduler keyword arguments "
+                "(cb__lr_scheduler__<name>)."
             ) from exc
         pending = getattr(self, "_pending_state", None)
         if pending:
             self._scheduler.load_state_dict(pending)
             self._pending_state = None
 
-    def on_train_begin(self, ctx: Any) -> None:
-        if self._scheduler is None:
-            self._build(ctx)
+    def idle_hooks(self) -> set[str]:
+        return {"on_epoch_end"} if self.step_every == "batch" else {"on_after_step"}
 
     def on_after_step(self, ctx: Any) -> None:
         self._scheduler.step()
 
     def on_epoch_end(self, ctx: Any) -> None:
-        if isinstance(self._scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            key = monitored_key("LRScheduler", self.monitor, ctx.metrics, self._warned)
-            self._scheduler.step(float(ctx.metrics[key]))
+        if self._key is not None:
+            self._scheduler.step(float(ctx.metrics[self._key]))
         else:
             self._scheduler.step()
 
     def state_dict(self) -> dict[str, Any]:
         scheduler = getattr(self, "_scheduler", None)
-        return {"scheduler": None if scheduler is None else scheduler.state_dict()}
+        if scheduler is None:  # restored but not yet built: keep what was loaded
+            return {"scheduler": getattr(self, "_pending_state", None)}
+        return {"scheduler": scheduler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._pending_state = state.get("scheduler")

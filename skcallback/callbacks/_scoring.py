@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -11,30 +12,30 @@ from sklearn.metrics import get_scorer
 
 from ._base import Callback
 
+_PHASE_HOOKS = ("begin", "batch_end", "end")
+
 
 class _CachedPredictions:
-    """Stands in for the estimator inside a scorer: answers ``predict`` from
-    outputs the loop already computed."""
+    """Stands in for the estimator inside a scorer: answers ``predict`` (and
+    for classifiers ``predict_proba`` and ``classes_``) from outputs the loop
+    already computed, through the fit plan's output adapter."""
 
-    def __init__(self, estimator: Any, output: torch.Tensor) -> None:
-        self._estimator, self._output = estimator, output
+    def __init__(self, plan: Any, output: torch.Tensor) -> None:
+        self._plan, self._output = plan, output
+        if hasattr(plan.outputs, "classes_"):
+            self.classes_ = plan.outputs.classes_
 
     def __sklearn_tags__(self):
-        return self._estimator.__sklearn_tags__()
+        return self._plan.estimator.__sklearn_tags__()
 
     def predict(self, X: Any) -> np.ndarray:
-        return self._estimator._predict_from_output(self._output)
-
-
-class _CachedClassifierPredictions(_CachedPredictions):
-    """The same, with ``classes_`` and ``predict_proba`` for classifiers."""
-
-    def __init__(self, estimator: Any, output: torch.Tensor) -> None:
-        super().__init__(estimator, output)
-        self.classes_ = estimator.classes_
+        return self._plan.outputs.predict(self._output)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        return self._estimator._proba_from_output(self._output)
+        return self._plan.outputs.predict_proba(self._output)
+
+
+_PROBABILISTIC = {"predict_proba", "decision_function", "predict_log_proba"}
 
 
 class EpochScoring(Callback):
@@ -55,6 +56,19 @@ class EpochScoring(Callback):
     lower_is_better : bool, optional
         Direction for EarlyStopping and best marks; scikit-learn scorers are
         higher-is-better, so the default is False.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skcallback import NeuralClassifier
+    >>> from skcallback.callbacks import EarlyStopping, EpochScoring
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = NeuralClassifier(
+    ...     max_epochs=5, random_state=0,
+    ...     callbacks=[EpochScoring("accuracy"), EarlyStopping(monitor="valid_accuracy")],
+    ... ).fit(X, y)
+    >>> len(clf.history_.get("valid_accuracy"))
+    5
     """
 
     def __init__(
@@ -79,17 +93,50 @@ class EpochScoring(Callback):
         )
         return f"{'train' if self.on_train else 'valid'}_{label}"
 
-    def _lower_is_better_for(self, key: str) -> bool | None:
-        if key != self._default_name():
-            return None
-        return bool(self.lower_is_better)
+    def setup(self, plan: Any) -> None:
+        self._require(
+            "lower_is_better",
+            self.lower_is_better is None or isinstance(self.lower_is_better, bool),
+            "None, True or False",
+        )
+        if isinstance(self.scoring, str):
+            try:
+                self._scorer = get_scorer(self.scoring)
+            except ValueError:
+                raise ValueError(
+                    f"The 'scoring' parameter of EpochScoring must be a scikit-learn scorer "
+                    f"name (see sklearn.metrics.get_scorer_names()) or a callable "
+                    f"scorer(estimator, X, y); got {self.scoring!r}."
+                ) from None
+        elif callable(self.scoring):
+            self._scorer = self.scoring
+        else:
+            self._require("scoring", False, "a scorer name or a callable")
+        response = getattr(self._scorer, "_response_method", "predict")
+        needs = {response} if isinstance(response, str) else set(response)
+        if needs <= _PROBABILISTIC and not hasattr(plan.outputs, "predict_proba"):
+            raise ValueError(
+                f"EpochScoring({self.scoring!r}) needs predicted probabilities, which a "
+                f"{type(plan.estimator).__name__} does not give; use a regression scorer "
+                "such as 'r2' or 'neg_mean_squared_error'."
+            )
+        self._active = self.on_train or plan.has_validation
+        if not self._active:
+            warnings.warn(
+                f"EpochScoring({self.scoring!r}) scores validation data but this fit has "
+                "none, so it records nothing; set on_train=True, validation_fraction, or "
+                "pass X_val and y_val.",
+                UserWarning,
+                stacklevel=2,
+            )
+            return
+        plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
 
-    def _inactive_hooks(self) -> set[str]:
+    def idle_hooks(self) -> set[str]:
+        if not getattr(self, "_active", True):
+            return {f"on_{phase}_{hook}" for phase in ("train", "valid") for hook in _PHASE_HOOKS}
         other = "valid" if self.on_train else "train"
-        return {f"on_{other}_begin", f"on_{other}_batch_end", f"on_{other}_end"}
-
-    def on_fit_begin(self, ctx: Any) -> None:
-        self._scorer = get_scorer(self.scoring) if isinstance(self.scoring, str) else self.scoring
+        return {f"on_{other}_{hook}" for hook in _PHASE_HOOKS}
 
     def _start(self, ctx: Any) -> None:
         self._outputs: list[torch.Tensor] = []
@@ -107,17 +154,21 @@ class EpochScoring(Callback):
     def _score(self, ctx: Any) -> None:
         if not self._outputs:
             return
-        estimator = ctx.estimator
+        plan = ctx.plan
         output = torch.cat(self._outputs).cpu()
-        y_true = estimator._targets_for_scoring(torch.cat(self._targets))
+        y_true = plan.outputs.targets(torch.cat(self._targets))
         kwargs = {}
         if self._weights:
             kwargs["sample_weight"] = torch.cat(self._weights).cpu().numpy()
-        is_classifier = hasattr(estimator, "_proba_from_output")
-        proxy = (_CachedClassifierPredictions if is_classifier else _CachedPredictions)(
-            estimator, output
-        )
-        ctx.metrics[self._default_name()] = float(self._scorer(proxy, None, y_true, **kwargs))
+        name = self._default_name()
+        try:
+            score = self._scorer(_CachedPredictions(plan, output), None, y_true, **kwargs)
+        except Exception as exc:
+            raise ValueError(
+                f"EpochScoring({self.scoring!r}) could not score epoch {ctx.epoch}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        ctx.metrics[name] = float(score)
         del self._outputs, self._targets, self._weights
 
     on_train_begin = on_valid_begin = _start

@@ -1,0 +1,124 @@
+"""The torch objects of a fit: criterion, optimizer and the loss function,
+built from the estimator's parameters with errors in its words."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import _routing
+from ._params import OPTIMIZERS, InvalidParameterError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
+
+
+def build_criterion(estimator: Any, device: torch.device) -> Any:
+    params = _routing.routed(estimator, "criterion__")
+    criterion = (
+        estimator.criterion if estimator.criterion is not None else estimator._default_criterion
+    )
+    if isinstance(criterion, nn.Module):
+        if params:
+            raise InvalidParameterError(
+                f"criterion__ parameters {sorted(params)} cannot apply to a criterion "
+                "instance; pass its class instead."
+            )
+        built = copy.deepcopy(criterion)
+    else:
+        try:
+            built = criterion(**params)
+        except Exception as exc:
+            raise InvalidParameterError(
+                f"Could not build the criterion {_name(criterion)} with criterion__ "
+                f"parameters {params}: {type(exc).__name__}: {exc}"
+            ) from exc
+    return built.to(device) if isinstance(built, nn.Module) else built
+
+
+def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
+    params = _routing.routed(estimator, "optimizer__")
+    name = estimator.optimizer
+    cls = OPTIMIZERS[name.lower()] if isinstance(name, str) else name
+    _check_optimizer(cls, params, estimator.lr)
+    kwargs = {"lr": estimator.lr, **params}
+    parameters = list(module.parameters())
+    if not parameters:
+        raise ValueError(
+            f"The module {type(module).__name__} has no parameters to train; give it at "
+            "least one nn.Parameter."
+        )
+    if not {"fused", "foreach"} & set(params) and _takes(cls, "fused"):
+        # The fused kernels (CPU and CUDA) update every tensor in one call;
+        # where this optimizer or device has none, use the default.
+        try:
+            return cls(parameters, fused=True, **kwargs)
+        except (RuntimeError, ValueError, TypeError):
+            pass
+    try:
+        return cls(parameters, **kwargs)
+    except Exception as exc:
+        raise InvalidParameterError(
+            f"Could not build the optimizer {cls.__name__} with lr={estimator.lr!r} and "
+            f"optimizer__ parameters {params}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_optimizer(cls: type, params: dict[str, Any], lr: float) -> None:
+    """Reject optimizers the loop cannot drive, and an ``lr`` given twice."""
+    if "lr" in params and params["lr"] != lr:
+        raise InvalidParameterError(
+            f"optimizer__lr={params['lr']!r} conflicts with lr={lr!r}; set the learning "
+            "rate with the 'lr' parameter only."
+        )
+    if issubclass(cls, torch.optim.SparseAdam):
+        raise InvalidParameterError(
+            "optimizer=SparseAdam needs sparse gradients, which the loop's modules do not "
+            "produce; use 'adam' or 'adamw'."
+        )
+    closure = inspect.signature(cls.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise InvalidParameterError(
+            f"optimizer={cls.__name__} needs a closure that re-evaluates the loss at each "
+            "step (as LBFGS does); skcallback takes one step per batch. Use a first-order "
+            "optimizer such as 'adam', 'sgd' or 'rmsprop'."
+        )
+
+
+def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
+    """``loss(y_pred, y, w)``: the criterion, or with sample weights the mean
+    of its per-sample values times the (mean-normalised) weights."""
+    if not weighted:
+        return lambda y_pred, y, w: criterion(y_pred, y)
+    if not hasattr(criterion, "reduction"):
+        raise ValueError(
+            f"sample_weight needs a criterion with a 'reduction' attribute (as torch.nn "
+            f"losses have) to compute per-sample losses; {criterion!r} has none."
+        )
+    per_sample = copy.copy(criterion)
+    per_sample.reduction = "none"
+
+    def compute(y_pred, y, w):
+        if w is None:  # a phase whose weights are all equal
+            return criterion(y_pred, y)
+        losses = per_sample(y_pred, y)
+        if losses.ndim > 1:
+            losses = losses.reshape(len(losses), -1).mean(1)
+        return (losses * w).mean()
+
+    return compute
+
+
+def _takes(factory: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _name(obj: Any) -> str:
+    return getattr(obj, "__name__", None) or repr(obj)

@@ -1,0 +1,392 @@
+"""The plan of a fit: everything decided and checked before training starts.
+
+A fit reads as three steps (see ``NeuralEstimatorBase._fit``): :func:`prepare`
+builds a :class:`FitPlan` around a *working copy* of the estimator, touching
+nothing the user holds; the loop trains that copy; and only a completed fit
+is adopted by the estimator. Every configuration error surfaces here, before
+the first batch: parameters, data, the module, criterion and optimizer (by a
+dry forward, loss and backward on a few rows), and each callback's
+:meth:`~skcallback.Callback.setup`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state
+
+from . import _routing
+from ._data import Dataset, TensorData
+from ._device import resolve_device
+from ._dispatch import CallbackMap, HookTable
+from ._factories import build_criterion, build_optimizer, loss_function
+from ._modules import build_module, global_rng_scope
+from ._params import validate_parameters
+from ._precision import Precision, autocast, compiled_forward
+
+_SEED_BOUND = np.iinfo(np.int32).max
+#: Rows of the dry run that checks module, criterion and targets fit together.
+_DRY_ROWS = 8
+
+
+class FitPlan:
+    """What a fit will do, decided and checked before anything changes.
+
+    Callbacks receive it in :meth:`~skcallback.Callback.setup`, before the
+    first batch, and read it during the fit as ``ctx.plan``.
+
+    Attributes
+    ----------
+    estimator : NeuralRegressor or NeuralClassifier
+        The working copy being trained; the estimator adopts its fitted
+        state when the fit completes.
+    partial : bool
+        Whether this is a ``partial_fit`` call (one epoch).
+    continuing : bool
+        Whether training continues a fitted state (``warm_start`` or
+        ``partial_fit``).
+    first_epoch : int
+        Epochs already run before this fit.
+    max_epochs : int
+        The epoch at which this fit ends unless stopped earlier.
+    n_train, n_valid : int
+        Training and validation samples (``n_valid`` is 0 without validation).
+    has_validation : bool
+        Whether each epoch validates (``valid_loss`` is recorded).
+    batch_size, n_batches : int
+        Training batch size and training batches per epoch.
+    device : torch.device
+    outputs : object
+        Turns module outputs into predictions: ``predict(output)``,
+        ``targets(y)`` and, for classifiers, ``predict_proba(output)`` and
+        ``classes_``.
+    metrics : dict
+        The metrics each epoch will record, mapped to whether lower is better
+        (None when no direction is known). Callbacks that add a metric
+        declare it with :meth:`declare_metric`.
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        vars(self).update(fields)
+        self._warned: set[str] = set()
+
+    def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
+        """Announce that the fit's callbacks record ``name`` each epoch, and
+        whether lower values are better (None: no direction)."""
+        self.metrics[name] = lower_is_better
+
+    def monitored(self, owner: str, key: str) -> str:
+        """The metric a callback watches: ``key``, or ``train_*`` in place of
+        ``valid_*`` when there is no validation data (with a warning).
+
+        Raises
+        ------
+        ValueError
+            If the fit does not record ``key``.
+        """
+        if key in self.metrics:
+            return key
+        fallback = "train_" + key[len("valid_") :]
+        if key.startswith("valid_") and not self.has_validation and fallback in self.metrics:
+            if (owner, key) not in self._warned:
+                warnings.warn(
+                    f"{owner} monitors {key!r} but the fit has no validation data; it monitors "
+                    f"{fallback!r} instead. Set validation_fraction, pass X_val and y_val, or "
+                    f"monitor {fallback!r}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                self._warned.add((owner, key))
+            return fallback
+        hint = ""
+        if key.startswith(("valid_", "train_")) and not key.endswith("_loss"):
+            hint = (
+                f" A score is recorded by EpochScoring (EpochScoring('accuracy') records "
+                f"'valid_accuracy'); a custom callback declares its metric in setup() with "
+                f"plan.declare_metric({key!r}, lower_is_better=...)."
+            )
+        raise ValueError(
+            f"{owner} monitors {key!r}, which this fit does not record; it records "
+            f"{sorted(self.metrics)}.{hint}"
+        )
+
+    def minimizes(self, owner: str, key: str, mode: str = "auto") -> bool:
+        """Whether lower values of ``key`` are better: ``mode`` when it is
+        "min" or "max", else the direction ``key`` was declared with."""
+        if mode != "auto":
+            return mode == "min"
+        lower = self.metrics.get(key)
+        if lower is None:
+            raise ValueError(
+                f"{owner} cannot tell whether {key!r} should go down or up; pass mode='min' "
+                f"or mode='max', or declare the metric with "
+                f"plan.declare_metric({key!r}, lower_is_better=...)."
+            )
+        return lower
+
+
+def prepare(
+    estimator: Any,
+    X: Any,
+    y: Any,
+    sample_weight: Any,
+    *,
+    partial: bool,
+    classes: Any = None,
+    X_val: Any = None,
+    y_val: Any = None,
+    sample_weight_val: Any = None,
+) -> FitPlan:
+    """Validate everything and build the plan; ``estimator`` is not changed."""
+    validate_parameters(estimator)
+    _routing.check_extra_params(estimator)
+    device = resolve_device(estimator.device)
+    continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
+    work = working_copy(estimator, fitted=continuing)
+
+    X, y = work._validate_inputs(X, y, reset=not continuing)
+    y, target_state = work._encode_targets(y, continuing=continuing, classes=classes)
+    vars(work).update(target_state)
+    sample_weight = work._check_weights(sample_weight, X)
+    work._check_target_weights(y, sample_weight)
+    if not continuing:
+        work._rng = check_random_state(estimator.random_state)
+        work._split_seed = int(work._rng.randint(_SEED_BOUND))
+        work.n_iter_ = work.n_steps_ = 0
+    seed = int(work._rng.randint(_SEED_BOUND))
+
+    data = Dataset(X, y, device)
+    train, valid = _validation(
+        work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
+    )
+
+    callbacks = _routing.fitted_callbacks(estimator)
+    if continuing:
+        load_callback_states(callbacks, estimator.callbacks_)
+    if not continuing:
+        build_objects(work, device, seed)
+    custom_seed = None if estimator.module is None else seed + 1
+    forward = compiled_forward(work.module_, estimator.compile)
+    compute_loss = loss_function(work.criterion_, weighted=train.w is not None)
+    precision = Precision(estimator.precision, device)
+    with global_rng_scope(custom_seed, device):
+        _dry_run(work, data, compute_loss, train.w is not None)
+
+    work.callbacks_ = CallbackMap(callbacks)
+    work.history_ = work.callbacks_["history"]
+    work.stop_reason_ = None
+    plan = FitPlan(
+        estimator=work,
+        partial=partial,
+        continuing=continuing,
+        first_epoch=work.n_iter_,
+        max_epochs=work.n_iter_ + (1 if partial else estimator.max_epochs),
+        n_train=train.n_samples,
+        n_valid=0 if valid is None else valid.n_samples,
+        has_validation=valid is not None,
+        batch_size=estimator.batch_size,
+        n_batches=train.n_batches(estimator.batch_size),
+        device=device,
+        outputs=work._outputs(),
+        metrics={"epoch": None, "train_loss": True, "lr": None, "dur": None},
+        train=train,
+        valid=valid,
+        seed=seed,
+        custom_seed=custom_seed,
+        forward=forward,
+        compute_loss=compute_loss,
+        precision=precision,
+    )
+    if valid is not None:
+        plan.declare_metric("valid_loss", lower_is_better=True)
+    for name, cb in callbacks:
+        try:
+            cb.setup(plan)
+        except (ValueError, TypeError) as exc:
+            exc.add_note(f"raised by callback {name!r} in setup, before training started")
+            raise
+    plan.hooks = HookTable(callbacks)
+    return plan
+
+
+def working_copy(estimator: Any, *, fitted: bool) -> Any:
+    """A new estimator with the same parameters (the same objects) and, when
+    ``fitted``, a private copy of the fitted state that training may change."""
+    work = type(estimator).__new__(type(estimator))
+    state = vars(estimator)
+    params = {key: value for key, value in state.items() if not is_fitted_key(key)}
+    vars(work).update(params)
+    if fitted:
+        for key, value in state.items():
+            if is_fitted_key(key) and key not in ("module_", "optimizer_", "callbacks_"):
+                vars(work)[key] = copy.deepcopy(value)
+        # One deepcopy keeps the optimizer bound to the copied parameters.
+        work.module_, work.optimizer_ = copy.deepcopy((estimator.module_, estimator.optimizer_))
+    return work
+
+
+#: Private attributes a fit sets besides the public fitted ones.
+_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim")
+
+
+def is_fitted_key(key: str) -> bool:
+    """Fitted attributes end with ``_`` (scikit-learn's convention), plus the
+    fit's private state; other private attributes (scikit-learn's own, such
+    as a callback context) are left alone."""
+    return (key.endswith("_") and not key.startswith("__")) or key in _PRIVATE_FIT_STATE
+
+
+def adopt(estimator: Any, work: Any) -> None:
+    """Replace the estimator's fitted state with the working copy's."""
+    for key in [key for key in vars(estimator) if is_fitted_key(key)]:
+        del vars(estimator)[key]
+    vars(estimator).update({k: v for k, v in vars(work).items() if is_fitted_key(k)})
+
+
+def build_objects(work: Any, device: torch.device, seed: int) -> None:
+    """Module, criterion and optimizer of a new fit, on ``work``."""
+    params = _routing.routed(work, "module__")
+    generator = torch.Generator().manual_seed(seed)
+    custom_seed = None if work.module is None else seed
+    with global_rng_scope(custom_seed, device):
+        module = build_module(work, work.n_features_in_, work.n_outputs_, params, generator)
+    dtype = torch.float64 if work.precision == "64" else None
+    work.module_ = module.to(device=device, dtype=dtype)
+    work.criterion_ = build_criterion(work, device)
+    work.optimizer_ = build_optimizer(work, work.module_)
+    work.device_ = device
+
+
+def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:
+    """Give each new callback the state of the same-named callback of the
+    same class (a replaced callback starts afresh)."""
+    for name, cb in callbacks:
+        previous = states.get(name) if hasattr(states, "get") else None
+        if previous is None:
+            continue
+        if isinstance(previous, dict):
+            cb.load_state_dict(previous)
+        elif type(previous) is type(cb):
+            cb.load_state_dict(previous.state_dict())
+
+
+def _validation(
+    work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
+) -> tuple[TensorData, TensorData | None]:
+    """The training and validation data: an explicit validation set, a
+    held-out share of the samples (stratified for classifiers), or none."""
+    n_samples = len(y)
+    everything = np.arange(n_samples)
+    if X_val is not None or y_val is not None:
+        if X_val is None or y_val is None:
+            raise ValueError("Pass both X_val and y_val (or neither) for validation.")
+        X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
+        y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
+        w_val = work._check_weights(sample_weight_val, X_val)
+        valid = Dataset(X_val, y_val, device).subset(np.arange(len(y_val)), w_val)
+        return data.subset(everything, sample_weight), valid
+    if sample_weight_val is not None:
+        raise ValueError("sample_weight_val was given without X_val and y_val.")
+    fraction = work.validation_fraction
+    if partial or fraction is None:
+        return data.subset(everything, sample_weight), None
+    n_valid = math.ceil(fraction * n_samples)
+    if n_samples - n_valid < 1:
+        raise ValueError(
+            f"Cannot hold out validation_fraction={fraction} of n_samples={n_samples} "
+            "samples: no training sample would remain. Pass more samples, pass X_val and "
+            "y_val, or set validation_fraction=None."
+        )
+    rng = np.random.RandomState(work._split_seed)
+    splitter: Any = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
+    labels = work._stratify_labels(y)
+    if labels is not None:
+        counts = np.unique(labels, return_counts=True)[1]
+        if counts.min() >= 2 and len(counts) <= n_valid <= n_samples - len(counts):
+            splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
+    train, valid = (np.sort(part) for part in next(splitter.split(everything, labels)))
+    if sample_weight is not None and not sample_weight[valid].any():
+        raise ValueError(
+            "Every sample held out for validation has zero weight, so valid_loss is "
+            "undefined; pass X_val, y_val and sample_weight_val, or set "
+            "validation_fraction=None."
+        )
+    return data.subset(train, sample_weight), data.subset(valid, sample_weight)
+
+
+def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> None:
+    """Forward, loss and backward on the first rows, so that a module,
+    criterion and targets that do not fit together fail now, in our words.
+    The module is in eval mode and its gradients are cleared afterwards, so
+    neither its weights, buffers nor any random generator change."""
+    module, criterion = work.module_, work.criterion_
+    n_rows = min(_DRY_ROWS, len(data.y))
+    X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
+    w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
+    shapes = (
+        f"a batch X of shape {tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} "
+        f"({y_b.dtype})"
+    )
+    was_training = module.training
+    module.eval()
+    try:
+        with autocast(work.precision, data.device):
+            try:
+                output = module(X_b)
+            except Exception as exc:
+                raise ValueError(
+                    f"The module {type(module).__name__} failed on a batch of shape "
+                    f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            _check_output(work, output, n_rows)
+            try:
+                loss = compute_loss(output, y_b, w_b)
+            except Exception as exc:
+                raise ValueError(
+                    f"The criterion {type(criterion).__name__} could not compute a loss from "
+                    f"the module's output of shape {tuple(output.shape)} and {shapes}: "
+                    f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
+                ) from exc
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(
+                f"The criterion {type(criterion).__name__} must return a scalar loss tensor; "
+                f"it returned {shape}. Keep its reduction at 'mean' (sample_weight weighs "
+                "samples)."
+            )
+        if not bool(torch.isfinite(loss)):
+            raise ValueError(
+                f"The untrained model's loss on the first {n_rows} samples is {loss.item()}: "
+                "the inputs or targets are too large for float32 arithmetic. Scale them "
+                "(e.g. StandardScaler, or TransformedTargetRegressor for y)."
+            )
+        try:
+            loss.backward()
+        except Exception as exc:
+            raise ValueError(
+                f"Backpropagating the loss of {type(criterion).__name__} failed: "
+                f"{type(exc).__name__}: {exc}. The loss must depend on the module's "
+                "trainable parameters."
+            ) from exc
+    finally:
+        for parameter in module.parameters():
+            parameter.grad = None
+        module.train(was_training)
+
+
+def _check_output(work: Any, output: Any, n_rows: int) -> None:
+    expected = (n_rows, work.n_outputs_)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(
+            f"The module {type(work.module_).__name__} must return a tensor of shape "
+            f"(n_samples, {work.n_outputs_}) ({work._output_meaning}); for {n_rows} samples "
+            f"it returned {got}."
+        )

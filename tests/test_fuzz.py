@@ -1,0 +1,556 @@
+"""A seeded property-based fuzzer over inputs and parameters of the fit.
+
+It checks three parts of the fit contract (see ``docs`` and API.md,
+"Additions"):
+
+1. No silent NaN model: a fit that returns leaves a model whose ``predict``
+   (and ``predict_proba``) on the training X is finite, or raises a
+   ValueError.
+2. Errors in our words: every failure of ``fit``, ``partial_fit`` and
+   ``predict`` is a ValueError, TypeError, OSError or ImportError raised by
+   skcallback (or scikit-learn's input validation), never a raw torch or
+   NumPy error (RuntimeError, IndexError, ...) or a torch message passed
+   through unwrapped.
+3. A fit is a transaction: a fit that raises leaves a fitted estimator
+   exactly as it was, and a fresh one unfitted.
+
+The examples are derandomized (the same on every run) and small, so the file
+runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+import skcallback
+from skcallback import NeuralClassifier, NeuralRegressor
+
+#: SKCALLBACK_FUZZ_SCALE=10 runs ten times the examples (a longer search).
+SCALE = float(os.environ.get("SKCALLBACK_FUZZ_SCALE", "1"))
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+#: The exception types a user may see from fit / partial_fit / predict.
+ALLOWED = (ValueError, TypeError, OSError, ImportError)
+
+#: Where an allowed exception may come from: the library itself, or
+#: scikit-learn's input validation (which it calls on purpose).
+_LIBRARY = os.path.dirname(skcallback.__file__) + os.sep
+_SKLEARN = os.sep + "sklearn" + os.sep
+
+#: Texts of raw torch / NumPy errors; a message that starts with one of them
+#: was not written by the library.
+_RAW_TEXTS = (
+    "mat1 and mat2 shapes cannot be multiplied",
+    "expected scalar type",
+    "Expected ",
+    "Found dtype",
+    "Target ",
+    "target ",
+    "Invalid learning rate",
+    "Invalid ",
+    "index ",
+    "Index ",
+    "CUDA",
+    "Trying to backward",
+    "element 0 of tensors",
+    "The size of tensor",
+    "shape '",
+    "result type Float can't be cast",
+    '"',
+)
+
+
+def check_error(exc: BaseException, action: str) -> None:
+    """Fail unless ``exc`` is an error the contract allows, in our words:
+    raised by a ``raise`` statement of skcallback, or by scikit-learn's input
+    validation (which speaks for the library about X, y and sample_weight),
+    not by an operation failing inside skcallback or torch."""
+    detail = "".join(traceback.format_exception(exc))
+    assert isinstance(exc, ALLOWED), f"{action} raised a raw {type(exc).__name__}:\n{detail}"
+    message = str(exc).strip()
+    assert message, f"{action} raised {type(exc).__name__} with an empty message:\n{detail}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if any(_SKLEARN in frame.filename for frame in frames):
+        return
+    site = frames[-1] if frames else None
+    filename = site.filename if site else ""
+    assert _LIBRARY in filename, (
+        f"{action} raised {type(exc).__name__} from {filename}, outside skcallback and "
+        f"scikit-learn's validation (not wrapped):\n{detail}"
+    )
+    assert (site.line or "").startswith("raise "), (
+        f"{action} failed with a {type(exc).__name__} of Python itself at "
+        f"{filename}:{site.lineno} (not an error the library raises on purpose):\n{detail}"
+    )
+    assert not message.startswith(_RAW_TEXTS), (
+        f"{action} raised a torch message unwrapped:\n{detail}"
+    )
+
+
+def attempt(action: str, call, *args, **kwargs) -> tuple[bool, Any]:
+    """``(True, result)``, or ``(False, error)`` for a checked allowed error."""
+    name = action.split(" ", 1)[0]
+    try:
+        result = call(*args, **kwargs)
+    except Exception as exc:
+        event(f"{name} raised {type(exc).__name__}: {str(exc)[:60]}")
+        check_error(exc, action)
+        return False, exc
+    event(f"{name} returned")
+    return True, result
+
+
+def check_predictions(est: Any, X: Any) -> None:
+    """``predict`` (and ``predict_proba``) of a fitted model are finite, or
+    raise a ValueError in our words."""
+    ok_pred, pred = attempt("predict", est.predict, X)
+    if ok_pred:
+        if isinstance(est, NeuralRegressor):
+            assert np.isfinite(pred).all(), f"predict returned non-finite values: {pred}"
+        assert len(pred) == X.shape[0]
+    else:
+        assert isinstance(pred, ValueError), f"predict raised {type(pred).__name__}: {pred}"
+    if isinstance(est, NeuralClassifier):
+        ok, proba = attempt("predict_proba", est.predict_proba, X)
+        if ok:
+            assert np.isfinite(proba).all(), f"predict_proba returned non-finite: {proba}"
+            np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+            if ok_pred:
+                assert set(pred.tolist()) <= set(est.classes_.tolist())
+        else:
+            assert isinstance(proba, ValueError), f"predict_proba raised {type(proba).__name__}"
+
+
+def assert_unfitted(est: Any, action: str) -> None:
+    with pytest.raises(NotFittedError):
+        check_is_fitted(est)
+    fitted = [k for k in vars(est) if k.endswith("_") and not k.startswith("__")]
+    assert not fitted, f"a failed {action} left fitted attributes {fitted} on a fresh estimator"
+
+
+# ----------------------------------------------------------------------
+# Strategies
+#
+# A case is a flat dict of "fields" (the recipe of X, y, the weights, the
+# validation data, and each parameter under "params"), printed readably when
+# a property fails. Each field has valid values (extremes included: 1e30
+# inputs, lr=1e30, denormal weights, mixed precision) and invalid ones; a
+# case corrupts none, one or two fields, so that most examples get past the
+# first check and reach training.
+# ----------------------------------------------------------------------
+#: field -> (valid values, invalid values), for both estimators; a list is
+#: sampled from, a strategy drawn from, an empty list leaves the field out.
+COMMON_FIELDS: dict[str, tuple[Any, Any]] = {
+    "X_scale": ([1.0, 1.0, 1.0, 1e-30, 1e20, 1e30], [1e39]),
+    "X_defect": (
+        ["none", "none", "none", "constant", "all_constant", "integers"],
+        ["nan", "inf", "empty", "no_features", "3d", "strings"],
+    ),
+    "weights": (
+        ["none", "none", "none", "random", "ones", "one_zero", "denormal", "huge"],
+        ["zeros", "negative", "nan", "inf", "wrong_length", "2d"],
+    ),
+    "validation": (
+        ["none", "none", "none", "good", "weighted", "frame"],
+        [
+            "more_features",
+            "more_rows_in_y",
+            "only_X",
+            "only_y",
+            "weights_only",
+            "nan_X",
+            "zero_weights",
+            "short_weights",
+            "renamed_columns",
+            "y_val_strings",
+        ],
+    ),
+    "lr": ([1e-3, 1e-3, 1e-6, 0.1, 10.0, 1e30], [0.0, -1e-3, float("nan"), float("inf"), "1"]),
+    "batch_size": (st.integers(1, 100), [0, -1, 2.5, np.int64(0)]),
+    "max_epochs": (st.integers(1, 3), [0, -1, 1.5]),
+    "hidden_layer_sizes": ([(), (3,), (4, 4), 2], [(0,), (-1,), (3.5,), "3"]),
+    "validation_fraction": ([0.1, 0.1, None, 0.5, 0.99], [1.5, 0.0, -0.1, "0.1"]),
+    "activation": (["relu", "relu", "tanh", "logistic", "gelu"], ["nope", "ReLU", nn.Linear]),
+    "dropout": ([0.0, 0.0, 0.5], [1.0, -0.1]),
+    "optimizer": (
+        ["adam", "adam", "sgd", "adamw", "rmsprop", "Adam", torch.optim.Adagrad],
+        ["lbfgs", torch.optim.LBFGS, torch.optim.SparseAdam, "", 3],
+    ),
+    "optimizer__weight_decay": ([], [-1.0, "big"]),
+    "optimizer__lr": ([], [0.5]),
+    "optimizer__nonsense": ([], [1]),
+    "criterion__reduction": ([], ["none", "sum", "nope"]),
+    "criterion__weight": ([], [torch.ones(7)]),
+    "module__hidden": ([], [10]),
+    "module": ([], [nn.Linear, "mlp"]),
+    "random_state": ([], ["seed", -1, 1.5]),
+    "precision": (["32", "32", "32", "bf16-mixed", "16-mixed"], ["64", "bf16", 32]),
+}
+KIND_FIELDS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "regressor": {
+        "y_scale": ([1.0, 1.0, 1.0, 1e-30, 1e20, 1e30], [1e39]),
+        "y_defect": (["none"], ["nan", "inf", "wrong_length", "strings", "3d"]),
+        "criterion": (
+            [None, None, nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.MSELoss()],
+            [nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss(reduction="none"), "mse"],
+        ),
+    },
+    "classifier": {
+        "n_classes": ([2, 2, 3, 4], [1]),
+        "y_defect": (["none"], ["nan", "wrong_length", "two_columns", "column", "mixed"]),
+        "criterion": (
+            [None, None, nn.CrossEntropyLoss, nn.NLLLoss, nn.CrossEntropyLoss(label_smoothing=0.1)],
+            [nn.MSELoss, nn.L1Loss, nn.BCEWithLogitsLoss],
+        ),
+    },
+}
+#: Fields that describe the data; the others are estimator parameters.
+DATA_FIELDS = ("X_scale", "X_defect", "weights", "validation", "y_scale", "y_defect", "n_classes")
+
+
+def _choice(values: Any) -> st.SearchStrategy:
+    return values if isinstance(values, st.SearchStrategy) else st.sampled_from(values)
+
+
+@st.composite
+def fit_cases(draw, kind: str, n_defects=(0, 0, 0, 1, 1, 1, 2)) -> dict[str, Any]:
+    """A recipe of one fit of a ``kind`` estimator; :func:`materialize`
+    builds its arguments."""
+    fields = {**COMMON_FIELDS, **KIND_FIELDS[kind]}
+    n_bad = draw(st.sampled_from(n_defects))
+    bad = draw(
+        st.lists(st.sampled_from(sorted(fields)), min_size=n_bad, max_size=n_bad, unique=True)
+    )
+    case: dict[str, Any] = {
+        "kind": kind,
+        "n_rows": draw(st.integers(1, 60)),
+        "n_features": draw(st.integers(1, 6)),
+        "n_targets": draw(st.sampled_from([None, None, 1, 2, 3])),
+        "labels": draw(st.sampled_from(["int", "str", "float", "bool_like"])),
+        "container": draw(st.sampled_from(["array", "array", "csr", "frame"])),
+        "seed": draw(st.integers(0, 2**16)),
+        "corrupted": sorted(bad),
+        "params": {"device": "cpu", "random_state": draw(st.integers(0, 2**31 - 2))},
+    }
+    for name, (valid, invalid) in fields.items():
+        options = invalid if name in bad else valid
+        if isinstance(options, list) and not options:  # a field that is only ever wrong
+            continue
+        value = draw(_choice(options))
+        if name in DATA_FIELDS:
+            case[name] = value
+        else:
+            case["params"][name] = value
+    return case
+
+
+def make_X(case: dict[str, Any], n_features: int | None = None, *, seed: int = 0) -> Any:
+    rng = np.random.RandomState(case["seed"] + seed)
+    n_rows = case["n_rows"]
+    n_features = case["n_features"] if n_features is None else n_features
+    scale = case["X_scale"]
+    defect = case["X_defect"]
+    X = rng.normal(size=(n_rows, n_features)) * scale
+    if defect == "nan":
+        X[rng.randint(n_rows), rng.randint(n_features)] = np.nan
+    elif defect == "inf":
+        X[rng.randint(n_rows), rng.randint(n_features)] = -np.inf
+    elif defect == "constant":
+        X[:, rng.randint(n_features)] = scale
+    elif defect == "all_constant":
+        X[:] = 0.0
+    elif defect == "integers":
+        X = np.clip(np.round(X), -(2**62), 2**62).astype(np.int64)
+    elif defect == "empty":
+        X = X[:0]
+    elif defect == "no_features":
+        X = X[:, :0]
+    elif defect == "3d":
+        return X.reshape(n_rows, n_features, 1)
+    elif defect == "strings":
+        X = X.astype(str).astype(object)
+        X[0, 0] = "ant"
+        return X
+    if case["container"] == "csr":
+        X = np.where(np.abs(X) < 0.5 * scale, 0, X)
+        return sp.csr_matrix(X)
+    if case["container"] == "frame":
+        return pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    return X
+
+
+LABELS = {
+    "str": np.array(["ant", "bee", "cat", "dog"], dtype=object),
+    "float": np.array([-1.0, 0.0, 1.0, 2.0]),
+    "int": np.array([-3, 4, 11, 18]),
+    "bool_like": np.array([0, 1, 2, 3]),
+}
+
+
+def make_y(case: dict[str, Any], *, seed: int = 0) -> np.ndarray:
+    rng = np.random.RandomState(case["seed"] + 7919 + seed)
+    defect = case["y_defect"]
+    n_rows = 0 if case["X_defect"] == "empty" else case["n_rows"]
+    n_rows += 1 if defect == "wrong_length" else 0
+    if case["kind"] == "regressor":
+        n_targets = case["n_targets"]
+        shape = (n_rows,) if n_targets is None else (n_rows, n_targets)
+        y = rng.normal(size=shape) * case["y_scale"]
+        if defect in ("nan", "inf") and y.size:
+            y.flat[rng.randint(y.size)] = np.nan if defect == "nan" else np.inf
+        elif defect == "strings":
+            y = y.astype(str)
+        elif defect == "3d":
+            y = y.reshape(n_rows, -1, 1)
+        return y
+    n_classes = case["n_classes"]
+    codes = rng.randint(n_classes, size=n_rows)
+    head = min(n_rows, n_classes)
+    codes[:head] = np.arange(head)  # every class present when possible
+    rng.shuffle(codes)
+    y = LABELS[case["labels"]][codes]
+    if defect == "nan" and n_rows:
+        y = y.astype(object if y.dtype == object else np.float64)
+        y[rng.randint(n_rows)] = np.nan
+    elif defect == "two_columns":
+        y = np.column_stack([y, y[::-1]])
+    elif defect == "column":
+        y = y.reshape(-1, 1)
+    elif defect == "mixed" and n_rows:
+        y = y.astype(object)
+        y[0] = 1 if isinstance(y[0], str) else "ant"
+    return y
+
+
+def make_weights(kind: str, n_rows: int, seed: int) -> np.ndarray | None:
+    rng = np.random.RandomState(seed)
+    if kind == "none":
+        return None
+    if kind == "wrong_length":
+        return np.ones(n_rows + 1)
+    w = rng.uniform(0.5, 2.0, size=n_rows)
+    if kind == "ones":
+        w[:] = 1.0
+    elif kind == "zeros":
+        w[:] = 0.0
+    elif kind == "2d":
+        return w.reshape(-1, 1)
+    elif n_rows == 0:
+        return w
+    elif kind == "one_zero":
+        w[rng.randint(n_rows)] = 0.0
+    elif kind == "denormal":
+        w *= 1e-42
+    elif kind == "huge":
+        w *= 1e30
+    elif kind == "negative":
+        w[rng.randint(n_rows)] = -1.0
+    elif kind == "nan":
+        w[rng.randint(n_rows)] = np.nan
+    elif kind == "inf":
+        w[rng.randint(n_rows)] = np.inf
+    return w
+
+
+def validation_kwargs(case: dict[str, Any]) -> dict[str, Any]:
+    """``X_val`` / ``y_val`` / ``sample_weight_val`` keywords of the fit."""
+    kind = case["validation"]
+    if kind == "none":
+        return {}
+    X_val, y_val = make_X(case, seed=1), make_y(case, seed=1)
+    n_val = X_val.shape[0]
+    if kind == "more_features":
+        X_val = make_X(case, n_features=case["n_features"] + 1, seed=1)
+    elif kind == "nan_X":
+        X_val = np.array(make_X(dict(case, container="array"), seed=1), dtype=float)
+        X_val.flat[0] = np.nan
+    elif kind == "frame":
+        X_val = pd.DataFrame(np.asarray(make_X(dict(case, container="array"), seed=1)))
+        if case["container"] == "frame":
+            X_val.columns = [f"f{i}" for i in range(X_val.shape[1])]
+    elif kind == "renamed_columns":
+        X_val = pd.DataFrame(np.asarray(make_X(dict(case, container="array"), seed=1)))
+        X_val.columns = [f"g{i}" for i in range(X_val.shape[1])]
+    elif kind == "more_rows_in_y":
+        y_val = np.concatenate([y_val, y_val[:1]])
+    elif kind == "y_val_strings":
+        y_val = np.array(["zebra"] * len(y_val), dtype=object)
+    elif kind == "only_X":
+        return {"X_val": X_val}
+    elif kind == "only_y":
+        return {"y_val": y_val}
+    elif kind == "weighted":
+        w_val = np.random.RandomState(case["seed"]).uniform(0.5, 2, size=n_val)
+        return {"X_val": X_val, "y_val": y_val, "sample_weight_val": w_val}
+    elif kind == "zero_weights":
+        return {"X_val": X_val, "y_val": y_val, "sample_weight_val": np.zeros(n_val)}
+    elif kind == "short_weights":
+        return {"X_val": X_val, "y_val": y_val, "sample_weight_val": np.ones(n_val + 1)}
+    elif kind == "weights_only":
+        return {"sample_weight_val": np.ones(n_val)}
+    return {"X_val": X_val, "y_val": y_val}
+
+
+def materialize(case: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+    """``X``, ``y`` and the keyword arguments of the fit."""
+    X, y = make_X(case), make_y(case)
+    kwargs = validation_kwargs(case)
+    kwargs["sample_weight"] = make_weights(case["weights"], X.shape[0], case["seed"])
+    return X, y, kwargs
+
+
+ESTIMATORS = {"regressor": NeuralRegressor, "classifier": NeuralClassifier}
+
+
+# ----------------------------------------------------------------------
+# Properties
+# ----------------------------------------------------------------------
+def _fresh_fit_contract(case: dict[str, Any], method: str = "fit") -> None:
+    X, y, kwargs = materialize(case)
+    kind = case["kind"]
+    est = ESTIMATORS[kind](**case["params"])
+    if method == "partial_fit" and kind == "classifier" and case["seed"] % 4:
+        kwargs["classes"] = LABELS[case["labels"]][: case["n_classes"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok, _ = attempt(method, getattr(est, method), X, y, **kwargs)
+        if not ok:
+            assert_unfitted(est, method)
+            return
+        if kind == "classifier":
+            labels = kwargs.get("classes", np.asarray(y).ravel())
+            n_labels = len(set(np.asarray(labels).tolist()))
+            assert n_labels >= 2, f"{method} on a single class did not raise"
+        expected = 1 if method == "partial_fit" else case["params"]["max_epochs"]
+        assert est.n_iter_ == expected and len(est.history_) == est.n_iter_
+        check_predictions(est, X)
+
+
+@settings(FUZZ, max_examples=int(150 * SCALE))
+@given(case=fit_cases("regressor"))
+def test_regressor_fit_contract(case):
+    _fresh_fit_contract(case)
+
+
+@settings(FUZZ, max_examples=int(150 * SCALE))
+@given(case=fit_cases("classifier"))
+def test_classifier_fit_contract(case):
+    _fresh_fit_contract(case)
+
+
+@settings(FUZZ, max_examples=int(50 * SCALE))
+@given(case=st.sampled_from(["regressor", "classifier"]).flatmap(fit_cases))
+def test_fresh_partial_fit_contract(case):
+    _fresh_fit_contract(case, "partial_fit")
+
+
+def _good_data(kind: str, seed: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(30, n_features))
+    if kind == "regressor":
+        return X, X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=30)
+    return X, np.array(["no", "yes"])[(X[:, 0] > 0).astype(int)]
+
+
+def _snapshot(est: Any, probe: np.ndarray) -> dict[str, Any]:
+    """What must not change when a fit fails."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pred = ("ok", est.predict(probe))
+        except ValueError as exc:
+            pred = ("error", str(exc))
+        proba = est.predict_proba(probe) if isinstance(est, NeuralClassifier) else None
+    return {
+        "predict": pred,
+        "proba": proba,
+        "n_iter_": est.n_iter_,
+        "n_steps_": est.n_steps_,
+        "history": len(est.history_),
+        "state": {k: v.clone() for k, v in est.module_.state_dict().items()},
+        "module_id": id(est.module_),
+        "fitted_keys": sorted(k for k in vars(est) if k.endswith("_")),
+    }
+
+
+def _assert_same(before: dict[str, Any], after: dict[str, Any], action: str) -> None:
+    assert before["fitted_keys"] == after["fitted_keys"], f"{action} changed fitted attributes"
+    assert before["n_iter_"] == after["n_iter_"], f"{action} changed n_iter_"
+    assert before["n_steps_"] == after["n_steps_"], f"{action} changed n_steps_"
+    assert before["history"] == after["history"], f"{action} changed len(history_)"
+    assert before["module_id"] == after["module_id"], f"{action} replaced module_"
+    assert before["state"].keys() == after["state"].keys()
+    for key, value in before["state"].items():
+        assert torch.equal(value, after["state"][key]), f"{action} changed {key}"
+    assert before["predict"][0] == after["predict"][0], f"{action} changed predict"
+    if before["predict"][0] == "ok":
+        np.testing.assert_array_equal(before["predict"][1], after["predict"][1], err_msg=action)
+    if before["proba"] is not None:
+        np.testing.assert_array_equal(before["proba"], after["proba"], err_msg=action)
+
+
+#: The parameters of the first (good) fit, restored before comparing.
+GOOD = {"device": "cpu", "hidden_layer_sizes": (4,), "max_epochs": 2, "batch_size": 8}
+
+
+@st.composite
+def transaction_cases(draw) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["regressor", "classifier"]))
+    case = draw(fit_cases(kind, n_defects=(0, 1, 1, 1, 2)))
+    case["first_fit_features"] = draw(st.sampled_from([case["n_features"], 3]))
+    case["warm_start"] = draw(st.booleans())
+    case["method"] = draw(st.sampled_from(["fit", "fit", "partial_fit"]))
+    return case
+
+
+@settings(FUZZ, max_examples=int(150 * SCALE))
+@given(case=transaction_cases())
+def test_failed_fit_is_a_transaction(case):
+    kind, seed = case["kind"], case["seed"]
+    n_features = case["first_fit_features"]
+    X_good, y_good = _good_data(kind, seed, n_features)
+    est = ESTIMATORS[kind](random_state=seed, **GOOD)
+    probe = np.random.RandomState(seed + 1).normal(size=(7, n_features))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X_good, y_good)
+    before = _snapshot(est, probe)
+    original = est.get_params(deep=False)
+
+    X, y, kwargs = materialize(case)
+    params = dict(case["params"], warm_start=case["warm_start"])
+    action = f"{case['method']} with {params}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ok, _ = attempt("set_params", est.set_params, **params)
+        if not ok:
+            return
+        ok, _ = attempt(action, getattr(est, case["method"]), X, y, **kwargs)
+        if ok:
+            check_predictions(est, X)
+            return
+    # Undo set_params (predict depends on batch_size and precision), then
+    # check that nothing the failed fit could touch has changed.
+    for key in set(est.get_params(deep=False)) - set(original):
+        delattr(est, key)
+    est.set_params(**original)
+    _assert_same(before, _snapshot(est, probe), action)
