@@ -173,7 +173,8 @@ def prepare(
         build_objects(work, device, seed)
     custom_seed = None if estimator.module is None else seed + 1
     forward = compiled_forward(work.module_, estimator.compile)
-    compute_loss = loss_function(work.criterion_, weighted=train.w is not None)
+    weighted = train.w is not None or (valid is not None and valid.w is not None)
+    compute_loss = loss_function(work.criterion_, weighted=weighted)
     precision = Precision(estimator.precision, device)
     with global_rng_scope(custom_seed, device):
         _dry_run(work, data, compute_loss, train.w is not None)

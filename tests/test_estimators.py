@@ -1,13 +1,18 @@
-"""Estimator behaviour: targets, weights, partial_fit, warm_start, inputs."""
+"""Estimator behaviour: targets, weights, partial_fit, warm_start, inputs; a
+fit is a transaction; non-finite training is refused; random state."""
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.exceptions import NotFittedError
+from torch import nn
 
-from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import LambdaCallback
+from skcallback import Callback, NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import LambdaCallback, TerminateOnNaN
 
 
 def test_regressor_learns_1d_and_2d_targets(regression_data):
@@ -210,3 +215,198 @@ def test_data_too_large_for_the_gpu_is_streamed_from_pinned_memory(regression_da
     monkeypatch.setattr(_data, "_fits_on", lambda device, nbytes: False)
     streamed = NeuralRegressor(device="cuda", max_epochs=3, random_state=0).fit(X, y, w)
     np.testing.assert_allclose(streamed.predict(X), resident.predict(X), rtol=1e-5, atol=1e-6)
+
+
+# -- a fit is a transaction ---------------------------------------------------
+class FailAt(Callback):
+    """Raises in ``hook``, at the ``epoch``-th epoch of this fit for
+    ``on_epoch_end`` (after some training happened)."""
+
+    def __init__(self, hook="on_epoch_end", epoch=2):
+        self.hook = hook
+        self.epoch = epoch
+
+    def on_epoch_end(self, ctx):
+        if self.hook == "on_epoch_end" and ctx.epoch - ctx.plan.first_epoch == self.epoch:
+            raise RuntimeError("fail at epoch end")
+
+    def on_fit_end(self, ctx):
+        if self.hook == "on_fit_end":
+            raise RuntimeError("fail at fit end")
+
+
+def fitted_state(est):
+    """What a user can observe of a fitted estimator."""
+    return (
+        est.predict(PROBE_X).tobytes(),
+        est.n_iter_,
+        est.n_steps_,
+        len(est.history_),
+        {k: v.detach().clone() for k, v in est.module_.state_dict().items()},
+        est.optimizer_.state_dict()["state"].keys(),
+    )
+
+
+def assert_same_state(before, after):
+    assert before[:4] == after[:4]
+    assert all(torch.equal(before[4][k], after[4][k]) for k in before[4])
+    assert before[5] == after[5]
+
+
+PROBE_X = np.random.RandomState(3).normal(size=(7, 4))
+
+
+@pytest.mark.parametrize("hook", ["on_epoch_end", "on_fit_end"])
+def test_a_failed_fresh_fit_leaves_the_estimator_unfitted(regression_data, hook):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, callbacks=[FailAt(hook)], random_state=0)
+    with pytest.raises(RuntimeError, match="fail at"):
+        est.fit(X, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    assert not [k for k in vars(est) if k.endswith("_")]
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+@pytest.mark.parametrize("hook", ["on_epoch_end", "on_fit_end"])
+def test_a_failed_refit_keeps_the_previous_model(regression_data, warm_start, hook):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, random_state=0, dropout=0.2).fit(X, y)
+    before = fitted_state(est)
+    est.set_params(warm_start=warm_start, callbacks=[FailAt(hook)])
+    with pytest.raises(RuntimeError, match="fail at"):
+        est.fit(X * 2, y)
+    assert_same_state(before, fitted_state(est))
+    # The kept model trains on as if the failed fit never happened.
+    est.set_params(callbacks=None, warm_start=True).fit(X, y)
+    assert est.n_iter_ == 6
+
+
+def test_a_failed_partial_fit_or_bad_data_changes_nothing(classification_data):
+    X, y = classification_data
+    clf = NeuralClassifier(random_state=0).partial_fit(X, y, classes=["cat", "dog", "emu"])
+    before = fitted_state_classifier(clf)
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.partial_fit(X, np.where(y == "cat", "cow", y))
+    with pytest.raises(ValueError, match="4 features"):
+        clf.partial_fit(X[:, :2], y)
+    clf.set_params(callbacks=[FailAt("on_epoch_end", epoch=1)])
+    with pytest.raises(RuntimeError):
+        clf.partial_fit(X, y)
+    assert fitted_state_classifier(clf) == before
+
+
+def fitted_state_classifier(clf):
+    return clf.predict_proba(PROBE_X).tobytes(), clf.n_iter_, clf.n_steps_, len(clf.history_)
+
+
+def test_a_failed_load_checkpoint_changes_nothing(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    before = fitted_state(est)
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError):
+        est.load_checkpoint(tmp_path / "bad.pt")
+    assert_same_state(before, fitted_state(est))
+
+
+def test_a_stop_is_a_completion_with_its_reason(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=10,
+        callbacks=[LambdaCallback(on_epoch_end=lambda ctx: ctx.epoch < 3)],
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 3 and est.stop_reason_ == "lambda_callback.on_epoch_end returned False"
+    est.set_params(callbacks=None, max_epochs=2).fit(X, y)
+    assert est.stop_reason_ is None and est.n_steps_ == 2
+
+
+# -- non-finite training is refused ---------------------------------------------
+@pytest.mark.parametrize(
+    ("X_scale", "y_value", "lr", "message"),
+    [
+        (1.0, 1e39, 1e-3, r"y has values beyond float32's range"),
+        (1e20, None, 1e-3, r"loss on the first 8 samples is inf.*Scale them"),
+        (1.0, None, 1e30, r"Training diverged in epoch \d.*lower lr \(now 1e\+30\)"),
+    ],
+)
+def test_non_finite_training_is_an_error_that_says_what_to_try(
+    regression_data, X_scale, y_value, lr, message
+):
+    X, y = regression_data
+    y = y if y_value is None else np.full(len(y), y_value)
+    est = NeuralRegressor(max_epochs=3, lr=lr, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        est.fit(X * X_scale, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+def test_terminate_on_nan_keeps_the_last_good_weights_instead(regression_data):
+    X, y = regression_data
+
+    def poison(ctx):
+        if ctx.epoch == 2 and ctx.batch == 1:
+            ctx.loss = ctx.loss * float("nan")
+
+    est = NeuralRegressor(
+        max_epochs=4,
+        batch_size=40,
+        callbacks=[LambdaCallback(on_after_loss=poison), TerminateOnNaN()],
+        random_state=0,
+    ).fit(X, y)
+    assert est.stop_reason_.startswith("terminate_on_nan") and est.n_iter_ == 2
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_non_finite_predictions_are_an_error(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, random_state=0).fit(X, y)
+    with torch.no_grad():
+        next(est.module_.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match="output is not finite"):
+        est.predict(X)
+
+
+# -- random state --------------------------------------------------------------
+def fit_with_dropout(X, y, seed):
+    est = NeuralRegressor(dropout=0.3, max_epochs=3, batch_size=16, random_state=seed)
+    return est.fit(X, y).predict(X)
+
+
+def test_same_seed_fits_in_threads_equal_the_sequential_fit(regression_data):
+    X, y = regression_data
+    sequential = [fit_with_dropout(X, y, seed) for seed in (0, 0, 1)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(lambda s: fit_with_dropout(X, y, s), [0, 0, 1] * 2))
+    for i, result in enumerate(threaded):
+        np.testing.assert_array_equal(result, sequential[i % 3])
+    assert not np.array_equal(sequential[0], sequential[2])
+
+
+@pytest.mark.parametrize("module", [None, "custom"])
+def test_a_fit_never_reads_or_changes_the_global_torch_rng(regression_data, module):
+    X, y = regression_data
+    module = make_custom_module if module == "custom" else None
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = NeuralRegressor(module=module, dropout=0.0, max_epochs=2, random_state=0)
+    first = first.fit(X, y).predict(X)
+    assert torch.equal(state, torch.random.get_rng_state())
+    torch.manual_seed(999)  # another global state: same model
+    again = NeuralRegressor(module=module, max_epochs=2, random_state=0).fit(X, y).predict(X)
+    np.testing.assert_array_equal(first, again)
+
+
+def make_custom_module(n_features_in, n_outputs):
+    return nn.Sequential(nn.Linear(n_features_in, 8), nn.Dropout(0.2), nn.Linear(8, n_outputs))
+
+
+def test_a_warm_start_keeps_the_validation_split(regression_data):
+    X, y = regression_data
+    held_out = []
+    record = LambdaCallback(on_valid_batch_end=lambda ctx: held_out.append(ctx.y_batch.clone()))
+    est = NeuralRegressor(max_epochs=1, callbacks=[record], warm_start=True, random_state=0)
+    est.fit(X, y).fit(X, y)
+    assert torch.equal(held_out[0], held_out[1])

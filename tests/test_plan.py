@@ -1,0 +1,206 @@
+"""Every configuration error surfaces before the first batch, in the
+estimator's words: the parameter, the value, what is allowed."""
+
+import os
+import stat
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import (
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    EpochScoring,
+    LambdaCallback,
+    LRScheduler,
+)
+
+
+class Wide(nn.Module):
+    """Always three outputs, whatever the targets."""
+
+    def __init__(self, n_features_in):
+        super().__init__()
+        self.linear = nn.Linear(n_features_in, 3)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+class Flat(nn.Module):
+    """Returns (n,) instead of (n, 1): MSELoss would broadcast silently."""
+
+    def __init__(self, n_features_in):
+        super().__init__()
+        self.linear = nn.Linear(n_features_in, 1)
+
+    def forward(self, X):
+        return self.linear(X).ravel()
+
+
+class WrongInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(7, 1)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+class NoParameters(nn.Module):
+    def forward(self, X):
+        return X[:, :1] * 2
+
+
+REGRESSION_ERRORS = [
+    ({"module__hidden": 10}, r"module__ parameters \['hidden'\].*built-in MLP.*hidden_layer_sizes"),
+    ({"optimizer__lr": 0.5}, r"optimizer__lr=0.5 conflicts with lr=0.001"),
+    ({"optimizer": torch.optim.LBFGS}, r"LBFGS needs a closure"),
+    ({"optimizer": torch.optim.SparseAdam}, r"SparseAdam needs sparse gradients"),
+    ({"optimizer__betas": (2.0, 0.5)}, r"Could not build the optimizer Adam.*betas"),
+    ({"criterion": nn.NLLLoss}, r"criterion NLLLoss could not compute.*\(8, 1\).*0D or 1D target"),
+    ({"criterion__reduction": "none"}, r"must return a scalar loss.*reduction"),
+    ({"criterion__beta": 2}, r"Could not build the criterion MSELoss.*beta"),
+    ({"module": Wide}, r"must return a tensor of shape \(n_samples, 1\).*returned \(8, 3\)"),
+    ({"module": Flat}, r"must return a tensor of shape \(n_samples, 1\).*returned \(8,\)"),
+    ({"module": WrongInput}, r"module WrongInput failed on a batch of shape \(8, 4\)"),
+    ({"module": NoParameters}, r"has no parameters to train"),
+    ({"callbacks": [EarlyStopping(monitor="valid_acc")]}, r"monitors 'valid_acc'.*does not rec"),
+    ({"callbacks": [EarlyStopping(patience=-1)]}, r"'patience' parameter.*>= 0; got -1"),
+    ({"callbacks": [EpochScoring("neg_log_loss")]}, r"needs predicted probabilities"),
+    ({"callbacks": [EpochScoring("acuracy")]}, r"'scoring' parameter.*got 'acuracy'"),
+    ({"callbacks": [LRScheduler("StepLR", gama=0.5)]}, r"\['gama'\] are not arguments of StepLR"),
+    ({"callbacks": [LRScheduler("StepLR")]}, r"Could not build StepLR.*step_size"),
+    ({"callbacks": [LRScheduler("Nope")]}, r"'policy' parameter of LRScheduler"),
+    ({"hidden_layer_sizes": (0,)}, r"'hidden_layer_sizes' parameter.*positive"),
+    ({"lr": float("inf")}, r"'lr' parameter.*> 0"),
+]
+
+
+def fit_recording_batches(est, X, y, **kwargs):
+    """Fit, recording whether any training batch started."""
+    batches = []
+    recorder = ("batch_recorder", LambdaCallback(on_train_batch_begin=batches.append))
+    est.set_params(callbacks=[*(est.callbacks or []), recorder])
+    try:
+        est.fit(X, y, **kwargs)
+    finally:
+        assert batches == [], "the error came after training started"
+
+
+@pytest.mark.parametrize(("params", "message"), REGRESSION_ERRORS)
+def test_regressor_configuration_errors_before_the_first_batch(regression_data, params, message):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0, **params)
+    with pytest.raises((ValueError, TypeError), match=message):
+        fit_recording_batches(est, X, y)
+
+
+CLASSIFIER_ERRORS = [
+    ({"criterion": nn.L1Loss}, r"criterion L1Loss could not compute a loss.*class indices"),
+    ({"criterion": nn.MSELoss}, r"criterion MSELoss could not compute a loss"),
+    ({"module": Flat}, r"must return a tensor of shape \(n_samples, 3\)"),
+]
+
+
+@pytest.mark.parametrize(("params", "message"), CLASSIFIER_ERRORS)
+def test_classifier_configuration_errors_before_the_first_batch(
+    classification_data, params, message
+):
+    X, y = classification_data
+    est = NeuralClassifier(max_epochs=2, random_state=0, **params)
+    with pytest.raises(ValueError, match=message):
+        fit_recording_batches(est, X, y)
+
+
+def test_nll_loss_on_a_2d_target_is_explained(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(criterion=nn.NLLLoss, max_epochs=1)
+    with pytest.raises(ValueError, match=r"NLLLoss.*targets y of shape \(8, 2\)"):
+        fit_recording_batches(est, X, np.c_[y, y])
+
+
+@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root can write anywhere")
+def test_a_read_only_checkpoint_folder_fails_before_training(regression_data, tmp_path):
+    X, y = regression_data
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=folder)], max_epochs=2)
+    with pytest.raises(OSError, match=r"Checkpoint cannot write.*choose a writable dirname"):
+        fit_recording_batches(est, X, y)
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_training(regression_data, tmp_path):
+    X, y = regression_data
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=blocker / "sub")], max_epochs=2)
+    with pytest.raises(OSError, match=r"Checkpoint cannot write to the folder"):
+        fit_recording_batches(est, X, y)
+    est = NeuralRegressor(callbacks=[CSVLogger(tmp_path)], max_epochs=2)
+    with pytest.raises(OSError, match=r"CSVLogger's path .* is a folder"):
+        fit_recording_batches(est, X, y)
+
+
+def test_scheduler_arguments_are_tunable_without_being_passed_first(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_size=1)], lr=0.1, max_epochs=3, random_state=0
+    )
+    est.set_params(cb__lr_scheduler__gamma=0.5)  # gamma was never passed
+    est.fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.05, 0.025])
+    with pytest.raises(ValueError, match=r"Invalid parameter.*'gama'.*StepLR"):
+        est.set_params(cb__lr_scheduler__gama=0.5)
+
+
+def test_the_plan_is_what_callbacks_see(regression_data):
+    X, y = regression_data
+    seen = {}
+
+    def setup(plan):
+        seen.update(
+            n_batches=plan.n_batches,
+            has_validation=plan.has_validation,
+            n_valid=plan.n_valid,
+            metrics=dict(plan.metrics),
+        )
+        plan.declare_metric("valid_custom", lower_is_better=False)
+
+    est = NeuralRegressor(
+        batch_size=50,
+        max_epochs=1,
+        callbacks=[
+            LambdaCallback(setup=setup, on_valid_end=lambda ctx: ctx.metrics.update(valid_custom=1)),
+            EarlyStopping(monitor="valid_custom"),
+        ],
+    ).fit(X, y)
+    assert seen == {
+        "n_batches": 3,
+        "has_validation": True,
+        "n_valid": 12,
+        "metrics": {
+            "epoch": None,
+            "train_loss": True,
+            "lr": None,
+            "dur": None,
+            "valid_loss": True,
+        },
+    }
+    assert est.callbacks_["early_stopping"].best_score_ == 1
+
+
+def test_a_metric_without_a_direction_needs_a_mode(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[scripted([1.0], key="valid_odd"), EarlyStopping("valid_odd")]
+    )
+    with pytest.raises(ValueError, match=r"cannot tell whether 'valid_odd'.*mode='min'"):
+        fit_recording_batches(est, X, y)
+    est.set_params(cb__early_stopping__mode="min", callbacks=est.callbacks[:2]).fit(X, y)
