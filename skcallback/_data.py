@@ -31,9 +31,7 @@ def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def normalized_weights(
-    sample_weight: np.ndarray | None, dtype: np.dtype = np.dtype(np.float32)
-) -> np.ndarray | None:
+def normalized_weights(sample_weight: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
     """``sample_weight`` divided by its mean (in float64, so tiny or huge
     weights neither underflow nor overflow); None when every weight is the
     same, which trains exactly as without weights."""

@@ -127,14 +127,21 @@ def build_module(
                 f"module__ parameters {sorted(params)} only apply to a custom module; the "
                 f"built-in MLP (module=None) is configured with {list(MLP_PARAMETERS)}."
             )
-        return MLP(
-            n_features_in,
-            n_outputs,
-            hidden_layer_sizes=_as_sizes(estimator.hidden_layer_sizes),
-            activation=estimator.activation,
-            dropout=estimator.dropout,
-            generator=generator,
-        )
+        try:
+            return MLP(
+                n_features_in,
+                n_outputs,
+                hidden_layer_sizes=_as_sizes(estimator.hidden_layer_sizes),
+                activation=estimator.activation,
+                dropout=estimator.dropout,
+                generator=generator,
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"Could not build the built-in MLP with activation={estimator.activation!r}: "
+                f"{type(exc).__name__}: {exc}. An activation class must build without "
+                f"arguments, as {sorted(ACTIVATIONS)} do."
+            ) from exc
     if isinstance(module, nn.Module):
         if params:
             raise ValueError(

@@ -166,3 +166,26 @@ def test_verbose_adds_print_log(regression_data, capsys):
     assert "print_log" in est.callbacks_
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
+
+
+class Misspelt(Callback):
+    def on_epoch_ends(self, ctx):
+        pass
+
+
+def test_a_misspelt_hook_is_an_error_with_a_suggestion(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match=r"'on_epoch_ends', which is not a hook.*'on_epoch_end'"):
+        NeuralRegressor(callbacks=[Misspelt()], max_epochs=1).fit(X, y)
+
+
+def test_an_order_or_name_set_on_an_instance_survives_cloning(regression_data):
+    X, y = regression_data
+    calls = []
+    first = LambdaCallback(name="first", on_epoch_end=lambda ctx: calls.append("first"))
+    late = LambdaCallback(name="late", on_epoch_end=lambda ctx: calls.append("late"))
+    late.order = -100  # runs before "first" although listed after it
+    est = NeuralRegressor(callbacks=[first, late], max_epochs=1)
+    clone(est).fit(X, y)
+    assert calls == ["late", "first"]
+    assert clone(late).order == -100 and "order" not in vars(clone(first))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import Checkpoint, EarlyStopping, atomic_save
+from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, atomic_save
 
 
 def test_every_epoch_with_mxnet_style_names(regression_data, tmp_path):
@@ -133,3 +133,50 @@ def test_feature_names_survive_a_checkpoint(regression_data, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no feature-name mismatch warning
         np.testing.assert_array_equal(loaded.predict(frame), fitted.predict(frame))
+
+
+def test_a_failed_fit_names_its_newest_checkpoint(regression_data, tmp_path):
+    X, y = regression_data
+
+    def fail(ctx):
+        if ctx.epoch == 3:
+            raise RuntimeError("crash")
+
+    est = NeuralRegressor(
+        max_epochs=5,
+        callbacks=[LambdaCallback(on_epoch_end=fail), Checkpoint(dirname=tmp_path)],
+        random_state=0,
+    )
+    with pytest.raises(RuntimeError) as info:
+        est.fit(X, y)
+    note = next(n for n in info.value.__notes__ if "newest checkpoint" in n)
+    path = note.split(" is ", 1)[1].split(";")[0]
+    assert path.endswith("model-0002.pt")
+    restored = NeuralRegressor(max_epochs=5, random_state=0).load_checkpoint(path)
+    assert restored.n_iter_ == 2
+
+
+def test_keep_max_prunes_the_files_and_the_list(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=5, callbacks=[Checkpoint(dirname=tmp_path, keep_max=2)], random_state=0
+    ).fit(X, y)
+    saved = est.callbacks_["checkpoint"].saved_paths_
+    assert [Path(p).name for p in saved] == ["model-0004.pt", "model-0005.pt"]
+    assert sorted(p.name for p in Path(saved[0]).parent.glob("*.pt")) == [
+        "model-0004.pt",
+        "model-0005.pt",
+    ]
+
+
+def test_checkpoint_monitor_falls_back_to_train_metrics_without_validation(
+    regression_data, tmp_path
+):
+    X, y = regression_data
+    with pytest.warns(UserWarning, match="monitors 'train_loss' instead"):
+        est = NeuralRegressor(
+            callbacks=[Checkpoint(dirname=tmp_path, monitor="valid_loss", save_best_only=True)],
+            validation_fraction=None,
+            max_epochs=3,
+        ).fit(X, y)
+    assert est.callbacks_.checkpoint.best_path_ is not None

@@ -129,7 +129,9 @@ def test_integer_weights_and_repeated_rows_give_equivalent_models_over_seeds():
     np.testing.assert_allclose(weighted.mean(0), wls, atol=0.1)
     np.testing.assert_allclose(repeated.mean(0), wls, atol=0.1)
     # The control: the test can tell weights from no weights.
-    assert np.any(np.abs(ignored.mean(0) - repeated.mean(0)) > 4 * standard_error(ignored, repeated))
+    assert np.any(
+        np.abs(ignored.mean(0) - repeated.mean(0)) > 4 * standard_error(ignored, repeated)
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))

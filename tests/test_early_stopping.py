@@ -111,3 +111,48 @@ def test_monitor_helper():
     with pytest.raises(ValueError, match="mode"):
         Monitor("x", mode="down")
     assert np.isfinite(lower.value({"valid_loss": np.float32(0.5)}))
+
+
+def test_early_stopping_runs_after_ordinary_callbacks_and_before_checkpoint():
+    from skcallback.callbacks import Checkpoint, History, PrintLog
+
+    assert History.order < 0 < PrintLog.order < EarlyStopping.order < Checkpoint.order
+
+
+def test_it_sees_metrics_written_by_later_listed_callbacks(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[EarlyStopping(patience=1), scripted([3.0, 2.0, 2.5, 1.0])], max_epochs=4
+    ).fit(X, y)
+    assert est.n_iter_ == 3  # it read the scripted values although listed first
+
+
+def test_partial_fit_counts_patience_across_calls_and_trains_on(regression_data, scripted):
+    X, y = regression_data
+    losses = [3.0, 1.0, 2.0, 2.5, 0.5, 0.6]
+    est = NeuralRegressor(callbacks=[scripted(losses), EarlyStopping(patience=2)], random_state=0)
+    stops, weights = [], []
+    for _ in range(6):
+        est.partial_fit(X, y, X_val=X[:20], y_val=y[:20])
+        stops.append(est.stop_reason_ is not None)
+        weights.append(est.predict(X[:5]))
+    # Epochs 3 and 4 do not improve on epoch 2: the 4th call stops and
+    # restores epoch 2's weights; later calls train on from them.
+    assert stops == [False, False, False, True, False, False]
+    np.testing.assert_array_equal(weights[3], weights[1])
+    assert not np.array_equal(weights[4], weights[3])
+    assert est.callbacks_["early_stopping"].best_epoch_ == 5
+
+
+def test_warm_start_keeps_the_best_and_gives_patience_anew(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([1.0, 2.0, 3.0, 4.0, 0.5, 5.0]), EarlyStopping(patience=2)],
+        max_epochs=3,
+        warm_start=True,
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 3 and est.stop_reason_.startswith("early_stopping")
+    est.fit(X, y)  # epochs 4..6: a fresh patience, the old best kept
+    stopping = est.callbacks_["early_stopping"]
+    assert est.n_iter_ == 6 and (stopping.best_score_, stopping.best_epoch_) == (0.5, 5)

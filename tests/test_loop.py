@@ -2,13 +2,14 @@
 
 import os
 import signal
+from signal import SIGINT
 
 import numpy as np
 import pytest
-from sklearn.exceptions import NotFittedError
 import torch
+from sklearn.exceptions import NotFittedError
 
-from skcallback import Callback, NeuralRegressor
+from skcallback import Callback, NeuralRegressor, _loop
 from skcallback._dispatch import HookTable
 from skcallback.callbacks import HOOKS, LambdaCallback
 
@@ -271,17 +272,135 @@ def test_ctrl_c_stops_after_the_current_batch_and_leaves_a_fitted_estimator(regr
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_keyboard_interrupt_raised_inside_a_hook_also_stops_cleanly(regression_data):
+def test_a_keyboard_interrupt_raised_in_a_hook_aborts_after_clean_up(regression_data):
     X, y = regression_data
+    seen = []
 
     def interrupt(ctx):
         if ctx.epoch == 2:
             raise KeyboardInterrupt
 
     est = NeuralRegressor(
-        callbacks=[LambdaCallback(on_epoch_begin=interrupt)], max_epochs=10, random_state=0
+        callbacks=[
+            LambdaCallback(on_epoch_begin=interrupt),
+            LambdaCallback(
+                name="watch",
+                on_exception=lambda ctx: seen.append("exception"),
+                on_fit_end=lambda ctx: seen.append("fit_end"),
+            ),
+        ],
+        max_epochs=10,
+        random_state=0,
     )
-    with pytest.warns(RuntimeWarning, match="interrupted"):
+    with pytest.raises(KeyboardInterrupt):
         est.fit(X, y)
-    assert est.n_iter_ == 2 and len(est.history_) == 2
-    assert est.score(X, y) > -10
+    assert seen == ["exception", "fit_end"]
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+@pytest.fixture
+def fresh_interrupts(monkeypatch):
+    """Forget Ctrl-C presses of earlier tests (they open an abort window)."""
+    monkeypatch.setattr(_loop, "_last_interrupt", [-float("inf")])
+
+
+def press_ctrl_c_at(steps):
+    def press(ctx):
+        if ctx.step in steps:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return LambdaCallback(name="ctrl_c", on_after_step=press)
+
+
+def test_a_second_ctrl_c_aborts_and_keeps_the_previous_model(regression_data, fresh_interrupts):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, random_state=0).fit(X, y)
+    before = est.predict(X)
+    # The first press ends training after its batch; the second comes while
+    # the epoch finishes.
+    again = LambdaCallback(name="again", on_valid_end=lambda ctx: os.kill(os.getpid(), SIGINT))
+    est.set_params(callbacks=[press_ctrl_c_at({3}), again], batch_size=10, max_epochs=50)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_right_after_a_stopped_fit_aborts_a_grid_search(regression_data, fresh_interrupts):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[press_ctrl_c_at({2})], batch_size=10, max_epochs=50)
+    with pytest.warns(RuntimeWarning, match="Press Ctrl-C twice"):
+        est.fit(X, y)  # the first press stops this fit
+    assert est.stop_reason_ == "KeyboardInterrupt"
+    with pytest.raises(KeyboardInterrupt):  # the next fit's press, moments later, aborts
+        est.fit(X, y)
+
+
+def test_every_on_fit_end_runs_and_their_errors_are_raised_together(regression_data):
+    X, y = regression_data
+    seen = []
+
+    def fail(name):
+        def hook(ctx):
+            seen.append(name)
+            raise RuntimeError(name)
+
+        return hook
+
+    est = NeuralRegressor(
+        max_epochs=1,
+        callbacks=[
+            LambdaCallback(name="a", on_fit_end=fail("a")),
+            LambdaCallback(name="b", on_fit_end=fail("b")),
+            LambdaCallback(
+                name="c",
+                on_fit_end=lambda ctx: seen.append("c"),
+                on_exception=lambda ctx: seen.append(("exception", type(ctx.exception).__name__)),
+            ),
+        ],
+    )
+    with pytest.raises(ExceptionGroup) as info:
+        est.fit(X, y)
+    assert [str(e) for e in info.value.exceptions] == ["a", "b"]
+    assert seen == ["a", "b", "c", ("exception", "ExceptionGroup")]
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+
+
+@pytest.mark.parametrize("value", [False, np.False_, torch.tensor(False)])
+def test_false_values_request_a_stop(regression_data, value):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=5, callbacks=[LambdaCallback(on_epoch_end=lambda ctx: value)]
+    ).fit(X, y)
+    assert est.n_iter_ == 1 and est.stop_reason_.endswith("returned False")
+
+
+@pytest.mark.parametrize(
+    "value", [None, 0, True, "", [], np.True_, torch.tensor(True), torch.tensor([False])]
+)
+def test_other_values_do_not_stop(regression_data, value):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=2, callbacks=[LambdaCallback(on_epoch_end=lambda ctx: value)]
+    ).fit(X, y)
+    assert est.n_iter_ == 2 and est.stop_reason_ is None
+
+
+def test_skip_batch_at_batch_begin_skips_the_whole_batch(regression_data):
+    X, y = regression_data
+    seen = []
+    est = NeuralRegressor(
+        max_epochs=1,
+        batch_size=40,
+        callbacks=[
+            LambdaCallback(
+                on_train_batch_begin=lambda ctx: ctx.skip_batch() if ctx.batch == 2 else None,
+                on_after_forward=lambda ctx: seen.append(ctx.batch) if ctx.phase == "train" else 0,
+                on_train_batch_end=lambda ctx: seen.append(("end", ctx.y_pred is None)),
+            )
+        ],
+    ).fit(X, y)
+    assert seen == [1, ("end", False), ("end", True), 3, ("end", False)]
+    assert est.n_steps_ == 2

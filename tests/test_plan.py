@@ -177,7 +177,9 @@ def test_the_plan_is_what_callbacks_see(regression_data):
         batch_size=50,
         max_epochs=1,
         callbacks=[
-            LambdaCallback(setup=setup, on_valid_end=lambda ctx: ctx.metrics.update(valid_custom=1)),
+            LambdaCallback(
+                setup=setup, on_valid_end=lambda ctx: ctx.metrics.update(valid_custom=1)
+            ),
             EarlyStopping(monitor="valid_custom"),
         ],
     ).fit(X, y)

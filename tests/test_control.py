@@ -1,0 +1,64 @@
+"""Callbacks that guard training: TerminateOnNaN, GradientClipping, TimeLimit."""
+
+import time
+
+import numpy as np
+import torch
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import (
+    GradientClipping,
+    LambdaCallback,
+    TerminateOnNaN,
+    TimeLimit,
+)
+
+
+def test_terminate_on_nan_never_lets_the_bad_batch_reach_the_weights(regression_data):
+    X, y = regression_data
+    snapshot = {}
+
+    def poison(ctx):
+        if ctx.phase == "train" and ctx.step == 3:
+            snapshot.update({k: v.clone() for k, v in ctx.module.state_dict().items()})
+            ctx.loss = ctx.loss * float("nan")
+
+    est = NeuralRegressor(
+        callbacks=[LambdaCallback(name="poison", on_after_loss=poison), TerminateOnNaN()],
+        batch_size=10,
+        max_epochs=5,
+    ).fit(X, y)
+    assert est.callbacks_.terminate_on_nan.stopped_step_ == 3
+    assert est.n_steps_ == 3 and est.n_iter_ == 1
+    for key, value in est.module_.state_dict().items():
+        assert torch.equal(value, snapshot[key])
+    assert np.isfinite(est.predict(X)).all()
+
+
+def test_gradient_clipping_bounds_the_norm(regression_data):
+    X, y = regression_data
+    norms = []
+
+    def measure(ctx):
+        grads = [p.grad.flatten() for p in ctx.module.parameters()]
+        norms.append(float(torch.cat(grads).norm()))
+
+    NeuralRegressor(
+        callbacks=[GradientClipping(0.01), LambdaCallback(name="m", on_before_step=measure)],
+        max_epochs=1,
+    ).fit(X, y * 100)
+    assert max(norms) <= 0.01 + 1e-6
+
+
+def test_time_limit_stops_training(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            TimeLimit(0.05),
+            LambdaCallback(on_train_batch_end=lambda ctx: time.sleep(0.02)),
+        ],
+        batch_size=10,
+        max_epochs=100,
+    ).fit(X, y)
+    assert est.n_iter_ == 1
+    assert est.callbacks_.time_limit.stopped_epoch_ == 1

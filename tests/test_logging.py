@@ -1,0 +1,89 @@
+"""Callbacks that report progress: PrintLog, ProgressBar, LossMonitor, MetricLogger,
+TimeMonitor, CSVLogger."""
+
+import csv
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import (
+    CSVLogger,
+    LossMonitor,
+    MetricLogger,
+    PrintLog,
+    ProgressBar,
+    TimeMonitor,
+)
+
+
+def test_loss_monitor_prints_mindspore_lines(regression_data):
+    X, y = regression_data
+    lines = []
+    NeuralRegressor(
+        callbacks=[LossMonitor(every=5, sink=lines.append)], batch_size=10, max_epochs=1
+    ).fit(X, y)
+    assert [line.split(",")[0] for line in lines] == ["epoch: 1 step: 5", "epoch: 1 step: 10"]
+    assert lines[0].split(", loss is ")[1].replace(".", "", 1).isdigit()
+
+
+def test_metric_logger_records_train_and_valid_lists(regression_data):
+    X, y = regression_data
+    lines = []
+    est = NeuralRegressor(
+        callbacks=[MetricLogger(every=5, sink=lines.append)], batch_size=10, max_epochs=3
+    ).fit(X, y)
+    logger = est.callbacks_.metric_logger
+    assert logger.train_ == est.history_.get("train_loss")
+    assert logger.valid_ == est.history_.get("valid_loss")
+    assert len(logger.batch_train_) == 6 and lines[0].startswith("Batch [5] Train-loss=")
+
+
+def test_time_monitor_records_epoch_and_step_times(regression_data):
+    X, y = regression_data
+    lines = []
+    est = NeuralRegressor(callbacks=[TimeMonitor(sink=lines.append)], max_epochs=2).fit(X, y)
+    monitor = est.callbacks_.time_monitor
+    assert len(monitor.epoch_times_) == 2 and monitor.step_time_ > 0
+    assert lines[0].startswith("Train epoch time:") and "per step time:" in lines[0]
+
+
+def test_csv_logger_writes_one_row_per_epoch(regression_data, tmp_path):
+    X, y = regression_data
+    path = tmp_path / "logs" / "train.csv"
+    NeuralRegressor(callbacks=[CSVLogger(path)], max_epochs=3).fit(X, y)
+    NeuralRegressor(callbacks=[CSVLogger(path, append=True)], max_epochs=2).fit(X, y)
+    rows = list(csv.DictReader(path.open()))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "1", "2"]
+    assert float(rows[0]["train_loss"]) > 0
+
+
+def test_verbose_2_adds_a_progress_bar_that_is_quiet_off_a_terminal(regression_data, capsys):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, verbose=2).fit(X, y)
+    assert list(est.callbacks_)[-2:] == ["progress_bar", "print_log"]
+    captured = capsys.readouterr()
+    assert "train_loss" in captured.out  # the table prints
+    assert "epoch 1" not in captured.err  # the bar stays quiet: pytest's output is no tty
+
+
+def test_progress_bar_draws_on_a_terminal(regression_data, monkeypatch, capsys):
+    import sys
+
+    X, y = regression_data
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    NeuralRegressor(max_epochs=1, callbacks=[ProgressBar(leave=True)]).fit(X, y)
+    assert "epoch 1" in capsys.readouterr().err
+
+
+def test_print_log_marks_best_values_only_for_metrics_with_a_direction(regression_data, scripted):
+    X, y = regression_data
+    lines = []
+    NeuralRegressor(
+        max_epochs=3,
+        callbacks=[
+            scripted([3.0, 2.0, 2.5]),
+            scripted([0.1, 0.2, 0.3], key="valid_odd"),
+            PrintLog(keys=["epoch", "valid_loss", "valid_odd"], sink=lines.append),
+        ],
+    ).fit(X, y)
+    rows = [line.split() for line in lines[2:]]
+    assert [row[1].endswith("*") for row in rows] == [True, True, False]
+    assert not any(row[2].endswith("*") for row in rows)  # no declared direction

@@ -1,0 +1,88 @@
+"""LRScheduler: any torch scheduler, per epoch or per batch."""
+
+import pytest
+from sklearn.model_selection import GridSearchCV
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import (
+    LRScheduler,
+)
+
+
+def test_lr_scheduler_steps_per_epoch_and_records_lr(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_size=2, gamma=0.5)], lr=0.1, max_epochs=5
+    ).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025])
+
+
+def test_lr_scheduler_kwargs_are_tunable(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_size=1, gamma=0.5)],
+        cb__lr_scheduler__gamma=0.1,
+        lr=1.0,
+        max_epochs=2,
+    )
+    assert est.get_params()["cb__lr_scheduler__gamma"] == 0.1
+    est.fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([1.0, 0.1])
+    search = GridSearchCV(est, {"cb__lr_scheduler__gamma": [0.5, 0.9]}, cv=2)
+    search.fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+
+
+def test_one_cycle_gets_its_total_steps_and_steps_per_batch(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("OneCycleLR", step_every="batch", max_lr=0.1)],
+        batch_size=20,
+        max_epochs=3,
+    ).fit(X, y)
+    lrs = est.history_.get("lr")
+    assert lrs[0] < 0.1 and len(lrs) == 3  # warm-up starts low; no error at the last step
+
+
+def test_reduce_on_plateau_reads_the_monitored_metric(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([1.0] * 5),
+            LRScheduler("ReduceLROnPlateau", patience=0, factor=0.5),
+        ],
+        lr=0.1,
+        max_epochs=4,
+    ).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.05, 0.025])
+
+
+def test_unknown_scheduler_is_a_clear_error(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match=r"policy.*StepLR.*got 'StepLRR'"):
+        NeuralRegressor(callbacks=[LRScheduler("StepLRR")]).fit(X, y)
+
+
+def test_reduce_on_plateau_maximises_scores_by_default(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([0.5, 0.6, 0.7, 0.8], key="valid_accuracy", lower_is_better=False),
+            LRScheduler("ReduceLROnPlateau", monitor="valid_accuracy", patience=0, factor=0.5),
+        ],
+        lr=0.1,
+        max_epochs=4,
+    ).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1] * 4)  # improving: never reduced
+
+
+def test_lr_schedule_continues_across_warm_start(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_size=2, gamma=0.5)],
+        lr=0.1,
+        max_epochs=3,
+        warm_start=True,
+    )
+    est.fit(X, y).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])

@@ -1,0 +1,111 @@
+"""EpochScoring: scikit-learn scorers on the predictions the loop made."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score
+
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import (
+    EarlyStopping,
+    EpochScoring,
+    LambdaCallback,
+)
+
+
+def test_epoch_scoring_matches_the_metric_without_an_extra_forward(classification_data):
+    X, y = classification_data
+    forwards = []
+    clf = NeuralClassifier(
+        callbacks=[
+            EpochScoring("accuracy"),
+            EpochScoring("accuracy", on_train=True),
+            LambdaCallback(name="count", on_after_forward=lambda ctx: forwards.append(ctx.phase)),
+        ],
+        validation_fraction=None,
+        max_epochs=2,
+        random_state=0,
+    )
+    clf.fit(X, y)
+    assert "train_accuracy" in clf.history_[-1]
+    assert "valid_accuracy" not in clf.history_[-1]
+    assert forwards.count("valid") == 0
+    # with validation: the score equals accuracy on the held-out rows
+    seen = {}
+
+    def keep(ctx):
+        seen.setdefault("y", []).append(ctx.y_batch.numpy())
+        seen.setdefault("p", []).append(ctx.y_pred.argmax(1).numpy())
+
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring("accuracy"), LambdaCallback(on_valid_batch_end=keep)],
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, y)
+    expected = accuracy_score(np.concatenate(seen["y"]), np.concatenate(seen["p"]))
+    assert clf.history_[0]["valid_accuracy"] == pytest.approx(expected)
+
+
+def test_epoch_scoring_drives_early_stopping_in_the_right_direction(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[EpochScoring("r2"), EarlyStopping(monitor="valid_r2", patience=3)],
+        lr=1e-2,
+        max_epochs=30,
+        random_state=0,
+    ).fit(X, y)
+    es = est.callbacks_.early_stopping
+    assert es.best_score_ == max(est.history_.get("valid_r2"))
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss", "balanced_accuracy"])
+def test_epoch_scoring_with_probability_scorers(scoring):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=200) > 0, "yes", "no")
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring(scoring)], lr=1e-2, max_epochs=5, random_state=0
+    ).fit(X, y)
+    values = clf.history_.get(f"valid_{scoring}")
+    assert len(values) == 5 and np.isfinite(values).all()
+    if scoring == "roc_auc":
+        assert values[-1] > 0.8
+
+
+def scripted_scorer(values):
+    calls = []
+
+    def scorer(estimator, X, y):
+        calls.append(1)
+        return values[len(calls) - 1]
+
+    return scorer
+
+
+@pytest.mark.parametrize(("lower_is_better", "best", "n_iter"), [(True, 1.0, 4), (None, 3.0, 3)])
+def test_lower_is_better_sets_the_direction_monitors_follow(
+    regression_data, lower_is_better, best, n_iter
+):
+    X, y = regression_data
+    scoring = EpochScoring(
+        scripted_scorer([3.0, 1.0, 2.0, 2.5, 2.7]),
+        name="valid_err",
+        lower_is_better=lower_is_better,
+    )
+    est = NeuralRegressor(
+        max_epochs=5, callbacks=[scoring, EarlyStopping("valid_err", patience=2)]
+    ).fit(X, y)
+    assert est.callbacks_["early_stopping"].best_score_ == best
+    assert est.n_iter_ == n_iter
+
+
+def test_without_validation_it_warns_and_records_nothing(regression_data):
+    X, y = regression_data
+    with pytest.warns(UserWarning, match="records nothing"):
+        est = NeuralRegressor(
+            max_epochs=1, validation_fraction=None, callbacks=[EpochScoring("r2")]
+        ).fit(X, y)
+    assert "valid_r2" not in est.history_[0]
+    on_train = NeuralRegressor(
+        max_epochs=1, validation_fraction=None, callbacks=[EpochScoring("r2", on_train=True)]
+    ).fit(X, y)
+    assert "train_r2" in on_train.history_[0]
