@@ -3,9 +3,7 @@ parameters and routing, input validation, fitting, prediction, persistence."""
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from typing import Any
 
 import numpy as np
@@ -14,19 +12,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _routing
+from . import _persistence, _routing
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
-from ._device import cuda_index_available, resolve_device
+from ._device import resolve_device
 from ._dispatch import CallbackMap
 from ._loop import run_fit
 from ._params import validate_parameters
 from ._plan import adopt, build_objects, load_callback_states, prepare, working_copy
 from ._precision import autocast, float_dtype
-
-#: Fitted attributes holding torch objects; pickled through ``torch.save`` so a
-#: model fitted on a GPU loads on a CPU-only machine.
-_TORCH_ATTRIBUTES = ("module_", "optimizer_", "criterion_", "callbacks_", "history_")
 
 
 class NeuralEstimatorBase(BaseEstimator):
@@ -350,28 +344,10 @@ class NeuralEstimatorBase(BaseEstimator):
         return tags
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())
-        torch_state = {k: state.pop(k) for k in _TORCH_ATTRIBUTES if k in state}
-        if torch_state:
-            buffer = io.BytesIO()
-            torch.save(torch_state, buffer)
-            state["_torch_state"] = buffer.getvalue()
-        return state
+        return _persistence.pack(super().__getstate__())
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        blob = state.pop("_torch_state", None)
-        if blob is not None:
-            device = state.get("device_", torch.device("cpu"))
-            if device.type == "cuda" and not cuda_index_available(device):
-                warnings.warn(
-                    f"This model was fitted on {device}, which is not available here; it is "
-                    "loaded on the CPU.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                device = state["device_"] = torch.device("cpu")
-            state.update(torch.load(io.BytesIO(blob), map_location=device, weights_only=False))
-        super().__setstate__(state)
+        super().__setstate__(_persistence.unpack(state))
 
 
 def _train(plan: Any) -> None:
