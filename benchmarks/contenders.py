@@ -20,13 +20,14 @@ def mlp(n_features: int, hidden: tuple[int, ...]) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
-def naive_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
-    """The loop a user writes: shuffle indices, slice tensors, default Adam."""
+def naive_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", fused=False):
+    """The loop a user writes: shuffle indices, slice tensors, default Adam
+    (``fused=True``: PyTorch's fused Adam kernel, as skcallback uses)."""
     torch.manual_seed(0)
     Xt = torch.from_numpy(X).to(device)
     yt = torch.from_numpy(y).reshape(-1, 1).to(device)
     model = mlp(X.shape[1], hidden).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
     loss_fn = torch.nn.MSELoss()
     for _ in range(epochs):
         order = torch.randperm(len(Xt), device=device)

@@ -9,17 +9,23 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _persistence, _routing
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
-from ._dispatch import CallbackMap
 from ._loop import run_fit
 from ._params import validate_parameters
-from ._plan import adopt, build_objects, load_callback_states, prepare, working_copy
+from ._plan import (
+    adopt,
+    attach_callbacks,
+    build_objects,
+    load_callback_states,
+    prepare,
+    start_fresh,
+    working_copy,
+)
 from ._precision import autocast, float_dtype
 
 
@@ -220,8 +226,7 @@ class NeuralEstimatorBase(BaseEstimator):
             )
         work = working_copy(self, fitted=False)
         vars(work).update(state["data"])
-        work._rng = check_random_state(self.random_state)
-        work._split_seed = int(work._rng.randint(np.iinfo(np.int32).max))
+        start_fresh(work, epoch=state["epoch"], step=state["step"])
         build_objects(work, device, seed=0)
         try:
             work.module_.load_state_dict(state["module"])
@@ -233,9 +238,7 @@ class NeuralEstimatorBase(BaseEstimator):
             ) from exc
         callbacks = _routing.fitted_callbacks(self)
         load_callback_states(callbacks, state["callbacks"])
-        work.callbacks_ = CallbackMap(callbacks)
-        work.history_ = work.callbacks_["history"]
-        work.n_iter_, work.n_steps_, work.stop_reason_ = state["epoch"], state["step"], None
+        attach_callbacks(work, callbacks)
         work.module_.eval()
         adopt(self, work)
         return self

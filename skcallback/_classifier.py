@@ -77,7 +77,13 @@ n_outputs_, device_, n_features_in_, feature_names_in_
                     f"{type(self).__name__} needs samples of at least 2 classes; the data "
                     f"has 1 class: {known.tolist()}."
                 )
-        encoded = np.searchsorted(known, y)
+        try:
+            encoded = np.searchsorted(known, y)
+        except TypeError:
+            raise ValueError(
+                f"y holds labels of another type ({np.asarray(y).dtype}) than the classes "
+                f"{known.tolist()[:10]} ({known.dtype})."
+            ) from None
         unknown = (encoded >= len(known)) | (known[np.minimum(encoded, len(known) - 1)] != y)
         if unknown.any():
             raise ValueError(

@@ -156,9 +156,7 @@ def prepare(
     sample_weight = work._check_weights(sample_weight, X)
     work._check_target_weights(y, sample_weight)
     if not continuing:
-        work._rng = check_random_state(estimator.random_state)
-        work._split_seed = int(work._rng.randint(_SEED_BOUND))
-        work.n_iter_ = work.n_steps_ = 0
+        start_fresh(work, epoch=0, step=0)
     seed = int(work._rng.randint(_SEED_BOUND))
 
     data = Dataset(X, y, device)
@@ -179,9 +177,7 @@ def prepare(
     with global_rng_scope(custom_seed, device):
         _dry_run(work, data, compute_loss, train.w is not None)
 
-    work.callbacks_ = CallbackMap(callbacks)
-    work.history_ = work.callbacks_["history"]
-    work.stop_reason_ = None
+    attach_callbacks(work, callbacks)
     plan = FitPlan(
         estimator=work,
         partial=partial,
@@ -248,6 +244,20 @@ def adopt(estimator: Any, work: Any) -> None:
     for key in [key for key in vars(estimator) if is_fitted_key(key)]:
         del vars(estimator)[key]
     vars(estimator).update({k: v for k, v in vars(work).items() if is_fitted_key(k)})
+
+
+def start_fresh(work: Any, *, epoch: int, step: int) -> None:
+    """The random state and counters of a new fitted state."""
+    work._rng = check_random_state(work.random_state)
+    work._split_seed = int(work._rng.randint(_SEED_BOUND))
+    work.n_iter_, work.n_steps_ = epoch, step
+
+
+def attach_callbacks(work: Any, callbacks: list[tuple[str, Any]]) -> None:
+    """Make ``callbacks`` (in dispatch order) the fitted callbacks."""
+    work.callbacks_ = CallbackMap(callbacks)
+    work.history_ = work.callbacks_["history"]
+    work.stop_reason_ = None
 
 
 def build_objects(work: Any, device: torch.device, seed: int) -> None:
@@ -328,6 +338,8 @@ def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> Non
     neither its weights, buffers nor any random generator change."""
     module, criterion = work.module_, work.criterion_
     n_rows = min(_DRY_ROWS, len(data.y))
+    if n_rows == work.n_outputs_ and n_rows > 1:
+        n_rows -= 1  # so that targets cannot broadcast against the outputs by chance
     X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
     w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
     shapes = (
@@ -348,7 +360,11 @@ def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> Non
                 ) from exc
             _check_output(work, output, n_rows)
             try:
-                loss = compute_loss(output, y_b, w_b)
+                with warnings.catch_warnings():
+                    # torch warns, then broadcasts, when target and output sizes
+                    # differ: that trains on the wrong pairs.
+                    warnings.filterwarnings("error", message=".*target size.*different")
+                    loss = compute_loss(output, y_b, w_b)
             except Exception as exc:
                 raise ValueError(
                     f"The criterion {type(criterion).__name__} could not compute a loss from "

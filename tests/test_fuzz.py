@@ -624,9 +624,7 @@ def test_failed_fit_is_a_transaction(case):
 
 
 # ----------------------------------------------------------------------
-# Bugs the fuzzer found, as minimal reproducers. Each is marked
-# xfail(strict=True): when the library is fixed it XPASSes and fails the
-# run, so the marker is removed together with the bug.
+# Bugs the fuzzer found, fixed since; kept as minimal regression tests.
 # ----------------------------------------------------------------------
 def assert_fails_in_our_words(call, *args, **kwargs) -> None:
     with warnings.catch_warnings():
@@ -644,7 +642,6 @@ def _small_regression(n_rows: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return X, X[:, 0]
 
 
-# Found by the fuzzer and fixed since; kept as regression tests.
 def test_activation_class_that_needs_arguments_is_reported():
     X, y = _small_regression()
     est = NeuralRegressor(device="cpu", max_epochs=1, activation=nn.Linear)
@@ -662,12 +659,7 @@ def test_sample_weight_with_a_validation_phase_of_equal_weights():
     assert np.isfinite(est.predict(X)).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the dry run passes when its rows broadcast by chance (4 rows, 4 classes), then "
-    "a raw torch RuntimeError ('The size of tensor a (4) must match ...') escapes the loop.",
-)
-def test_bug_criterion_failing_after_the_dry_run():
+def test_fixed_criterion_failing_after_the_dry_run():
     X = np.random.RandomState(0).normal(size=(4, 2))
     est = NeuralClassifier(
         device="cpu", max_epochs=1, criterion=nn.MSELoss, batch_size=3, validation_fraction=None
@@ -675,24 +667,13 @@ def test_bug_criterion_failing_after_the_dry_run():
     assert_fails_in_our_words(est.fit, X, np.array([0, 1, 2, 3]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with sample_weight the dry run uses a reduction='none' copy of the criterion; a "
-    "phase whose weights are all equal then calls the criterion itself, and torch's "
-    "'nope is not a valid value for reduction' escapes raw.",
-)
-def test_bug_invalid_criterion_reduction_with_sample_weight():
+def test_fixed_invalid_criterion_reduction_with_sample_weight():
     X, y = _small_regression()
     est = NeuralRegressor(device="cpu", max_epochs=1, criterion__reduction="nope")
     assert_fails_in_our_words(est.fit, X, y, sample_weight=np.linspace(0.5, 2, 10))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labels of another type than the classes (str y_val for int classes) make "
-    "np.searchsorted raise a raw TypeError ('<' not supported between 'int' and 'str').",
-)
-def test_bug_labels_of_another_type_than_the_classes():
+def test_fixed_labels_of_another_type_than_the_classes():
     X = np.random.RandomState(0).normal(size=(20, 2))
     y = np.array([0, 1] * 10)
     est = NeuralClassifier(device="cpu", max_epochs=1)
@@ -701,13 +682,7 @@ def test_bug_labels_of_another_type_than_the_classes():
     assert_fails_in_our_words(est.partial_fit, X, np.array(["a", "b"] * 10, dtype=object))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EarlyStopping formats best_score_=None when the first monitored value is NaN "
-    "(no improvement ever): raw TypeError 'unsupported format string passed to "
-    "NoneType.__format__'.",
-)
-def test_bug_early_stopping_when_the_monitored_value_is_nan():
+def test_fixed_early_stopping_when_the_monitored_value_is_nan():
     X = np.random.RandomState(0).normal(size=(7, 3)) * 1e-30
     est = NeuralClassifier(
         device="cpu",

@@ -139,9 +139,13 @@ class EarlyStopping(Callback):
             ctx.request_stop(f"early_stopping: {key}={value:.6g} passed {self.threshold}")
         elif self.wait_ >= self.patience:
             self.stopped_epoch_ = ctx.epoch
+            best = (
+                "no finite value yet"
+                if self.best_score_ is None
+                else f"best {self.best_score_:.6g} at epoch {self.best_epoch_}"
+            )
             ctx.request_stop(
-                f"early_stopping: no improvement of {key} for {self.wait_} epochs "
-                f"(best {self.best_score_:.6g} at epoch {self.best_epoch_})"
+                f"early_stopping: no improvement of {key} for {self.wait_} epochs ({best})"
             )
 
     def on_fit_end(self, ctx: Any) -> None:
