@@ -52,6 +52,13 @@ class WrongInput(nn.Module):
         return self.linear(X)
 
 
+class PerSample(nn.Module):
+    """A loss without a reduction attribute that returns per-sample values."""
+
+    def forward(self, y_pred, y):
+        return (y_pred - y) ** 2
+
+
 class NoParameters(nn.Module):
     def forward(self, X):
         return X[:, :1] * 2
@@ -64,12 +71,13 @@ REGRESSION_ERRORS = [
     ({"optimizer": torch.optim.SparseAdam}, r"SparseAdam needs sparse gradients"),
     ({"optimizer__betas": (2.0, 0.5)}, r"Could not build the optimizer Adam.*betas"),
     ({"criterion": nn.NLLLoss}, r"criterion NLLLoss could not compute.*\(8, 1\).*0D or 1D target"),
-    ({"criterion__reduction": "none"}, r"must return a scalar loss.*reduction"),
+    ({"criterion__reduction": "none"}, r"reduction must be 'mean' or 'sum'.*got.*'none'"),
     ({"criterion__beta": 2}, r"Could not build the criterion MSELoss.*beta"),
     ({"module": Wide}, r"must return a tensor of shape \(n_samples, 1\).*returned \(8, 3\)"),
     ({"module": Flat}, r"must return a tensor of shape \(n_samples, 1\).*returned \(8,\)"),
     ({"module": WrongInput}, r"module WrongInput failed on a batch of shape \(8, 4\)"),
     ({"module": NoParameters}, r"has no parameters to train"),
+    ({"criterion": PerSample}, r"must return a scalar loss tensor; it returned \(8, 1\)"),
     ({"callbacks": [EarlyStopping(monitor="valid_acc")]}, r"monitors 'valid_acc'.*does not rec"),
     ({"callbacks": [EarlyStopping(patience=-1)]}, r"'patience' parameter.*>= 0; got -1"),
     ({"callbacks": [EpochScoring("neg_log_loss")]}, r"needs predicted probabilities"),
