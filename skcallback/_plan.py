@@ -205,7 +205,7 @@ def prepare(
     for name, cb in callbacks:
         try:
             cb.setup(plan)
-        except (ValueError, TypeError) as exc:
+        except Exception as exc:
             exc.add_note(f"raised by callback {name!r} in setup, before training started")
             raise
     plan.hooks = HookTable(callbacks)
@@ -221,13 +221,16 @@ def working_copy(estimator: Any, *, fitted: bool) -> Any:
     vars(work).update(params)
     if fitted:
         for key, value in state.items():
-            if is_fitted_key(key) and key not in ("module_", "optimizer_", "callbacks_"):
+            if is_fitted_key(key) and key not in _REBUILT:
                 vars(work)[key] = copy.deepcopy(value)
         # One deepcopy keeps the optimizer bound to the copied parameters.
         work.module_, work.optimizer_ = copy.deepcopy((estimator.module_, estimator.optimizer_))
     return work
 
 
+#: Fitted attributes a continuing fit copies together (module and optimizer)
+#: or rebuilds from state (callbacks and history) instead of deep-copying.
+_REBUILT = ("module_", "optimizer_", "callbacks_", "history_")
 #: Private attributes a fit sets besides the public fitted ones.
 _PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim")
 
