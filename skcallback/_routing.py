@@ -105,7 +105,14 @@ def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
             )
         if key == "history" and value is None:
             raise ValueError("The history callback cannot be disabled (cb__history=None).")
-    return [(name, replacements.get(name, cb)) for name, cb in entries]
+    entries = [(name, replacements.get(name, cb)) for name, cb in entries]
+    history = dict(entries)["history"]
+    if not isinstance(history, History):
+        raise ValueError(
+            f"The callback name 'history' is reserved for a History (history_ reads it); got "
+            f"{type(history).__name__}. Give this callback another name."
+        )
+    return entries
 
 
 def callback_params(estimator: Any) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The other built-ins: scoring, scheduling, guards and loggers."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
@@ -136,3 +138,82 @@ def test_hooks_idle_for_the_parameters_are_never_dispatched(callback, idle, acti
     table = HookTable([("cb", callback)])
     assert getattr(table, idle) == ()
     assert len(getattr(table, active)) == 1
+
+
+# -- Checkpoint parameters and fitted state (API.md) -----------------------------
+def _names(paths):
+    return [Path(p).name for p in paths]
+
+
+def test_checkpoint_defaults_save_every_epoch_under_checkpoints(
+    regression_data, tmp_path, monkeypatch
+):
+    X, y = regression_data
+    assert Checkpoint().get_params() == {
+        "dirname": "checkpoints",
+        "prefix": "model",
+        "every": 1,
+        "every_n_steps": None,
+        "keep_max": None,
+        "monitor": None,
+        "save_best_only": False,
+    }
+    monkeypatch.chdir(tmp_path)
+    est = NeuralRegressor(callbacks=[Checkpoint()], max_epochs=2).fit(X, y)
+    checkpoint = est.callbacks_["checkpoint"]
+    assert _names(checkpoint.saved_paths_) == ["model-0001.pt", "model-0002.pt"]
+    folder = (tmp_path / "checkpoints").resolve()
+    assert all(folder in Path(p).resolve().parents for p in checkpoint.saved_paths_)
+    assert checkpoint.best_path_ is None  # nothing monitored
+
+
+def test_checkpoint_every_n_epochs(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path, every=2)], max_epochs=5)
+    saved = est.fit(X, y).callbacks_["checkpoint"].saved_paths_
+    assert _names(saved) == ["model-0002.pt", "model-0004.pt"]
+
+
+def test_checkpoint_monitor_tracks_the_best_file_while_saving_every_epoch(
+    regression_data, scripted, tmp_path
+):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([3.0, 1.0, 2.0]), Checkpoint(dirname=tmp_path, monitor="valid_loss")],
+        max_epochs=3,
+        random_state=0,
+    ).fit(X, y)
+    checkpoint = est.callbacks_["checkpoint"]
+    assert _names(checkpoint.saved_paths_) == ["model-0001.pt", "model-0002.pt", "model-0003.pt"]
+    assert Path(checkpoint.best_path_).name == "model-0002.pt"
+    best = NeuralRegressor(max_epochs=3, random_state=0).load_checkpoint(checkpoint.best_path_)
+    assert best.n_iter_ == 2
+
+
+def test_saved_paths_list_only_files_that_still_exist_oldest_first(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=2, warm_start=True
+    ).fit(X, y)
+    first = est.callbacks_["checkpoint"].saved_paths_
+    Path(first[0]).unlink()  # removed by hand between fits
+    est.fit(X, y)
+    saved = est.callbacks_["checkpoint"].saved_paths_
+    assert _names(saved) == ["model-0002.pt", "model-0003.pt", "model-0004.pt"]
+    assert all(Path(p).exists() for p in saved)
+
+
+def test_checkpoint_files_hold_only_weights_only_safe_data(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralClassifier(
+        callbacks=[
+            Checkpoint(dirname=tmp_path),
+            EarlyStopping(patience=5),
+            EpochScoring("f1_macro"),
+        ],
+        max_epochs=2,
+    ).fit(X, np.where(y > 0, "up", "down"))
+    for path in est.callbacks_["checkpoint"].saved_paths_:
+        state = torch.load(path, weights_only=True)  # raises on any pickled object
+        assert {"module", "optimizer", "callbacks"} <= set(state)
+    assert not list(tmp_path.rglob("*.tmp"))  # written atomically: no leftovers

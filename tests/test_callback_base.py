@@ -6,7 +6,23 @@ import pytest
 from sklearn.base import clone
 
 from skcallback import Callback, NeuralRegressor
-from skcallback.callbacks import History, LambdaCallback, PrintLog
+from skcallback.callbacks import (
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    EpochScoring,
+    GradientClipping,
+    History,
+    LambdaCallback,
+    LossMonitor,
+    LRScheduler,
+    MetricLogger,
+    PrintLog,
+    ProgressBar,
+    TerminateOnNaN,
+    TimeLimit,
+    TimeMonitor,
+)
 
 
 class CustomLogger(Callback):
@@ -189,3 +205,139 @@ def test_an_order_or_name_set_on_an_instance_survives_cloning(regression_data):
     clone(est).fit(X, y)
     assert calls == ["late", "first"]
     assert clone(late).order == -100 and "order" not in vars(clone(first))
+
+
+# -- the Callback protocol (API.md) ----------------------------------------------
+class Quiet(Callback):
+    """Overrides no hook at all."""
+
+
+def test_hooks_are_optional(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Quiet()], max_epochs=2).fit(X, y)
+    assert list(est.callbacks_) == ["history", "quiet"] and est.n_iter_ == 2
+
+
+def test_the_default_order_is_zero_between_lower_and_higher_orders(regression_data):
+    X, y = regression_data
+    assert Callback.order == 0 and Quiet().order == 0
+    calls = []
+
+    def named(name, order=None):
+        cb = LambdaCallback(name=name, on_epoch_end=lambda ctx: calls.append(name))
+        if order is not None:
+            cb.order = order
+        return cb
+
+    est = NeuralRegressor(
+        callbacks=[named("late", 1), named("default"), named("early", -1)], max_epochs=1
+    ).fit(X, y)
+    assert calls == ["early", "default", "late"]
+    assert list(est.callbacks_) == ["history", "early", "default", "late"]
+
+
+def test_early_stopping_runs_after_every_ordinary_callback(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            EarlyStopping(patience=10),
+            LambdaCallback(name="after", on_epoch_end=lambda ctx: None),
+            EpochScoring("r2"),
+            LRScheduler("StepLR", step_size=1),
+            PrintLog(sink=lambda line: None),
+            TimeMonitor(sink=None),
+        ],
+        max_epochs=1,
+        verbose=2,
+    ).fit(X, y)
+    names = list(est.callbacks_)
+    assert names[0] == "history" and names[-1] == "early_stopping"
+
+
+def test_early_stopping_runs_last_but_for_checkpoint(regression_data, tmp_path):
+    """EarlyStopping runs after every ordinary callback; only Checkpoint runs
+    later, so that a file holds EarlyStopping's state of that epoch."""
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[EarlyStopping(patience=10), Checkpoint(dirname=tmp_path)], max_epochs=1
+    ).fit(X, y)
+    assert list(est.callbacks_)[-2:] == ["early_stopping", "checkpoint"]
+
+
+@pytest.mark.parametrize("how", ["pair", "cb__history"])
+def test_a_callback_named_history_cannot_replace_the_history(regression_data, how):
+    X, y = regression_data
+    params = {"callbacks": [("history", Quiet())]} if how == "pair" else {"cb__history": Quiet()}
+    with pytest.raises(ValueError, match=r"'history' is reserved for a History"):
+        NeuralRegressor(max_epochs=2, **params).fit(X, y)
+
+
+def _every_builtin(tmp_path):
+    return [
+        EarlyStopping(patience=10),
+        Checkpoint(dirname=tmp_path / "ckpt", monitor="valid_loss"),
+        LRScheduler("StepLR", step_size=1),
+        EpochScoring("r2"),
+        PrintLog(sink=lambda line: None),
+        LossMonitor(sink=lambda line: None),
+        MetricLogger(every=1, sink=lambda line: None),
+        TimeMonitor(sink=None),
+        ProgressBar(),
+        TimeLimit(60),
+        TerminateOnNaN(),
+        GradientClipping(10.0),
+        CSVLogger(tmp_path / "log.csv"),
+        LambdaCallback(on_epoch_end=lambda ctx: None),
+    ]
+
+
+def test_what_a_callback_learns_lives_in_underscore_attributes_of_the_fit_copy(
+    regression_data, tmp_path
+):
+    X, y = regression_data
+    given = _every_builtin(tmp_path)
+    before = [dict(vars(cb)) for cb in given]
+    est = NeuralRegressor(callbacks=given, max_epochs=2, random_state=0).fit(X, y)
+    assert [dict(vars(cb)) for cb in given] == before  # the given callbacks are untouched
+    for name, fitted in est.callbacks_.items():
+        params = set(fitted.get_params())
+        public = {k for k in vars(fitted) if not k.startswith("_")} - params - {"name", "order"}
+        assert all(key.endswith("_") for key in public), (name, public)
+        assert fitted not in given
+    learned = {name: set(cb.state_dict()) for name, cb in est.callbacks_.items()}
+    assert {"best_score_", "best_epoch_", "stopped_epoch_"} <= learned["early_stopping"]
+    assert {"saved_paths_", "best_path_"} <= learned["checkpoint"]
+    assert {"train_", "valid_"} <= learned["metric_logger"]
+    assert {"epoch_times_", "step_time_"} <= learned["time_monitor"]
+
+
+def test_state_dict_round_trips_a_fitted_builtin(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([3.0, 1.0, 2.0, 2.5]), EarlyStopping(patience=2)], max_epochs=6
+    ).fit(X, y)
+    fitted = est.callbacks_["early_stopping"]
+    fresh = EarlyStopping(patience=2)
+    fresh.load_state_dict(fitted.state_dict())
+    assert (fresh.best_score_, fresh.best_epoch_, fresh.stopped_epoch_) == (1.0, 2, 4)
+    assert fresh.state_dict().keys() == fitted.state_dict().keys()
+
+
+class Count(Callback):
+    def on_epoch_end(self, ctx):
+        self.epochs_ = getattr(self, "epochs_", 0) + 1
+
+
+def test_nothing_leaks_between_fits_of_one_estimator(regression_data, scripted):
+    X, y = regression_data
+    counter = Count()
+    est = NeuralRegressor(
+        callbacks=[counter, scripted([3.0, 2.0, 9.0]), EarlyStopping(patience=5)], max_epochs=2
+    )
+    est.fit(X, y)
+    first = est.callbacks_["count"]
+    est.set_params(cb__script_valid_loss=scripted([9.0, 8.0, 7.0])).fit(X, y)
+    second = est.callbacks_["count"]
+    assert second is not first and (first.epochs_, second.epochs_) == (2, 2)
+    assert est.callbacks_["early_stopping"].best_score_ == 8.0  # not 2.0 from the first fit
+    assert not hasattr(counter, "epochs_")

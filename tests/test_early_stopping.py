@@ -156,3 +156,62 @@ def test_warm_start_keeps_the_best_and_gives_patience_anew(regression_data, scri
     est.fit(X, y)  # epochs 4..6: a fresh patience, the old best kept
     stopping = est.callbacks_["early_stopping"]
     assert est.n_iter_ == 6 and (stopping.best_score_, stopping.best_epoch_) == (0.5, 5)
+
+
+def test_defaults_watch_valid_loss_with_a_patience_of_5(regression_data, scripted):
+    X, y = regression_data
+    assert EarlyStopping().get_params() == {
+        "monitor": "valid_loss",
+        "mode": "auto",
+        "patience": 5,
+        "min_delta": 0.0,
+        "threshold": None,
+        "restore_best": True,
+    }
+    est = NeuralRegressor(
+        callbacks=[scripted([2.0, 1.0] + [1.5] * 10), EarlyStopping()], max_epochs=12
+    ).fit(X, y)
+    stopping = est.callbacks_["early_stopping"]
+    assert est.n_iter_ == 7 and stopping.stopped_epoch_ == 7
+    assert (stopping.best_score_, stopping.best_epoch_) == (1.0, 2)
+    assert est.stop_reason_.startswith("early_stopping")
+
+
+def test_restore_best_false_keeps_the_last_weights(regression_data, scripted):
+    X, y = regression_data
+    snapshots = {}
+
+    def remember(ctx):
+        snapshots[ctx.epoch] = {k: v.clone() for k, v in ctx.module.state_dict().items()}
+
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([3.0, 1.0, 2.0, 2.5]),
+            LambdaCallback(name="spy", on_epoch_end=remember),
+            EarlyStopping(patience=2, restore_best=False),
+        ],
+        max_epochs=10,
+        random_state=0,
+    ).fit(X, y)
+    assert est.n_iter_ == 4 and est.callbacks_["early_stopping"].best_epoch_ == 2
+    state = est.module_.state_dict()
+    assert all(torch.equal(value, snapshots[4][key]) for key, value in state.items())
+    assert not all(torch.equal(value, snapshots[2][key]) for key, value in state.items())
+
+
+def test_threshold_in_max_mode_and_min_delta_in_min_mode(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([0.5, 0.8, 0.95, 0.99], key="valid_acc"),
+            EarlyStopping(monitor="valid_acc", mode="max", threshold=0.9),
+        ],
+        max_epochs=4,
+    ).fit(X, y)
+    assert est.n_iter_ == 3 and est.callbacks_["early_stopping"].stopped_epoch_ == 3
+    est = NeuralRegressor(
+        callbacks=[scripted([1.0, 0.95, 0.92, 0.5]), EarlyStopping(patience=2, min_delta=0.1)],
+        max_epochs=4,
+    ).fit(X, y)
+    assert est.n_iter_ == 3  # 0.95 and 0.92 improve on 1.0 by less than 0.1
+    assert est.callbacks_["early_stopping"].best_score_ == 1.0

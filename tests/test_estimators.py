@@ -1,6 +1,7 @@
 """Estimator behaviour: targets, weights, partial_fit, warm_start, inputs; a
 fit is a transaction; non-finite training is refused; random state."""
 
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -8,11 +9,13 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier, is_regressor
 from sklearn.exceptions import NotFittedError
+from sklearn.metrics import accuracy_score, r2_score
 from torch import nn
 
 from skcallback import Callback, NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import LambdaCallback, TerminateOnNaN
+from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, TerminateOnNaN
 
 
 def test_regressor_learns_1d_and_2d_targets(regression_data):
@@ -410,3 +413,332 @@ def test_a_warm_start_keeps_the_validation_split(regression_data):
     est = NeuralRegressor(max_epochs=1, callbacks=[record], warm_start=True, random_state=0)
     est.fit(X, y).fit(X, y)
     assert torch.equal(held_out[0], held_out[1])
+
+
+# -- the public contract (API.md), sentence by sentence ------------------------
+def test_the_documented_names_import():
+    from skcallback import Callback, Context, NeuralClassifier, NeuralRegressor
+    from skcallback.callbacks import (
+        Checkpoint,
+        CSVLogger,
+        EarlyStopping,
+        EpochScoring,
+        GradientClipping,
+        History,
+        LambdaCallback,
+        LossMonitor,
+        LRScheduler,
+        MetricLogger,
+        PrintLog,
+        ProgressBar,
+        TerminateOnNaN,
+        TimeLimit,
+        TimeMonitor,
+    )
+
+    builtins = [History, EarlyStopping, Checkpoint, LRScheduler, EpochScoring, PrintLog]
+    builtins += [LossMonitor, MetricLogger, TimeMonitor, ProgressBar, TimeLimit, TerminateOnNaN]
+    builtins += [GradientClipping, CSVLogger, LambdaCallback]
+    assert all(issubclass(cls, Callback) for cls in builtins)
+    assert isinstance(Context, type)
+    assert NeuralRegressor is not NeuralClassifier
+
+
+def test_estimators_are_scikit_learn_regressor_and_classifier(regression_data, classification_data):
+    X, y = regression_data
+    reg = NeuralRegressor(max_epochs=3, random_state=0)
+    assert isinstance(reg, BaseEstimator) and isinstance(reg, RegressorMixin)
+    assert is_regressor(reg) and not is_classifier(reg)
+    reg.fit(X, y)
+    assert reg.score(X, y) == pytest.approx(r2_score(y, reg.predict(X)))
+    assert not hasattr(reg, "feature_names_in_")  # no names from a plain array
+    Xc, yc = classification_data
+    clf = NeuralClassifier(max_epochs=3, random_state=0)
+    assert isinstance(clf, BaseEstimator) and isinstance(clf, ClassifierMixin)
+    assert is_classifier(clf) and not is_regressor(clf)
+    clf.fit(Xc, yc)
+    assert clf.score(Xc, yc) == pytest.approx(accuracy_score(yc, clf.predict(Xc)))
+
+
+DOCUMENTED_DEFAULTS = {
+    "module": None,
+    "hidden_layer_sizes": (100,),
+    "activation": "relu",
+    "dropout": 0.0,
+    "criterion": None,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "batch_size": 128,
+    "max_epochs": 100,
+    "validation_fraction": 0.1,
+    "callbacks": None,
+    "device": "auto",
+    "random_state": None,
+    "verbose": 0,
+    "warm_start": False,
+}
+
+
+@pytest.mark.parametrize("cls", [NeuralRegressor, NeuralClassifier])
+def test_constructor_parameters_are_keywords_with_the_documented_defaults(cls):
+    params = cls().get_params(deep=False)
+    assert {key: params[key] for key in DOCUMENTED_DEFAULTS} == DOCUMENTED_DEFAULTS
+    signature = inspect.signature(cls)
+    for name in DOCUMENTED_DEFAULTS:
+        assert signature.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+    with pytest.raises(TypeError):
+        cls(None)
+
+
+def test_constructor_parameters_are_stored_unchanged_and_never_mutated(regression_data):
+    X, y = regression_data
+    marker = object()
+    assert NeuralRegressor(lr=marker).lr is marker  # stored as given, checked at fit
+    callbacks = [LambdaCallback(name="watch")]
+    sizes = [8]
+    est = NeuralRegressor(callbacks=callbacks, hidden_layer_sizes=sizes, max_epochs=1)
+    est.fit(X, y)
+    assert est.callbacks is callbacks and len(callbacks) == 1  # History not added to it
+    assert est.hidden_layer_sizes is sizes and sizes == [8]
+    assert est.get_params(deep=False)["callbacks"] is callbacks
+
+
+@pytest.mark.parametrize(
+    ("activation", "layer"),
+    [("relu", torch.nn.ReLU), ("tanh", torch.nn.Tanh), ("logistic", torch.nn.Sigmoid)],
+)
+def test_the_builtin_mlp_uses_the_activation(regression_data, activation, layer):
+    X, y = regression_data
+    est = NeuralRegressor(hidden_layer_sizes=(3, 2), activation=activation, max_epochs=1)
+    kinds = [type(m) for m in est.fit(X, y).module_.modules()]
+    assert kinds.count(layer) == 2
+    others = {torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid} - {layer}
+    assert not others.intersection(kinds)
+
+
+def test_a_module_factory_gets_only_the_sizes_its_signature_names(regression_data):
+    X, y = regression_data
+    calls = []
+
+    def no_sizes():
+        calls.append("no_sizes")
+        return torch.nn.Linear(4, 1)
+
+    def only_outputs(n_outputs, bias=True):
+        calls.append(("only_outputs", n_outputs, bias))
+        return torch.nn.Linear(4, n_outputs, bias=bias)
+
+    NeuralRegressor(module=no_sizes, max_epochs=1).fit(X, y)
+    est = NeuralRegressor(module=only_outputs, module__bias=False, max_epochs=1).fit(X, y)
+    assert calls == ["no_sizes", ("only_outputs", 1, False)]
+    assert est.module_.bias is None
+
+
+def test_default_criteria_are_mse_and_cross_entropy(regression_data, classification_data):
+    X, y = regression_data
+    assert type(NeuralRegressor(max_epochs=1).fit(X, y).criterion_) is torch.nn.MSELoss
+    Xc, yc = classification_data
+    clf = NeuralClassifier(max_epochs=1).fit(Xc, yc)
+    assert type(clf.criterion_) is torch.nn.CrossEntropyLoss
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [
+        (None, torch.optim.Adam),  # the default, "adam"
+        ("adamw", torch.optim.AdamW),
+        ("sgd", torch.optim.SGD),
+        (torch.optim.RMSprop, torch.optim.RMSprop),
+    ],
+)
+def test_optimizer_by_name_or_class_with_lr(regression_data, optimizer, expected):
+    X, y = regression_data
+    params = {} if optimizer is None else {"optimizer": optimizer}
+    est = NeuralRegressor(lr=0.05, max_epochs=1, **params).fit(X, y)
+    assert type(est.optimizer_) is expected
+    assert est.optimizer_.param_groups[0]["lr"] == 0.05
+
+
+def _rows_per_phase(est, X, y, **fit_params):
+    rows = {"train": 0, "valid": 0}
+
+    def count(ctx):
+        rows[ctx.phase] += len(ctx.X_batch)
+
+    est.set_params(
+        callbacks=[LambdaCallback(on_train_batch_end=count, on_valid_batch_end=count)],
+        max_epochs=1,
+        random_state=0,
+    )
+    est.fit(X, y, **fit_params)
+    return rows
+
+
+def test_validation_fraction_holds_out_that_share_and_none_validates_nothing(regression_data):
+    X, y = regression_data  # 120 rows
+    est = NeuralRegressor(validation_fraction=0.25)
+    assert _rows_per_phase(est, X, y) == {"train": 90, "valid": 30}
+    assert "valid_loss" in est.history_[0]
+    est = NeuralRegressor(validation_fraction=None)
+    assert _rows_per_phase(est, X, y) == {"train": 120, "valid": 0}
+    assert "valid_loss" not in est.history_[0]
+
+
+def test_verbose_0_is_silent_and_1_prints_a_line_per_epoch(regression_data, capsys):
+    X, y = regression_data
+    NeuralRegressor(max_epochs=3, random_state=0).fit(X, y)
+    assert capsys.readouterr() == ("", "")
+    NeuralRegressor(max_epochs=3, verbose=1, random_state=0).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if line.split()[0].isdigit()] == ["1", "2", "3"]
+
+
+def _seeded_run(X, y, seed):
+    seen = {}
+
+    def at_begin(ctx):
+        seen["init"] = ctx.module.layers[0].weight.detach().clone()
+
+    def at_batch(ctx):
+        seen.setdefault("order", []).append(ctx.y_batch.clone())
+
+    def at_valid(ctx):
+        seen.setdefault("valid", []).append(ctx.y_batch.clone())
+
+    lam = LambdaCallback(on_fit_begin=at_begin, on_train_batch_begin=at_batch)
+    spy = LambdaCallback(name="valid_spy", on_valid_batch_end=at_valid)
+    NeuralRegressor(
+        hidden_layer_sizes=(5,), batch_size=30, max_epochs=1, random_state=seed
+    ).set_params(callbacks=[lam, spy]).fit(X, y)
+    valid = torch.cat(seen["valid"]).sort().values
+    train = torch.cat(seen["order"])
+    return seen["init"], train, valid
+
+
+def test_random_state_seeds_init_shuffling_and_the_validation_split(regression_data):
+    X, y = regression_data
+    a, b, c = (_seeded_run(X, y, seed) for seed in (0, 0, 1))
+    for first, second in zip(a, b, strict=True):
+        assert torch.equal(first, second)
+    init, order, valid = (not torch.equal(first, other) for first, other in zip(a, c, strict=True))
+    assert init and order and valid
+
+
+def test_device_cpu_trains_and_predicts_on_the_cpu(regression_data):
+    X, y = regression_data
+    devices = []
+    spy = LambdaCallback(on_train_batch_end=lambda ctx: devices.append(ctx.X_batch.device))
+    est = NeuralRegressor(device="cpu", max_epochs=1, callbacks=[spy]).fit(X, y)
+    assert est.device_ == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in est.module_.parameters())
+    assert {d.type for d in devices} == {"cpu"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_auto_picks_cuda_when_available(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(device="auto", max_epochs=1).fit(X, y)
+    assert est.device_.type == "cuda" and next(est.module_.parameters()).is_cuda
+
+
+def test_partial_fit_takes_sample_weight_for_both_estimators(regression_data, classification_data):
+    X, y = regression_data
+    w = np.where(X[:, 0] > 0, 10.0, 0.1)
+    plain = NeuralRegressor(random_state=0).partial_fit(X, y)
+    weighted = NeuralRegressor(random_state=0).partial_fit(X, y, sample_weight=w)
+    assert weighted.n_iter_ == 1
+    assert not np.allclose(plain.predict(X), weighted.predict(X))
+    Xc, yc = classification_data
+    wc = np.where(yc == "cat", 10.0, 0.1)
+    classes = ["cat", "dog", "emu"]
+    plain = NeuralClassifier(random_state=0).partial_fit(Xc, yc, classes=classes)
+    weighted = NeuralClassifier(random_state=0).partial_fit(
+        Xc, yc, classes=classes, sample_weight=wc
+    )
+    assert not np.allclose(plain.predict_proba(Xc), weighted.predict_proba(Xc))
+
+
+def test_partial_fit_validates_on_a_weighted_explicit_validation_set(regression_data):
+    X, y = regression_data
+    w_val = np.r_[np.zeros(10), np.ones(20)]
+    est = NeuralRegressor(random_state=0)
+    est.partial_fit(X, y, X_val=X[:30], y_val=y[:30], sample_weight_val=w_val)
+    est.partial_fit(X, y, X_val=X[:30], y_val=y[:30], sample_weight_val=w_val)
+    squared = (est.predict(X[:30]) - y[:30]) ** 2
+    assert est.history_.get("valid_loss")[-1] == pytest.approx(squared[10:].mean(), rel=1e-5)
+    assert est.n_iter_ == 2 and len(est.history_) == 2
+
+
+def test_fitted_torch_objects_are_those_the_hooks_saw(regression_data):
+    X, y = regression_data
+    seen = {}
+
+    def look(ctx):
+        seen.update(module=ctx.module, optimizer=ctx.optimizer, criterion=ctx.criterion)
+
+    est = NeuralRegressor(max_epochs=2, callbacks=[LambdaCallback(on_epoch_end=look)]).fit(X, y)
+    assert est.module_ is seen["module"] and isinstance(est.module_, torch.nn.Module)
+    assert est.optimizer_ is seen["optimizer"]
+    assert isinstance(est.optimizer_, torch.optim.Optimizer)
+    assert est.criterion_ is seen["criterion"] and isinstance(est.criterion_, torch.nn.Module)
+    trained = {id(p) for group in est.optimizer_.param_groups for p in group["params"]}
+    assert trained == {id(p) for p in est.module_.parameters()}
+
+
+def _checkpointed_params(tmp_path):
+    return dict(
+        callbacks=[Checkpoint(dirname=tmp_path), EarlyStopping(patience=50, restore_best=False)],
+        max_epochs=3,
+        dropout=0.1,
+        random_state=0,
+    )
+
+
+def test_load_checkpoint_into_a_fitted_estimator_restores_everything(regression_data, tmp_path):
+    X, y = regression_data
+    source = NeuralRegressor(**_checkpointed_params(tmp_path)).fit(X, y)
+    path = source.callbacks_["checkpoint"].saved_paths_[-1]
+    target = NeuralRegressor(**_checkpointed_params(tmp_path)).fit(X[:60], -y[:60])
+    assert not np.array_equal(target.predict(X), source.predict(X))
+    assert target.load_checkpoint(path) is target
+    np.testing.assert_array_equal(target.predict(X), source.predict(X))
+    assert target.n_iter_ == 3 and target.n_steps_ == source.n_steps_
+    assert list(target.history_) == list(source.history_)
+    stopping, expected = target.callbacks_["early_stopping"], source.callbacks_["early_stopping"]
+    assert (stopping.best_score_, stopping.best_epoch_) == (
+        expected.best_score_,
+        expected.best_epoch_,
+    )
+    ours, theirs = target.optimizer_.state_dict(), source.optimizer_.state_dict()
+    assert ours["state"].keys() == theirs["state"].keys()
+    for key, state in theirs["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(ours["state"][key][name]), torch.as_tensor(value))
+
+
+_UNPICKLED = []
+
+
+def _record_unpickling():
+    _UNPICKLED.append("ran")
+    return {}
+
+
+class _Payload:
+    def __reduce__(self):
+        return (_record_unpickling, ())
+
+
+def test_load_checkpoint_never_unpickles_arbitrary_objects(regression_data, tmp_path):
+    X, y = regression_data
+    source = NeuralRegressor(**_checkpointed_params(tmp_path)).fit(X, y)
+    state = torch.load(source.callbacks_["checkpoint"].saved_paths_[-1], weights_only=True)
+    state["callbacks"]["early_stopping"]["payload_"] = _Payload()
+    torch.save(state, tmp_path / "tampered.pt")
+    _UNPICKLED.clear()
+    est = NeuralRegressor(**_checkpointed_params(tmp_path))
+    with pytest.raises(ValueError):
+        est.load_checkpoint(tmp_path / "tampered.pt")
+    assert _UNPICKLED == []
+    with pytest.raises(NotFittedError):
+        est.predict(X)

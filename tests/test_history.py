@@ -3,9 +3,11 @@
 import builtins
 
 import matplotlib
+import numpy as np
 import pytest
 
-from skcallback import NeuralRegressor
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import EpochScoring
 
 matplotlib.use("Agg")
 
@@ -45,3 +47,38 @@ def test_missing_optional_dependency_names_the_extra(fitted, monkeypatch, method
     monkeypatch.setattr(builtins, "__import__", blocked)
     with pytest.raises(ImportError, match=rf"skcallback\[{extra}\]"):
         getattr(fitted.history_, method)()
+
+
+def test_records_hold_the_documented_keys_plus_every_score(classification_data):
+    X, y = classification_data
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring("accuracy")], max_epochs=2, lr=0.01, random_state=0
+    ).fit(X, y)
+    for epoch, record in enumerate(clf.history_, start=1):
+        assert set(record) == {"epoch", "train_loss", "valid_loss", "lr", "dur", "valid_accuracy"}
+        assert record["epoch"] == epoch and record["lr"] == 0.01
+        assert record["dur"] > 0 and np.isfinite(record["train_loss"])
+        assert 0 <= record["valid_accuracy"] <= 1
+    plain = NeuralClassifier(validation_fraction=None, max_epochs=1).fit(X, y)
+    assert set(plain.history_[0]) == {"epoch", "train_loss", "lr", "dur"}
+
+
+def test_to_dataframe_has_a_row_per_epoch_and_a_column_per_key(fitted):
+    frame = fitted.history_.to_dataframe()
+    assert len(frame) == 3
+    assert set(frame.columns) == {"epoch", "train_loss", "valid_loss", "lr", "dur"}
+    assert frame["train_loss"].tolist() == fitted.history_.get("train_loss")
+
+
+def test_plot_draws_on_the_axes_given(fitted):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        assert fitted.history_.plot(keys=["train_loss"], ax=ax) is ax
+        (line,) = ax.get_lines()
+        assert line.get_label() == "train_loss"
+        assert list(line.get_ydata()) == fitted.history_.get("train_loss")
+        assert list(line.get_xdata()) == [1, 2, 3]
+    finally:
+        plt.close(fig)

@@ -3,9 +3,12 @@ TimeMonitor, CSVLogger."""
 
 import csv
 
+import pytest
+
 from skcallback import NeuralRegressor
 from skcallback.callbacks import (
     CSVLogger,
+    EpochScoring,
     LossMonitor,
     MetricLogger,
     PrintLog,
@@ -87,3 +90,75 @@ def test_print_log_marks_best_values_only_for_metrics_with_a_direction(regressio
     rows = [line.split() for line in lines[2:]]
     assert [row[1].endswith("*") for row in rows] == [True, True, False]
     assert not any(row[2].endswith("*") for row in rows)  # no declared direction
+
+
+def test_loss_monitor_prints_every_batch_by_default(regression_data):
+    X, y = regression_data
+    lines = []
+    NeuralRegressor(
+        callbacks=[LossMonitor(sink=lines.append)],
+        batch_size=40,
+        validation_fraction=None,
+        max_epochs=2,
+    ).fit(X, y)
+    heads = [line.split(",")[0] for line in lines]
+    assert heads == [f"epoch: {e} step: {s}" for e in (1, 2) for s in (1, 2, 3)]
+    assert all(float(line.split(", loss is ")[1]) > 0 for line in lines)
+
+
+def test_metric_logger_without_every_records_per_epoch_and_prints_nothing(regression_data):
+    X, y = regression_data
+    lines = []
+    est = NeuralRegressor(
+        callbacks=[MetricLogger(sink=lines.append)], batch_size=40, max_epochs=3
+    ).fit(X, y)
+    logger = est.callbacks_["metric_logger"]
+    assert lines == [] and logger.batch_train_ == []
+    assert logger.train_ == est.history_.get("train_loss") and len(logger.valid_) == 3
+
+
+def test_print_log_defaults_to_every_key_printed(regression_data, capsys):
+    X, y = regression_data
+    NeuralRegressor(callbacks=[PrintLog(), EpochScoring("r2")], max_epochs=2).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    columns = {"epoch", "train_loss", "valid_loss", "valid_r2", "lr", "dur"}
+    assert sorted(lines[0].split()) == sorted(columns)
+    assert [line.split()[0] for line in lines[2:]] == ["1", "2"]
+
+
+def test_csv_logger_replaces_an_existing_file_unless_appending(regression_data, tmp_path):
+    X, y = regression_data
+    path = tmp_path / "train.csv"
+    NeuralRegressor(callbacks=[CSVLogger(path)], max_epochs=3).fit(X, y)
+    NeuralRegressor(callbacks=[CSVLogger(path)], max_epochs=2).fit(X, y)
+    rows = list(csv.DictReader(path.open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "valid_loss", "lr", "dur"}
+
+
+def _on_a_terminal(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+
+
+def test_verbose_2_draws_a_bar_per_epoch(regression_data, monkeypatch, capsys):
+    X, y = regression_data
+    _on_a_terminal(monkeypatch)
+    NeuralRegressor(max_epochs=2, verbose=2).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and "epoch 2" in err
+
+
+@pytest.mark.parametrize("leave", [False, True])
+def test_progress_bar_leaves_finished_bars_only_when_asked(
+    regression_data, monkeypatch, capsys, leave
+):
+    X, y = regression_data
+    _on_a_terminal(monkeypatch)
+    bar = ProgressBar() if not leave else ProgressBar(leave=True)
+    assert bar.leave is leave
+    NeuralRegressor(max_epochs=2, callbacks=[bar]).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch 2" in err
+    assert err.count("\n") == (2 if leave else 0)  # a kept bar ends its line

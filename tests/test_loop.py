@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-from skcallback import Callback, NeuralRegressor, _loop
+from skcallback import Callback, Context, NeuralRegressor, _loop
 from skcallback._dispatch import HookTable
 from skcallback.callbacks import HOOKS, LambdaCallback
 
@@ -404,3 +404,215 @@ def test_skip_batch_at_batch_begin_skips_the_whole_batch(regression_data):
     ).fit(X, y)
     assert seen == [1, ("end", False), ("end", True), 3, ("end", False)]
     assert est.n_steps_ == 2
+
+
+# -- the Context and each hook's moment (API.md) -------------------------------
+def test_every_hook_gets_the_one_context_of_the_fit(regression_data):
+    X, y = regression_data
+    seen = []
+    spy = LambdaCallback(**{hook: seen.append for hook in HOOKS if hook != "on_exception"})
+    est = NeuralRegressor(callbacks=[spy], max_epochs=2, batch_size=50)
+    est.fit(X, y)
+    assert len(seen) > 20 and isinstance(seen[0], Context)
+    assert all(ctx is seen[0] for ctx in seen)
+    first = seen[0]
+    seen.clear()
+    est.fit(X, y)
+    assert seen[0] is not first  # one object per fit
+
+
+def test_what_each_hook_of_a_training_batch_sees(regression_data):
+    X, y = regression_data
+    log = {}
+
+    def params(ctx):
+        return [p.detach().clone() for p in ctx.module.parameters()]
+
+    def after_forward(ctx):
+        if ctx.phase == "train" and ctx.step == 0:
+            log["y_pred"] = (tuple(ctx.y_pred.shape), len(ctx.X_batch), ctx.loss)
+
+    def after_loss(ctx):
+        if ctx.step == 0 or ctx.phase == "valid":
+            expected = ctx.criterion(ctx.y_pred, ctx.y_batch).detach()
+            log.setdefault(ctx.phase, (ctx.loss.dim(), ctx.loss.detach().item(), expected.item()))
+
+    def before_backward(ctx):
+        if ctx.step == 0:
+            log["grads_before"] = [p.grad for p in ctx.module.parameters()]
+
+    def after_backward(ctx):
+        if ctx.step == 0:
+            log["grads_after"] = [p.grad.clone() for p in ctx.module.parameters()]
+
+    def before_step(ctx):
+        if ctx.step == 0:
+            log["before_step"] = (ctx.step, params(ctx))
+
+    def after_step(ctx):
+        if "after_step" not in log:
+            log["after_step"] = (ctx.step, params(ctx))
+
+    NeuralRegressor(
+        max_epochs=1,
+        batch_size=40,
+        random_state=0,
+        callbacks=[
+            LambdaCallback(
+                on_after_forward=after_forward,
+                on_after_loss=after_loss,
+                on_before_backward=before_backward,
+                on_after_backward=after_backward,
+                on_before_step=before_step,
+                on_after_step=after_step,
+            )
+        ],
+    ).fit(X, y)
+    assert log["y_pred"] == ((40, 1), 40, None)  # y_pred set, the loss not yet
+    for phase in ("train", "valid"):
+        dim, loss, expected = log[phase]
+        assert dim == 0 and loss == pytest.approx(expected)
+    assert all(grad is None for grad in log["grads_before"])
+    assert all(grad.abs().sum() > 0 for grad in log["grads_after"])
+    (step_before, weights_before), (step_after, weights_after) = (
+        log["before_step"],
+        log["after_step"],
+    )
+    assert (step_before, step_after) == (0, 1)
+    assert all(not torch.equal(a, b) for a, b in zip(weights_before, weights_after, strict=True))
+
+
+def test_context_counters_phases_and_batches(regression_data):
+    X, y = regression_data  # 108 training and 12 validation rows
+    events = []
+
+    def note(hook):
+        return lambda ctx: events.append((hook, ctx.epoch, ctx.phase, ctx.batch, ctx.n_batches))
+
+    hooks = ["on_epoch_begin", "on_train_batch_end", "on_valid_batch_end", "on_epoch_end"]
+    est = NeuralRegressor(
+        max_epochs=2, batch_size=50, callbacks=[LambdaCallback(**{h: note(h) for h in hooks})]
+    ).fit(X, y)
+    batches = [(e, b, n) for hook, e, phase, b, n in events if hook == "on_train_batch_end"]
+    assert batches == [(1, 1, 3), (1, 2, 3), (1, 3, 3), (2, 1, 3), (2, 2, 3), (2, 3, 3)]
+    valid = [(e, phase, b, n) for hook, e, phase, b, n in events if hook == "on_valid_batch_end"]
+    assert valid == [(1, "valid", 1, 1), (2, "valid", 1, 1)]
+    assert [e for hook, e, *_ in events if hook == "on_epoch_begin"] == [1, 2]
+    assert est.n_iter_ == 2
+
+
+def test_context_metrics_fill_up_during_the_epoch_and_become_the_history_row(regression_data):
+    X, y = regression_data
+    seen = {}
+
+    def keep(name):
+        def hook(ctx):
+            assert isinstance(ctx.metrics, dict)
+            seen[name] = dict(ctx.metrics)
+            if name == "on_epoch_end":
+                seen["row_is_metrics"] = ctx.history[-1] == ctx.metrics
+
+        return hook
+
+    hooks = ["on_train_end", "on_valid_end", "on_epoch_end"]
+    est = NeuralRegressor(
+        max_epochs=2, callbacks=[LambdaCallback(**{h: keep(h) for h in hooks})]
+    ).fit(X, y)
+    assert seen["on_train_end"]["epoch"] == 2 and "train_loss" in seen["on_train_end"]
+    assert "valid_loss" not in seen["on_train_end"]
+    assert {"train_loss", "valid_loss"} <= set(seen["on_valid_end"])
+    assert seen["on_epoch_end"] == est.history_[-1] and seen["row_is_metrics"]
+
+
+def test_context_names_the_estimator_device_and_torch_objects(regression_data):
+    X, y = regression_data
+    seen = {}
+
+    def look(ctx):
+        seen.update(
+            estimator=ctx.estimator,
+            lr=ctx.estimator.get_params()["lr"],
+            prediction=ctx.estimator.predict(X[:3]),
+            module=ctx.module,
+            optimizer=ctx.optimizer,
+            criterion=ctx.criterion,
+            device=ctx.device,
+            history=ctx.history,
+            callbacks=ctx.callbacks,
+        )
+
+    est = NeuralRegressor(
+        lr=0.02, device="cpu", max_epochs=1, callbacks=[LambdaCallback(on_epoch_end=look)]
+    ).fit(X, y)
+    assert isinstance(seen["estimator"], NeuralRegressor) and seen["lr"] == 0.02
+    np.testing.assert_array_equal(seen["prediction"], est.predict(X[:3]))
+    assert seen["module"] is est.module_ and seen["optimizer"] is est.optimizer_
+    assert seen["criterion"] is est.criterion_
+    assert seen["device"] == torch.device("cpu")
+    assert seen["history"] is est.history_
+    assert seen["callbacks"]["history"] is est.history_
+    assert list(seen["callbacks"]) == list(est.callbacks_)
+
+
+def test_stop_requested_and_stop_reason_follow_request_stop(regression_data):
+    X, y = regression_data
+    seen = []
+
+    def check(ctx):
+        seen.append((ctx.epoch, ctx.stop_requested, ctx.stop_reason))
+        if ctx.epoch == 2:
+            ctx.request_stop("plateau")
+
+    est = NeuralRegressor(
+        max_epochs=5,
+        callbacks=[
+            LambdaCallback(
+                on_epoch_end=check,
+                on_fit_end=lambda ctx: seen.append(("end", ctx.stop_requested, ctx.stop_reason)),
+            )
+        ],
+    ).fit(X, y)
+    assert seen == [(1, False, None), (2, False, None), ("end", True, "plateau")]
+    assert est.stop_reason_ == "plateau"
+
+
+def test_request_stop_without_a_reason_still_stops_with_a_reason(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=5, callbacks=[LambdaCallback(on_epoch_end=lambda ctx: ctx.request_stop())]
+    ).fit(X, y)
+    assert est.n_iter_ == 1
+    assert isinstance(est.stop_reason_, str) and est.stop_reason_  # None means "ran to the end"
+
+
+def test_callbacks_share_values_through_their_own_ctx_attributes(regression_data):
+    X, y = regression_data
+    read = []
+
+    def write(ctx):
+        ctx.shared_scale = 10 * ctx.epoch
+
+    est = NeuralRegressor(
+        max_epochs=2,
+        callbacks=[
+            ("reader", LambdaCallback(on_epoch_end=lambda ctx: read.append(ctx.shared_scale))),
+            ("writer", LambdaCallback(on_epoch_begin=write)),
+        ],
+    ).fit(X, y)
+    assert read == [10, 20] and est.n_iter_ == 2
+
+
+def test_on_fit_end_runs_after_a_stop_and_on_exception_only_on_failure(regression_data):
+    X, y = regression_data
+    seen = []
+    est = NeuralRegressor(
+        max_epochs=5,
+        callbacks=[
+            LambdaCallback(
+                on_epoch_end=lambda ctx: False,
+                on_fit_end=lambda ctx: seen.append(("fit_end", ctx.exception)),
+                on_exception=lambda ctx: seen.append("exception"),
+            )
+        ],
+    ).fit(X, y)
+    assert seen == [("fit_end", None)] and est.n_iter_ == 1

@@ -156,3 +156,60 @@ def test_grid_search_over_a_callback_param_in_parallel(classification_data):
     assert fitted.factor == 1.0
     assert fitted.fits_ == 1  # no state shared between candidates or with the refit
     assert not hasattr(base.callbacks[0], "fits_")
+
+
+class Width(torch.nn.Module):
+    """A module with a tunable width."""
+
+    def __init__(self, n_features_in, n_outputs, width=3):
+        super().__init__()
+        self.hidden = torch.nn.Linear(n_features_in, width)
+        self.out = torch.nn.Linear(width, n_outputs)
+
+    def forward(self, X):
+        return self.out(torch.relu(self.hidden(X)))
+
+
+def test_module_optimizer_and_criterion_params_through_set_get_params_and_clone(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(module=Width, optimizer="sgd", criterion=torch.nn.HuberLoss, max_epochs=1)
+    assert est.set_params(module__width=5, optimizer__momentum=0.5, criterion__delta=2.0) is est
+    for params in (est.get_params(deep=False), est.get_params(deep=True)):
+        assert params["module__width"] == 5
+        assert params["optimizer__momentum"] == 0.5
+        assert params["criterion__delta"] == 2.0
+    cloned = clone(est)
+    assert cloned.get_params(deep=False)["module__width"] == 5
+    cloned.fit(X, y)
+    assert cloned.module_.hidden.out_features == 5
+    assert cloned.optimizer_.param_groups[0]["momentum"] == 0.5
+    assert cloned.criterion_.delta == 2.0
+    est.set_params(module__width=2).fit(X, y)  # a second set_params replaces the value
+    assert est.module_.hidden.out_features == 2
+
+
+def test_module_optimizer_and_criterion_params_in_a_param_grid(regression_data):
+    X, y = regression_data
+    seen = []
+
+    def record(ctx):
+        seen.append(
+            (
+                ctx.module.hidden.out_features,
+                ctx.optimizer.param_groups[0]["weight_decay"],
+                ctx.criterion.delta,
+            )
+        )
+
+    base = NeuralRegressor(
+        module=Width,
+        criterion=torch.nn.HuberLoss,
+        max_epochs=1,
+        callbacks=[LambdaCallback(on_fit_begin=record)],
+    )
+    grid = {"module__width": [2, 6], "optimizer__weight_decay": [0.25], "criterion__delta": [3.0]}
+    search = GridSearchCV(base, grid, cv=2).fit(X, y)
+    assert len(search.cv_results_["params"]) == 2
+    assert sorted(set(seen)) == [(2, 0.25, 3.0), (6, 0.25, 3.0)]
+    best = search.best_estimator_
+    assert best.module_.hidden.out_features == search.best_params_["module__width"]

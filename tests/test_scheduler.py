@@ -1,6 +1,8 @@
 """LRScheduler: any torch scheduler, per epoch or per batch."""
 
 import pytest
+import torch
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from skcallback import NeuralRegressor
@@ -86,3 +88,38 @@ def test_lr_schedule_continues_across_warm_start(regression_data):
     )
     est.fit(X, y).fit(X, y)
     assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+def test_policy_may_be_a_torch_scheduler_class(regression_data):
+    X, y = regression_data
+    policy = torch.optim.lr_scheduler.StepLR
+    est = NeuralRegressor(
+        callbacks=[LRScheduler(policy, step_size=1, gamma=0.5)], lr=0.1, max_epochs=3
+    ).fit(X, y)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.05, 0.025])
+
+
+@pytest.mark.parametrize(("step_every", "n_steps"), [("epoch", 2), ("batch", 6)])
+def test_step_every_epoch_or_batch(regression_data, step_every, n_steps):
+    X, y = regression_data  # 120 rows, batches of 40: 3 optimizer steps per epoch
+    est = NeuralRegressor(
+        callbacks=[LRScheduler("StepLR", step_every=step_every, step_size=1, gamma=0.5)],
+        lr=0.1,
+        batch_size=40,
+        validation_fraction=None,
+        max_epochs=2,
+    ).fit(X, y)
+    assert est.optimizer_.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**n_steps)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1 * 0.5 ** (n_steps // 2)])
+
+
+def test_defaults_and_policy_kwargs_survive_clone():
+    scheduler = LRScheduler("CosineAnnealingLR", T_max=7, eta_min=0.01)
+    params = clone(scheduler).get_params()
+    assert params == {
+        "policy": "CosineAnnealingLR",
+        "step_every": "epoch",
+        "monitor": "valid_loss",
+        "T_max": 7,
+        "eta_min": 0.01,
+    }

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
+from torch import nn
 
 from skcallback import NeuralClassifier, NeuralRegressor
 from skcallback.callbacks import (
@@ -109,3 +110,45 @@ def test_without_validation_it_warns_and_records_nothing(regression_data):
         max_epochs=1, validation_fraction=None, callbacks=[EpochScoring("r2", on_train=True)]
     ).fit(X, y)
     assert "train_r2" in on_train.history_[0]
+
+
+class CountingModule(nn.Module):
+    """Counts its forward passes (training and evaluation alike)."""
+
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features_in, n_outputs)
+        self.forwards = 0
+
+    def forward(self, X):
+        self.forwards += 1
+        return self.linear(X)
+
+
+def test_epoch_scoring_adds_no_forward_pass(regression_data):
+    X, y = regression_data
+
+    def forwards(callbacks):
+        est = NeuralRegressor(
+            module=CountingModule, callbacks=callbacks, batch_size=30, max_epochs=3, random_state=0
+        ).fit(X, y)
+        return est.module_.forwards, est.history_[-1]
+
+    plain, _ = forwards(None)
+    scored, record = forwards([EpochScoring("r2"), EpochScoring("r2", on_train=True)])
+    assert {"valid_r2", "train_r2"} <= set(record)
+    assert scored == plain
+
+
+def test_the_default_name_follows_the_scoring_and_the_phase(classification_data):
+    X, y = classification_data
+    clf = NeuralClassifier(
+        callbacks=[
+            EpochScoring("accuracy"),
+            EpochScoring("accuracy", on_train=True),
+            EpochScoring("balanced_accuracy", name="bal"),
+        ],
+        max_epochs=1,
+    ).fit(X, y)
+    assert list(clf.callbacks_) == ["history", "valid_accuracy", "train_accuracy", "bal"]
+    assert {"valid_accuracy", "train_accuracy", "bal"} <= set(clf.history_[0])
