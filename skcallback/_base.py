@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _persistence, _routing
+from . import _persistence, _routing, _snapshot
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
@@ -197,8 +197,12 @@ class NeuralEstimatorBase(BaseEstimator):
         :class:`~skcallback.callbacks.Checkpoint` file.
 
         The estimator must be built with the same parameters as the one that
-        saved it; it may be fitted or not. Nothing changes if the file does
-        not match.
+        saved it (module, layer sizes, activation, optimizer, criterion and
+        precision are compared); it may be fitted or not. Nothing changes if
+        the file does not match. The estimator continues from the checkpoint's
+        last completed epoch with ``warm_start=True``; to continue a fit
+        exactly where it stopped (mid-epoch included), re-run it with
+        ``Checkpoint(resume=True)`` instead.
 
         Parameters
         ----------
@@ -211,31 +215,20 @@ class NeuralEstimatorBase(BaseEstimator):
         Raises
         ------
         ValueError
-            If the file is corrupt, not a checkpoint, from another estimator
-            class, or does not match this estimator's module or optimizer.
+            If the file is corrupt (its checksum), not a checkpoint, malformed,
+            from another estimator class, or saved with other parameters.
         """
-        from .callbacks._checkpoint import read_checkpoint
-
         validate_parameters(self)
         _routing.check_extra_params(self)
         device = resolve_device(self.device)
-        state = read_checkpoint(path, device)
-        if state["estimator"] != type(self).__name__:
-            raise ValueError(
-                f"{path} was saved by a {state['estimator']}, not a {type(self).__name__}."
-            )
+        state = _snapshot.read(path, device)
+        _snapshot.check_matches(state, self, path)
         work = working_copy(self, fitted=False)
         vars(work).update(state["data"])
         start_fresh(work, epoch=state["epoch"], step=state["step"])
+        _snapshot.restore_rng(work, state)
         build_objects(work, device, seed=0)
-        try:
-            work.module_.load_state_dict(state["module"])
-            work.optimizer_.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"{path} does not match this estimator's module or optimizer; build the "
-                f"estimator with the parameters that saved it. ({exc})"
-            ) from exc
+        _snapshot.load_objects(work, state, path)
         callbacks = _routing.fitted_callbacks(self)
         load_callback_states(callbacks, state["callbacks"])
         attach_callbacks(work, callbacks)

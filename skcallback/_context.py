@@ -61,6 +61,11 @@ class Context:
         Why, as given to :meth:`request_stop`.
     exception : BaseException or None
         The error that ended the fit, during ``on_exception``/``on_fit_end``.
+    progress : object
+        The loop's position in the current epoch (the learning rate it
+        started with, the batch losses so far, the generator state its
+        permutation was drawn from); checkpoints save it so a resume
+        continues mid-epoch exactly.
     grad_scaler : torch.amp.GradScaler or None
         The loss scaler of ``precision="16-mixed"``; a callback that reads or
         changes gradients calls ``ctx.grad_scaler.unscale_(ctx.optimizer)``
@@ -107,6 +112,7 @@ class Context:
         self.exception: BaseException | None = None
         self.skip_requested = False
         self.grad_scaler: Any = None
+        self.progress: Any = None
 
     def request_stop(self, reason: str | None = None) -> None:
         """Ask the loop to stop: the current epoch's training ends after the

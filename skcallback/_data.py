@@ -105,10 +105,10 @@ class TensorData:
         return math.ceil(self.n_samples / batch_size)
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None
+        self, batch_size: int, generator: torch.Generator | None, skip: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
         """Yield ``(X, y, sample_weight)`` batches, shuffled when a generator
-        is given."""
+        is given, leaving out the first ``skip`` batches (of a resumed epoch)."""
         source, w = self.source, self.w
         if generator is None:
             positions = None
@@ -117,7 +117,7 @@ class TensorData:
             positions = torch.randperm(self.n_samples, generator=generator)
             positions = positions.to(self.rows.device)
             rows = self.rows[positions]
-        for start in range(0, self.n_samples, batch_size):
+        for start in range(skip * batch_size, self.n_samples, batch_size):
             X_b, y_b = source.take(rows[start : start + batch_size])
             if w is None:
                 w_b = None

@@ -40,18 +40,18 @@ def run_fit(ctx: Context) -> None:
     """
     plan = ctx.plan
     hooks = plan.hooks
-    generator = torch.Generator().manual_seed(plan.seed)
-    dropout = torch.Generator(device=plan.device).manual_seed(plan.seed + 1)
     run = _Step(plan.compute_loss, plan.precision, plan.forward)
+    resume = _resume(ctx)
     with (
         _interrupts(ctx) as interrupted,
-        dropout_generator(dropout),
-        global_rng_scope(plan.custom_seed, plan.device),
+        dropout_generator(plan.dropout),
+        global_rng_scope(plan.custom_seed, plan.device, resume and resume["global_rng_state"]),
     ):
         try:
             fire(hooks.on_fit_begin, ctx)
-            while not ctx.stop_requested and ctx.epoch < ctx.max_epochs:
-                _run_epoch(ctx, hooks, plan.train, plan.valid, plan.batch_size, generator, run)
+            while (not ctx.stop_requested and ctx.epoch < ctx.max_epochs) or resume:
+                _run_epoch(ctx, hooks, plan, run, resume)
+                resume = None
         except BaseException as exc:
             _clean_up_after(ctx, hooks, exc, fit_end=True)
             raise
@@ -92,29 +92,66 @@ class _Step:
             fire(hooks.on_after_loss, ctx)
 
 
-def _run_epoch(ctx, hooks, train, valid, batch_size, generator, run: _Step) -> None:
+class Progress:
+    """The loop's position in the current epoch (see ``Context.progress``)."""
+
+    __slots__ = ("complete", "losses", "lr", "shuffle_state", "sizes")
+
+    def __init__(self, lr: float, shuffle_state: torch.Tensor, losses=(), sizes=()) -> None:
+        self.lr, self.shuffle_state = lr, shuffle_state
+        self.losses: list[torch.Tensor] = list(losses)
+        self.sizes: list[int] = list(sizes)
+        self.complete = False
+
+
+def _resume(ctx: Context) -> dict | None:
+    """Put the fit where its checkpoint left it; the position within an
+    unfinished epoch is returned for the first epoch to continue from."""
+    state = ctx.plan.resume
+    if state is None:
+        return None
+    ctx.epoch, ctx.step = state["epoch"], state["step"]
+    if state["stop_reason"] is not None:
+        ctx.request_stop(state["stop_reason"])
+    ctx.plan.dropout.set_state(state["dropout_state"])
+    ctx.plan.shuffle.set_state(state["shuffle_state"])
+    return state if state["batches_done"] else None
+
+
+def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     started = time.perf_counter()
     ctx.epoch += 1
-    ctx.metrics = {"epoch": ctx.epoch}
-    fire(hooks.on_epoch_begin, ctx)
-    lr = ctx.optimizer.param_groups[0]["lr"]
-    _train_phase(ctx, hooks, train, batch_size, generator, run)
-    if valid is not None:
-        _valid_phase(ctx, hooks, valid, batch_size, run)
-    ctx.metrics["lr"] = lr
+    if resume is None:
+        ctx.metrics = {"epoch": ctx.epoch}
+        fire(hooks.on_epoch_begin, ctx)
+        ctx.progress = Progress(ctx.optimizer.param_groups[0]["lr"], plan.shuffle.get_state())
+        done = 0
+    else:  # the epoch began before the checkpoint: its record is the last one
+        ctx.metrics = ctx.history[-1]
+        ctx.progress = Progress(
+            resume["epoch_lr"],
+            resume["shuffle_state"],
+            resume["epoch_losses"],
+            resume["epoch_sizes"],
+        )
+        done = resume["batches_done"]
+    _train_phase(ctx, hooks, plan.train, plan.batch_size, plan.shuffle, run, done)
+    if plan.valid is not None:
+        _valid_phase(ctx, hooks, plan.valid, plan.batch_size, run)
+    ctx.metrics["lr"] = ctx.progress.lr
     ctx.metrics["dur"] = time.perf_counter() - started
+    ctx.progress.complete = True
     fire(hooks.on_epoch_end, ctx)
 
 
-def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step) -> None:
+def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:
     module, optimizer = ctx.module, ctx.optimizer
     precision = run.precision
     module.train()
-    ctx.phase, ctx.batch, ctx.n_batches = "train", 0, data.n_batches(batch_size)
+    ctx.phase, ctx.batch, ctx.n_batches = "train", done, data.n_batches(batch_size)
     fire(hooks.on_train_begin, ctx)
-    losses: list[torch.Tensor] = []
-    weights: list[Any] = []
-    for X_b, y_b, w_b in data.batches(batch_size, generator):
+    losses, sizes = ctx.progress.losses, ctx.progress.sizes
+    for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
         if ctx.stop_requested:
             break
         ctx.batch += 1
@@ -137,13 +174,13 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step) -> No
                     fire(hooks.on_before_step, ctx)
                 precision.step(optimizer)
                 ctx.step += 1
+                losses.append(ctx.loss.detach())
+                sizes.append(len(X_b))
                 if hooks.on_after_step:
                     fire(hooks.on_after_step, ctx)
-                losses.append(ctx.loss.detach())
-                weights.append(len(X_b))
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
-    ctx.metrics["train_loss"] = _weighted_mean(losses, weights)
+    ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
     if losses:
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)

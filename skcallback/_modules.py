@@ -183,16 +183,21 @@ def _as_sizes(sizes: Any) -> tuple[int, ...]:
 
 
 @contextlib.contextmanager
-def global_rng_scope(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch's global generators with ``seed`` for a fit of a user
-    module, under a process-wide lock, and restore them afterwards; with
-    ``seed=None`` (the built-in MLP) do nothing."""
+def global_rng_scope(
+    seed: int | None, device: torch.device, state: torch.Tensor | None = None
+) -> Iterator[None]:
+    """Seed torch's global generators with ``seed`` (then set the CPU one to
+    ``state`` when resuming) for a fit of a user module, under a process-wide
+    lock, and restore them afterwards; with ``seed=None`` (the built-in MLP)
+    do nothing."""
     if seed is None:
         yield
         return
     devices = [device.index or 0] if device.type == "cuda" else []
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
+        if state is not None:
+            torch.random.set_rng_state(state)
         yield
 
 

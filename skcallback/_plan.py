@@ -21,14 +21,16 @@ import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 
-from . import _routing
+from . import _routing, _snapshot
 from ._data import Dataset, TensorData
 from ._device import resolve_device
 from ._dispatch import CallbackMap, HookTable
 from ._factories import build_criterion, build_optimizer, loss_function
+from ._fingerprint import fingerprint
 from ._modules import build_module, global_rng_scope
 from ._params import validate_parameters
 from ._precision import Precision, autocast, compiled_forward
+from ._snapshot import load_objects
 
 _SEED_BOUND = np.iinfo(np.int32).max
 #: Rows of the dry run that checks module, criterion and targets fit together.
@@ -70,11 +72,21 @@ class FitPlan:
         The metrics each epoch will record, mapped to whether lower is better
         (None when no direction is known). Callbacks that add a metric
         declare it with :meth:`declare_metric`.
+    resumed_from : str or None
+        The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
     """
 
     def __init__(self, **fields: Any) -> None:
         vars(self).update(fields)
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of the estimator's parameters and the fit's data, the
+        same in every process (computed once, when first asked)."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(*self.fingerprint_of)
+        return self._fingerprint
 
     def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
         """Announce that the fit's callbacks record ``name`` each epoch, and
@@ -155,33 +167,41 @@ def prepare(
     vars(work).update(target_state)
     sample_weight = work._check_weights(sample_weight, X)
     work._check_target_weights(y, sample_weight)
+    callbacks = _routing.fitted_callbacks(estimator)
+    plan = FitPlan(
+        estimator=work,
+        partial=partial,
+        continuing=continuing,
+        device=device,
+        metrics={"epoch": None, "train_loss": True, "lr": None, "dur": None},
+        fingerprint_of=(estimator, [X, y, sample_weight, X_val, y_val, sample_weight_val]),
+        resumed_from=None,
+        resume=None,
+    )
     if not continuing:
         start_fresh(work, epoch=0, step=0)
+        plan.resume = _resume_point(plan, callbacks, device)
     seed = int(work._rng.randint(_SEED_BOUND))
 
     data = Dataset(X, y, device)
     train, valid = _validation(
         work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
     )
-
-    callbacks = _routing.fitted_callbacks(estimator)
     if continuing:
         load_callback_states(callbacks, estimator.callbacks_)
-    if not continuing:
+    else:
         build_objects(work, device, seed)
     custom_seed = None if estimator.module is None else seed + 1
-    forward = compiled_forward(work.module_, estimator.compile)
     weighted = train.w is not None or (valid is not None and valid.w is not None)
     compute_loss = loss_function(work.criterion_, weighted=weighted)
-    precision = Precision(estimator.precision, device)
     with global_rng_scope(custom_seed, device):
         _dry_run(work, data, compute_loss, train.w is not None)
+    if plan.resume is not None:
+        load_objects(work, plan.resume, plan.resumed_from)
+        load_callback_states(callbacks, plan.resume["callbacks"])
 
     attach_callbacks(work, callbacks)
-    plan = FitPlan(
-        estimator=work,
-        partial=partial,
-        continuing=continuing,
+    vars(plan).update(
         first_epoch=work.n_iter_,
         max_epochs=work.n_iter_ + (1 if partial else estimator.max_epochs),
         n_train=train.n_samples,
@@ -189,17 +209,18 @@ def prepare(
         has_validation=valid is not None,
         batch_size=estimator.batch_size,
         n_batches=train.n_batches(estimator.batch_size),
-        device=device,
         outputs=work._outputs(),
-        metrics={"epoch": None, "train_loss": True, "lr": None, "dur": None},
         train=train,
         valid=valid,
-        seed=seed,
         custom_seed=custom_seed,
-        forward=forward,
+        shuffle=torch.Generator().manual_seed(seed),
+        dropout=torch.Generator(device=device).manual_seed(seed + 1),
+        forward=compiled_forward(work.module_, estimator.compile),
         compute_loss=compute_loss,
-        precision=precision,
+        precision=Precision(estimator.precision, device),
     )
+    if plan.resume is not None and plan.resume["grad_scaler"] and plan.precision.scaler:
+        plan.precision.scaler.load_state_dict(plan.resume["grad_scaler"])
     if valid is not None:
         plan.declare_metric("valid_loss", lower_is_better=True)
     for name, cb in callbacks:
@@ -210,6 +231,27 @@ def prepare(
             raise
     plan.hooks = HookTable(callbacks)
     return plan
+
+
+def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) -> Any:
+    """The checkpoint state a new fit continues from, when a callback (a
+    ``Checkpoint(resume=True)``) names one; its random state is restored on
+    the working estimator, so the validation split is the one it had."""
+    for name, cb in callbacks:
+        path = cb.resume_from(plan)
+        if path is None:
+            continue
+        state = _snapshot.read(path, device)
+        _snapshot.check_matches(state, plan.estimator, path)
+        if state["fingerprint"] != plan.fingerprint():
+            raise ValueError(
+                f"{path} is a checkpoint of another fit (other parameters or data); callback "
+                f"{name!r} cannot resume from it."
+            )
+        _snapshot.restore_rng(plan.estimator, state)
+        plan.resumed_from = str(path)
+        return state
+    return None
 
 
 def working_copy(estimator: Any, *, fitted: bool) -> Any:

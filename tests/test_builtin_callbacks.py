@@ -1,5 +1,6 @@
 """The other built-ins: scoring, scheduling, guards and loggers."""
 
+import io
 import pickle
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback import NeuralClassifier, NeuralRegressor, _snapshot
 from skcallback.callbacks import (
     Checkpoint,
     CSVLogger,
@@ -24,6 +25,7 @@ from skcallback.callbacks import (
     TerminateOnNaN,
     TimeLimit,
     TimeMonitor,
+    read_checkpoint,
 )
 
 ALL = [
@@ -157,6 +159,7 @@ def test_checkpoint_defaults_save_every_epoch_under_checkpoints(
         "keep_max": None,
         "monitor": None,
         "save_best_only": False,
+        "resume": False,
     }
     monkeypatch.chdir(tmp_path)
     est = NeuralRegressor(callbacks=[Checkpoint()], max_epochs=2).fit(X, y)
@@ -214,6 +217,8 @@ def test_checkpoint_files_hold_only_weights_only_safe_data(regression_data, tmp_
         max_epochs=2,
     ).fit(X, np.where(y > 0, "up", "down"))
     for path in est.callbacks_["checkpoint"].saved_paths_:
-        state = torch.load(path, weights_only=True)  # raises on any pickled object
+        payload = _snapshot.verify(path)  # the checksum holds
+        state = torch.load(io.BytesIO(payload), weights_only=True)  # raises on pickled objects
         assert {"module", "optimizer", "callbacks"} <= set(state)
+        assert read_checkpoint(path)["epoch"] == state["epoch"]
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically: no leftovers

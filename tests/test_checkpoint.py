@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, atomic_save
+from skcallback.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    LambdaCallback,
+    atomic_save,
+    read_checkpoint,
+)
 
 
 def test_every_epoch_with_mxnet_style_names(regression_data, tmp_path):
@@ -31,8 +37,9 @@ def test_every_n_steps_with_keep_max_like_mindspore(regression_data, tmp_path):
         max_epochs=2,
     ).fit(X, y)
     cp = est.callbacks_.checkpoint
-    assert [Path(p).name for p in cp.saved_paths_] == ["mnist-2_15.pt", "mnist-2_20.pt"]
-    assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == ["mnist-2_15.pt", "mnist-2_20.pt"]
+    names = ["mnist-0002-000000015.pt", "mnist-0002-000000020.pt"]
+    assert [Path(p).name for p in cp.saved_paths_] == names
+    assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == names
 
 
 def test_best_only_keeps_the_best_path(regression_data, scripted, tmp_path):
@@ -58,7 +65,7 @@ def test_a_checkpoint_loads_weights_only_and_restores_everything(classification_
     )
     fitted = NeuralClassifier(**params).fit(X, y)
     path = fitted.callbacks_.checkpoint.saved_paths_[-1]
-    state = torch.load(path, weights_only=True)
+    state = read_checkpoint(path)
     assert state["epoch"] == 4 and "module" in state and "optimizer" in state
     assert len(state["callbacks"]["history"]["records_"]) == 4
 
@@ -80,13 +87,15 @@ def test_corrupt_or_mismatched_files_are_clear_errors(regression_data, tmp_path)
     path = est.callbacks_.checkpoint.saved_paths_[0]
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(Path(path).read_bytes()[:100])
-    with pytest.raises(ValueError, match="not a readable skcallback checkpoint"):
+    with pytest.raises(ValueError, match="is corrupt: its checksum"):
         NeuralRegressor().load_checkpoint(truncated)
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a skcallback checkpoint"):
         NeuralRegressor().load_checkpoint(tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(ValueError, match=r"other parameters \(hidden_layer_sizes: saved"):
         NeuralRegressor(hidden_layer_sizes=(7,)).load_checkpoint(path)
+    with pytest.raises(ValueError, match=r"optimizer: saved 'adam', here 'sgd'"):
+        NeuralRegressor(optimizer="sgd").load_checkpoint(path)
     with pytest.raises(ValueError, match="saved by a NeuralRegressor"):
         NeuralClassifier().load_checkpoint(path)
     before = est.predict(X)
@@ -111,11 +120,19 @@ def test_a_crash_mid_write_never_leaves_a_truncated_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["model-0001.pt"]
 
 
-def test_parallel_fits_write_to_separate_folders(regression_data, tmp_path):
+def test_each_fit_has_its_own_folder_and_a_rerun_finds_it(regression_data, tmp_path):
     X, y = regression_data
-    a = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
-    b = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1).fit(X, y)
-    assert a.callbacks_.checkpoint.run_dir_ != b.callbacks_.checkpoint.run_dir_
+
+    def folder(**params):
+        est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1, **params)
+        return est.fit(X, y).callbacks_.checkpoint.run_dir_
+
+    first = folder(random_state=0)
+    assert folder(random_state=0) == first  # the same fit: the same folder
+    assert folder(random_state=1) != first  # other parameters
+    assert folder(random_state=0, lr=0.01) != first
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path)], max_epochs=1, random_state=0)
+    assert est.fit(X[:-1], y[:-1]).callbacks_.checkpoint.run_dir_ != first  # other data
 
 
 def test_feature_names_survive_a_checkpoint(regression_data, tmp_path):

@@ -14,8 +14,14 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
 from torch import nn
 
-from skcallback import Callback, NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import Checkpoint, EarlyStopping, LambdaCallback, TerminateOnNaN
+from skcallback import Callback, NeuralClassifier, NeuralRegressor, _snapshot
+from skcallback.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    LambdaCallback,
+    TerminateOnNaN,
+    read_checkpoint,
+)
 
 
 def test_regressor_learns_1d_and_2d_targets(regression_data):
@@ -732,9 +738,9 @@ class _Payload:
 def test_load_checkpoint_never_unpickles_arbitrary_objects(regression_data, tmp_path):
     X, y = regression_data
     source = NeuralRegressor(**_checkpointed_params(tmp_path)).fit(X, y)
-    state = torch.load(source.callbacks_["checkpoint"].saved_paths_[-1], weights_only=True)
+    state = read_checkpoint(source.callbacks_["checkpoint"].saved_paths_[-1])
     state["callbacks"]["early_stopping"]["payload_"] = _Payload()
-    torch.save(state, tmp_path / "tampered.pt")
+    _snapshot.write(state, tmp_path / "tampered.pt")  # a valid checksum: crafted, not corrupt
     _UNPICKLED.clear()
     est = NeuralRegressor(**_checkpointed_params(tmp_path))
     with pytest.raises(ValueError):

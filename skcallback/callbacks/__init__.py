@@ -5,7 +5,13 @@ attributes ending in ``_`` and is returned by ``state_dict()``.
 """
 
 from ._base import HOOKS, Callback
-from ._checkpoint import Checkpoint, atomic_save, save_checkpoint
+from ._checkpoint import (
+    Checkpoint,
+    atomic_save,
+    checkpoint_files,
+    read_checkpoint,
+    save_checkpoint,
+)
 from ._control import GradientClipping, TerminateOnNaN, TimeLimit
 from ._early_stopping import EarlyStopping
 from ._history import History
@@ -35,5 +41,7 @@ __all__ = [
     "TimeLimit",
     "TimeMonitor",
     "atomic_save",
+    "checkpoint_files",
+    "read_checkpoint",
     "save_checkpoint",
 ]

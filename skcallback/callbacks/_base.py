@@ -153,6 +153,17 @@ class Callback:
         The default checks nothing.
         """
 
+    def resume_from(self, plan: Any) -> str | None:
+        """A checkpoint file this new fit should continue from, or None.
+
+        Called before :meth:`setup`, for a fit that starts afresh (not a
+        warm start or ``partial_fit``); the first callback that names a file
+        decides. The file must be a checkpoint of the same fit
+        (``plan.fingerprint()``), or the fit raises. :class:`Checkpoint` with
+        ``resume=True`` uses it. Default: None.
+        """
+        return None
+
     def idle_hooks(self) -> set[str]:
         """Hooks this callback overrides but that have nothing to do with its
         parameters (e.g. per-batch work when it is configured per epoch); the

@@ -1,70 +1,22 @@
-"""Checkpoint: atomic, ``weights_only``-safe snapshots of a fit."""
+"""Checkpoint: atomic, checksummed, ``weights_only``-safe snapshots of a fit,
+and exact resume from them."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import tempfile
-import time
-import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from .. import _snapshot
 from ._base import Callback, positive_int
 from ._monitor import Monitor
-
-FORMAT = "skcallback-checkpoint-1"
-
-
-def _plain(value: Any) -> Any:
-    """Convert NumPy values to types ``torch.load(weights_only=True)`` accepts."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value.copy()) if value.dtype.kind in "biuf" else value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def checkpoint_state(ctx: Any) -> dict[str, Any]:
-    """Everything needed to resume: module, optimizer, callback states and
-    history, and what the estimator learned about its data."""
-    estimator = ctx.estimator
-    return {
-        "format": FORMAT,
-        "estimator": type(estimator).__name__,
-        "epoch": ctx.epoch,
-        "step": ctx.step,
-        "module": ctx.module.state_dict(),
-        "optimizer": ctx.optimizer.state_dict(),
-        "callbacks": {name: _plain(cb.state_dict()) for name, cb in ctx.callbacks.items()},
-        "data": _plain(estimator._data_state()),
-    }
-
-
-def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, flush, fsync,
-    then rename: a crash never leaves a truncated file under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
@@ -84,78 +36,122 @@ def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
 
 def save_checkpoint(ctx: Any, path: str | os.PathLike) -> Path:
     """Save the fit's current state to ``path`` (atomically); for custom
-    callbacks such as MindSpore's save-when-the-loss-is-low example."""
-    return atomic_save(checkpoint_state(ctx), path)
+    callbacks such as MindSpore's save-when-the-loss-is-low example. Called
+    from ``on_after_step`` it records the position within the epoch, so a
+    resume continues exactly from there."""
+    return _snapshot.write(_snapshot.snapshot(ctx), path)
 
 
-def read_checkpoint(path: str | os.PathLike, device: torch.device) -> dict[str, Any]:
-    """Load a checkpoint without unpickling arbitrary objects."""
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable skcallback checkpoint: {exc}") from exc
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a skcallback checkpoint (format {FORMAT!r} expected).")
-    state["data"] = _arrays(state["data"])
-    return state
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """The contents of a checkpoint file, checked (checksum, format, fields)
+    and loaded with ``torch.load(weights_only=True)``: plain data, never an
+    unpickled object.
+
+    Raises
+    ------
+    ValueError
+        If the file is corrupt, not a checkpoint, or malformed.
+    """
+    return _snapshot.read(path, torch.device(map_location))
 
 
-def _arrays(data: dict[str, Any]) -> dict[str, Any]:
-    """Undo :func:`_plain` for the estimator's array attributes."""
-    data = dict(data)
-    if "classes_" in data:
-        classes = data["classes_"]
-        data["classes_"] = np.asarray(
-            classes.numpy() if isinstance(classes, torch.Tensor) else classes
-        )
-    if "feature_names_in_" in data:
-        data["feature_names_in_"] = np.asarray(data["feature_names_in_"], dtype=object)
-    return data
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically (temporary file, flush,
+    fsync, rename): a crash never leaves a truncated file under ``path``."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return _snapshot.atomic_write(buffer.getvalue(), path)
+
+
+def checkpoint_files(folder: str | os.PathLike, prefix: str) -> list[Path]:
+    """The checkpoint files of ``folder`` named by a Checkpoint with
+    ``prefix``, oldest first (by epoch, then step; an epoch's final file after
+    its mid-epoch ones). Use ``checkpoint_files(est.callbacks_.checkpoint.run_dir_,
+    "model")[-1]`` for the newest."""
+    pattern = re.compile(rf"{re.escape(prefix)}-(\d{{4,}})(?:-(\d{{9,}}))?\.pt")
+    found = []
+    for path in Path(folder).glob(f"{glob_escape(prefix)}-*.pt"):
+        match = pattern.fullmatch(path.name)
+        if match:
+            epoch, step = int(match[1]), match[2]
+            found.append(((epoch, step is None, int(step or 0)), path))
+    return [path for _, path in sorted(found)]
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?[])", r"[\1]", text)
 
 
 class Checkpoint(Callback):
     """Save checkpoints during training (MXNet's ``save.checkpoint``,
-    MindSpore's ``ModelCheckpoint``).
+    MindSpore's ``ModelCheckpoint``), and resume from them.
 
-    A checkpoint holds the module, the optimizer, every callback's state and
-    the history. It is written atomically and loads with
-    ``torch.load(weights_only=True)``; restore it with
-    ``est.load_checkpoint(path)``. Each fit writes into its own folder under
-    ``dirname`` (``run_dir_``), so parallel fits never collide and a new run
-    never overwrites an old one. Checkpoint runs last (``order = inf``), so
-    a file holds the epoch's final state, EarlyStopping's included.
+    A checkpoint holds everything the rest of the fit depends on: module,
+    optimizer, every callback's state (history included), the random
+    generators and the position within the epoch. It is written atomically,
+    with a checksum, and loads with ``torch.load(weights_only=True)``.
+
+    Each fit writes into its own folder, ``<dirname>/<prefix>-<fingerprint>``
+    (``run_dir_``), named after a fingerprint of the estimator's parameters
+    and the training data: parallel fits never collide, and a re-run of the
+    same fit finds its files. Checkpoint runs last (``order = inf``), so a
+    file holds the epoch's final state, EarlyStopping's included.
 
     Parameters
     ----------
     dirname : str or path-like, default="checkpoints"
-        Where run folders are created.
+        Where fit folders are created (checked writable before training).
     prefix : str, default="model"
-        File names are ``<prefix>-0001.pt`` (epoch 1) or, with
-        ``every_n_steps``, ``<prefix>-<epoch>_<step>.pt``.
+        File names are ``<prefix>-0001.pt`` (end of epoch 1) and, with
+        ``every_n_steps``, ``<prefix>-0002-000000450.pt`` (epoch 2, step 450):
+        zero-padded, so names sort in time order.
     every : int or None, default=1
         Save every ``every`` epochs; None for no epoch saves.
     every_n_steps : int, optional
-        Save every ``every_n_steps`` optimizer steps instead of per epoch.
+        Save every ``every_n_steps`` optimizer steps (mid-epoch files)
+        instead of per epoch.
     keep_max : int, optional
-        Keep only the newest ``keep_max`` files.
+        Keep only the newest ``keep_max`` files of the fit's folder (the best
+        one is never removed).
     monitor : str, optional
         A metric whose best value is tracked (``best_path_``).
     save_best_only : bool, default=False
         With ``monitor``, save only epochs that improve it.
+    resume : bool, default=False
+        When the fit's folder already holds a checkpoint of the same fit
+        (same parameters and data), continue from its newest valid file, so
+        the fit ends exactly as the uninterrupted one would (bit for bit on
+        the CPU). A re-run of a killed script or grid search thus continues
+        every fit, and fits that had finished are not trained again.
 
     Attributes
     ----------
     run_dir_ : str
         The folder of this fit's files.
     saved_paths_ : list of str
-        Saved files that still exist, oldest first.
+        The checkpoint files in ``run_dir_``, oldest first.
     best_path_ : str or None
         The file of the best monitored epoch.
+    resumed_from_ : str or None
+        The file this fit resumed from.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import Checkpoint
+    >>> X = np.random.RandomState(0).normal(size=(100, 3)); y = X.sum(axis=1)
+    >>> folder = tempfile.mkdtemp()
+    >>> est = NeuralRegressor(max_epochs=3, random_state=0,
+    ...                       callbacks=[Checkpoint(dirname=folder, resume=True)]).fit(X, y)
+    >>> again = NeuralRegressor(max_epochs=3, random_state=0,
+    ...                         callbacks=[Checkpoint(dirname=folder, resume=True)]).fit(X, y)
+    >>> again.callbacks_.checkpoint.resumed_from_.endswith("model-0003.pt")  # nothing retrained
+    True
     """
 
     order = float("inf")
+    _fingerprint_ignores = ("resume",)
 
     def __init__(
         self,
@@ -166,6 +162,7 @@ class Checkpoint(Callback):
         keep_max: int | None = None,
         monitor: str | None = None,
         save_best_only: bool = False,
+        resume: bool = False,
     ) -> None:
         self.dirname = dirname
         self.prefix = prefix
@@ -174,12 +171,35 @@ class Checkpoint(Callback):
         self.keep_max = keep_max
         self.monitor = monitor
         self.save_best_only = save_best_only
+        self.resume = resume
+
+    def _folder(self, plan: Any) -> Path:
+        return Path(self.dirname) / f"{self.prefix}-{plan.fingerprint()[:16]}"
+
+    def resume_from(self, plan: Any) -> str | None:
+        if not self.resume:
+            return None
+        for path in reversed(checkpoint_files(self._folder(plan), self.prefix)):
+            try:
+                _snapshot.verify(path)
+            except (ValueError, OSError) as exc:
+                warnings.warn(
+                    f"Checkpoint skips {path} when resuming: {exc}", RuntimeWarning, stacklevel=2
+                )
+                continue
+            return str(path)
+        return None
 
     def setup(self, plan: Any) -> None:
         for name in ("every", "every_n_steps", "keep_max"):
             self._require(
                 name, positive_int(getattr(self, name), allow_none=True), "None or an int >= 1"
             )
+        self._require(
+            "prefix",
+            isinstance(self.prefix, str) and re.fullmatch(r"[\w.-]+", self.prefix) is not None,
+            "a file name prefix of letters, digits, '_', '.' or '-'",
+        )
         self._require(
             "monitor",
             self.monitor is not None or not self.save_best_only,
@@ -190,31 +210,36 @@ class Checkpoint(Callback):
             if self.monitor is None
             else Monitor.for_plan(plan, "Checkpoint", self.monitor, "auto", 0.0)
         )
-        if not hasattr(self, "run_dir_"):
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            self.run_dir_ = str(
-                Path(self.dirname) / f"run-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-            )
-            self.best_path_: str | None = None
+        folder = self._folder(plan)
+        ensure_writable(folder, "Checkpoint", "dirname")
+        for orphan in folder.glob(f".{glob_escape(self.prefix)}-*.pt.*.tmp"):
+            with contextlib.suppress(OSError):  # left by a write a crash interrupted
+                orphan.unlink()
+        self.run_dir_ = str(folder)
+        self.resumed_from_ = plan.resumed_from
+        if not hasattr(self, "best_score_"):
             self.best_score_: float | None = None
-        ensure_writable(Path(self.run_dir_), "Checkpoint", "dirname")
+        name = getattr(self, "_best_name", None)
+        best = folder / name if name else None
+        self.best_path_ = str(best) if best is not None and best.exists() else None
 
     def idle_hooks(self) -> set[str]:
         return {"on_after_step"} if self.every_n_steps is None else set()
 
     def on_fit_begin(self, ctx: Any) -> None:
-        self.saved_paths_ = [p for p in getattr(self, "saved_paths_", []) if Path(p).exists()]
+        self.saved_paths_ = [str(p) for p in checkpoint_files(self.run_dir_, self.prefix)]
 
     def on_exception(self, ctx: Any) -> None:
         if self.saved_paths_:
             ctx.exception.add_note(
                 f"The newest checkpoint of this fit is {self.saved_paths_[-1]}; "
-                "est.load_checkpoint(path) restores it."
+                "est.load_checkpoint(path) restores it, and Checkpoint(resume=True) continues "
+                "the fit from it."
             )
 
     def on_after_step(self, ctx: Any) -> None:
         if ctx.step % self.every_n_steps == 0:
-            self._save(ctx, f"{self.prefix}-{ctx.epoch}_{ctx.step}.pt")
+            self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}-{ctx.step:09d}.pt")
 
     def on_epoch_end(self, ctx: Any) -> None:
         improved = False
@@ -232,13 +257,15 @@ class Checkpoint(Callback):
                 and ctx.epoch % self.every == 0
             )
         if due:
-            path = self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt")
+            path = self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt", best=improved)
             if improved:
                 self.best_path_ = path
 
-    def _save(self, ctx: Any, filename: str) -> str:
+    def _save(self, ctx: Any, filename: str, best: bool = False) -> str:
         path = str(Path(self.run_dir_) / filename)
-        atomic_save(checkpoint_state(ctx), path)
+        if best:  # the file must know it is the best one when it is resumed from
+            self._best_name = filename
+        save_checkpoint(ctx, path)
         if path in self.saved_paths_:
             self.saved_paths_.remove(path)
         self.saved_paths_.append(path)
@@ -251,3 +278,22 @@ class Checkpoint(Callback):
             with contextlib.suppress(FileNotFoundError):
                 Path(victim).unlink()
         return path
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best score and the best file's name; never a path (a loaded
+        checkpoint must not decide where files are written or removed)."""
+        return {
+            "best_score": getattr(self, "best_score_", None),
+            "best_name": getattr(self, "_best_name", None),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        score, name = state.get("best_score"), state.get("best_name")
+        if score is not None and not isinstance(score, int | float):
+            raise ValueError(f"Checkpoint state: best_score must be a number; got {score!r}.")
+        if name is not None and (
+            not isinstance(name, str) or re.fullmatch(r"[\w.-]+\.pt", name) is None
+        ):
+            raise ValueError(f"Checkpoint state: best_name must be a file name; got {name!r}.")
+        self.best_score_ = score
+        self._best_name = name

@@ -110,6 +110,9 @@ class EarlyStopping(Callback):
             plan, "EarlyStopping", self.monitor, self.mode, self.min_delta
         )
         self._partial = plan.partial
+        # A new call to fit on a fitted estimator (warm start) gets `patience`
+        # epochs anew; a resumed fit carries on counting where it stopped.
+        self._new_patience = plan.continuing and not plan.partial
 
     def on_fit_begin(self, ctx: Any) -> None:
         if not hasattr(self, "best_score_"):
@@ -117,8 +120,8 @@ class EarlyStopping(Callback):
             self.best_epoch_ = 0
             self.wait_ = 0
             self._best_weights: dict[str, torch.Tensor] | None = None
-        if not self._partial:
-            self.wait_ = 0  # each call to fit gets `patience` epochs to improve
+        if self._new_patience:
+            self.wait_ = 0
         self.stopped_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Any) -> None:

@@ -161,8 +161,10 @@ class LRScheduler(Callback):
             self._key = plan.monitored("LRScheduler", self.monitor)
             if "mode" not in kwargs:
                 kwargs["mode"] = "min" if plan.minimizes("LRScheduler", self._key) else "max"
+        optimizer = plan.estimator.optimizer_
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         try:
-            self._scheduler = cls(plan.estimator.optimizer_, **kwargs)
+            self._scheduler = cls(optimizer, **kwargs)
         except Exception as exc:
             raise ValueError(
                 f"Could not build {cls.__name__} with {kwargs}: {type(exc).__name__}: {exc}. "
@@ -170,9 +172,30 @@ class LRScheduler(Callback):
                 "(cb__lr_scheduler__<name>)."
             ) from exc
         pending = getattr(self, "_pending_state", None)
-        if pending:
+        if pending:  # a warm start or a resume: the schedule carries on
             self._scheduler.load_state_dict(pending)
             self._pending_state = None
+            # Building the scheduler reset the learning rates (and momenta,
+            # for OneCycleLR) to their start; the optimizer already held where
+            # the schedule was.
+            for group, saved in zip(optimizer.param_groups, groups, strict=True):
+                group.update(saved)
+            if plan.continuing:
+                self._check_cycle_left(plan)
+
+    def _check_cycle_left(self, plan: Any) -> None:
+        """OneCycleLR cannot step past its cycle: say so before training."""
+        scheduler = self._scheduler
+        if not isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            return
+        per_epoch = plan.n_batches if self.step_every == "batch" else 1
+        needed = scheduler.last_epoch + (plan.max_epochs - plan.first_epoch) * per_epoch
+        if needed > scheduler.total_steps:
+            raise ValueError(
+                f"OneCycleLR's cycle of {scheduler.total_steps} steps would be exceeded by this "
+                f"fit ({needed} steps); its cycle covered the first fit. Refit with "
+                "warm_start=False, or pass total_steps covering every fit."
+            )
 
     def idle_hooks(self) -> set[str]:
         return {"on_epoch_end"} if self.step_every == "batch" else {"on_after_step"}
