@@ -27,6 +27,12 @@ def add_rmse(ctx) -> None:
     ctx.metrics[f"{phase}_rmse"] = math.sqrt(ctx.metrics[f"{phase}_loss"])
 
 
+def declare_rmse(plan) -> None:
+    """Announce the metrics add_rmse records, so other callbacks may use them."""
+    for phase in ("train", "valid"):
+        plan.declare_metric(f"{phase}_rmse", lower_is_better=True)
+
+
 def early_stop(threshold: float):
     """mx.callback.early.stop: returning False stops training."""
 
@@ -48,7 +54,9 @@ def main(max_epochs: int = 30) -> None:
             batch_size=20,
             max_epochs=max_epochs,
             callbacks=[
-                LambdaCallback(name="rmse", on_train_end=add_rmse, on_valid_end=add_rmse),
+                LambdaCallback(
+                    name="rmse", setup=declare_rmse, on_train_end=add_rmse, on_valid_end=add_rmse
+                ),
                 MetricLogger(every=5, train="train_rmse", valid="valid_rmse"),
                 Checkpoint(dirname=folder, prefix="diabetes"),
                 LambdaCallback(name="early_stop", on_epoch_end=early_stop(58.0)),

@@ -22,13 +22,14 @@ import torch
 EVAL_BATCH_SIZE = 16384
 
 
+# We never write to the tensors made from the user's arrays, so a read-only
+# array is fine; one filter at import, as catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
+
+
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A tensor on ``device``; on the CPU it shares ``array``'s memory (we
-    never write to it, so a read-only array is fine)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.to(device)
+    """A tensor on ``device``; on the CPU it shares ``array``'s memory."""
+    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
 
 def normalized_weights(sample_weight: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
@@ -58,7 +59,6 @@ class Dataset:
         self.storage = torch.device("cpu") if self.streamed else device
         self.X = X if self.sparse else self.hold(as_tensor(X, self.storage))
         self.y = self.hold(as_tensor(y, self.storage))
-        self.n_features = X.shape[1]
         self.dtype = X.dtype
 
     def hold(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -38,10 +38,11 @@ def build_criterion(estimator: Any, device: torch.device) -> Any:
                 f"parameters {params}: {type(exc).__name__}: {exc}"
             ) from exc
     reduction = getattr(built, "reduction", "mean")
-    if reduction not in ("mean", "sum"):
+    if reduction != "mean":
         raise InvalidParameterError(
-            f"The criterion's reduction must be 'mean' or 'sum' (a scalar loss per batch; "
-            f"sample_weight weighs samples); got criterion__reduction={reduction!r}."
+            f"The criterion's reduction must be 'mean' (the loss of a batch is the mean of its "
+            f"samples'; sample_weight weighs samples, and lr scales the step); got "
+            f"criterion__reduction={reduction!r}."
         )
     return built.to(device) if isinstance(built, nn.Module) else built
 
@@ -96,9 +97,8 @@ def _check_optimizer(cls: type, params: dict[str, Any], lr: float) -> None:
 
 
 def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
-    """``loss(y_pred, y, w)``: the criterion, or with sample weights its
-    per-sample values times the (mean-normalised) weights, reduced as the
-    criterion reduces (mean or sum)."""
+    """``loss(y_pred, y, w)``: the criterion, or with sample weights the mean
+    of its per-sample values times the (mean-normalised) weights."""
     if not weighted:
         return lambda y_pred, y, w: criterion(y_pred, y)
     if not hasattr(criterion, "reduction"):
@@ -108,16 +108,14 @@ def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
         )
     per_sample = copy.copy(criterion)
     per_sample.reduction = "none"
-    reduce = torch.sum if criterion.reduction == "sum" else torch.mean
 
     def compute(y_pred, y, w):
         if w is None:  # a phase whose weights are all equal
             return criterion(y_pred, y)
         losses = per_sample(y_pred, y)
         if losses.ndim > 1:
-            losses = losses.reshape(len(losses), -1)
-            losses = losses.sum(1) if criterion.reduction == "sum" else losses.mean(1)
-        return reduce(losses * w)
+            losses = losses.reshape(len(losses), -1).mean(1)
+        return (losses * w).mean()
 
     return compute
 

@@ -66,8 +66,8 @@ def run_fit(ctx: Context) -> None:
             raise error
     if interrupted():
         warnings.warn(
-            f"Training was interrupted (Ctrl-C) in epoch {ctx.epoch}; the estimator keeps "
-            "the weights of the last completed step. Press Ctrl-C twice to abort instead.",
+            f"Training was interrupted (Ctrl-C) in epoch {ctx.epoch}: the fit ended after "
+            "the current batch, as if stopped. Press Ctrl-C twice to abort instead.",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -215,7 +215,7 @@ def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
     this is the sample-weighted mean loss of the phase."""
     if not losses:
         return float("nan")
-    stacked = torch.stack([loss.float() for loss in losses])
+    stacked = torch.stack([loss.double() for loss in losses])
     counts = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
     return float((stacked * counts).sum() / counts.sum())
 
@@ -232,8 +232,9 @@ def _check_finite(ctx: Context) -> None:
     lr = ctx.optimizer.param_groups[0]["lr"]
     raise ValueError(
         f"Training diverged in epoch {ctx.epoch}: {what}. Scale the inputs and targets "
-        f"(e.g. StandardScaler), lower lr (now {lr:g}) or add GradientClipping; "
-        "TerminateOnNaN() stops at the last finite loss instead of failing."
+        f"(e.g. StandardScaler), lower lr (now {lr:g}) or add GradientClipping. "
+        "TerminateOnNaN() stops at the first non-finite loss instead of failing, but cannot "
+        "undo a step that made the weights non-finite."
     )
 
 

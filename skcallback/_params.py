@@ -95,8 +95,10 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "device": (_is_device, "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"),
     "random_state": (
-        lambda v: v is None or _is_int(v) or isinstance(v, np.random.RandomState),
-        "None, an int or a numpy RandomState",
+        lambda v: (
+            v is None or (_is_int(v) and 0 <= v < 2**32) or isinstance(v, np.random.RandomState)
+        ),
+        "None, an int in [0, 2**32 - 1] or a numpy RandomState",
     ),
     "verbose": (lambda v: isinstance(v, numbers.Integral) and v >= 0, "an int >= 0"),
     "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
+from torch import nn
 
 from . import _routing, _snapshot
 from ._data import Dataset, TensorData
@@ -191,7 +192,7 @@ def prepare(
         load_callback_states(callbacks, estimator.callbacks_)
     else:
         build_objects(work, device, seed)
-    custom_seed = None if estimator.module is None else seed + 1
+    custom_seed = None if _owns_its_randomness(estimator) else seed + 1
     weighted = train.w is not None or (valid is not None and valid.w is not None)
     compute_loss = loss_function(work.criterion_, weighted=weighted)
     with global_rng_scope(custom_seed, device):
@@ -231,6 +232,13 @@ def prepare(
             raise
     plan.hooks = HookTable(callbacks)
     return plan
+
+
+def _owns_its_randomness(estimator: Any) -> bool:
+    """Whether the fit's module draws only from the fit's own generators: the
+    built-in MLP with a built-in activation (a user's activation class, such
+    as RReLU, may use torch's global generator)."""
+    return estimator.module is None and isinstance(estimator.activation, str)
 
 
 def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) -> Any:
@@ -309,7 +317,7 @@ def build_objects(work: Any, device: torch.device, seed: int) -> None:
     """Module, criterion and optimizer of a new fit, on ``work``."""
     params = _routing.routed(work, "module__")
     generator = torch.Generator().manual_seed(seed)
-    custom_seed = None if work.module is None else seed
+    custom_seed = None if _owns_its_randomness(work) else seed
     with global_rng_scope(custom_seed, device):
         module = build_module(work, work.n_features_in_, work.n_outputs_, params, generator)
     dtype = torch.float64 if work.precision == "64" else None
@@ -342,9 +350,14 @@ def _validation(
     if X_val is not None or y_val is not None:
         if X_val is None or y_val is None:
             raise ValueError("Pass both X_val and y_val (or neither) for validation.")
-        X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
-        y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
-        w_val = work._check_weights(sample_weight_val, X_val)
+        try:
+            X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
+            y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
+            w_val = work._check_weights(sample_weight_val, X_val)
+        except ValueError as exc:
+            raise ValueError(
+                f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
+            ) from exc
         valid = Dataset(X_val, y_val, device).subset(np.arange(len(y_val)), w_val)
         return data.subset(everything, sample_weight), valid
     if sample_weight_val is not None:
@@ -367,6 +380,11 @@ def _validation(
         if counts.min() >= 2 and len(counts) <= n_valid <= n_samples - len(counts):
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
     train, valid = (np.sort(part) for part in next(splitter.split(everything, labels)))
+    if sample_weight is not None and not sample_weight[train].any():
+        raise ValueError(
+            "Every sample left for training has zero weight (the non-zero ones were held out "
+            "for validation); pass X_val and y_val, or set validation_fraction=None."
+        )
     if sample_weight is not None and not sample_weight[valid].any():
         raise ValueError(
             "Every sample held out for validation has zero weight, so valid_loss is "
@@ -404,12 +422,9 @@ def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> Non
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
             _check_output(work, output, n_rows)
+            _check_elementwise_targets(work, output, y_b)
             try:
-                with warnings.catch_warnings():
-                    # torch warns, then broadcasts, when target and output sizes
-                    # differ: that trains on the wrong pairs.
-                    warnings.filterwarnings("error", message=".*target size.*different")
-                    loss = compute_loss(output, y_b, w_b)
+                loss = compute_loss(output, y_b, w_b)
             except Exception as exc:
                 raise ValueError(
                     f"The criterion {type(criterion).__name__} could not compute a loss from "
@@ -441,6 +456,21 @@ def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> Non
         for parameter in module.parameters():
             parameter.grad = None
         module.train(was_training)
+
+
+#: Losses that compare output and target element by element: torch warns and
+#: broadcasts when their shapes differ, which trains on the wrong pairs.
+_ELEMENTWISE = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss)
+
+
+def _check_elementwise_targets(work: Any, output: torch.Tensor, y: torch.Tensor) -> None:
+    criterion = work.criterion_
+    if isinstance(criterion, _ELEMENTWISE) and tuple(output.shape) != tuple(y.shape):
+        raise ValueError(
+            f"The criterion {type(criterion).__name__} compares output and targets element "
+            f"by element, but the output has shape {tuple(output.shape)} and the targets "
+            f"{tuple(y.shape)} ({y.dtype}); it would broadcast them. {work._criterion_hint}"
+        )
 
 
 def _check_output(work: Any, output: Any, n_rows: int) -> None:

@@ -64,9 +64,9 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     compile : bool, default=False
         Train through ``torch.compile(module)``; where compiling fails, a
         warning is given and training runs eagerly.
-    precision : {"32", "bf16-mixed", "16-mixed"}, default="32"
-        Float32, or mixed precision under ``torch.autocast`` (float16 adds a
-        gradient scaler). Predictions use the same autocast.
+    precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
+        Float32, float64, or mixed precision under ``torch.autocast``
+        (float16 adds a gradient scaler). Predictions use the same precision.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.

@@ -9,6 +9,7 @@ callback, then ``cb__<name>__<param>`` sets a parameter on it.
 from __future__ import annotations
 
 import copy
+import numbers
 from typing import Any
 
 from sklearn.base import clone
@@ -85,7 +86,7 @@ def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
             f"Callback names must be unique; {duplicates} appear more than once. Give "
             "them distinct names with (name, callback) pairs."
         )
-    verbose = estimator.verbose if isinstance(estimator.verbose, int) else 0
+    verbose = int(estimator.verbose) if isinstance(estimator.verbose, numbers.Integral) else 0
     if "history" not in names:
         entries.insert(0, ("history", History()))
     if verbose >= 1 and "print_log" not in names:
@@ -141,9 +142,15 @@ def check_callback_param(estimator: Any, key: str) -> None:
     cb = entries[name]
     if param and cb is not None:
         # The callback's own set_params decides which names it takes (an
-        # LRScheduler takes its policy's arguments); try it on a copy.
+        # LRScheduler takes its policy's arguments); try every parameter set
+        # for this callback on a copy, so a policy and its arguments can be
+        # set together.
+        prefix = f"cb__{name}__"
+        given = {
+            k[len(prefix) :]: v for k, v in extra_params(estimator).items() if k.startswith(prefix)
+        }
         try:
-            copy.copy(cb).set_params(**{param: getattr(estimator, key)})
+            copy.copy(cb).set_params(**given)
         except ValueError as exc:
             raise ValueError(f"{exc} (from {key!r}, callback {name!r})") from None
 
@@ -163,7 +170,14 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
     for position, (name, cb) in enumerate(entries):
         if cb is None:
             continue
-        cb = clone(cb)
+        try:
+            cb = clone(cb)
+        except Exception as exc:
+            raise TypeError(
+                f"Callback {name!r} ({type(cb).__name__}) cannot be cloned for the fit: "
+                f"{type(exc).__name__}: {exc}. Every fit works on a copy of each callback, "
+                "parameters included: give parameters that copy.deepcopy can copy."
+            ) from exc
         try:
             cb.set_params(**params.get(name, {}))
         except ValueError as exc:

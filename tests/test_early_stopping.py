@@ -215,3 +215,21 @@ def test_threshold_in_max_mode_and_min_delta_in_min_mode(regression_data, script
     ).fit(X, y)
     assert est.n_iter_ == 3  # 0.95 and 0.92 improve on 1.0 by less than 0.1
     assert est.callbacks_["early_stopping"].best_score_ == 1.0
+
+
+def test_patience_0_stops_at_the_first_epoch_without_improvement(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([3.0, 2.0, 1.0, 1.5, 0.5]), EarlyStopping(patience=0)], max_epochs=5
+    ).fit(X, y)
+    assert est.n_iter_ == 4
+
+
+def test_a_fit_then_partial_fit_without_validation_starts_a_new_best(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, lr=0.01, callbacks=[EarlyStopping(patience=2)])
+    est.fit(X, y)
+    with pytest.warns(UserWarning, match="monitors 'train_loss' instead"):
+        est.partial_fit(X, y)
+    stopping = est.callbacks_.early_stopping
+    assert stopping.best_key_ == "train_loss" and stopping.best_epoch_ == 4

@@ -748,3 +748,34 @@ def test_load_checkpoint_never_unpickles_arbitrary_objects(regression_data, tmp_
     assert _UNPICKLED == []
     with pytest.raises(NotFittedError):
         est.predict(X)
+
+
+def test_a_user_activation_class_runs_under_the_fits_seed(regression_data):
+    X, y = regression_data
+
+    def fit():
+        est = NeuralRegressor(activation=nn.RReLU, max_epochs=2, random_state=0)
+        return est.fit(X, y).predict(X)
+
+    torch.manual_seed(1)
+    first = fit()
+    state = torch.random.get_rng_state()
+    torch.manual_seed(2)
+    np.testing.assert_array_equal(first, fit())
+    torch.manual_seed(1)
+    fit()
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_zero_weights_on_every_training_sample_are_an_error(regression_data):
+    X, y = regression_data
+    with pytest.raises(ValueError, match="Every sample left for training has zero weight"):
+        NeuralRegressor(max_epochs=1, validation_fraction=0.9, random_state=0).fit(
+            X, y, sample_weight=np.r_[np.ones(11), np.zeros(109)]
+        )
+
+
+def test_float64_training_handles_losses_beyond_float32(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(precision="64", max_epochs=1, random_state=0).fit(X, y * 1e22)
+    assert np.isfinite(est.history_[-1]["train_loss"]) and est.history_[-1]["train_loss"] > 1e40

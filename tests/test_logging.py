@@ -162,3 +162,28 @@ def test_progress_bar_leaves_finished_bars_only_when_asked(
     err = capsys.readouterr().err
     assert "epoch 2" in err
     assert err.count("\n") == (2 if leave else 0)  # a kept bar ends its line
+
+
+def test_csv_logger_adds_the_rows_of_continuing_fits(regression_data, tmp_path):
+    X, y = regression_data
+    path = tmp_path / "log.csv"
+    est = NeuralRegressor(max_epochs=2, warm_start=True, callbacks=[CSVLogger(path)])
+    est.fit(X, y).fit(X, y)
+    est.partial_fit(X, y)  # no validation: an empty valid_loss
+    with path.open() as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[-1]["valid_loss"] == "" and float(rows[-1]["train_loss"]) > 0
+
+
+def test_csv_logger_writes_under_an_existing_header(regression_data, tmp_path):
+    X, y = regression_data
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,valid_loss,other\n0,9.0,x\n")
+    est = NeuralRegressor(max_epochs=1, callbacks=[CSVLogger(path, append=True)])
+    with pytest.warns(UserWarning, match=r"\['train_loss', 'lr', 'dur'\] are not in it"):
+        est.fit(X, y)
+    with path.open() as file:
+        rows = list(csv.DictReader(file))
+    assert rows[1]["epoch"] == "1" and rows[1]["other"] == ""
+    assert float(rows[1]["valid_loss"]) == pytest.approx(est.history_[0]["valid_loss"])

@@ -1,5 +1,6 @@
 """LRScheduler: any torch scheduler, per epoch or per batch."""
 
+import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
@@ -9,6 +10,10 @@ from skcallback import NeuralRegressor
 from skcallback.callbacks import (
     LRScheduler,
 )
+
+
+def _halving(epoch):
+    return 0.5**epoch
 
 
 def test_lr_scheduler_steps_per_epoch_and_records_lr(regression_data):
@@ -123,3 +128,36 @@ def test_defaults_and_policy_kwargs_survive_clone():
         "T_max": 7,
         "eta_min": 0.01,
     }
+
+
+@pytest.mark.parametrize(
+    ("policy", "kwargs"),
+    [
+        ("LinearLR", {"start_factor": 0.2, "total_iters": 5}),
+        ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2}),
+        ("LambdaLR", {"lr_lambda": _halving}),
+    ],
+)
+def test_a_schedule_continues_across_warm_starts_as_in_one_fit(regression_data, policy, kwargs):
+    X, y = regression_data
+
+    def make(max_epochs, **params):
+        scheduler = LRScheduler(policy, **kwargs)
+        return NeuralRegressor(max_epochs=max_epochs, lr=0.1, random_state=0, **params).set_params(
+            callbacks=[scheduler]
+        )
+
+    one = make(6).fit(X, y).history_.get("lr")
+    warm = make(3, warm_start=True).fit(X, y)
+    assert warm.fit(X, y).history_.get("lr") == pytest.approx(one)
+
+
+def test_a_one_cycle_exhausted_by_a_warm_start_is_an_error_before_training(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=3, warm_start=True, callbacks=[LRScheduler("OneCycleLR", max_lr=0.1)]
+    ).fit(X, y)
+    before = est.predict(X)
+    with pytest.raises(ValueError, match=r"OneCycleLR's cycle of 3 steps would be exceeded"):
+        est.fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), before)

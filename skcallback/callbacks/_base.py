@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import numbers
 import re
 from collections.abc import Callable
 from typing import Any
@@ -37,11 +38,11 @@ def positive_int(value: Any, *, allow_none: bool = False) -> bool:
     """An int >= 1 (not a bool), or None when allowed."""
     if value is None:
         return allow_none
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 def positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
 
 
 def snake_case(name: str) -> str:
@@ -52,7 +53,19 @@ def snake_case(name: str) -> str:
 
 def check_hook_names(cb: Any, name: str) -> None:
     """A public method named like a hook but not one (``on_epoch_ends``) is
-    a mistake the loop would silently ignore: make it an error."""
+    a mistake the loop would silently ignore, and a hook that cannot take
+    ``ctx`` would fail mid-training: make both errors before the fit."""
+    for hook, handler in cb._hook_handlers().items():
+        try:
+            inspect.signature(handler).bind(None)
+        except TypeError:
+            raise ValueError(
+                f"Callback {name!r} ({type(cb).__name__}): {hook} must take one argument, "
+                f"the context (def {hook}(self, ctx)); its signature is "
+                f"{inspect.signature(handler)}."
+            ) from None
+        except ValueError:  # no signature to inspect (a builtin): let it run
+            pass
     for attr in dir(type(cb)):
         if attr.startswith("on_") and attr not in HOOKS and callable(getattr(type(cb), attr)):
             close = difflib.get_close_matches(attr, HOOKS, n=1)

@@ -230,7 +230,7 @@ class Checkpoint(Callback):
         self.saved_paths_ = [str(p) for p in checkpoint_files(self.run_dir_, self.prefix)]
 
     def on_exception(self, ctx: Any) -> None:
-        if self.saved_paths_:
+        if getattr(self, "saved_paths_", None):
             ctx.exception.add_note(
                 f"The newest checkpoint of this fit is {self.saved_paths_[-1]}; "
                 "est.load_checkpoint(path) restores it, and Checkpoint(resume=True) continues "

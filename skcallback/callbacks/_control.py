@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Any
 
@@ -55,6 +56,11 @@ class GradientClipping(Callback):
 
     def setup(self, plan: Any) -> None:
         self._require("max_norm", positive_number(self.max_norm), "a number > 0")
+        self._require(
+            "norm_type",
+            isinstance(self.norm_type, numbers.Real) and not isinstance(self.norm_type, bool),
+            "a number (float('inf') for the max norm)",
+        )
 
     def on_before_step(self, ctx: Any) -> None:
         if ctx.grad_scaler is not None:  # clip the true gradients, not the scaled ones

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -93,7 +94,7 @@ class EarlyStopping(Callback):
     def setup(self, plan: Any) -> None:
         self._require(
             "patience",
-            isinstance(self.patience, int)
+            isinstance(self.patience, numbers.Integral)
             and not isinstance(self.patience, bool)
             and self.patience >= 0,
             "an int >= 0",
@@ -101,14 +102,28 @@ class EarlyStopping(Callback):
         self._require("mode", self.mode in ("auto", "min", "max"), "'auto', 'min' or 'max'")
         self._require(
             "min_delta",
-            isinstance(self.min_delta, int | float)
+            isinstance(self.min_delta, numbers.Real)
             and not isinstance(self.min_delta, bool)
             and self.min_delta >= 0,
             "a number >= 0",
         )
+        self._require(
+            "threshold",
+            self.threshold is None
+            or (isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)),
+            "None or a number",
+        )
         self._monitor = Monitor.for_plan(
             plan, "EarlyStopping", self.monitor, self.mode, self.min_delta
         )
+        if hasattr(self, "best_score_") and getattr(self, "best_key_", None) not in (
+            None,
+            self._monitor.key,
+        ):
+            # The metric changed (a partial_fit without validation after a fit
+            # with it): a best score of another metric means nothing here.
+            del self.best_score_
+        self.best_key_ = self._monitor.key
         self._partial = plan.partial
         # A new call to fit on a fitted estimator (warm start) gets `patience`
         # epochs anew; a resumed fit carries on counting where it stopped.
@@ -140,7 +155,7 @@ class EarlyStopping(Callback):
         if self.threshold is not None and monitor.passes(value, self.threshold):
             self.stopped_epoch_ = ctx.epoch
             ctx.request_stop(f"early_stopping: {key}={value:.6g} passed {self.threshold}")
-        elif self.wait_ >= self.patience:
+        elif self.wait_ > 0 and self.wait_ >= self.patience:
             self.stopped_epoch_ = ctx.epoch
             best = (
                 "no finite value yet"

@@ -9,6 +9,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,15 @@ class PrintLog(Callback):
     ) -> None:
         self.keys = keys
         self.sink = sink
+
+    def setup(self, plan: Any) -> None:
+        self._require(
+            "keys",
+            self.keys is None
+            or (not isinstance(self.keys, str) and all(isinstance(k, str) for k in self.keys)),
+            "None or a list of metric names",
+        )
+        self._require("sink", callable(self.sink), "a callable taking a line of text")
 
     def on_fit_begin(self, ctx: Any) -> None:
         self._columns: list[str] | None = None
@@ -146,6 +156,7 @@ class LossMonitor(Callback):
 
     def setup(self, plan: Any) -> None:
         self._require("every", positive_int(self.every), "an int >= 1")
+        self._require("sink", callable(self.sink), "a callable taking a line of text")
 
     def on_train_batch_end(self, ctx: Any) -> None:
         if ctx.batch % self.every == 0 and ctx.loss is not None:
@@ -190,6 +201,10 @@ class MetricLogger(Callback):
 
     def setup(self, plan: Any) -> None:
         self._require("every", positive_int(self.every, allow_none=True), "None or an int >= 1")
+        self._require("sink", callable(self.sink), "a callable taking a line of text")
+        recorded = f"a metric of the fit {sorted(plan.metrics)}"
+        self._require("train", self.train in plan.metrics, recorded)
+        self._require("valid", self.valid in plan.metrics or not plan.has_validation, recorded)
 
     def idle_hooks(self) -> set[str]:
         # Nothing to do per batch without ``every``: keep the batch loop free.
@@ -264,7 +279,9 @@ class CSVLogger(Callback):
     path : str or path-like
         The file to write.
     append : bool, default=False
-        Add to an existing file instead of replacing it.
+        Add to an existing file instead of replacing it. A fit that continues
+        training (``warm_start``, ``partial_fit``, a resumed fit) always adds
+        its rows.
     """
 
     def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
@@ -272,6 +289,8 @@ class CSVLogger(Callback):
         self.append = append
 
     def setup(self, plan: Any) -> None:
+        # A fit that continues (warm start, partial_fit, resume) adds its rows.
+        self._append = self.append or plan.continuing or plan.resumed_from is not None
         path = Path(self.path)
         if path.is_dir():
             raise IsADirectoryError(
@@ -285,16 +304,29 @@ class CSVLogger(Callback):
 
     def on_fit_begin(self, ctx: Any) -> None:
         path = Path(self.path)
-        self._has_header = self.append and path.exists() and path.stat().st_size > 0
-        self._file = path.open("a" if self.append else "w", newline="")
+        self._header = None
+        if self._append and path.exists() and path.stat().st_size > 0:
+            with path.open(newline="") as file:
+                self._header = next(csv.reader(file), None)
+        self._file = path.open("a" if self._append else "w", newline="")
         self._writer: csv.DictWriter | None = None
 
     def on_epoch_end(self, ctx: Any) -> None:
         if self._writer is None:
+            columns = self._header or list(ctx.metrics)
+            missing = [key for key in ctx.metrics if key not in columns]
+            if missing:
+                warnings.warn(
+                    f"CSVLogger adds rows to {str(self.path)!r} under its header {columns}; "
+                    f"{missing} are not in it and are not written. Write to another path, or "
+                    "set append=False to replace the file.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             self._writer = csv.DictWriter(
-                self._file, fieldnames=list(ctx.metrics), extrasaction="ignore"
+                self._file, fieldnames=columns, extrasaction="ignore", restval=""
             )
-            if not self._has_header:
+            if self._header is None:
                 self._writer.writeheader()
         self._writer.writerow(ctx.metrics)
         self._file.flush()
