@@ -1,0 +1,233 @@
+"""Exact resume: a fit interrupted at any moment and run again with
+``Checkpoint(resume=True)`` ends bit for bit as the uninterrupted fit."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    LambdaCallback,
+    LRScheduler,
+    checkpoint_files,
+)
+
+CRASH_AT = [None]
+
+
+def crash(ctx):
+    """Fails the fit at step CRASH_AT[0]; a module-level switch, so the
+    crashing fit has the same parameters (and folder) as its re-run."""
+    if ctx.step == CRASH_AT[0]:
+        raise RuntimeError("simulated crash")
+
+
+def make(folder, every_n_steps=None, **params):
+    return NeuralClassifier(
+        hidden_layer_sizes=(16,),
+        dropout=0.3,
+        batch_size=32,
+        max_epochs=10,
+        random_state=0,
+        callbacks=[
+            Checkpoint(dirname=folder, every_n_steps=every_n_steps, keep_max=3, resume=True),
+            EarlyStopping(patience=3),
+            EpochScoring("accuracy"),
+            LRScheduler("OneCycleLR", max_lr=0.05, step_every="batch"),
+            LambdaCallback(name="crash", on_after_step=crash),
+        ],
+        **params,
+    )
+
+
+@pytest.fixture
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.values(), b.values(), strict=True))
+
+
+@pytest.mark.parametrize("every_n_steps", [None, 7])
+@pytest.mark.parametrize("crash_at", [12, 23, 50])
+def test_a_crashed_fit_resumes_bit_for_bit(tmp_path, data, every_n_steps, crash_at):
+    X, y = data
+    reference = make(tmp_path / "reference", every_n_steps).fit(X, y)
+    CRASH_AT[0] = crash_at
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash") as info:
+            make(tmp_path / "run", every_n_steps).fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    assert any("newest checkpoint" in note for note in info.value.__notes__)
+    resumed = make(tmp_path / "run", every_n_steps).fit(X, y)
+    assert resumed.callbacks_.checkpoint.resumed_from_ is not None
+    assert same_weights(resumed.module_.state_dict(), reference.module_.state_dict())
+    assert (resumed.n_iter_, resumed.n_steps_) == (reference.n_iter_, reference.n_steps_)
+    assert resumed.stop_reason_ == reference.stop_reason_
+    assert resumed.history_.get("train_loss") == reference.history_.get("train_loss")
+    np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+
+
+def test_a_finished_fit_is_not_trained_again(tmp_path, data):
+    X, y = data
+    first = make(tmp_path).fit(X, y)
+    steps = []
+    again = make(tmp_path)
+    again.set_params(callbacks=[*again.callbacks, LambdaCallback(on_after_step=steps.append)])
+    # Another callback list is another fit: it trains in its own folder.
+    again.fit(X, y)
+    assert steps
+    rerun = make(tmp_path).fit(X, y)
+    assert rerun.callbacks_.checkpoint.resumed_from_.endswith(f"model-{first.n_iter_:04d}.pt")
+    assert same_weights(rerun.module_.state_dict(), first.module_.state_dict())
+
+
+def test_keep_max_holds_across_resumes_and_orphans_are_removed(tmp_path, data):
+    X, y = data
+    CRASH_AT[0] = 40
+    try:
+        with pytest.raises(RuntimeError):
+            make(tmp_path, every_n_steps=7).fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    folder = Path(checkpoint_files_folder(tmp_path))
+    (folder / ".model-0002-000000014.pt.abc.tmp").write_bytes(b"half a write")
+    est = make(tmp_path, every_n_steps=7).fit(X, y)
+    assert len(checkpoint_files(folder, "model")) == 3
+    assert not list(folder.glob("*.tmp"))
+    assert est.callbacks_.checkpoint.saved_paths_ == [
+        str(p) for p in checkpoint_files(folder, "model")
+    ]
+
+
+def checkpoint_files_folder(root):
+    (folder,) = [p for p in Path(root).iterdir() if p.is_dir()]
+    return folder
+
+
+def test_a_corrupt_newest_file_is_skipped_with_a_warning(tmp_path, data):
+    X, y = data
+    reference = make(tmp_path / "reference").fit(X, y)
+    CRASH_AT[0] = 50
+    try:
+        with pytest.raises(RuntimeError):
+            make(tmp_path / "run").fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    newest = checkpoint_files(checkpoint_files_folder(tmp_path / "run"), "model")[-1]
+    data_bytes = bytearray(newest.read_bytes())
+    data_bytes[-100] ^= 0x01  # one flipped bit
+    newest.write_bytes(bytes(data_bytes))
+    with pytest.warns(RuntimeWarning, match="skips .* checksum"):
+        resumed = make(tmp_path / "run").fit(X, y)
+    assert same_weights(resumed.module_.state_dict(), reference.module_.state_dict())
+
+
+def test_a_crashed_grid_search_resumes_every_fit(tmp_path, data):
+    X, y = data
+    grid = {"lr": [0.01, 0.02], "batch_size": [32, 64]}
+
+    def search(folder):
+        est = make(folder)
+        return GridSearchCV(est, grid, cv=2, error_score="raise").fit(X, y)
+
+    reference = search(tmp_path / "reference")
+    CRASH_AT[0] = 30  # the first fit that reaches step 30 fails: the search stops
+    try:
+        with pytest.raises(RuntimeError):
+            search(tmp_path / "run")
+    finally:
+        CRASH_AT[0] = None
+    resumed = search(tmp_path / "run")
+    np.testing.assert_array_equal(
+        resumed.cv_results_["mean_test_score"], reference.cv_results_["mean_test_score"]
+    )
+    assert same_weights(
+        resumed.best_estimator_.module_.state_dict(), reference.best_estimator_.module_.state_dict()
+    )
+
+
+def test_a_checkpoint_of_another_fit_is_not_resumed(tmp_path, data):
+    X, y = data
+    make(tmp_path).fit(X, y)
+    other = make(tmp_path).fit(X[:-10], y[:-10])  # other data: its own folder, a fresh fit
+    assert other.callbacks_.checkpoint.resumed_from_ is None
+
+
+def test_warm_start_and_load_checkpoint_continue_for_more_epochs(tmp_path, regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, callbacks=[Checkpoint(dirname=tmp_path)], random_state=0)
+    path = est.fit(X, y).callbacks_.checkpoint.saved_paths_[-1]
+    loaded = NeuralRegressor(max_epochs=2, warm_start=True, random_state=0).load_checkpoint(path)
+    assert loaded.fit(X, y).n_iter_ == 5
+
+
+# -- kill -9 ------------------------------------------------------------------
+CHILD = Path(__file__).with_name("resume_child.py")
+
+
+def run_child(folder, out, kill_after=None):
+    """Run the child fit; with ``kill_after``, SIGKILL it that many seconds
+    after it starts training. Returns whether it was killed."""
+    process = subprocess.Popen(
+        [sys.executable, str(CHILD), str(folder), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    if kill_after is None:
+        process.communicate(timeout=120)
+        assert process.returncode == 0
+        return False
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(kill_after)
+    killed = process.poll() is None
+    if killed:
+        process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=120)
+    return killed
+
+
+def kill_and_resume(tmp_path, moments):
+    run_child(tmp_path / "reference", tmp_path / "reference.pt")
+    reference = torch.load(tmp_path / "reference.pt", weights_only=True)
+    rng = random.Random(0)
+    outcomes = []
+    for i in range(moments):
+        folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
+        killed = run_child(folder, out, kill_after=rng.uniform(0.05, 1.5))
+        while killed and rng.random() < 0.3:  # sometimes killed again while resuming
+            killed = run_child(folder, out, kill_after=rng.uniform(0.05, 1.0))
+        run_child(folder, out)
+        result = torch.load(out, weights_only=True)
+        assert same_weights(result["weights"], reference["weights"]), i
+        assert (result["n_iter"], result["n_steps"]) == (reference["n_iter"], reference["n_steps"])
+        outcomes.append(result["resumed_from"] is not None)
+    print(f"kill -9: {len(outcomes)} runs, {sum(outcomes)} resumed from a checkpoint, all equal")
+    return outcomes
+
+
+def test_a_killed_process_resumes_bit_for_bit(tmp_path):
+    kill_and_resume(tmp_path, moments=1)
+
+
+@pytest.mark.slow
+def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
+    outcomes = kill_and_resume(tmp_path, moments=20)
+    assert sum(outcomes) >= 10  # most kills landed during training
