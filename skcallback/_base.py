@@ -232,6 +232,8 @@ class NeuralEstimatorBase(BaseEstimator):
         callbacks = _routing.fitted_callbacks(self)
         load_callback_states(callbacks, state["callbacks"])
         attach_callbacks(work, callbacks)
+        # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
+        del work.history_.records_[state["epoch"] :]
         work.module_.eval()
         adopt(self, work)
         return self
