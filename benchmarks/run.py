@@ -360,7 +360,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument(
+        "--sections",
+        default="S,L,predict,options,memory,growth,grid",
+        help="comma-separated sections to run (default: all)",
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
 
     rounds = 1 if args.quick else args.rounds
     machine = {
@@ -375,17 +381,22 @@ def main() -> None:
     }
     print("machine:", json.dumps(machine))
     report = Report()
-    bench_small(report, rounds, "cpu", args.quick)
-    bench_large(report, max(1, rounds // 2 + 1), "cpu", args.quick)
-    bench_predict(report, rounds, args.quick)
-    bench_options(report, 1 if args.quick else 2, "cpu", args.quick)
-    bench_memory(report, args.quick)
-    bench_growth(report, args.quick)
-    bench_grid_search(report, min(rounds, 3), args.quick)
+    runs = {
+        "S": lambda device: bench_small(report, rounds, device, args.quick),
+        "L": lambda device: bench_large(report, max(1, rounds // 2 + 1), device, args.quick),
+        "predict": lambda device: bench_predict(report, rounds, args.quick),
+        "options": lambda device: bench_options(report, 1 if args.quick else 2, device, args.quick),
+        "memory": lambda device: bench_memory(report, args.quick),
+        "growth": lambda device: bench_growth(report, args.quick),
+        "grid": lambda device: bench_grid_search(report, min(rounds, 3), args.quick),
+    }
+    for name, run in runs.items():
+        if name in sections:
+            run("cpu")
     if torch.cuda.is_available():
-        bench_small(report, rounds, "cuda", args.quick)
-        bench_large(report, rounds, "cuda", args.quick)
-        bench_options(report, 2, "cuda", args.quick)
+        for name in ("S", "L", "options"):
+            if name in sections:
+                runs[name]("cuda")
     else:
         print("\nno CUDA device: GPU rows skipped")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

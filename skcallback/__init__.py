@@ -4,6 +4,7 @@ from ._classifier import NeuralClassifier
 from ._context import Context
 from ._params import InvalidParameterError
 from ._regressor import NeuralRegressor
+from ._saving import load, save
 from .callbacks._base import Callback
 
 __version__ = "0.1.0"
@@ -15,4 +16,6 @@ __all__ = [
     "NeuralClassifier",
     "NeuralRegressor",
     "__version__",
+    "load",
+    "save",
 ]

@@ -68,7 +68,11 @@ class FitPlan:
     outputs : object
         Turns module outputs into predictions: ``predict(output)``,
         ``targets(y)`` and, for classifiers, ``predict_proba(output)`` and
-        ``classes_``.
+        ``classes_``; ``perfect_output(y)`` is the output that predicts the
+        encoded targets ``y`` exactly.
+    target_sample : torch.Tensor
+        Encoded training targets (up to 1,000 rows, every class included),
+        for a callback to try a metric on in ``setup``.
     metrics : dict
         The metrics each epoch will record, mapped to whether lower is better
         (None when no direction is known). Callbacks that add a metric
@@ -213,6 +217,7 @@ def prepare(
         outputs=work._outputs(),
         train=train,
         valid=valid,
+        target_sample=_target_sample(y),
         custom_seed=custom_seed,
         shuffle=torch.Generator().manual_seed(seed),
         dropout=torch.Generator(device=device).manual_seed(seed + 1),
@@ -232,6 +237,15 @@ def prepare(
             raise
     plan.hooks = HookTable(callbacks)
     return plan
+
+
+def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:
+    """Some encoded training targets, with every class among them, for
+    callbacks to try their metrics on before training (``plan.target_sample``)."""
+    rows = np.arange(min(n_rows, len(y)))
+    if y.dtype.kind == "i":  # class indices: one row of each class too
+        rows = np.union1d(rows, np.unique(y, return_index=True)[1])
+    return torch.from_numpy(np.ascontiguousarray(y[rows]))
 
 
 def _owns_its_randomness(estimator: Any) -> bool:

@@ -181,3 +181,7 @@ class RegressionOutputs:
     def targets(self, y: torch.Tensor) -> np.ndarray:
         """Targets as the user gave them, from their encoded tensor."""
         return self._shaped(y)
+
+    def perfect_output(self, y: torch.Tensor) -> torch.Tensor:
+        """The module output that predicts the encoded targets ``y`` exactly."""
+        return y.to(torch.float64)

@@ -271,3 +271,35 @@ def test_no_warning_filter_leaks_out_of_fits_in_threads(regression_data):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda s: NeuralRegressor(max_epochs=1, random_state=s).fit(X, y), range(8)))
     assert warnings.filters == before
+
+
+@pytest.mark.parametrize(
+    ("task", "scoring", "message"),
+    [
+        ("binary strings", "f1", r"pos_label=1 is not a valid label"),
+        ("three classes", "roc_auc", r"multi_class"),
+        ("regression", "accuracy", r"continuous is not supported"),
+        ("binary strings", "r2", r"could not convert string to float"),
+    ],
+)
+def test_a_scorer_that_cannot_score_the_task_fails_before_training(task, scoring, message):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    if task == "regression":
+        est, y = NeuralRegressor(max_epochs=1), X.sum(axis=1)
+    elif task == "three classes":
+        est, y = NeuralClassifier(max_epochs=1), rng.randint(0, 3, 90)
+    else:
+        est, y = NeuralClassifier(max_epochs=1), np.where(X[:, 0] > 0, "yes", "no")
+    est.set_params(callbacks=[EpochScoring(scoring)])
+    with pytest.raises(ValueError, match=rf"EpochScoring\('{scoring}'\) cannot score.*{message}"):
+        fit_recording_batches(est, X, y)
+
+
+@pytest.mark.parametrize("scoring", ["roc_auc", "f1", "neg_log_loss", "balanced_accuracy"])
+def test_scorers_that_suit_the_task_pass_the_check(scoring):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    clf = NeuralClassifier(max_epochs=1, callbacks=[EpochScoring(scoring)])
+    clf.fit(X, (X[:, 0] > 0).astype(int))
+    assert f"valid_{scoring}" in clf.history_[-1]

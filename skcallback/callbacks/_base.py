@@ -331,4 +331,6 @@ class Callback:
         """After the last epoch, after a stop, and after a failure."""
 
     def on_exception(self, ctx: Any) -> bool | None:
-        """When the fit fails; ``ctx.exception`` holds the error."""
+        """When the fit fails after ``on_fit_begin`` ran (errors found before
+        training, in the plan or a ``setup``, fire no hook); ``ctx.exception``
+        holds the error."""

@@ -120,6 +120,7 @@ class EpochScoring(Callback):
                 f"{type(plan.estimator).__name__} does not give; use a regression scorer "
                 "such as 'r2' or 'neg_mean_squared_error'."
             )
+        self._try_scorer(plan)
         self._active = self.on_train or plan.has_validation
         if not self._active:
             warnings.warn(
@@ -131,6 +132,21 @@ class EpochScoring(Callback):
             )
             return
         plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
+
+    def _try_scorer(self, plan: Any) -> None:
+        """Score perfect predictions of the fit's own targets: a scorer that
+        cannot score this task (a binary metric on three classes, a
+        classification metric on a regressor, a ``pos_label`` that is no
+        label) fails now rather than after an epoch."""
+        y = plan.target_sample
+        proxy = _CachedPredictions(plan, plan.outputs.perfect_output(y))
+        try:
+            float(self._scorer(proxy, None, plan.outputs.targets(y)))
+        except Exception as exc:
+            raise ValueError(
+                f"EpochScoring({self.scoring!r}) cannot score this fit's targets "
+                f"({type(plan.estimator).__name__}): {type(exc).__name__}: {exc}"
+            ) from exc
 
     def idle_hooks(self) -> set[str]:
         if not getattr(self, "_active", True):

@@ -1,0 +1,361 @@
+"""``skcallback.save`` and ``skcallback.load``: a whole estimator in a file
+that is never unpickled.
+
+The file is a safetensors file: its tensors (module, optimizer and callback
+state) are stored as raw data, and everything else (parameters, fitted
+attributes, callback states) as JSON in its metadata. Classes and functions
+are stored by import path; on load, those outside skcallback, scikit-learn,
+``torch.nn`` and ``torch.optim`` are imported only when named in
+``trusted``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path, PurePath
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "skcallback-model-1"
+#: Import paths that load without being trusted.
+TRUSTED_PREFIXES = ("skcallback.", "sklearn.", "torch.nn.", "torch.optim.")
+_TAGS = ("__class__", "__function__", "__callback__")
+
+
+def save(estimator: Any, path: str | os.PathLike) -> Path:
+    """Save an estimator (fitted or not) to ``path``, without pickle.
+
+    Parameters
+    ----------
+    estimator : NeuralRegressor or NeuralClassifier
+    path : str or path-like
+        The file to write (atomically).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TypeError
+        If a parameter or a callback's state holds a value the format cannot
+        store: a lambda or a nested function, a module instance, or an
+        object of another type. The message names it.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> import skcallback
+    >>> from skcallback import NeuralRegressor
+    >>> X = np.random.RandomState(0).normal(size=(50, 3)); y = X.sum(axis=1)
+    >>> est = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    >>> path = skcallback.save(est, os.path.join(tempfile.mkdtemp(), "model.skc"))
+    >>> np.array_equal(skcallback.load(path).predict(X), est.predict(X))
+    True
+    """
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    encode = _Encoder(tensors)
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "class": _path_of(type(estimator)),
+        "params": encode(estimator.get_params(deep=False), "the parameters"),
+        "fitted": None,
+    }
+    if estimator.__sklearn_is_fitted__():
+        callbacks = {
+            name: encode(cb.state_dict(), f"the state of callback {name!r}")
+            for name, cb in estimator.callbacks_.items()
+        }
+        fitted = {
+            "data": estimator._data_state(),
+            "rng": list(estimator._rng.get_state()),
+            "split_seed": estimator._split_seed,
+            "n_iter": estimator.n_iter_,
+            "n_steps": estimator.n_steps_,
+            "stop_reason": estimator.stop_reason_,
+            "module": estimator.module_.state_dict(),
+            "optimizer": estimator.optimizer_.state_dict(),
+        }
+        document["fitted"] = encode(fitted, "the fitted state") | {"callbacks": callbacks}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"skcallback": json.dumps(document)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) -> Any:
+    """Load an estimator saved by :func:`save`; nothing is unpickled.
+
+    Parameters
+    ----------
+    path : str or path-like
+    trusted : sequence of str, default=()
+        Import paths (``"mypackage.MyModule"``) of classes and functions
+        outside skcallback, scikit-learn, ``torch.nn`` and ``torch.optim``
+        that the file may name (a custom module class, a function of a
+        LambdaCallback, a custom callback class).
+
+    Returns
+    -------
+    NeuralRegressor or NeuralClassifier
+
+    Raises
+    ------
+    ValueError
+        If the file is not an skcallback model, or names classes or
+        functions that are not trusted (all of them are listed); nothing has
+        been imported then.
+
+    Notes
+    -----
+    The parameters are the saved ones, callbacks' file paths included:
+    ``predict`` writes nothing, but fitting a loaded estimator writes where
+    its ``Checkpoint`` or ``CSVLogger`` say. Look at ``est.get_params()``
+    before fitting a model from a source you do not trust.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as file:
+            metadata = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable skcallback model file: {exc}") from exc
+    try:
+        document = json.loads(metadata["skcallback"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not an skcallback model file (no model metadata).") from exc
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an skcallback model file of format {FORMAT!r}.")
+    named = {document["class"], *_named_paths(document)}
+    untrusted = sorted(p for p in named if not p.startswith(TRUSTED_PREFIXES) and p not in trusted)
+    if untrusted:
+        raise ValueError(
+            f"{path} names classes or functions that are not trusted: {untrusted}. Load it with "
+            f"skcallback.load(path, trusted={untrusted!r}) if you trust where the file comes "
+            "from: loading imports them and may run their code."
+        )
+    cls = _resolve(document["class"], kind="class")
+    from ._base import NeuralEstimatorBase
+
+    if not (isinstance(cls, type) and issubclass(cls, NeuralEstimatorBase)):
+        raise ValueError(f"{path} names {document['class']}, which is not an skcallback estimator.")
+    decode = _Decoder(tensors)
+    estimator = cls(**decode(document["params"]))
+    if document["fitted"] is not None:
+        encoded = dict(document["fitted"])
+        callbacks = encoded.pop("callbacks")
+        fitted = decode(encoded)
+        fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
+        _restore_fitted(estimator, fitted, path)
+    return estimator
+
+
+def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
+    """The fitted state, rebuilt by the path ``load_checkpoint`` takes."""
+    from . import _routing, _snapshot
+    from ._device import resolve_device
+    from ._plan import adopt, attach_callbacks, build_objects, load_callback_states, working_copy
+
+    try:
+        device = resolve_device(estimator.device)
+    except ValueError:
+        warnings.warn(
+            f"{path} was saved for device={estimator.device!r}, which is not available here; "
+            "it is loaded on the CPU.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        estimator.set_params(device="cpu")
+        device = torch.device("cpu")
+    work = working_copy(estimator, fitted=False)
+    data = dict(fitted["data"])
+    vars(work).update(data)
+    key, keys, pos, has_gauss, cached = fitted["rng"]
+    work._rng = np.random.RandomState()
+    work._rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    work._split_seed = fitted["split_seed"]
+    work.n_iter_, work.n_steps_ = fitted["n_iter"], fitted["n_steps"]
+    build_objects(work, device, seed=0)
+    _snapshot.load_objects(work, fitted, path)
+    callbacks = _routing.fitted_callbacks(estimator)
+    load_callback_states(callbacks, fitted["callbacks"])
+    attach_callbacks(work, callbacks)
+    work.stop_reason_ = fitted["stop_reason"]
+    work.module_.eval()
+    adopt(estimator, work)
+
+
+class _Encoder:
+    """Values as JSON, with tensors moved into ``tensors``."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __call__(self, value: Any, where: str) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, list):
+            return [self(v, where) for v in value]
+        if isinstance(value, tuple):
+            return {"__tuple__": [self(v, where) for v in value]}
+        if isinstance(value, dict):
+            return {"__dict__": [[self(k, where), self(v, where)] for k, v in value.items()]}
+        if isinstance(value, torch.Tensor):
+            key = f"t{len(self.tensors)}"
+            self.tensors[key] = value.detach().cpu().contiguous()
+            return {"__tensor__": key}
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind in "biuf":
+                return {"__ndarray__": self(torch.from_numpy(value.copy()), where)}
+            return {"__array__": value.tolist(), "dtype": str(value.dtype)}
+        if isinstance(value, torch.device):
+            return {"__device__": str(value)}
+        if isinstance(value, PurePath):
+            return {"__path__": str(value)}
+        if isinstance(value, torch.dtype):
+            return {"__dtype__": str(value).removeprefix("torch.")}
+        if isinstance(value, np.random.RandomState):
+            return {"__random_state__": self(list(value.get_state()), where)}
+        from .callbacks._base import Callback
+
+        if isinstance(value, Callback):
+            extra = {k: vars(value)[k] for k in ("order", "name") if k in vars(value)}
+            params = value.get_params(deep=False)
+            extra = {k: v for k, v in extra.items() if k not in params}
+            return {
+                "__callback__": _path_of(type(value)),
+                "params": self(params, f"{where} (callback {type(value).__name__})"),
+                "attributes": self(extra, where),
+            }
+        if isinstance(value, type):
+            return {"__class__": _path_of(value)}
+        if inspect.isfunction(value) or inspect.isbuiltin(value):
+            return {"__function__": _path_of(value)}
+        if isinstance(value, torch.nn.Module):
+            raise TypeError(
+                f"save() cannot store the module instance in {where}; pass its class "
+                "(module=MyModule, with module__ parameters) so it can be rebuilt."
+            )
+        raise TypeError(
+            f"save() cannot store a {type(value).__module__}.{type(value).__qualname__} in "
+            f"{where}; the format holds numbers, strings, lists, dicts, tensors, arrays, "
+            "classes and module-level functions."
+        )
+
+
+class _Decoder:
+    """The inverse of :class:`_Encoder` (paths were checked beforehand)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "__tuple__" in value:
+            return tuple(self(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {self(k): self(v) for k, v in value["__dict__"]}
+        if "__tensor__" in value:
+            try:
+                return self.tensors[value["__tensor__"]]
+            except KeyError:
+                raise ValueError(f"The file lacks the tensor {value['__tensor__']!r}.") from None
+        if "__ndarray__" in value:
+            return self(value["__ndarray__"]).numpy()
+        if "__array__" in value:
+            return np.asarray(value["__array__"], dtype=np.dtype(value["dtype"]))
+        if "__device__" in value:
+            return torch.device(value["__device__"])
+        if "__path__" in value:
+            return Path(value["__path__"])
+        if "__dtype__" in value:
+            return getattr(torch, value["__dtype__"])
+        if "__random_state__" in value:
+            rng = np.random.RandomState()
+            key, keys, pos, has_gauss, cached = self(value["__random_state__"])
+            rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+            return rng
+        if "__callback__" in value:
+            cls = _resolve(value["__callback__"], kind="callback")
+            callback = cls(**self(value["params"]))
+            for key, attribute in self(value["attributes"]).items():
+                setattr(callback, key, attribute)
+            return callback
+        if "__class__" in value:
+            return _resolve(value["__class__"], kind="class")
+        if "__function__" in value:
+            return _resolve(value["__function__"], kind="function")
+        raise ValueError(f"The file holds a value of unknown kind: {sorted(value)}.")
+
+
+def _named_paths(document: Any) -> set[str]:
+    """Every import path a document names."""
+    found: set[str] = set()
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            found.update(value[tag] for tag in _TAGS if isinstance(value.get(tag), str))
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return found
+
+
+def _path_of(obj: Any) -> str:
+    qualname = getattr(obj, "__qualname__", "")
+    if "<" in qualname:  # <lambda>, <locals>: not importable
+        raise TypeError(
+            f"save() cannot store {obj!r}: only module-level classes and functions can be "
+            "saved by import path (not lambdas or functions defined inside functions)."
+        )
+    return f"{obj.__module__}.{qualname}"
+
+
+def _resolve(path: str, *, kind: str) -> Any:
+    """Import ``module.qualname`` (already checked to be trusted)."""
+    parts = path.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for name in parts[split:]:
+                obj = getattr(obj, name)
+        except AttributeError:
+            break
+        if kind == "function" and not callable(obj):
+            break
+        if kind in ("class", "callback") and not isinstance(obj, type):
+            break
+        if kind == "callback":
+            from .callbacks._base import Callback
+
+            if not issubclass(obj, Callback):
+                break
+        return obj
+    raise ValueError(f"The file names {path}, which does not import as a {kind} here.")

@@ -1,0 +1,150 @@
+"""skcallback.save / skcallback.load: a whole estimator without pickle."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+import skcallback
+from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    LambdaCallback,
+    LRScheduler,
+)
+
+
+class Net(nn.Module):
+    def __init__(self, n_features_in, n_outputs, width=8):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(n_features_in, width), nn.Linear(width, n_outputs))
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def count_epochs(ctx):
+    ctx.metrics["counted"] = ctx.epoch
+
+
+def fitted_classifier(tmp_path, X, y):
+    return NeuralClassifier(
+        hidden_layer_sizes=(8,),
+        max_epochs=3,
+        random_state=0,
+        callbacks=[
+            EpochScoring("accuracy"),
+            EarlyStopping(patience=5),
+            LRScheduler("StepLR", step_size=1, gamma=0.5),
+            Checkpoint(dirname=tmp_path / "ck"),
+        ],
+        cb__early_stopping__min_delta=0.001,
+    ).fit(X, y)
+
+
+def test_a_round_trip_keeps_parameters_state_and_predictions(classification_data, tmp_path):
+    X, y = classification_data
+    est = fitted_classifier(tmp_path, X, y)
+    loaded = skcallback.load(skcallback.save(est, tmp_path / "model.skc"))
+    assert type(loaded) is NeuralClassifier
+    assert loaded.get_params()["cb__early_stopping__min_delta"] == 0.001
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    np.testing.assert_array_equal(loaded.classes_, est.classes_)
+    assert loaded.history_.records_ == est.history_.records_
+    assert (loaded.n_iter_, loaded.n_steps_) == (est.n_iter_, est.n_steps_)
+    assert loaded.callbacks_.early_stopping.best_score_ == est.callbacks_.early_stopping.best_score_
+    # It trains on exactly as the original would.
+    est.set_params(warm_start=True).fit(X, y)
+    loaded.set_params(warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    assert loaded.history_.get("lr") == est.history_.get("lr")
+
+
+def test_an_unfitted_estimator_round_trips_its_parameters(tmp_path):
+    est = NeuralRegressor(hidden_layer_sizes=(3, 4), optimizer=torch.optim.SGD, lr=0.1)
+    loaded = skcallback.load(skcallback.save(est, tmp_path / "model.skc"))
+    assert loaded.get_params(deep=False) == est.get_params(deep=False)
+    assert not loaded.__sklearn_is_fitted__()
+
+
+def test_classes_outside_the_trusted_packages_need_trust(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(
+        module=Net,
+        module__width=4,
+        max_epochs=2,
+        random_state=0,
+        callbacks=[LambdaCallback(on_epoch_end=count_epochs)],
+    ).fit(X, y)
+    path = skcallback.save(est, tmp_path / "model.skc")
+    names = [f"{__name__}.Net", f"{__name__}.count_epochs"]
+    with pytest.raises(ValueError, match="not trusted") as info:
+        skcallback.load(path)
+    assert all(name in str(info.value) for name in names)
+    loaded = skcallback.load(path, trusted=names)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+
+
+def test_what_cannot_be_stored_is_named_at_save(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, callbacks=[LambdaCallback(on_epoch_end=lambda ctx: None)])
+    with pytest.raises(TypeError, match="lambdas"):
+        skcallback.save(est.fit(X, y), tmp_path / "model.skc")
+    with pytest.raises(TypeError, match="module instance"):
+        skcallback.save(NeuralRegressor(module=nn.Linear(4, 1)), tmp_path / "model.skc")
+    assert not (tmp_path / "model.skc").exists()
+
+
+def test_loading_a_hostile_file_imports_and_runs_nothing(tmp_path):
+    document = {
+        "format": "skcallback-model-1",
+        "class": "skcallback.NeuralRegressor",
+        "params": {"__dict__": [["module", {"__class__": "this.Anything"}]]},
+        "fitted": None,
+    }
+    payload = torch.frombuffer(
+        bytearray(b"cos\nsystem\n(S'touch /tmp/owned'\ntR."), dtype=torch.uint8
+    )
+    path = tmp_path / "hostile.skc"
+    save_file({"t0": payload}, str(path), metadata={"skcallback": json.dumps(document)})
+    sys.modules.pop("this", None)
+    with pytest.raises(ValueError, match=r"not trusted: \['this.Anything'\]"):
+        skcallback.load(path)
+    assert "this" not in sys.modules  # importing `this` prints: nothing was imported
+    (tmp_path / "other.skc").write_bytes(b"\x80\x04not a model")
+    with pytest.raises(ValueError, match="not a readable skcallback model"):
+        skcallback.load(tmp_path / "other.skc")
+
+
+def test_a_round_trip_through_a_fresh_process(classification_data, tmp_path):
+    X, y = classification_data
+    est = fitted_classifier(tmp_path, X, y)
+    path = skcallback.save(est, tmp_path / "model.skc")
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "expected.npy", est.predict_proba(X))
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, skcallback
+        est = skcallback.load({str(path)!r})
+        X = np.load({str(tmp_path / "X.npy")!r})
+        assert np.array_equal(est.predict_proba(X), np.load({str(tmp_path / "expected.npy")!r}))
+        print("same")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.stdout.strip() == "same", result.stderr
