@@ -345,7 +345,12 @@ class NeuralEstimatorBase(BaseEstimator):
         return _persistence.pack(super().__getstate__())
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(_persistence.unpack(state))
+        state = dict(state)
+        blob = state.pop("_torch_state", None)
+        others = state.pop("_callback_states", {})
+        super().__setstate__(state)
+        if blob is not None:
+            _persistence.rebuild(self, blob, others)
 
 
 def _train(plan: Any) -> None:

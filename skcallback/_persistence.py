@@ -1,5 +1,14 @@
-"""Pickling a fitted estimator: its torch objects travel as one
-``torch.save`` blob, so a model fitted on a GPU loads on a CPU-only machine."""
+"""Pickling a fitted estimator.
+
+The torch objects of a fit do not travel as objects: their state (the
+module's and the optimizer's state dicts, the callbacks' states) travels as
+one ``torch.save`` blob of plain data, read back with
+``torch.load(weights_only=True)``, and the objects are rebuilt from the
+estimator's own parameters, as ``load_checkpoint`` rebuilds them. So
+unpickling an estimator never runs torch's full unpickler on an embedded
+blob (an allow-list unpickler such as skops' means what it says), and a model
+fitted on a GPU loads on a CPU-only machine.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +19,48 @@ from typing import Any
 import torch
 
 from ._device import cuda_index_available
+from ._snapshot import _plain
 
-#: Fitted attributes holding torch objects.
-TORCH_ATTRIBUTES = ("module_", "optimizer_", "criterion_", "callbacks_", "history_")
+#: Fitted attributes that are rebuilt rather than pickled.
+REBUILT = ("module_", "optimizer_", "criterion_", "callbacks_", "history_")
 
 
 def pack(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with its torch attributes serialised into one blob."""
+    """``state`` with the fit's torch objects replaced by a plain-data blob.
+
+    A callback whose state is not plain data (tensors, numbers, strings,
+    lists, dicts) keeps it in the pickle itself, under ``_callback_states``.
+    """
     state = dict(state)
-    torch_state = {k: state.pop(k) for k in TORCH_ATTRIBUTES if k in state}
-    if torch_state:
-        buffer = io.BytesIO()
-        torch.save(torch_state, buffer)
-        state["_torch_state"] = buffer.getvalue()
+    if "module_" not in state:
+        return state
+    objects = {key: state.pop(key) for key in REBUILT if key in state}
+    plain, other = {}, {}
+    for name, cb in objects["callbacks_"].items():
+        cb_state = _plain(cb.state_dict())
+        (plain if _is_plain(cb_state) else other)[name] = cb_state
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "module": objects["module_"].state_dict(),
+            "optimizer": objects["optimizer_"].state_dict(),
+            "callbacks": plain,
+        },
+        buffer,
+    )
+    state["_torch_state"] = buffer.getvalue()
+    if other:
+        state["_callback_states"] = other
     return state
 
 
-def unpack(state: dict[str, Any]) -> dict[str, Any]:
-    """Undo :func:`pack`, on the CPU when the fit's GPU is not here."""
-    state = dict(state)
-    blob = state.pop("_torch_state", None)
-    if blob is None:
-        return state
-    device = state.get("device_", torch.device("cpu"))
+def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
+    """Rebuild an unpickled estimator's torch objects from :func:`pack`'s blob
+    (and the non-plain callback states ``other``)."""
+    from . import _routing, _snapshot
+    from ._plan import attach_callbacks, build_objects, load_callback_states
+
+    device = getattr(estimator, "device_", torch.device("cpu"))
     if device.type == "cuda" and not cuda_index_available(device):
         warnings.warn(
             f"This model was fitted on {device}, which is not available here; it is "
@@ -40,6 +68,33 @@ def unpack(state: dict[str, Any]) -> dict[str, Any]:
             RuntimeWarning,
             stacklevel=3,
         )
-        device = state["device_"] = torch.device("cpu")
-    state.update(torch.load(io.BytesIO(blob), map_location=device, weights_only=False))
-    return state
+        device = torch.device("cpu")
+    try:
+        saved = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            "The pickled estimator's torch state is not plain data (was the file tampered "
+            f"with?); it is not loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+    stop_reason = estimator.stop_reason_
+    build_objects(estimator, device, seed=0)
+    _snapshot.load_objects(estimator, saved, "the pickled estimator")
+    callbacks = _routing.fitted_callbacks(estimator)
+    load_callback_states(callbacks, {**saved["callbacks"], **other})
+    attach_callbacks(estimator, callbacks)
+    estimator.stop_reason_ = stop_reason
+    estimator.module_.eval()
+
+
+_PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``torch.load(weights_only=True)`` reads ``value`` back."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and _is_plain(v) for k, v in value.items())
+    return False

@@ -1,5 +1,6 @@
 """Pickle/joblib round trips, and GPU-fitted models on CPU-only machines."""
 
+import datetime
 import io
 import pickle
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import LambdaCallback
+from skcallback import Callback, NeuralClassifier, NeuralRegressor
+from skcallback.callbacks import EarlyStopping, LambdaCallback
 
 
 def _count(ctx):
@@ -69,3 +70,46 @@ def test_a_model_saved_on_cuda_loads_on_a_cpu_only_machine(regression_data, monk
     assert loaded.device_ == torch.device("cpu")
     assert next(loaded.module_.parameters()).device.type == "cpu"
     np.testing.assert_array_equal(loaded.predict(X), expected)
+
+
+class _Payload:
+    ran = []
+
+    def __reduce__(self):
+        return (_Payload.ran.append, ("payload ran",))
+
+
+def test_the_embedded_torch_state_is_plain_data(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, callbacks=[EarlyStopping()]).fit(X, y)
+    blob = est.__getstate__()["_torch_state"]
+    state = torch.load(io.BytesIO(blob), weights_only=True)  # no object inside
+    assert set(state) == {"module", "optimizer", "callbacks"}
+
+
+def test_a_payload_hidden_in_the_torch_state_runs_no_code(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1).fit(X, y)
+    state = est.__getstate__()
+    buffer = io.BytesIO()
+    torch.save({"module": _Payload()}, buffer)
+    state["_torch_state"] = buffer.getvalue()
+    tampered = NeuralRegressor.__new__(NeuralRegressor)
+    with pytest.raises(ValueError, match="not plain data"):
+        tampered.__setstate__(state)
+    assert _Payload.ran == []
+
+
+class Stamped(Callback):
+    """Keeps a state that is not plain data."""
+
+    def on_fit_end(self, ctx):
+        self.finished_at_ = datetime.datetime(2026, 11, 22, 6, 30)
+
+
+def test_a_callback_state_that_is_not_plain_data_still_round_trips(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, callbacks=[Stamped()]).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.callbacks_.stamped.finished_at_ == datetime.datetime(2026, 11, 22, 6, 30)
+    np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
