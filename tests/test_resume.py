@@ -182,11 +182,11 @@ def test_warm_start_and_load_checkpoint_continue_for_more_epochs(tmp_path, regre
 CHILD = Path(__file__).with_name("resume_child.py")
 
 
-def run_child(folder, out, kill_after=None):
+def run_child(folder, out, kill_after=None, child=CHILD):
     """Run the child fit; with ``kill_after``, SIGKILL it that many seconds
     after it starts training. Returns whether it was killed."""
     process = subprocess.Popen(
-        [sys.executable, str(CHILD), str(folder), str(out)],
+        [sys.executable, str(child), str(folder), str(out)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -231,3 +231,17 @@ def test_a_killed_process_resumes_bit_for_bit(tmp_path):
 def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
     outcomes = kill_and_resume(tmp_path, moments=20)
     assert sum(outcomes) >= 10  # most kills landed during training
+
+
+@pytest.mark.slow
+def test_a_killed_grid_search_run_again_resumes_every_fit(tmp_path):
+    grid_child = CHILD.with_name("grid_child.py")
+    run_child(tmp_path / "reference", tmp_path / "reference.pt", child=grid_child)
+    reference = torch.load(tmp_path / "reference.pt", weights_only=True)
+    for i, delay in enumerate([0.2, 0.8, 1.5]):
+        folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
+        assert run_child(folder, out, kill_after=delay, child=grid_child), "finished too soon"
+        run_child(folder, out, child=grid_child)
+        result = torch.load(out, weights_only=True)
+        assert torch.equal(result["scores"], reference["scores"])
+        assert same_weights(result["weights"], reference["weights"])
