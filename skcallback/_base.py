@@ -226,12 +226,15 @@ class NeuralEstimatorBase(BaseEstimator):
         work = working_copy(self, fitted=False)
         vars(work).update(state["data"])
         start_fresh(work, epoch=state["epoch"], step=state["step"])
-        _snapshot.restore_rng(work, state)
+        with _snapshot.malformed(path):
+            _snapshot.restore_rng(work, state)
+            torch.Generator().set_state(state["shuffle_state"])
         build_objects(work, device, seed=0)
         _snapshot.load_objects(work, state, path)
         callbacks = _routing.fitted_callbacks(self)
-        load_callback_states(callbacks, state["callbacks"])
-        attach_callbacks(work, callbacks)
+        with _snapshot.malformed(path):
+            load_callback_states(callbacks, state["callbacks"])
+            attach_callbacks(work, callbacks)
         # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
         del work.history_.records_[state["epoch"] :]
         work.module_.eval()

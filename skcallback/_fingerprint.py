@@ -4,6 +4,7 @@ process, so a re-run script finds the checkpoints of the fit it repeats."""
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ def describe(value: Any) -> str:
         return repr(value)
     if isinstance(value, np.generic):
         return repr(value.item())
+    if isinstance(value, os.PathLike):
+        return repr(os.fspath(value))
     if isinstance(value, list | tuple):
         return "[" + ",".join(describe(v) for v in value) + "]"
     if isinstance(value, dict):

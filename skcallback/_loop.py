@@ -41,11 +41,12 @@ def run_fit(ctx: Context) -> None:
     plan = ctx.plan
     hooks = plan.hooks
     run = _Step(plan.compute_loss, plan.precision, plan.forward)
+    saved = plan.resume
     resume = _resume(ctx)
     with (
         _interrupts(ctx) as interrupted,
         dropout_generator(plan.dropout),
-        global_rng_scope(plan.custom_seed, plan.device, resume and resume["global_rng_state"]),
+        global_rng_scope(plan.custom_seed, plan.device, saved and saved["global_rng_state"]),
     ):
         try:
             fire(hooks.on_fit_begin, ctx)
@@ -95,12 +96,15 @@ class _Step:
 class Progress:
     """The loop's position in the current epoch (see ``Context.progress``)."""
 
-    __slots__ = ("complete", "losses", "lr", "shuffle_state", "sizes")
+    __slots__ = ("between_batches", "complete", "losses", "lr", "shuffle_state", "sizes")
 
     def __init__(self, lr: float, shuffle_state: torch.Tensor, losses=(), sizes=()) -> None:
         self.lr, self.shuffle_state = lr, shuffle_state
         self.losses: list[torch.Tensor] = list(losses)
         self.sizes: list[int] = list(sizes)
+        # Whether a checkpoint can record the position exactly: after a
+        # training batch's step (or skip), or once the epoch is complete.
+        self.between_batches = False
         self.complete = False
 
 
@@ -111,11 +115,17 @@ def _resume(ctx: Context) -> dict | None:
     if state is None:
         return None
     ctx.epoch, ctx.step = state["epoch"], state["step"]
-    if state["stop_reason"] is not None:
+    if state["stop_reason"] not in (None, INTERRUPTED):  # a Ctrl-C'd fit goes on
         ctx.request_stop(state["stop_reason"])
     ctx.plan.dropout.set_state(state["dropout_state"])
     ctx.plan.shuffle.set_state(state["shuffle_state"])
-    return state if state["batches_done"] else None
+    if not state["batches_done"]:
+        return None
+    ctx.progress = Progress(
+        state["epoch_lr"], state["shuffle_state"], state["epoch_losses"], state["epoch_sizes"]
+    )
+    ctx.progress.between_batches = True
+    return state
 
 
 def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
@@ -123,17 +133,11 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     ctx.epoch += 1
     if resume is None:
         ctx.metrics = {"epoch": ctx.epoch}
-        fire(hooks.on_epoch_begin, ctx)
         ctx.progress = Progress(ctx.optimizer.param_groups[0]["lr"], plan.shuffle.get_state())
+        fire(hooks.on_epoch_begin, ctx)
         done = 0
     else:  # the epoch began before the checkpoint: its record is the last one
         ctx.metrics = ctx.history[-1]
-        ctx.progress = Progress(
-            resume["epoch_lr"],
-            resume["shuffle_state"],
-            resume["epoch_losses"],
-            resume["epoch_sizes"],
-        )
         done = resume["batches_done"]
     _train_phase(ctx, hooks, plan.train, plan.batch_size, plan.shuffle, run, done)
     if plan.valid is not None:
@@ -155,6 +159,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         if ctx.stop_requested:
             break
         ctx.batch += 1
+        ctx.progress.between_batches = False
         ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b
         ctx.y_pred = ctx.loss = None
         ctx.skip_requested = False
@@ -176,8 +181,10 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 ctx.step += 1
                 losses.append(ctx.loss.detach())
                 sizes.append(len(X_b))
+                ctx.progress.between_batches = True
                 if hooks.on_after_step:
                     fire(hooks.on_after_step, ctx)
+        ctx.progress.between_batches = True
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
@@ -191,6 +198,7 @@ def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module.eval()
     eval_size = max(batch_size, EVAL_BATCH_SIZE)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
+    ctx.progress.between_batches = False
     fire(hooks.on_valid_begin, ctx)
     losses: list[torch.Tensor] = []
     weights: list[Any] = []

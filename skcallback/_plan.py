@@ -185,8 +185,11 @@ def prepare(
     )
     if not continuing:
         start_fresh(work, epoch=0, step=0)
-        plan.resume = _resume_point(plan, callbacks, device)
-    seed = int(work._rng.randint(_SEED_BOUND))
+        if not partial:  # a partial_fit loop is the user's: it is not resumed
+            plan.resume = _resume_point(plan, callbacks, device)
+    # A resumed fit draws no seed: its generators' states are restored, and
+    # its NumPy generator must stay where the interrupted fit had it.
+    seed = 0 if plan.resume is not None else int(work._rng.randint(_SEED_BOUND))
 
     data = Dataset(X, y, device)
     train, valid = _validation(
@@ -203,7 +206,10 @@ def prepare(
         _dry_run(work, data, compute_loss, train.w is not None)
     if plan.resume is not None:
         load_objects(work, plan.resume, plan.resumed_from)
-        load_callback_states(callbacks, plan.resume["callbacks"])
+        with _snapshot.malformed(plan.resumed_from):
+            load_callback_states(callbacks, plan.resume["callbacks"])
+        if plan.resume["batches_done"] > train.n_batches(estimator.batch_size):
+            raise ValueError(f"{plan.resumed_from} is malformed: more batches than an epoch has.")
 
     attach_callbacks(work, callbacks)
     vars(plan).update(
@@ -225,8 +231,11 @@ def prepare(
         compute_loss=compute_loss,
         precision=Precision(estimator.precision, device),
     )
-    if plan.resume is not None and plan.resume["grad_scaler"] and plan.precision.scaler:
-        plan.precision.scaler.load_state_dict(plan.resume["grad_scaler"])
+    if plan.resume is not None:
+        with _snapshot.malformed(plan.resumed_from):
+            plan.dropout.set_state(plan.resume["dropout_state"])
+            if plan.resume["grad_scaler"] and plan.precision.scaler:
+                plan.precision.scaler.load_state_dict(plan.resume["grad_scaler"])
     if valid is not None:
         plan.declare_metric("valid_loss", lower_is_better=True)
     for name, cb in callbacks:
@@ -270,7 +279,11 @@ def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) 
                 f"{path} is a checkpoint of another fit (other parameters or data); callback "
                 f"{name!r} cannot resume from it."
             )
-        _snapshot.restore_rng(plan.estimator, state)
+        if state["epoch"] > plan.estimator.max_epochs:
+            raise ValueError(f"{path} is malformed: epoch {state['epoch']} is past max_epochs.")
+        with _snapshot.malformed(path):
+            _snapshot.restore_rng(plan.estimator, state)
+            torch.Generator().set_state(state["shuffle_state"])
         plan.resumed_from = str(path)
         return state
     return None

@@ -11,6 +11,7 @@ are stored by import path; on load, those outside skcallback, scikit-learn,
 
 from __future__ import annotations
 
+import errno
 import importlib
 import inspect
 import json
@@ -48,6 +49,10 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         If a parameter or a callback's state holds a value the format cannot
         store: a lambda or a nested function, a module instance, or an
         object of another type. The message names it.
+
+    Functions (a LambdaCallback's hooks, a module factory) are imported only
+    when named in ``trusted``, wherever they live; classes of skcallback,
+    scikit-learn, ``torch.nn`` and ``torch.optim`` load without trust.
 
     Examples
     --------
@@ -93,6 +98,8 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
     try:
         save_file(tensors, tmp, metadata={"skcallback": json.dumps(document)})
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"Could not write {str(path)!r}: {exc.strerror or exc}") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -106,10 +113,10 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     ----------
     path : str or path-like
     trusted : sequence of str, default=()
-        Import paths (``"mypackage.MyModule"``) of classes and functions
-        outside skcallback, scikit-learn, ``torch.nn`` and ``torch.optim``
-        that the file may name (a custom module class, a function of a
-        LambdaCallback, a custom callback class).
+        Import paths (``"mypackage.MyModule"``) of the classes outside
+        skcallback, scikit-learn, ``torch.nn`` and ``torch.optim``, and of
+        every function, that the file may name (a custom module class, a
+        function of a LambdaCallback, a custom callback class).
 
     Returns
     -------
@@ -132,6 +139,8 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, f"No model file {str(path)!r}", str(path))
     try:
         with safe_open(str(path), framework="pt", device="cpu") as file:
             metadata = file.metadata() or {}
@@ -144,8 +153,15 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
         raise ValueError(f"{path} is not an skcallback model file (no model metadata).") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path} is not an skcallback model file of format {FORMAT!r}.")
-    named = {document["class"], *_named_paths(document)}
-    untrusted = sorted(p for p in named if not p.startswith(TRUSTED_PREFIXES) and p not in trusted)
+    if not isinstance(document.get("class"), str):
+        raise ValueError(f"{path} is malformed: it names no estimator class.")
+    classes, functions = _named_paths(document)
+    classes.add(document["class"])
+    # A function runs when the estimator uses it: functions always need trust.
+    untrusted = sorted(
+        {p for p in classes if not p.startswith(TRUSTED_PREFIXES) and p not in trusted}
+        | {p for p in functions if p not in trusted}
+    )
     if untrusted:
         raise ValueError(
             f"{path} names classes or functions that are not trusted: {untrusted}. Load it with "
@@ -159,12 +175,20 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
         raise ValueError(f"{path} names {document['class']}, which is not an skcallback estimator.")
     decode = _Decoder(tensors)
     estimator = cls(**decode(document["params"]))
-    if document["fitted"] is not None:
+    if document.get("fitted") is not None:
         encoded = dict(document["fitted"])
-        callbacks = encoded.pop("callbacks")
-        fitted = decode(encoded)
-        fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
-        _restore_fitted(estimator, fitted, path)
+        callbacks = encoded.pop("callbacks", {})
+        from ._snapshot import malformed
+
+        with malformed(path):
+            fitted = decode(encoded)
+            fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
+            counts = (fitted["n_iter"], fitted["n_steps"])
+            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+                raise ValueError(f"{path} is malformed: negative or non-integer counts.")
+            if not (fitted["stop_reason"] is None or isinstance(fitted["stop_reason"], str)):
+                raise ValueError(f"{path} is malformed: the stop reason is not a string.")
+            _restore_fitted(estimator, fitted, path)
     return estimator
 
 
@@ -292,7 +316,10 @@ class _Decoder:
         if "__path__" in value:
             return Path(value["__path__"])
         if "__dtype__" in value:
-            return getattr(torch, value["__dtype__"])
+            dtype = getattr(torch, str(value["__dtype__"]), None)
+            if not isinstance(dtype, torch.dtype):
+                raise ValueError(f"The file names an unknown dtype {value['__dtype__']!r}.")
+            return dtype
         if "__random_state__" in value:
             rng = np.random.RandomState()
             key, keys, pos, has_gauss, cached = self(value["__random_state__"])
@@ -311,18 +338,23 @@ class _Decoder:
         raise ValueError(f"The file holds a value of unknown kind: {sorted(value)}.")
 
 
-def _named_paths(document: Any) -> set[str]:
-    """Every import path a document names."""
-    found: set[str] = set()
+def _named_paths(document: Any) -> tuple[set[str], set[str]]:
+    """The import paths of classes and of functions a document names."""
+    classes: set[str] = set()
+    functions: set[str] = set()
     stack = [document]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
-            found.update(value[tag] for tag in _TAGS if isinstance(value.get(tag), str))
+            for tag in _TAGS:
+                if tag in value:
+                    if not isinstance(value[tag], str):
+                        raise ValueError(f"The file names a {tag} that is not a string.")
+                    (functions if tag == "__function__" else classes).add(value[tag])
             stack.extend(value.values())
         elif isinstance(value, list):
             stack.extend(value)
-    return found
+    return classes, functions
 
 
 def _path_of(obj: Any) -> str:
@@ -336,7 +368,10 @@ def _path_of(obj: Any) -> str:
 
 
 def _resolve(path: str, *, kind: str) -> Any:
-    """Import ``module.qualname`` (already checked to be trusted)."""
+    """Import ``module.qualname`` (already checked to be trusted); the object
+    found must live there (``sklearn.os.system`` is not sklearn's)."""
+    if not isinstance(path, str):
+        raise ValueError(f"The file names {path!r}, which is not an import path.")
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
         try:
@@ -348,6 +383,8 @@ def _resolve(path: str, *, kind: str) -> Any:
                 obj = getattr(obj, name)
         except AttributeError:
             break
+        if f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}" != path:
+            break  # reached through another module's namespace
         if kind == "function" and not callable(obj):
             break
         if kind in ("class", "callback") and not isinstance(obj, type):

@@ -58,6 +58,12 @@ def snapshot(ctx: Any) -> dict[str, Any]:
     mid-epoch (from ``on_after_step``) or at the end of an epoch."""
     work, plan, progress = ctx.estimator, ctx.plan, ctx.progress
     mid_epoch = progress is not None and not progress.complete
+    if mid_epoch and not progress.between_batches:
+        raise ValueError(
+            "A checkpoint records the fit's position exactly only between training batches "
+            "(from on_after_step, on_train_batch_end or on_train_end) or between epochs (from "
+            "on_fit_begin, on_epoch_end or on_fit_end); it was saved elsewhere."
+        )
     rng_state = work._rng.get_state()
     return {
         "format": FORMAT,
@@ -68,9 +74,7 @@ def snapshot(ctx: Any) -> dict[str, Any]:
         "step": ctx.step,
         "batches_done": ctx.batch if mid_epoch else 0,
         "epoch_lr": progress.lr if mid_epoch else None,
-        "epoch_losses": [loss.detach().float().cpu() for loss in progress.losses]
-        if mid_epoch
-        else [],
+        "epoch_losses": [loss.detach().cpu() for loss in progress.losses] if mid_epoch else [],
         "epoch_sizes": list(progress.sizes) if mid_epoch else [],
         "shuffle_state": progress.shuffle_state if mid_epoch else plan.shuffle.get_state(),
         "dropout_state": plan.dropout.get_state(),
@@ -179,16 +183,48 @@ _FIELDS: dict[str, Any] = {
 }
 
 
+_OPTIONAL: dict[str, Any] = {
+    "stop_reason": str,
+    "epoch_lr": float | int,
+    "global_rng_state": torch.Tensor,
+    "grad_scaler": dict,
+}
+_DATA_KEYS = ("n_features_in_", "feature_names_in_", "n_outputs_", "classes_", "_y_ndim")
+
+
 def _check_fields(state: Any, path: Any) -> None:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a skcallback checkpoint of format {FORMAT}.")
     for key, kind in _FIELDS.items():
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
             raise ValueError(f"{path} is malformed: {key!r} is not a {kind.__name__}.")
+    for key, kind in _OPTIONAL.items():
+        if key not in state or not (state[key] is None or isinstance(state[key], kind)):
+            raise ValueError(f"{path} is malformed: {key!r} is missing or of the wrong type.")
+    for key in ("shuffle_state", "dropout_state", "global_rng_state"):
+        if state[key] is not None and state[key].dtype != torch.uint8:
+            raise ValueError(f"{path} is malformed: {key!r} is not a generator state.")
+    losses, sizes = state["epoch_losses"], state["epoch_sizes"]
+    if (
+        len(losses) != len(sizes)
+        or len(losses) > state["batches_done"]
+        or not all(isinstance(x, torch.Tensor) and x.ndim == 0 for x in losses)
+        or not all(isinstance(n, int) and n > 0 for n in sizes)
+    ):
+        raise ValueError(f"{path} is malformed: the losses of the unfinished epoch.")
+    rng = state["rng"]
+    if not (
+        len(rng) == 5
+        and isinstance(rng[0], str)
+        and isinstance(rng[1], torch.Tensor)
+        and rng[1].shape == (624,)
+        and all(isinstance(v, int | float) for v in rng[2:])
+    ):
+        raise ValueError(f"{path} is malformed: 'rng' is not a NumPy generator state.")
+    if set(state["data"]) - set(_DATA_KEYS):
+        raise ValueError(f"{path} is malformed: unknown data attributes.")
     if min(state["epoch"], state["step"], state["batches_done"]) < 0:
         raise ValueError(f"{path} is malformed: negative epoch, step or batch count.")
-    if state["stop_reason"] is not None and not isinstance(state["stop_reason"], str):
-        raise ValueError(f"{path} is malformed: 'stop_reason' is not a string.")
     if not all(isinstance(v, dict) for v in state["callbacks"].values()):
         raise ValueError(f"{path} is malformed: a callback state is not a dict.")
 
@@ -225,6 +261,10 @@ def check_matches(state: dict[str, Any], estimator: Any, path: Any) -> None:
         )
 
 
+#: Optimizer state entries that are one number per parameter (step counters).
+_SCALAR_STATE = ("step", "mu_product")
+
+
 def load_objects(work: Any, state: dict[str, Any], path: Any) -> None:
     """Load module, optimizer (with its tensors checked against the
     parameters) into ``work``'s freshly built objects."""
@@ -239,14 +279,14 @@ def load_objects(work: Any, state: dict[str, Any], path: Any) -> None:
     for group in work.optimizer_.param_groups:
         for parameter in group["params"]:
             for name, value in work.optimizer_.state.get(parameter, {}).items():
-                if (
-                    isinstance(value, torch.Tensor)
-                    and value.ndim
-                    and value.shape != parameter.shape
-                ):
+                if not isinstance(value, torch.Tensor):
+                    continue
+                expected = () if name in _SCALAR_STATE else tuple(parameter.shape)
+                if tuple(value.shape) != expected or not value.is_floating_point():
                     raise ValueError(
                         f"{path} is malformed: optimizer state {name!r} has shape "
-                        f"{tuple(value.shape)} for a parameter of shape {tuple(parameter.shape)}."
+                        f"{tuple(value.shape)} ({value.dtype}); expected {expected} floats for "
+                        f"a parameter of shape {tuple(parameter.shape)}."
                     )
 
 
@@ -255,3 +295,16 @@ def restore_rng(work: Any, state: dict[str, Any]) -> None:
     key, keys, pos, has_gauss, cached = state["rng"]
     work._rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     work._split_seed = state["split_seed"]
+
+
+@contextlib.contextmanager
+def malformed(path: Any):
+    """Report any failure to restore a file's contents as a ValueError."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is malformed: restoring it failed ({type(exc).__name__}: {exc})."
+        ) from exc

@@ -245,3 +245,156 @@ def test_a_killed_grid_search_run_again_resumes_every_fit(tmp_path):
         result = torch.load(out, weights_only=True)
         assert torch.equal(result["scores"], reference["scores"])
         assert same_weights(result["weights"], reference["weights"])
+
+
+class DropNet(torch.nn.Module):
+    """A custom module with torch's own dropout (the global RNG)."""
+
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(n_features_in, 16),
+            torch.nn.Dropout(0.3),
+            torch.nn.Linear(16, n_outputs),
+        )
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def crash_at_epoch_end(ctx):
+    if ctx.epoch == CRASH_AT[0]:
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("module", [None, DropNet])
+def test_resume_from_epoch_files_then_warm_start_equals_one_run(tmp_path, data, module):
+    X, y = data
+
+    def make(folder):
+        return NeuralClassifier(
+            module=module,
+            max_epochs=4,
+            random_state=0,
+            callbacks=[
+                Checkpoint(dirname=folder, resume=True),
+                LambdaCallback(name="crash", on_epoch_end=crash_at_epoch_end),
+            ],
+        )
+
+    reference = make(tmp_path / "reference").fit(X, y)
+    CRASH_AT[0] = 3
+    try:
+        with pytest.raises(RuntimeError):
+            make(tmp_path / "run").fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    resumed = make(tmp_path / "run").fit(X, y)
+    assert same_weights(resumed.module_.state_dict(), reference.module_.state_dict())
+    for est in (reference, resumed):  # the NumPy generator is where it should be too
+        est.set_params(warm_start=True, max_epochs=2).fit(X, y)
+    assert same_weights(resumed.module_.state_dict(), reference.module_.state_dict())
+
+
+def test_a_run_stopped_by_ctrl_c_trains_on_when_run_again(tmp_path, data, monkeypatch):
+    from skcallback import _loop
+
+    X, y = data
+    monkeypatch.setattr(_loop, "_last_interrupt", [-float("inf")])
+
+    def press(ctx):
+        if ctx.step == 4 and CRASH_AT[0] == "ctrl-c":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def make():
+        return NeuralClassifier(
+            max_epochs=4,
+            random_state=0,
+            callbacks=[
+                Checkpoint(dirname=tmp_path, resume=True),
+                LambdaCallback(on_after_step=press),
+            ],
+        )
+
+    CRASH_AT[0] = "ctrl-c"
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            stopped = make().fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    assert stopped.stop_reason_ == "KeyboardInterrupt" and stopped.n_iter_ < 4
+    again = make().fit(X, y)
+    assert again.n_iter_ == 4 and again.stop_reason_ is None
+
+
+def test_partial_fit_is_never_resumed(tmp_path, data):
+    X, y = data
+    est = NeuralClassifier(random_state=0, callbacks=[Checkpoint(dirname=tmp_path, resume=True)])
+    for _ in range(2):
+        est.partial_fit(X, y, classes=[0, 1])
+    fresh = NeuralClassifier(random_state=0, callbacks=[Checkpoint(dirname=tmp_path, resume=True)])
+    assert fresh.partial_fit(X, y, classes=[0, 1]).n_iter_ == 1
+
+
+def test_save_checkpoint_refuses_a_position_it_cannot_record(tmp_path, data):
+    from skcallback.callbacks import save_checkpoint
+
+    X, y = data
+    for hook in ("on_epoch_begin", "on_train_batch_begin", "on_valid_end"):
+        est = NeuralClassifier(
+            max_epochs=1,
+            callbacks=[
+                LambdaCallback(**{hook: lambda ctx: save_checkpoint(ctx, tmp_path / "x.pt")})
+            ],
+        )
+        with pytest.raises(ValueError, match="records the fit's position exactly only"):
+            est.fit(X, y)
+
+
+def test_keep_max_never_removes_the_newest_best(tmp_path, regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=4,
+        callbacks=[
+            scripted([4.0, 3.0, 2.0, 1.0]),
+            Checkpoint(dirname=tmp_path, monitor="valid_loss", keep_max=1),
+        ],
+    ).fit(X, y)
+    checkpoint = est.callbacks_.checkpoint
+    assert Path(checkpoint.best_path_).name == "model-0004.pt"
+    assert Path(checkpoint.best_path_).exists()
+
+
+def test_a_resumed_fit_keeps_its_stop_and_the_csv_has_no_duplicate_rows(tmp_path, data):
+    import csv as csv_module
+
+    from skcallback.callbacks import CSVLogger
+
+    X, y = data
+    log = tmp_path / "log.csv"
+
+    def make():
+        return NeuralClassifier(
+            max_epochs=10,
+            random_state=0,
+            callbacks=[
+                EarlyStopping(patience=1, min_delta=10.0),  # stops after epoch 2
+                CSVLogger(log),
+                Checkpoint(dirname=tmp_path / "ck", resume=True),
+                LambdaCallback(name="crash", on_epoch_end=crash_at_epoch_end),
+            ],
+        )
+
+    CRASH_AT[0] = 2  # dies after CSVLogger wrote epoch 2, before its checkpoint
+    try:
+        with pytest.raises(RuntimeError):
+            make().fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    resumed = make().fit(X, y)
+    with log.open() as file:
+        epochs = [int(row["epoch"]) for row in csv_module.DictReader(file)]
+    assert epochs == [1, 2]
+    assert resumed.callbacks_.early_stopping.stopped_epoch_ == 2
+    again = make().fit(X, y)  # a finished fit: nothing trained, the stop kept
+    assert again.callbacks_.early_stopping.stopped_epoch_ == 2

@@ -148,3 +148,32 @@ def test_a_round_trip_through_a_fresh_process(classification_data, tmp_path):
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert result.stdout.strip() == "same", result.stderr
+
+
+def test_a_path_reached_through_another_module_is_refused(tmp_path):
+    est = NeuralRegressor()
+    path = skcallback.save(est, tmp_path / "model.skc")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as file:
+        document = json.loads(file.metadata()["skcallback"])
+    document["params"]["__dict__"] += [
+        ["module", {"__function__": "sklearn.os.system"}],
+        ["module__command", "touch /tmp/skcallback-owned"],
+    ]
+    hostile = tmp_path / "hostile.skc"
+    save_file({}, str(hostile), metadata={"skcallback": json.dumps(document)})
+    with pytest.raises(ValueError, match=r"not trusted: \['sklearn.os.system'\]"):
+        skcallback.load(hostile)
+    with pytest.raises(ValueError, match="does not import as a function"):
+        skcallback.load(hostile, trusted=["sklearn.os.system"])
+    assert not os.path.exists("/tmp/skcallback-owned")
+    document["params"]["__dict__"][-2] = ["module", {"__dtype__": "save"}]
+    save_file({}, str(hostile), metadata={"skcallback": json.dumps(document)})
+    with pytest.raises(ValueError, match="unknown dtype 'save'"):
+        skcallback.load(hostile)
+
+
+def test_a_missing_file_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No model file"):
+        skcallback.load(tmp_path / "nothing.skc")

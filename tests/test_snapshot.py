@@ -89,7 +89,8 @@ def test_a_crafted_checkpoint_cannot_steer_writes_or_deletions(regression_data, 
         ("epoch", -1, "negative"),
         ("epoch", "3", "'epoch' is not a int"),
         ("callbacks", {"history": [1, 2]}, "callback state is not a dict"),
-        ("stop_reason", 5, "'stop_reason' is not a string"),
+        ("stop_reason", 5, "'stop_reason' is missing or of the wrong type"),
+        ("rng", ["MT19937"], "'rng' is not a NumPy generator state"),
         ("format", 1, "not a skcallback checkpoint of format 2"),
     ],
 )
@@ -125,3 +126,42 @@ def test_a_disk_error_names_the_path(saved, tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"Could not write the checkpoint '.*out\.pt': No space"):
         _snapshot.write(state, tmp_path / "out.pt")
     assert not list(tmp_path.glob(".out.pt*"))  # no temporary file left behind
+
+
+def test_a_scalar_where_a_tensor_belongs_is_refused(saved, tmp_path):
+    _, path = saved
+    state = read_checkpoint(path)
+    first = next(iter(state["optimizer"]["state"].values()))
+    first["exp_avg"] = torch.tensor(1.0)  # fused Adam would overrun its buffers
+    _snapshot.write(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="optimizer state 'exp_avg' has shape"):
+        NeuralRegressor(callbacks=[Checkpoint(), EarlyStopping()]).load_checkpoint(
+            tmp_path / "bad.pt"
+        )
+
+
+def test_a_saved_state_cannot_set_callback_parameters(regression_data, tmp_path):
+    from skcallback.callbacks import CSVLogger
+
+    X, y = regression_data
+    outside = tmp_path / "outside" / "where.csv"
+
+    def make():
+        return NeuralRegressor(
+            max_epochs=3,
+            random_state=0,
+            callbacks=[
+                Checkpoint(dirname=tmp_path / "ck", resume=True),
+                CSVLogger(tmp_path / "log.csv"),
+            ],
+        )
+
+    folder = Path(make().fit(X, y).callbacks_.checkpoint.run_dir_)
+    newest = checkpoint_files(folder, "model")[-1]
+    state = read_checkpoint(newest)
+    state["callbacks"]["csv_logger"] = {"path": str(outside)}
+    state["epoch"] = 1
+    _snapshot.write(state, newest)
+    with pytest.raises(ValueError, match=r"takes learned attributes.*refused \['path'\]"):
+        make().fit(X, y)
+    assert not outside.parent.exists()

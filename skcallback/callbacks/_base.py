@@ -51,6 +51,10 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
+def _is_learned(key: str) -> bool:
+    return key.endswith("_") and not key.startswith("_") and key.isidentifier()
+
+
 def check_hook_names(cb: Any, name: str) -> None:
     """A public method named like a hook but not one (``on_epoch_ends``) is
     a mistake the loop would silently ignore, and a hook that cannot take
@@ -267,6 +271,14 @@ class Callback:
         if not isinstance(state, dict):
             raise TypeError(
                 f"{type(self).__name__}.load_state_dict expects a dict; got {type(state).__name__}."
+            )
+        # Learned state only: a saved state must not change parameters or
+        # methods (a checkpoint's CSVLogger path, a setup function).
+        refused = sorted(str(k) for k in state if not (isinstance(k, str) and _is_learned(k)))
+        if refused:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict takes learned attributes (names ending "
+                f"in '_'); refused {refused}."
             )
         for key, value in state.items():
             setattr(self, key, copy.deepcopy(value))

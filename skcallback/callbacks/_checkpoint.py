@@ -151,7 +151,7 @@ class Checkpoint(Callback):
     """
 
     order = float("inf")
-    _fingerprint_ignores = ("resume",)
+    _fingerprint_ignores = ("resume", "dirname", "keep_max")
 
     def __init__(
         self,
@@ -257,14 +257,13 @@ class Checkpoint(Callback):
                 and ctx.epoch % self.every == 0
             )
         if due:
-            path = self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt", best=improved)
-            if improved:
-                self.best_path_ = path
+            self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt", best=improved)
 
     def _save(self, ctx: Any, filename: str, best: bool = False) -> str:
         path = str(Path(self.run_dir_) / filename)
         if best:  # the file must know it is the best one when it is resumed from
             self._best_name = filename
+            self.best_path_ = path
         save_checkpoint(ctx, path)
         if path in self.saved_paths_:
             self.saved_paths_.remove(path)

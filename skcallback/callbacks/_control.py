@@ -27,7 +27,8 @@ class TerminateOnNaN(Callback):
     name = "terminate_on_nan"
 
     def on_fit_begin(self, ctx: Any) -> None:
-        self.stopped_step_: int | None = None
+        if ctx.plan.resumed_from is None:
+            self.stopped_step_: int | None = None
 
     def on_after_loss(self, ctx: Any) -> None:
         if ctx.phase == "train" and not bool(torch.isfinite(ctx.loss).all()):
@@ -93,7 +94,8 @@ class TimeLimit(Callback):
 
     def on_fit_begin(self, ctx: Any) -> None:
         self._started = time.monotonic()
-        self.stopped_epoch_: int | None = None
+        if ctx.plan.resumed_from is None:
+            self.stopped_epoch_: int | None = None
 
     def on_train_batch_end(self, ctx: Any) -> None:
         if time.monotonic() - self._started > self.seconds:

@@ -137,7 +137,8 @@ class EarlyStopping(Callback):
             self._best_weights: dict[str, torch.Tensor] | None = None
         if self._new_patience:
             self.wait_ = 0
-        self.stopped_epoch_: int | None = None
+        if ctx.plan.resumed_from is None:
+            self.stopped_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Any) -> None:
         monitor = self._monitor
@@ -190,5 +191,15 @@ class EarlyStopping(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
-        self._best_weights = state.pop("best_weights", None)
+        weights = state.pop("best_weights", None)
+        numbers_ok = all(
+            state.get(key) is None or isinstance(state.get(key), numbers.Real)
+            for key in ("best_score_", "best_epoch_", "wait_", "stopped_epoch_")
+        )
+        weights_ok = weights is None or (
+            isinstance(weights, dict) and all(isinstance(v, torch.Tensor) for v in weights.values())
+        )
+        if not (numbers_ok and weights_ok):
+            raise ValueError("EarlyStopping state: malformed best score, epochs or weights.")
+        self._best_weights = weights
         super().load_state_dict(state)

@@ -284,6 +284,8 @@ class CSVLogger(Callback):
         its rows.
     """
 
+    _fingerprint_ignores = ("path",)
+
     def __init__(self, path: str | os.PathLike, append: bool = False) -> None:
         self.path = path
         self.append = append
@@ -305,10 +307,15 @@ class CSVLogger(Callback):
     def on_fit_begin(self, ctx: Any) -> None:
         path = Path(self.path)
         self._header = None
-        if self._append and path.exists() and path.stat().st_size > 0:
-            with path.open(newline="") as file:
-                self._header = next(csv.reader(file), None)
-        self._file = path.open("a" if self._append else "w", newline="")
+        try:
+            if self._append and path.exists() and path.stat().st_size > 0:
+                if ctx.plan.resumed_from is not None:
+                    _drop_rows_after(path, ctx.epoch)  # they are written again
+                with path.open(newline="") as file:
+                    self._header = next(csv.reader(file), None)
+            self._file = path.open("a" if self._append else "w", newline="")
+        except OSError as exc:
+            raise OSError(exc.errno, f"CSVLogger cannot write {str(path)!r}: {exc}") from exc
         self._writer: csv.DictWriter | None = None
 
     def on_epoch_end(self, ctx: Any) -> None:
@@ -328,11 +335,28 @@ class CSVLogger(Callback):
             )
             if self._header is None:
                 self._writer.writeheader()
-        self._writer.writerow(ctx.metrics)
-        self._file.flush()
+        try:
+            self._writer.writerow(ctx.metrics)
+            self._file.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, f"CSVLogger cannot write {str(self.path)!r}: {exc}") from exc
 
     def on_fit_end(self, ctx: Any) -> None:
         file = getattr(self, "_file", None)
         if file is not None:
             file.close()
             del self._file
+
+
+def _drop_rows_after(path: Path, epoch: int) -> None:
+    """Keep the rows of epochs up to ``epoch`` (a resumed fit writes the
+    later ones again)."""
+    with path.open(newline="") as file:
+        rows = list(csv.reader(file))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [r for r in rows[1:] if r[column].isdigit() and int(r[column]) <= epoch]
+    if len(kept) < len(rows):
+        with path.open("w", newline="") as file:
+            csv.writer(file).writerows(kept)
