@@ -36,9 +36,13 @@ def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
 
 def save_checkpoint(ctx: Any, path: str | os.PathLike) -> Path:
     """Save the fit's current state to ``path`` (atomically); for custom
-    callbacks such as MindSpore's save-when-the-loss-is-low example. Called
-    from ``on_after_step`` it records the position within the epoch, so a
-    resume continues exactly from there."""
+    callbacks such as MindSpore's save-when-the-loss-is-low example.
+
+    The file records the fit's exact position when saved between training
+    batches (``on_after_step``, ``on_train_batch_end``, ``on_train_end``) or
+    between epochs (``on_fit_begin``, ``on_epoch_end``, ``on_fit_end``); a
+    resume continues exactly from there. Elsewhere it raises ``ValueError``.
+    """
     return _snapshot.write(_snapshot.snapshot(ctx), path)
 
 

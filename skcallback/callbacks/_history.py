@@ -39,6 +39,12 @@ class History(Callback):
         if not hasattr(self, "records_"):
             self.records_: list[dict[str, Any]] = []
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        records = state.get("records_", [])
+        if not (isinstance(records, list) and all(isinstance(r, dict) for r in records)):
+            raise ValueError("History state: records_ must be a list of per-epoch dicts.")
+        super().load_state_dict(state)
+
     def on_epoch_begin(self, ctx: Any) -> None:
         # The loop keeps filling this dict during the epoch.
         self.records_.append(ctx.metrics)
