@@ -17,15 +17,7 @@ from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
 from ._loop import run_fit
 from ._params import validate_parameters
-from ._plan import (
-    adopt,
-    attach_callbacks,
-    build_objects,
-    load_callback_states,
-    prepare,
-    start_fresh,
-    working_copy,
-)
+from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
 from ._precision import autocast, float_dtype
 
 
@@ -229,15 +221,10 @@ class NeuralEstimatorBase(BaseEstimator):
         with _snapshot.malformed(path):
             _snapshot.restore_rng(work, state)
             torch.Generator().set_state(state["shuffle_state"])
-        build_objects(work, device, seed=0)
-        _snapshot.load_objects(work, state, path)
-        callbacks = _routing.fitted_callbacks(self)
-        with _snapshot.malformed(path):
-            load_callback_states(callbacks, state["callbacks"])
-            attach_callbacks(work, callbacks)
+        work.stop_reason_ = None
+        rebuild_fitted(work, state, device, path)
         # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
         del work.history_.records_[state["epoch"] :]
-        work.module_.eval()
         adopt(self, work)
         return self
 

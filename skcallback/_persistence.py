@@ -57,8 +57,7 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
 def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
     """Rebuild an unpickled estimator's torch objects from :func:`pack`'s blob
     (and the non-plain callback states ``other``)."""
-    from . import _routing, _snapshot
-    from ._plan import attach_callbacks, build_objects, load_callback_states
+    from ._plan import rebuild_fitted
 
     device = getattr(estimator, "device_", torch.device("cpu"))
     if device.type == "cuda" and not cuda_index_available(device):
@@ -76,14 +75,8 @@ def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
             "The pickled estimator's torch state is not plain data (was the file tampered "
             f"with?); it is not loaded: {type(exc).__name__}: {exc}"
         ) from exc
-    stop_reason = estimator.stop_reason_
-    build_objects(estimator, device, seed=0)
-    _snapshot.load_objects(estimator, saved, "the pickled estimator")
-    callbacks = _routing.fitted_callbacks(estimator)
-    load_callback_states(callbacks, {**saved["callbacks"], **other})
-    attach_callbacks(estimator, callbacks)
-    estimator.stop_reason_ = stop_reason
-    estimator.module_.eval()
+    saved["callbacks"] = {**saved["callbacks"], **other}
+    rebuild_fitted(estimator, saved, device, "the pickled estimator")
 
 
 _PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)

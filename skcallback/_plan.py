@@ -354,6 +354,22 @@ def build_objects(work: Any, device: torch.device, seed: int) -> None:
     work.device_ = device
 
 
+def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> None:
+    """Rebuild the torch objects of a saved fit on ``work`` (whose parameters
+    and data attributes are set): module, criterion and optimizer from the
+    parameters, their states and the callbacks' from ``state``. Shared by
+    ``load_checkpoint``, ``skcallback.load`` and unpickling."""
+    build_objects(work, device, seed=0)
+    _snapshot.load_objects(work, state, path)
+    callbacks = _routing.fitted_callbacks(work)
+    stop_reason = getattr(work, "stop_reason_", None)
+    with _snapshot.malformed(path):
+        load_callback_states(callbacks, state["callbacks"])
+        attach_callbacks(work, callbacks)
+    work.stop_reason_ = stop_reason
+    work.module_.eval()
+
+
 def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:
     """Give each new callback the state of the same-named callback of the
     same class (a replaced callback starts afresh)."""

@@ -194,9 +194,8 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
 
 def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
     """The fitted state, rebuilt by the path ``load_checkpoint`` takes."""
-    from . import _routing, _snapshot
     from ._device import resolve_device
-    from ._plan import adopt, attach_callbacks, build_objects, load_callback_states, working_copy
+    from ._plan import adopt, rebuild_fitted, working_copy
 
     try:
         device = resolve_device(estimator.device)
@@ -217,13 +216,8 @@ def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
     work._rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     work._split_seed = fitted["split_seed"]
     work.n_iter_, work.n_steps_ = fitted["n_iter"], fitted["n_steps"]
-    build_objects(work, device, seed=0)
-    _snapshot.load_objects(work, fitted, path)
-    callbacks = _routing.fitted_callbacks(estimator)
-    load_callback_states(callbacks, fitted["callbacks"])
-    attach_callbacks(work, callbacks)
     work.stop_reason_ = fitted["stop_reason"]
-    work.module_.eval()
+    rebuild_fitted(work, fitted, device, path)
     adopt(estimator, work)
 
 
