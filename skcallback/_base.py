@@ -11,17 +11,19 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _persistence, _routing, _snapshot
+from . import _persistence, _routing, _sklearn_callbacks, _snapshot
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
+from ._dispatch import HookTable
 from ._loop import run_fit
 from ._params import validate_parameters
 from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
 from ._precision import autocast, float_dtype
+from ._sklearn_callbacks import CallbackSupportMixin
 
 
-class NeuralEstimatorBase(BaseEstimator):
+class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     """Parameters, routing and the fit/predict machinery shared by the
     regressor and the classifier; subclasses only handle targets."""
 
@@ -174,9 +176,20 @@ class NeuralEstimatorBase(BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial: bool, **options: Any):
         """Plan the fit (the estimator is not touched), train the plan's
         working copy, and adopt its state only when the fit completes."""
-        plan = prepare(self, X, y, sample_weight, partial=partial, **options)
-        _train(plan)
-        adopt(self, plan.estimator)
+        with _sklearn_callbacks.fit_scope(self):
+            plan = prepare(self, X, y, sample_weight, partial=partial, **options)
+            tasks = _sklearn_callbacks.epoch_tasks(
+                self, X, y, sample_weight, plan.max_epochs - plan.first_epoch
+            )
+            if tasks is not None:
+                plan.hooks = HookTable(
+                    sorted(
+                        [*plan.estimator.callbacks_.items(), ("sklearn.callback", tasks)],
+                        key=lambda item: item[1].order,
+                    )
+                )
+            _train(plan)
+            adopt(self, plan.estimator)
         return self
 
     def _data_state(self) -> dict[str, Any]:
