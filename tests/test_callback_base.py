@@ -341,3 +341,53 @@ def test_nothing_leaks_between_fits_of_one_estimator(regression_data, scripted):
     assert second is not first and (first.epochs_, second.epochs_) == (2, 2)
     assert est.callbacks_["early_stopping"].best_score_ == 8.0  # not 2.0 from the first fit
     assert not hasattr(counter, "epochs_")
+
+
+class _Writer:
+    """A live resource: it refuses to be copied, as a SummaryWriter does."""
+
+    def __init__(self):
+        self.scalars = []
+
+    def __deepcopy__(self, memo):
+        raise TypeError("cannot copy a writer")
+
+
+class WritesLosses(Callback):
+    shared_params = ("writer",)
+
+    def __init__(self, writer=None, tag="loss"):
+        self.writer = writer
+        self.tag = tag
+
+    def on_epoch_end(self, ctx):
+        self.writer.scalars.append((self.tag, ctx.epoch))
+
+
+def test_shared_params_reach_every_fit_of_a_search(regression_data):
+    from sklearn.model_selection import GridSearchCV
+
+    writer = _Writer()
+    cb = WritesLosses(writer)
+    assert clone(cb).writer is writer
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=2, random_state=0, callbacks=[cb])
+    GridSearchCV(est, {"cb__writes_losses__tag": ["a", "b"]}, cv=2).fit(X, y)
+    # 2 candidates x 2 folds + the refit, 2 epochs each, all in one writer
+    assert len(writer.scalars) == 10
+    assert {tag for tag, _ in writer.scalars} == {"a", "b"}
+
+
+def test_unshared_live_parameters_fail_with_a_clear_error(regression_data):
+    class Unshared(WritesLosses):
+        shared_params = ()
+
+    est = NeuralRegressor(max_epochs=1, callbacks=[Unshared(_Writer())])
+    with pytest.raises(TypeError, match="cannot be cloned"):
+        est.fit(*regression_data)
+
+
+def test_repr_shows_changed_parameters_only():
+    assert repr(EarlyStopping()) == "EarlyStopping()"
+    assert repr(EarlyStopping(patience=3, monitor="valid_loss")) == "EarlyStopping(patience=3)"
+    assert repr(WritesLosses(tag="x")) == "WritesLosses(tag='x')"

@@ -80,6 +80,29 @@ def check_hook_names(cb: Any, name: str) -> None:
             )
 
 
+def _init_defaults(cls: type) -> dict[str, Any]:
+    if cls.__init__ is object.__init__:
+        return {}
+    return {
+        p.name: p.default
+        for p in inspect.signature(cls.__init__).parameters.values()
+        if p.default is not p.empty
+    }
+
+
+def _differs(value: Any, default: Any) -> bool:
+    """Whether a parameter differs from its default (a required one always
+    does); values that do not compare plainly count as different."""
+    if value is default:
+        return False
+    if default is inspect.Parameter.empty:
+        return True
+    try:
+        return not (type(value) is type(default) and bool(value == default))
+    except Exception:
+        return True
+
+
 class Callback:
     """Base class of every callback.
 
@@ -123,6 +146,12 @@ class Callback:
 
     name: str = "callback"
     order: float = 0
+    #: Parameters that clones share with this callback instead of copying:
+    #: live resources such as a writer, a tracking client or an Optuna
+    #: trial. Every fit works on a clone of each callback, so a copied
+    #: trial would never hear of the fit. A subclass names them here, e.g.
+    #: ``shared_params = ("trial",)``.
+    shared_params: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -197,11 +226,15 @@ class Callback:
             )
 
     def __sklearn_clone__(self) -> Callback:
-        """A new callback from the same parameters (cloned); an ``order`` or
+        """A new callback from the same parameters (cloned, except those in
+        :attr:`shared_params`, which the clone shares); an ``order`` or
         ``name`` set on this instance is kept."""
         from sklearn.base import clone
 
-        params = {k: clone(v, safe=False) for k, v in self.get_params(deep=False).items()}
+        params = {
+            k: v if k in self.shared_params else clone(v, safe=False)
+            for k, v in self.get_params(deep=False).items()
+        }
         new = type(self)(**params)
         for key in ("order", "name"):
             if key in vars(self) and key not in params:
@@ -284,7 +317,14 @@ class Callback:
             setattr(self, key, copy.deepcopy(value))
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        """The class and the parameters that differ from their defaults, as
+        scikit-learn prints estimators."""
+        defaults = _init_defaults(type(self))
+        args = ", ".join(
+            f"{k}={v!r}"
+            for k, v in self.get_params().items()
+            if _differs(v, defaults.get(k, inspect.Parameter.empty))
+        )
         return f"{type(self).__name__}({args})"
 
     # -- hooks (no-ops; the loop only calls the overridden ones) ---------
