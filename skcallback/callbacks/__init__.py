@@ -15,6 +15,7 @@ from ._checkpoint import (
 from ._control import GradientClipping, TerminateOnNaN, TimeLimit
 from ._early_stopping import EarlyStopping
 from ._history import History
+from ._integrations import OptunaPruning, TensorBoardLogger
 from ._lambda import LambdaCallback
 from ._logging import CSVLogger, LossMonitor, MetricLogger, PrintLog, ProgressBar, TimeMonitor
 from ._monitor import Monitor
@@ -35,8 +36,10 @@ __all__ = [
     "LossMonitor",
     "MetricLogger",
     "Monitor",
+    "OptunaPruning",
     "PrintLog",
     "ProgressBar",
+    "TensorBoardLogger",
     "TerminateOnNaN",
     "TimeLimit",
     "TimeMonitor",

@@ -1,0 +1,168 @@
+"""Callbacks that report to other tools; each tool is an optional extra,
+imported when a fit starts, with an error naming the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ._base import Callback
+from ._checkpoint import ensure_writable
+
+
+def _require(module: str, extra: str, owner: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"{owner} needs {module.split('.')[0]}: pip install 'skcallback[{extra}]'."
+        ) from None
+
+
+class OptunaPruning(Callback):
+    """Report a metric to an Optuna trial after each epoch and stop the fit
+    when the study's pruner says the trial is not promising.
+
+    The trial is shared, not copied, by the clones each fit works on (see
+    :attr:`~skcallback.Callback.shared_params`), so every fit of the
+    objective reports to it. A pruned fit stops cleanly after the epoch, as
+    EarlyStopping does: the estimator keeps the model and ``stop_reason_``
+    says the trial was pruned. The objective then marks the trial pruned the
+    way Optuna asks, by raising ``optuna.TrialPruned`` when
+    ``trial.should_prune()`` (raising from inside ``fit`` would be swallowed
+    as a failed fit by ``cross_val_score`` and by searches with
+    ``error_score=nan``).
+
+    Requires optuna (``pip install skcallback[optuna]``).
+
+    Parameters
+    ----------
+    trial : optuna.trial.Trial
+        The trial the objective was given.
+    monitor : str, default="valid_loss"
+        The metric reported, recorded by the fit (``train_loss``,
+        ``valid_loss`` or an :class:`EpochScoring` name). The study's
+        direction decides whether lower is better.
+
+    Attributes
+    ----------
+    pruned_epoch_ : int or None
+        The epoch after which the trial was pruned, or None.
+
+    Examples
+    --------
+    >>> import optuna  # doctest: +SKIP
+    >>> def objective(trial):  # doctest: +SKIP
+    ...     est = NeuralRegressor(lr=trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+    ...                           callbacks=[OptunaPruning(trial)])
+    ...     est.fit(X, y)
+    ...     if trial.should_prune():
+    ...         raise optuna.TrialPruned()
+    ...     return est.history_[-1]["valid_loss"]
+    """
+
+    shared_params = ("trial",)
+
+    def __init__(self, trial: Any = None, monitor: str = "valid_loss") -> None:
+        self.trial = trial
+        self.monitor = monitor
+
+    def setup(self, plan: Any) -> None:
+        optuna = _require("optuna", "optuna", "OptunaPruning")
+        self._require("monitor", isinstance(self.monitor, str), "a metric name")
+        self._require(
+            "trial",
+            isinstance(self.trial, optuna.trial.BaseTrial),
+            "the optuna trial given to the objective",
+        )
+        self._key = plan.monitored("OptunaPruning", self.monitor)
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        if not hasattr(self, "pruned_epoch_"):
+            self.pruned_epoch_: int | None = None
+
+    def on_epoch_end(self, ctx: Any) -> None:
+        value = float(ctx.metrics[self._key])
+        self.trial.report(value, step=ctx.epoch)
+        if self.pruned_epoch_ is None and self.trial.should_prune():
+            self.pruned_epoch_ = ctx.epoch
+            ctx.request_stop(
+                f"Optuna pruned trial {self.trial.number} after epoch {ctx.epoch} "
+                f"({self._key}={value:.6g})"
+            )
+
+
+class TensorBoardLogger(Callback):
+    """Write each epoch's metrics as TensorBoard scalars, one run folder per
+    fit.
+
+    Each fit writes to ``<log_dir>/<time>-<fit>``. ``<fit>`` is the first 12
+    characters of a digest of the estimator's parameters and training data
+    (``-2``, ``-3``... added for a repeated fit), so each candidate and fold
+    of a search gets its own folder. The estimator's parameters are logged as
+    text in the run. The folder is created and proven writable before
+    training.
+
+    Requires tensorboard (``pip install skcallback[tensorboard]``).
+
+    Parameters
+    ----------
+    log_dir : str or path-like, default="runs"
+        The folder holding the run folders (``tensorboard --logdir runs``).
+    keys : list of str or None, default=None
+        The metrics to write; None writes every number the epoch records
+        except ``epoch`` itself.
+
+    Attributes
+    ----------
+    run_dir_ : str
+        The last fit's run folder.
+    """
+
+    def __init__(self, log_dir: str | os.PathLike = "runs", keys: list[str] | None = None) -> None:
+        self.log_dir = log_dir
+        self.keys = keys
+
+    def setup(self, plan: Any) -> None:
+        self._summary = _require("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
+        self._require("log_dir", isinstance(self.log_dir, str | os.PathLike), "a folder path")
+        self._require(
+            "keys",
+            self.keys is None
+            or (isinstance(self.keys, list | tuple) and all(isinstance(k, str) for k in self.keys)),
+            "None or a list of metric names",
+        )
+        for key in self.keys or ():
+            plan.monitored("TensorBoardLogger", key)
+        ensure_writable(Path(self.log_dir), "TensorBoardLogger", "log_dir")
+        base = Path(self.log_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.fingerprint()[:12]}"
+        run, n = base, 1
+        while run.exists():  # the same fit again within the second
+            n += 1
+            run = base.with_name(f"{base.name}-{n}")
+        self._run = str(run)
+
+    def on_fit_begin(self, ctx: Any) -> None:
+        self._writer = self._summary.SummaryWriter(self._run)
+        self._writer.add_text("estimator", repr(ctx.estimator), global_step=ctx.epoch)
+        self.run_dir_ = self._run
+
+    def on_epoch_end(self, ctx: Any) -> None:
+        keys = self.keys if self.keys is not None else ctx.metrics
+        for key in keys:
+            value = ctx.metrics.get(key)
+            if key == "epoch" or not isinstance(value, numbers.Real) or isinstance(value, bool):
+                continue
+            if math.isfinite(value):
+                self._writer.add_scalar(key, float(value), global_step=ctx.epoch)
+        self._writer.flush()
+
+    def on_fit_end(self, ctx: Any) -> None:
+        writer = vars(self).pop("_writer", None)
+        if writer is not None:
+            writer.close()

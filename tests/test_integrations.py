@@ -1,0 +1,127 @@
+"""Callbacks reporting to other tools (optional extras)."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import OptunaPruning
+
+optuna = pytest.importorskip("optuna")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.randn(150, 4)
+    return X, X @ rng.randn(4)
+
+
+def _objective(data, max_epochs=6):
+    def objective(trial):
+        est = NeuralRegressor(max_epochs=max_epochs, random_state=0)
+        est.set_params(callbacks=[OptunaPruning(trial)])
+        est.fit(*data)
+        trial.set_user_attr("n_iter", est.n_iter_)
+        trial.set_user_attr("stop_reason", est.stop_reason_)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+        return est.history_[-1]["valid_loss"]
+
+    return objective
+
+
+def test_a_pruned_trial_stops_its_fit_cleanly_and_is_marked_pruned(data):
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    study.optimize(_objective(data), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["n_iter"] == 1
+    assert "Optuna pruned trial 0 after epoch 1" in trial.user_attrs["stop_reason"]
+    assert list(trial.intermediate_values) == [1]
+
+
+def test_the_trial_is_shared_with_the_fit_not_copied(data):
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    study.optimize(_objective(data, max_epochs=4), n_trials=2)
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert sorted(trial.intermediate_values) == [1, 2, 3, 4]
+        assert trial.intermediate_values[4] == pytest.approx(trial.value)
+
+
+def test_configuration_errors_come_before_training(data):
+    study = optuna.create_study()
+    trial = study.ask()
+    with pytest.raises(ValueError, match="'trial' parameter of OptunaPruning"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning("trial")]).fit(*data)
+    with pytest.raises(ValueError, match="valid_r2"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(trial, "valid_r2")]).fit(*data)
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}
+
+
+def test_without_optuna_the_error_names_the_extra(data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ImportError, match=r"skcallback\[optuna\]"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(object())]).fit(*data)
+
+
+def test_docs_page_snippets_run(run_doc_snippets):
+    run_doc_snippets("integrations.md")
+
+
+def _scalars(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {
+        tag: [(s.step, s.value) for s in events.Scalars(tag)] for tag in events.Tags()["scalars"]
+    }
+
+
+def test_tensorboard_writes_each_epochs_metrics_in_a_run_folder_per_fit(data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from sklearn.model_selection import GridSearchCV
+
+    from skcallback.callbacks import TensorBoardLogger
+
+    est = NeuralRegressor(max_epochs=3, random_state=0, callbacks=[TensorBoardLogger(tmp_path)])
+    est.fit(*data)
+    run = est.callbacks_["tensor_board_logger"].run_dir_
+    scalars = _scalars(run)
+    assert {"train_loss", "valid_loss", "lr", "dur"} <= set(scalars)
+    losses = [value for _, value in scalars["valid_loss"]]
+    assert [step for step, _ in scalars["valid_loss"]] == [1, 2, 3]
+    assert losses == pytest.approx(est.history_.get("valid_loss"))
+
+    est.fit(*data)  # the same fit again gets its own folder
+    search = GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2).fit(*data)
+    runs = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(runs) == 2 + 2 * 2 + 1  # two fits, 4 fits of the search, the refit
+    assert search.best_estimator_.callbacks_["tensor_board_logger"].run_dir_ != run
+
+
+def test_tensorboard_logger_checks_its_folder_and_keys_before_training(data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from skcallback.callbacks import TensorBoardLogger
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match="log_dir"):
+        NeuralRegressor(max_epochs=1, callbacks=[TensorBoardLogger(blocker / "runs")]).fit(*data)
+    with pytest.raises(ValueError, match="valid_r2"):
+        NeuralRegressor(
+            max_epochs=1, callbacks=[TensorBoardLogger(tmp_path, keys=["valid_r2"])]
+        ).fit(*data)
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_without_tensorboard_the_error_names_the_extra(data, monkeypatch, tmp_path):
+    from skcallback.callbacks import TensorBoardLogger
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r"skcallback\[tensorboard\]"):
+        NeuralRegressor(max_epochs=1, callbacks=[TensorBoardLogger(tmp_path)]).fit(*data)
