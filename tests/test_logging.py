@@ -187,3 +187,26 @@ def test_csv_logger_writes_under_an_existing_header(regression_data, tmp_path):
         rows = list(csv.DictReader(file))
     assert rows[1]["epoch"] == "1" and rows[1]["other"] == ""
     assert float(rows[1]["valid_loss"]) == pytest.approx(est.history_[0]["valid_loss"])
+
+
+def test_csv_logger_writes_a_file_per_fit_into_a_folder(regression_data, tmp_path):
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = regression_data
+    folder = tmp_path / "logs"
+    est = NeuralRegressor(max_epochs=2, random_state=0, callbacks=[CSVLogger(f"{folder}/")])
+    search = GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2, n_jobs=2).fit(X, y)
+    files = sorted(folder.iterdir())
+    assert len(files) == 2 * 2 + 1  # every fit of the search and the refit keep their rows
+    for file in files:
+        with file.open(newline="") as f:
+            assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2"]
+    written = search.best_estimator_.callbacks_["csv_logger"].path_
+    assert written in {str(f) for f in files}
+    # the same fit again (into the folder, now existing) rewrites its own file
+    again = clone(search.best_estimator_).set_params(callbacks=[CSVLogger(folder)]).fit(X, y)
+    assert again.callbacks_["csv_logger"].path_ == written
+    assert len(list(folder.iterdir())) == 5
+    with open(written, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2

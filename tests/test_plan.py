@@ -163,8 +163,11 @@ def test_an_unwritable_checkpoint_folder_fails_before_training(regression_data, 
     est = NeuralRegressor(callbacks=[Checkpoint(dirname=blocker / "sub")], max_epochs=2)
     with pytest.raises(OSError, match=r"Checkpoint cannot write to the folder"):
         fit_recording_batches(est, X, y)
-    est = NeuralRegressor(callbacks=[CSVLogger(tmp_path)], max_epochs=2)
-    with pytest.raises(OSError, match=r"CSVLogger's path .* is a folder"):
+    est = NeuralRegressor(callbacks=[CSVLogger(blocker / "log.csv")], max_epochs=2)
+    with pytest.raises(OSError, match=r"CSVLogger cannot write to the folder"):
+        fit_recording_batches(est, X, y)
+    est = NeuralRegressor(callbacks=[CSVLogger(f"{blocker}/")], max_epochs=2)
+    with pytest.raises(OSError, match=r"CSVLogger cannot write to the folder"):
         fit_recording_batches(est, X, y)
 
 

@@ -277,11 +277,21 @@ class CSVLogger(Callback):
     Parameters
     ----------
     path : str or path-like
-        The file to write.
+        The file to write, or a folder (an existing one, or a path ending in
+        ``/``) to write one file per fit, ``<path>/<fit>.csv``. ``<fit>`` is
+        the first 16 characters of a digest of the estimator's parameters
+        and training data, so every candidate and fold of a search, run in
+        parallel or not, keeps its rows. A single file is rewritten by each
+        fit of a search, so only the last fit's rows remain.
     append : bool, default=False
         Add to an existing file instead of replacing it. A fit that continues
         training (``warm_start``, ``partial_fit``, a resumed fit) always adds
         its rows.
+
+    Attributes
+    ----------
+    path_ : str
+        The file the last fit wrote.
     """
 
     _fingerprint_ignores = ("path",)
@@ -294,10 +304,13 @@ class CSVLogger(Callback):
         # A fit that continues (warm start, partial_fit, resume) adds its rows.
         self._append = self.append or plan.continuing or plan.resumed_from is not None
         path = Path(self.path)
-        if path.is_dir():
-            raise IsADirectoryError(
-                errno.EISDIR, f"CSVLogger's path {str(path)!r} is a folder; give a file path."
-            )
+        if path.is_dir() or str(self.path).endswith(("/", os.sep)):
+            path = path / f"{plan.fingerprint()[:16]}.csv"
+            if path.is_dir():
+                raise IsADirectoryError(
+                    errno.EISDIR, f"CSVLogger cannot write {str(path)!r}: it is a folder."
+                )
+        self._path = path
         ensure_writable(path.parent, "CSVLogger", "path")
         if path.exists() and not os.access(path, os.W_OK):
             raise PermissionError(
@@ -305,7 +318,8 @@ class CSVLogger(Callback):
             )
 
     def on_fit_begin(self, ctx: Any) -> None:
-        path = Path(self.path)
+        path = self._path
+        self.path_ = str(path)
         self._header = None
         try:
             if self._append and path.exists() and path.stat().st_size > 0:
@@ -324,7 +338,7 @@ class CSVLogger(Callback):
             missing = [key for key in ctx.metrics if key not in columns]
             if missing:
                 warnings.warn(
-                    f"CSVLogger adds rows to {str(self.path)!r} under its header {columns}; "
+                    f"CSVLogger adds rows to {str(self._path)!r} under its header {columns}; "
                     f"{missing} are not in it and are not written. Write to another path, or "
                     "set append=False to replace the file.",
                     UserWarning,
@@ -339,7 +353,7 @@ class CSVLogger(Callback):
             self._writer.writerow(ctx.metrics)
             self._file.flush()
         except OSError as exc:
-            raise OSError(exc.errno, f"CSVLogger cannot write {str(self.path)!r}: {exc}") from exc
+            raise OSError(exc.errno, f"CSVLogger cannot write {str(self._path)!r}: {exc}") from exc
 
     def on_fit_end(self, ctx: Any) -> None:
         file = getattr(self, "_file", None)
