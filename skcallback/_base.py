@@ -176,6 +176,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial: bool, **options: Any):
         """Plan the fit (the estimator is not touched), train the plan's
         working copy, and adopt its state only when the fit completes."""
+        X, y, sample_weight = _host(X), _host(y), _host(sample_weight)
+        options = {key: _host(value) for key, value in options.items()}
         with _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(
@@ -304,7 +306,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         eval mode; a module in training mode, as mid-fit, returns to it)."""
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, accept_sparse="csr", dtype=float_dtype(self.precision)
+            self, _host(X), reset=False, accept_sparse="csr", dtype=float_dtype(self.precision)
         )
         module, device = self.module_, self.device_
         was_training = module.training
@@ -354,6 +356,19 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         super().__setstate__(state)
         if blob is not None:
             _persistence.rebuild(self, blob, others)
+
+
+def _host(value: Any) -> Any:
+    """A torch tensor as a NumPy array (copied from the device if needed).
+
+    The estimators validate and batch their data in NumPy, which also keeps
+    torch inputs working under scikit-learn's ``array_api_dispatch=True``
+    (whose validation would otherwise ask torch for a NumPy dtype).
+    Predictions are NumPy arrays whatever the input.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return value
 
 
 def _train(plan: Any) -> None:

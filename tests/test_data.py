@@ -230,3 +230,36 @@ def test_sparse_and_dense_rows_train_alike(regression_data):
     dense = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X)
     sparse = NeuralRegressor(max_epochs=2, random_state=0).fit(sp.csr_matrix(X), y).predict(X)
     np.testing.assert_allclose(dense, sparse, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_inputs_work_under_array_api_dispatch():
+    """scikit-learn's array_api_dispatch needs SCIPY_ARRAY_API=1 before scipy
+    is imported, so the check runs in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, sklearn, torch
+from skcallback import NeuralClassifier, NeuralRegressor
+X = torch.randn(120, 3, generator=torch.Generator().manual_seed(0))
+y = X.sum(1)
+with sklearn.config_context(array_api_dispatch=True):
+    reg = NeuralRegressor(max_epochs=2, random_state=0)
+    reg.fit(X, y, sample_weight=torch.ones(120))
+    labels = (y > 0).long()
+    clf = NeuralClassifier(max_epochs=2, random_state=0).fit(X, labels, X_val=X, y_val=labels)
+    print(reg.predict(X).shape, clf.predict_proba(X).shape, clf.score(X, labels) > 0)
+plain = NeuralRegressor(max_epochs=2, random_state=0).fit(X.numpy(), y.numpy())
+np.testing.assert_array_equal(reg.predict(X.numpy()), plain.predict(X.numpy()))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SCIPY_ARRAY_API": "1"},
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["(120,)", "(120,", "2)", "True"]
