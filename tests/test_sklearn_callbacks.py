@@ -185,11 +185,5 @@ def test_progress_bar_on_a_search_of_neural_estimators(data):
     assert search.best_estimator_.n_iter_ == 2
 
 
-def test_docs_page_snippets_run():
-    from pathlib import Path
-
-    page = Path(__file__).resolve().parents[1] / "docs" / "sklearn-callbacks.md"
-    blocks = page.read_text().split("```python\n")[1:]
-    assert blocks
-    for block in blocks:
-        exec(compile(block.split("```")[0], str(page), "exec"), {})
+def test_docs_page_snippets_run(run_doc_snippets):
+    run_doc_snippets("sklearn-callbacks.md")
