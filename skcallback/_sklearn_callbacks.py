@@ -4,7 +4,7 @@ A fit is the root task of the estimator's task tree and each epoch a
 sub-task named ``"epoch"``. The epochs are reported by :class:`_EpochTasks`,
 an internal callback that joins the fit's hook table only when scikit-learn
 callbacks are set on the estimator or propagated to it by a meta-estimator,
-so ordinary fits pay nothing.
+so ordinary fits, in searches and pipelines too, pay nothing.
 """
 
 from __future__ import annotations
@@ -47,11 +47,11 @@ STOP_REASON = "a scikit-learn callback's on_fit_task_end returned True"
 
 
 def wanted(estimator: Any) -> bool:
-    """Whether a fit of ``estimator`` reports to scikit-learn callbacks."""
-    return AVAILABLE and bool(
-        getattr(estimator, "_skl_callbacks", None)
-        or getattr(estimator, "_parent_callback_ctx", None) is not None
-    )
+    """Whether a fit of ``estimator`` reports to scikit-learn callbacks: its
+    own or those a meta-estimator propagated to it. A search or pipeline
+    links every fit to its task tree, but with no callback listening the
+    fit skips the tasks."""
+    return AVAILABLE and bool(getattr(estimator, "_skl_callbacks", None))
 
 
 @contextlib.contextmanager

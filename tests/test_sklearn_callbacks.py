@@ -187,3 +187,18 @@ def test_progress_bar_on_a_search_of_neural_estimators(data):
 
 def test_docs_page_snippets_run(run_doc_snippets):
     run_doc_snippets("sklearn-callbacks.md")
+
+
+def test_fits_in_a_search_without_callbacks_skip_the_tasks(data, monkeypatch):
+    from skcallback import _sklearn_callbacks
+
+    opened = []
+    original = _sklearn_callbacks.epoch_tasks
+    monkeypatch.setattr(
+        _sklearn_callbacks,
+        "epoch_tasks",
+        lambda *args: opened.append(original(*args)) or opened[-1],
+    )
+    pipe = make_pipeline(StandardScaler(), NeuralRegressor(max_epochs=1, random_state=0))
+    GridSearchCV(pipe, {"neuralregressor__lr": [1e-3]}, cv=2).fit(*data)
+    assert opened == [None, None, None]
