@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .._context import Context
+
 #: Every hook, in the order the training loop fires them.
 HOOKS: tuple[str, ...] = (
     "on_fit_begin",
@@ -328,61 +330,61 @@ class Callback:
         return f"{type(self).__name__}({args})"
 
     # -- hooks (no-ops; the loop only calls the overridden ones) ---------
-    def on_fit_begin(self, ctx: Any) -> bool | None:
+    def on_fit_begin(self, ctx: Context) -> bool | None:
         """Before the first epoch of a fit."""
 
-    def on_epoch_begin(self, ctx: Any) -> bool | None:
+    def on_epoch_begin(self, ctx: Context) -> bool | None:
         """At the start of each epoch."""
 
-    def on_train_begin(self, ctx: Any) -> bool | None:
+    def on_train_begin(self, ctx: Context) -> bool | None:
         """Before the first training batch of an epoch."""
 
-    def on_train_batch_begin(self, ctx: Any) -> bool | None:
+    def on_train_batch_begin(self, ctx: Context) -> bool | None:
         """Before the forward pass of a training batch."""
 
-    def on_after_forward(self, ctx: Any) -> bool | None:
+    def on_after_forward(self, ctx: Context) -> bool | None:
         """After the forward pass (train and valid); ``ctx.y_pred`` is set."""
 
-    def on_after_loss(self, ctx: Any) -> bool | None:
+    def on_after_loss(self, ctx: Context) -> bool | None:
         """After the loss (train and valid); ``ctx.loss`` may be replaced."""
 
-    def on_before_backward(self, ctx: Any) -> bool | None:
+    def on_before_backward(self, ctx: Context) -> bool | None:
         """Before ``ctx.loss.backward()``."""
 
-    def on_after_backward(self, ctx: Any) -> bool | None:
+    def on_after_backward(self, ctx: Context) -> bool | None:
         """After the backward pass; gradients are present."""
 
-    def on_before_step(self, ctx: Any) -> bool | None:
+    def on_before_step(self, ctx: Context) -> bool | None:
         """Before ``optimizer.step()``."""
 
-    def on_after_step(self, ctx: Any) -> bool | None:
+    def on_after_step(self, ctx: Context) -> bool | None:
         """After ``optimizer.step()``; ``ctx.step`` counts it."""
 
-    def on_train_batch_end(self, ctx: Any) -> bool | None:
+    def on_train_batch_end(self, ctx: Context) -> bool | None:
         """After a training batch."""
 
-    def on_train_end(self, ctx: Any) -> bool | None:
+    def on_train_end(self, ctx: Context) -> bool | None:
         """After the last training batch; ``ctx.metrics['train_loss']`` is set."""
 
-    def on_valid_begin(self, ctx: Any) -> bool | None:
+    def on_valid_begin(self, ctx: Context) -> bool | None:
         """Before the first validation batch of an epoch."""
 
-    def on_valid_batch_begin(self, ctx: Any) -> bool | None:
+    def on_valid_batch_begin(self, ctx: Context) -> bool | None:
         """Before the forward pass of a validation batch."""
 
-    def on_valid_batch_end(self, ctx: Any) -> bool | None:
+    def on_valid_batch_end(self, ctx: Context) -> bool | None:
         """After a validation batch."""
 
-    def on_valid_end(self, ctx: Any) -> bool | None:
+    def on_valid_end(self, ctx: Context) -> bool | None:
         """After validation; ``ctx.metrics['valid_loss']`` is set."""
 
-    def on_epoch_end(self, ctx: Any) -> bool | None:
+    def on_epoch_end(self, ctx: Context) -> bool | None:
         """At the end of each epoch; ``ctx.metrics`` is complete."""
 
-    def on_fit_end(self, ctx: Any) -> bool | None:
+    def on_fit_end(self, ctx: Context) -> bool | None:
         """After the last epoch, after a stop, and after a failure."""
 
-    def on_exception(self, ctx: Any) -> bool | None:
+    def on_exception(self, ctx: Context) -> bool | None:
         """When the fit fails after ``on_fit_begin`` ran (errors found before
         training, in the plan or a ``setup``, fire no hook); ``ctx.exception``
         holds the error."""

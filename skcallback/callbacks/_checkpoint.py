@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .. import _snapshot
+from .._context import Context
 from ._base import Callback, positive_int
 from ._monitor import Monitor
 
@@ -34,7 +35,7 @@ def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
         ) from exc
 
 
-def save_checkpoint(ctx: Any, path: str | os.PathLike) -> Path:
+def save_checkpoint(ctx: Context, path: str | os.PathLike) -> Path:
     """Save the fit's current state to ``path`` (atomically); for custom
     callbacks such as MindSpore's save-when-the-loss-is-low example.
 
@@ -230,10 +231,10 @@ class Checkpoint(Callback):
     def idle_hooks(self) -> set[str]:
         return {"on_after_step"} if self.every_n_steps is None else set()
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         self.saved_paths_ = [str(p) for p in checkpoint_files(self.run_dir_, self.prefix)]
 
-    def on_exception(self, ctx: Any) -> None:
+    def on_exception(self, ctx: Context) -> None:
         if getattr(self, "saved_paths_", None):
             ctx.exception.add_note(
                 f"The newest checkpoint of this fit is {self.saved_paths_[-1]}; "
@@ -241,11 +242,11 @@ class Checkpoint(Callback):
                 "the fit from it."
             )
 
-    def on_after_step(self, ctx: Any) -> None:
+    def on_after_step(self, ctx: Context) -> None:
         if ctx.step % self.every_n_steps == 0:
             self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}-{ctx.step:09d}.pt")
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         improved = False
         if self._monitor is not None:
             value = self._monitor.value(ctx.metrics)
@@ -263,7 +264,7 @@ class Checkpoint(Callback):
         if due:
             self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt", best=improved)
 
-    def _save(self, ctx: Any, filename: str, best: bool = False) -> str:
+    def _save(self, ctx: Context, filename: str, best: bool = False) -> str:
         path = str(Path(self.run_dir_) / filename)
         if best:  # the file must know it is the best one when it is resumed from
             self._best_name = filename

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .._context import Context
 from ._base import Callback, positive_number
 
 
@@ -26,11 +27,11 @@ class TerminateOnNaN(Callback):
 
     name = "terminate_on_nan"
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         if ctx.plan.resumed_from is None:
             self.stopped_step_: int | None = None
 
-    def on_after_loss(self, ctx: Any) -> None:
+    def on_after_loss(self, ctx: Context) -> None:
         if ctx.phase == "train" and not bool(torch.isfinite(ctx.loss).all()):
             ctx.skip_batch()
             self.stopped_step_ = ctx.step
@@ -63,7 +64,7 @@ class GradientClipping(Callback):
             "a number (float('inf') for the max norm)",
         )
 
-    def on_before_step(self, ctx: Any) -> None:
+    def on_before_step(self, ctx: Context) -> None:
         if ctx.grad_scaler is not None:  # clip the true gradients, not the scaled ones
             ctx.grad_scaler.unscale_(ctx.optimizer)
         torch.nn.utils.clip_grad_norm_(
@@ -92,12 +93,12 @@ class TimeLimit(Callback):
     def setup(self, plan: Any) -> None:
         self._require("seconds", positive_number(self.seconds), "a number > 0")
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         self._started = time.monotonic()
         if ctx.plan.resumed_from is None:
             self.stopped_epoch_: int | None = None
 
-    def on_train_batch_end(self, ctx: Any) -> None:
+    def on_train_batch_end(self, ctx: Context) -> None:
         if time.monotonic() - self._started > self.seconds:
             self.stopped_epoch_ = ctx.epoch
             ctx.request_stop(f"time_limit: {self.seconds} s spent")

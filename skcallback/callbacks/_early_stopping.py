@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._context import Context
 from ._base import Callback
 from ._monitor import Monitor
 
@@ -129,7 +130,7 @@ class EarlyStopping(Callback):
         # epochs anew; a resumed fit carries on counting where it stopped.
         self._new_patience = plan.continuing and not plan.partial
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         if not hasattr(self, "best_score_"):
             self.best_score_: float | None = None
             self.best_epoch_ = 0
@@ -140,7 +141,7 @@ class EarlyStopping(Callback):
         if ctx.plan.resumed_from is None:
             self.stopped_epoch_: int | None = None
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         monitor = self._monitor
         value = monitor.value(ctx.metrics)
         if monitor.is_improvement(value, self.best_score_):
@@ -167,7 +168,7 @@ class EarlyStopping(Callback):
                 f"early_stopping: no improvement of {key} for {self.wait_} epochs ({best})"
             )
 
-    def on_fit_end(self, ctx: Any) -> None:
+    def on_fit_end(self, ctx: Context) -> None:
         if ctx.exception is not None:
             return
         if self._partial:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .._context import Context
 from ._base import Callback
 
 
@@ -35,7 +36,7 @@ class History(Callback):
 
     order = float("-inf")
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         if not hasattr(self, "records_"):
             self.records_: list[dict[str, Any]] = []
 
@@ -45,7 +46,7 @@ class History(Callback):
             raise ValueError("History state: records_ must be a list of per-epoch dicts.")
         super().load_state_dict(state)
 
-    def on_epoch_begin(self, ctx: Any) -> None:
+    def on_epoch_begin(self, ctx: Context) -> None:
         # The loop keeps filling this dict during the epoch.
         self.records_.append(ctx.metrics)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .._context import Context
 from ._base import Callback
 from ._checkpoint import ensure_writable
 
@@ -82,11 +83,11 @@ class OptunaPruning(Callback):
         )
         self._key = plan.monitored("OptunaPruning", self.monitor)
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         if not hasattr(self, "pruned_epoch_"):
             self.pruned_epoch_: int | None = None
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         value = float(ctx.metrics[self._key])
         self.trial.report(value, step=ctx.epoch)
         if self.pruned_epoch_ is None and self.trial.should_prune():
@@ -147,12 +148,12 @@ class TensorBoardLogger(Callback):
             run = base.with_name(f"{base.name}-{n}")
         self._run = str(run)
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         self._writer = self._summary.SummaryWriter(self._run)
         self._writer.add_text("estimator", repr(ctx.estimator), global_step=ctx.epoch)
         self.run_dir_ = self._run
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         keys = self.keys if self.keys is not None else ctx.metrics
         for key in keys:
             value = ctx.metrics.get(key)
@@ -162,7 +163,7 @@ class TensorBoardLogger(Callback):
                 self._writer.add_scalar(key, float(value), global_step=ctx.epoch)
         self._writer.flush()
 
-    def on_fit_end(self, ctx: Any) -> None:
+    def on_fit_end(self, ctx: Context) -> None:
         writer = vars(self).pop("_writer", None)
         if writer is not None:
             writer.close()

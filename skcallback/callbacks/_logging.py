@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._context import Context
 from ._base import Callback, positive_int
 from ._checkpoint import ensure_writable
 
@@ -58,12 +59,12 @@ class PrintLog(Callback):
         )
         self._require("sink", callable(self.sink), "a callable taking a line of text")
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         self._columns: list[str] | None = None
         if not hasattr(self, "best_"):
             self.best_: dict[str, float] = {}
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         record = ctx.metrics
         if self._columns is None:
             self._columns = list(self.keys) if self.keys is not None else list(record)
@@ -119,19 +120,19 @@ class ProgressBar(Callback):
             ) from exc
         self._tqdm = tqdm
 
-    def on_train_begin(self, ctx: Any) -> None:
+    def on_train_begin(self, ctx: Context) -> None:
         self._bar = self._tqdm(
             total=ctx.n_batches, desc=f"epoch {ctx.epoch}", leave=self.leave, disable=None
         )
 
-    def on_train_batch_end(self, ctx: Any) -> None:
+    def on_train_batch_end(self, ctx: Context) -> None:
         self._bar.update(1)
 
-    def on_train_end(self, ctx: Any) -> None:
+    def on_train_end(self, ctx: Context) -> None:
         self._bar.set_postfix(train_loss=f"{ctx.metrics['train_loss']:.4f}")
         self._bar.close()
 
-    def on_fit_end(self, ctx: Any) -> None:
+    def on_fit_end(self, ctx: Context) -> None:
         bar = getattr(self, "_bar", None)
         if bar is not None:
             bar.close()
@@ -158,7 +159,7 @@ class LossMonitor(Callback):
         self._require("every", positive_int(self.every), "an int >= 1")
         self._require("sink", callable(self.sink), "a callable taking a line of text")
 
-    def on_train_batch_end(self, ctx: Any) -> None:
+    def on_train_batch_end(self, ctx: Context) -> None:
         if ctx.batch % self.every == 0 and ctx.loss is not None:
             self.sink(f"epoch: {ctx.epoch} step: {ctx.batch}, loss is {ctx.loss.item()}")
 
@@ -210,15 +211,15 @@ class MetricLogger(Callback):
         # Nothing to do per batch without ``every``: keep the batch loop free.
         return {"on_train_begin", "on_train_batch_end"} if self.every is None else set()
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         for name in ("train_", "valid_", "batch_train_"):
             if not hasattr(self, name):
                 setattr(self, name, [])
 
-    def on_train_begin(self, ctx: Any) -> None:
+    def on_train_begin(self, ctx: Context) -> None:
         self._losses: list[Any] = []
 
-    def on_train_batch_end(self, ctx: Any) -> None:
+    def on_train_batch_end(self, ctx: Context) -> None:
         if ctx.loss is not None:
             self._losses.append(ctx.loss.detach())
         if ctx.batch % self.every == 0 and self._losses:
@@ -226,7 +227,7 @@ class MetricLogger(Callback):
             self.batch_train_.append(value)
             self.sink(f"Batch [{ctx.batch}] Train-loss={value}")
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         if self.train in ctx.metrics:
             self.train_.append(float(ctx.metrics[self.train]))
         if self.valid in ctx.metrics:
@@ -253,14 +254,14 @@ class TimeMonitor(Callback):
     def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
         self.sink = sink
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         if not hasattr(self, "epoch_times_"):
             self.epoch_times_: list[float] = []
 
-    def on_train_begin(self, ctx: Any) -> None:
+    def on_train_begin(self, ctx: Context) -> None:
         self._started = time.perf_counter()
 
-    def on_train_end(self, ctx: Any) -> None:
+    def on_train_end(self, ctx: Context) -> None:
         seconds = time.perf_counter() - self._started
         self.epoch_times_.append(seconds)
         self.step_time_ = seconds / max(ctx.batch, 1)
@@ -317,7 +318,7 @@ class CSVLogger(Callback):
                 errno.EACCES, f"CSVLogger cannot write to {str(path)!r}; choose a writable path."
             )
 
-    def on_fit_begin(self, ctx: Any) -> None:
+    def on_fit_begin(self, ctx: Context) -> None:
         path = self._path
         self.path_ = str(path)
         self._header = None
@@ -332,7 +333,7 @@ class CSVLogger(Callback):
             raise OSError(exc.errno, f"CSVLogger cannot write {str(path)!r}: {exc}") from exc
         self._writer: csv.DictWriter | None = None
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         if self._writer is None:
             columns = self._header or list(ctx.metrics)
             missing = [key for key in ctx.metrics if key not in columns]
@@ -355,7 +356,7 @@ class CSVLogger(Callback):
         except OSError as exc:
             raise OSError(exc.errno, f"CSVLogger cannot write {str(self._path)!r}: {exc}") from exc
 
-    def on_fit_end(self, ctx: Any) -> None:
+    def on_fit_end(self, ctx: Context) -> None:
         file = getattr(self, "_file", None)
         if file is not None:
             file.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .._context import Context
 from ._base import Callback
 
 
@@ -200,10 +201,10 @@ class LRScheduler(Callback):
     def idle_hooks(self) -> set[str]:
         return {"on_epoch_end"} if self.step_every == "batch" else {"on_after_step"}
 
-    def on_after_step(self, ctx: Any) -> None:
+    def on_after_step(self, ctx: Context) -> None:
         self._scheduler.step()
 
-    def on_epoch_end(self, ctx: Any) -> None:
+    def on_epoch_end(self, ctx: Context) -> None:
         if self._key is not None:
             self._scheduler.step(float(ctx.metrics[self._key]))
         else:

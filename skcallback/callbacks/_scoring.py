@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.metrics import get_scorer
 
+from .._context import Context
 from ._base import Callback
 
 _PHASE_HOOKS = ("begin", "batch_end", "end")
@@ -154,12 +155,12 @@ class EpochScoring(Callback):
         other = "valid" if self.on_train else "train"
         return {f"on_{other}_{hook}" for hook in _PHASE_HOOKS}
 
-    def _start(self, ctx: Any) -> None:
+    def _start(self, ctx: Context) -> None:
         self._outputs: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._weights: list[torch.Tensor] = []
 
-    def _collect(self, ctx: Any) -> None:
+    def _collect(self, ctx: Context) -> None:
         if ctx.y_pred is None:  # a skipped batch
             return
         self._outputs.append(ctx.y_pred.detach())
@@ -167,7 +168,7 @@ class EpochScoring(Callback):
         if ctx.sample_weight_batch is not None:
             self._weights.append(ctx.sample_weight_batch)
 
-    def _score(self, ctx: Any) -> None:
+    def _score(self, ctx: Context) -> None:
         if not self._outputs:
             return
         plan = ctx.plan
