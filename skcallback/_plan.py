@@ -81,6 +81,34 @@ class FitPlan:
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
     """
 
+    # Set by ``prepare``; declared for readers and type checkers.
+    estimator: Any
+    partial: bool
+    continuing: bool
+    device: torch.device
+    metrics: dict[str, bool | None]
+    fingerprint_of: tuple[Any, list[Any]]
+    resumed_from: Any
+    resume: dict[str, Any] | None
+    first_epoch: int
+    max_epochs: int
+    n_train: int
+    n_valid: int
+    has_validation: bool
+    batch_size: int
+    n_batches: int
+    outputs: Any
+    train: Any
+    valid: Any
+    target_sample: torch.Tensor
+    custom_seed: int | None
+    shuffle: torch.Generator
+    dropout: torch.Generator
+    forward: Any
+    compute_loss: Any
+    precision: Any
+    hooks: Any
+
     def __init__(self, **fields: Any) -> None:
         vars(self).update(fields)
         self._warned: set[tuple[str, str]] = set()
