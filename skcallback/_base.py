@@ -180,8 +180,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         options = {key: _host(value) for key, value in options.items()}
         with _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
+            done = plan.first_epoch if plan.resume is None else plan.resume["epoch"]
             tasks = _sklearn_callbacks.epoch_tasks(
-                self, X, y, sample_weight, plan.max_epochs - plan.first_epoch
+                self, X, y, sample_weight, plan.max_epochs - done
             )
             if tasks is not None:
                 plan.hooks = HookTable(

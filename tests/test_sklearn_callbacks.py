@@ -202,3 +202,41 @@ def test_fits_in_a_search_without_callbacks_skip_the_tasks(data, monkeypatch):
     pipe = make_pipeline(StandardScaler(), NeuralRegressor(max_epochs=1, random_state=0))
     GridSearchCV(pipe, {"neuralregressor__lr": [1e-3]}, cv=2).fit(*data)
     assert opened == [None, None, None]
+
+
+_CRASH_AT_EPOCH = [None]
+
+
+def _crash_at_epoch(ctx):
+    if ctx.epoch == _CRASH_AT_EPOCH[0]:
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("every_n_steps", [None, 3])
+def test_a_resumed_fit_has_a_task_for_each_epoch_it_runs(data, tmp_path, every_n_steps):
+    from skcallback.callbacks import Checkpoint, LambdaCallback
+
+    class Announced(Recorder):
+        def on_fit_task_begin(self, estimator, context):
+            self.events.append((context.task_name, context.max_subtasks))
+
+    rec = Announced()
+    est = NeuralRegressor(
+        max_epochs=4,
+        batch_size=32,
+        random_state=0,
+        callbacks=[
+            Checkpoint(dirname=tmp_path, every_n_steps=every_n_steps, resume=True),
+            LambdaCallback(name="crash", on_epoch_end=_crash_at_epoch),
+        ],
+    ).set_callbacks(rec)
+    _CRASH_AT_EPOCH[0] = 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        est.fit(*data)
+    _CRASH_AT_EPOCH[0] = None
+    rec.events.clear()
+    est.fit(*data)
+    assert est.n_iter_ == 4
+    announced = dict(e for e in rec.events if len(e) == 2 and e[0] == "fit")
+    n_epochs = sum(e[:2] == ("end", "epoch") for e in rec.events)
+    assert announced["fit"] == n_epochs

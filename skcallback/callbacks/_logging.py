@@ -278,12 +278,16 @@ class CSVLogger(Callback):
     Parameters
     ----------
     path : str or path-like
-        The file to write, or a folder (an existing one, or a path ending in
-        ``/``) to write one file per fit, ``<path>/<fit>.csv``. ``<fit>`` is
-        the first 16 characters of a digest of the estimator's parameters
+        The file to write, or a folder (an existing one, or a string ending
+        in ``/``) to write one file per fit, ``<path>/<fit>.csv``. ``<fit>``
+        is the first 16 characters of a digest of the estimator's parameters
         and training data, so every candidate and fold of a search, run in
-        parallel or not, keeps its rows. A single file is rewritten by each
-        fit of a search, so only the last fit's rows remain.
+        parallel or not, keeps its rows. Fits with the same parameters and
+        data (repeats with ``random_state=None``, each ``partial_fit`` call
+        on new data) share or get a file by that rule too: a repeated fit
+        rewrites the file, and each ``partial_fit`` batch of new data gets
+        its own. A single file is rewritten by each fit of a search, so only
+        the last fit's rows remain.
     append : bool, default=False
         Add to an existing file instead of replacing it. A fit that continues
         training (``warm_start``, ``partial_fit``, a resumed fit) always adds
