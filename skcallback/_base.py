@@ -15,7 +15,6 @@ from . import _persistence, _routing, _sklearn_callbacks, _snapshot
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
-from ._dispatch import HookTable
 from ._loop import run_fit
 from ._params import validate_parameters
 from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
@@ -180,17 +179,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         options = {key: _host(value) for key, value in options.items()}
         with _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
-            done = plan.first_epoch if plan.resume is None else plan.resume["epoch"]
-            tasks = _sklearn_callbacks.epoch_tasks(
-                self, X, y, sample_weight, plan.max_epochs - done
-            )
+            tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
             if tasks is not None:
-                plan.hooks = HookTable(
-                    sorted(
-                        [*plan.estimator.callbacks_.items(), ("sklearn.callback", tasks)],
-                        key=lambda item: item[1].order,
-                    )
-                )
+                plan.join("sklearn.callback", tasks)
             _train(plan)
             adopt(self, plan.estimator)
         return self

@@ -121,6 +121,18 @@ class FitPlan:
             self._fingerprint = fingerprint(*self.fingerprint_of)
         return self._fingerprint
 
+    def fit_name(self) -> str:
+        """A short name of this fit for files and folders (the first 16
+        characters of :meth:`fingerprint`): the same when a fit is re-run or
+        resumed, different for each candidate and fold of a search."""
+        return self.fingerprint()[:16]
+
+    def join(self, name: str, callback: Any) -> None:
+        """Dispatch the hooks of an internal ``callback`` too, in ``order``
+        among the fit's callbacks; it is not one of ``callbacks_``."""
+        named = [*self.estimator.callbacks_.items(), (name, callback)]
+        self.hooks = HookTable(sorted(named, key=lambda item: item[1].order))
+
     def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
         """Announce that the fit's callbacks record ``name`` each epoch, and
         whether lower values are better (None: no direction)."""

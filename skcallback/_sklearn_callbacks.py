@@ -65,12 +65,14 @@ def fit_scope(estimator: Any) -> Iterator[None]:
         yield
 
 
-def epoch_tasks(estimator: Any, X: Any, y: Any, sample_weight: Any, n_epochs: int) -> Any:
-    """Open the fit's root task and return the callback reporting its epochs
+def epoch_tasks(estimator: Any, plan: Any, X: Any, y: Any, sample_weight: Any) -> Any:
+    """Open the fit's root task, announcing the epochs the plan will run
+    (those left after a resume), and return the callback reporting them
     (``None`` when no scikit-learn callback listens)."""
     if not wanted(estimator):
         return None
-    root = estimator._init_callback_context(task_name="fit", max_subtasks=n_epochs)
+    done = plan.first_epoch if plan.resume is None else plan.resume["epoch"]
+    root = estimator._init_callback_context(task_name="fit", max_subtasks=plan.max_epochs - done)
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     root.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
     return _EpochTasks(estimator, root, X, y, metadata)

@@ -1,6 +1,6 @@
 """History: records, get, to_dataframe and plot, with their optional extras."""
 
-import builtins
+import sys
 
 import matplotlib
 import numpy as np
@@ -37,14 +37,7 @@ def test_plot_draws_the_losses(fitted):
     [("to_dataframe", "pandas", "pandas"), ("plot", "matplotlib.pyplot", "plot")],
 )
 def test_missing_optional_dependency_names_the_extra(fitted, monkeypatch, method, module, extra):
-    real_import = builtins.__import__
-
-    def blocked(name, *args, **kwargs):
-        if name == module:
-            raise ImportError(f"No module named {name!r}")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", blocked)
+    monkeypatch.setitem(sys.modules, module, None)  # what a missing package looks like to import
     with pytest.raises(ImportError, match=rf"skcallback\[{extra}\]"):
         getattr(fitted.history_, method)()
 

@@ -88,7 +88,9 @@ def test_tensorboard_writes_each_epochs_metrics_in_a_run_folder_per_fit(data, tm
 
     from skcallback.callbacks import TensorBoardLogger
 
-    est = NeuralRegressor(max_epochs=3, random_state=0, callbacks=[TensorBoardLogger(tmp_path)])
+    est = NeuralRegressor(
+        max_epochs=3, random_state=0, warm_start=True, callbacks=[TensorBoardLogger(tmp_path)]
+    )
     est.fit(*data)
     run = est.callbacks_["tensor_board_logger"].run_dir_
     scalars = _scalars(run)
@@ -97,10 +99,15 @@ def test_tensorboard_writes_each_epochs_metrics_in_a_run_folder_per_fit(data, tm
     assert [step for step, _ in scalars["valid_loss"]] == [1, 2, 3]
     assert losses == pytest.approx(est.history_.get("valid_loss"))
 
-    est.fit(*data)  # the same fit again gets its own folder
-    search = GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2).fit(*data)
+    # a warm start on the same data continues the run
+    est.fit(*data)
+    assert est.callbacks_["tensor_board_logger"].run_dir_ == run
+    assert [step for step, _ in _scalars(run)["valid_loss"]] == [1, 2, 3, 4, 5, 6]
+
+    search = GridSearchCV(est, {"lr": [1e-2, 1e-1]}, cv=2)
+    search.fit(*data)
     runs = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert len(runs) == 2 + 2 * 2 + 1  # two fits, 4 fits of the search, the refit
+    assert len(runs) == 1 + 2 * 2 + 1  # the first fit, 4 fits of the search, the refit
     assert search.best_estimator_.callbacks_["tensor_board_logger"].run_dir_ != run
 
 
@@ -116,7 +123,14 @@ def test_tensorboard_logger_checks_its_folder_and_keys_before_training(data, tmp
         NeuralRegressor(
             max_epochs=1, callbacks=[TensorBoardLogger(tmp_path, keys=["valid_r2"])]
         ).fit(*data)
-    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+    est = NeuralRegressor(
+        max_epochs=2,
+        validation_fraction=None,
+        callbacks=[TensorBoardLogger(tmp_path, ["valid_loss"])],
+    )
+    with pytest.warns(UserWarning, match="monitors 'train_loss' instead"):
+        est.fit(*data)
+    assert list(_scalars(est.callbacks_["tensor_board_logger"].run_dir_)) == ["train_loss"]
 
 
 def test_without_tensorboard_the_error_names_the_extra(data, monkeypatch, tmp_path):

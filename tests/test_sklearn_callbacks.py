@@ -175,14 +175,17 @@ def test_without_sklearn_callback_set_callbacks_explains(monkeypatch):
         importlib.reload(module)
 
 
-def test_progress_bar_on_a_search_of_neural_estimators(data):
+def test_progress_bar_on_a_search_draws_a_bar_per_fit(data, capfd):
     pytest.importorskip("rich")
     X, y = data
     search = GridSearchCV(
         NeuralRegressor(max_epochs=2, random_state=0), {"lr": [1e-3, 1e-2]}, cv=2
     ).set_callbacks(callback.ProgressBar())
     search.fit(X, y)
-    assert search.best_estimator_.n_iter_ == 2
+    drawn = capfd.readouterr().out
+    # two candidates x two folds, then the refit: each fit's bar completes
+    assert drawn.count("NeuralRegressor - fit") == 5
+    assert drawn.count("100%") >= 5
 
 
 def test_docs_page_snippets_run(run_doc_snippets):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 import inspect
 import numbers
 import re
@@ -80,6 +81,17 @@ def check_hook_names(cb: Any, name: str) -> None:
                 f"Callback {name!r} ({type(cb).__name__}) defines {attr!r}, which is not a "
                 f"hook{hint}"
             )
+
+
+def import_extra(module: str, extra: str, owner: str) -> Any:
+    """Import an optional dependency, or raise an ImportError naming the
+    extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{owner} needs {module.split('.')[0]}: pip install 'skcallback[{extra}]'."
+        ) from exc
 
 
 def _init_defaults(cls: type) -> dict[str, Any]:

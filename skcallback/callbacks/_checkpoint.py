@@ -179,7 +179,7 @@ class Checkpoint(Callback):
         self.resume = resume
 
     def _folder(self, plan: Any) -> Path:
-        return Path(self.dirname) / f"{self.prefix}-{plan.fingerprint()[:16]}"
+        return Path(self.dirname) / f"{self.prefix}-{plan.fit_name()}"
 
     def resume_from(self, plan: Any) -> str | None:
         if not self.resume:

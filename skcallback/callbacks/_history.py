@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .._context import Context
-from ._base import Callback
+from ._base import Callback, import_extra
 
 
 class History(Callback):
@@ -82,12 +82,7 @@ class History(Callback):
 
         Requires pandas (``pip install skcallback[pandas]``).
         """
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError(
-                "History.to_dataframe() needs pandas: pip install 'skcallback[pandas]'."
-            ) from exc
+        pd = import_extra("pandas", "pandas", "History.to_dataframe()")
         return pd.DataFrame.from_records(self._records())
 
     def plot(self, keys: Sequence[str] | None = None, ax: Any = None) -> Any:
@@ -99,12 +94,7 @@ class History(Callback):
         -------
         matplotlib.axes.Axes
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:
-            raise ImportError(
-                "History.plot() needs matplotlib: pip install 'skcallback[plot]'."
-            ) from exc
+        plt = import_extra("matplotlib.pyplot", "plot", "History.plot()")
         records = self._records()
         if keys is None:
             keys = [k for k in (records[0] if records else {}) if k.endswith("loss")]

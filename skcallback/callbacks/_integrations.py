@@ -3,26 +3,15 @@ imported when a fit starts, with an error naming the extra to install."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from .._context import Context
-from ._base import Callback
+from ._base import Callback, import_extra
 from ._checkpoint import ensure_writable
-
-
-def _require(module: str, extra: str, owner: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(
-            f"{owner} needs {module.split('.')[0]}: pip install 'skcallback[{extra}]'."
-        ) from None
 
 
 class OptunaPruning(Callback):
@@ -74,7 +63,7 @@ class OptunaPruning(Callback):
         self.monitor = monitor
 
     def setup(self, plan: Any) -> None:
-        optuna = _require("optuna", "optuna", "OptunaPruning")
+        optuna = import_extra("optuna", "optuna", "OptunaPruning")
         self._require("monitor", isinstance(self.monitor, str), "a metric name")
         self._require(
             "trial",
@@ -102,12 +91,14 @@ class TensorBoardLogger(Callback):
     """Write each epoch's metrics as TensorBoard scalars, one run folder per
     fit.
 
-    Each fit writes to ``<log_dir>/<time>-<fit>``. ``<fit>`` is the first 12
-    characters of a digest of the estimator's parameters and training data
-    (``-2``, ``-3``... added for a repeated fit), so each candidate and fold
-    of a search gets its own folder. The estimator's parameters are logged as
-    text in the run. The folder is created and proven writable before
-    training.
+    Each fit writes to ``<log_dir>/<fit>``, named as :class:`Checkpoint`
+    and :class:`CSVLogger` name theirs: by a digest of the estimator's
+    parameters and training data. Each candidate and fold of a search is its
+    own run, and a resumed or warm-started fit on the same data continues
+    its run. The same fit run again from scratch adds to the same run (use
+    another ``log_dir`` to keep both apart). The estimator's parameters are
+    logged as text in the run. The folder is created and proven writable
+    before training.
 
     Requires tensorboard (``pip install skcallback[tensorboard]``).
 
@@ -130,7 +121,7 @@ class TensorBoardLogger(Callback):
         self.keys = keys
 
     def setup(self, plan: Any) -> None:
-        self._summary = _require("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
+        self._summary = import_extra("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
         self._require("log_dir", isinstance(self.log_dir, str | os.PathLike), "a folder path")
         self._require(
             "keys",
@@ -138,15 +129,11 @@ class TensorBoardLogger(Callback):
             or (isinstance(self.keys, list | tuple) and all(isinstance(k, str) for k in self.keys)),
             "None or a list of metric names",
         )
-        for key in self.keys or ():
-            plan.monitored("TensorBoardLogger", key)
-        ensure_writable(Path(self.log_dir), "TensorBoardLogger", "log_dir")
-        base = Path(self.log_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{plan.fingerprint()[:12]}"
-        run, n = base, 1
-        while run.exists():  # the same fit again within the second
-            n += 1
-            run = base.with_name(f"{base.name}-{n}")
-        self._run = str(run)
+        self._keys = None
+        if self.keys is not None:
+            self._keys = [plan.monitored("TensorBoardLogger", key) for key in self.keys]
+        self._run = str(Path(self.log_dir) / plan.fit_name())
+        ensure_writable(Path(self._run), "TensorBoardLogger", "log_dir")
 
     def on_fit_begin(self, ctx: Context) -> None:
         self._writer = self._summary.SummaryWriter(self._run)
@@ -154,8 +141,7 @@ class TensorBoardLogger(Callback):
         self.run_dir_ = self._run
 
     def on_epoch_end(self, ctx: Context) -> None:
-        keys = self.keys if self.keys is not None else ctx.metrics
-        for key in keys:
+        for key in self._keys if self._keys is not None else ctx.metrics:
             value = ctx.metrics.get(key)
             if key == "epoch" or not isinstance(value, numbers.Real) or isinstance(value, bool):
                 continue

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._context import Context
-from ._base import Callback, positive_int
+from ._base import Callback, import_extra, positive_int
 from ._checkpoint import ensure_writable
 
 
@@ -112,13 +112,7 @@ class ProgressBar(Callback):
         self.leave = leave
 
     def setup(self, plan: Any) -> None:
-        try:
-            from tqdm.auto import tqdm
-        except ImportError as exc:
-            raise ImportError(
-                "ProgressBar needs tqdm: pip install 'skcallback[progress]'."
-            ) from exc
-        self._tqdm = tqdm
+        self._tqdm = import_extra("tqdm.auto", "progress", "ProgressBar").tqdm
 
     def on_train_begin(self, ctx: Context) -> None:
         self._bar = self._tqdm(
@@ -310,7 +304,7 @@ class CSVLogger(Callback):
         self._append = self.append or plan.continuing or plan.resumed_from is not None
         path = Path(self.path)
         if path.is_dir() or str(self.path).endswith(("/", os.sep)):
-            path = path / f"{plan.fingerprint()[:16]}.csv"
+            path = path / f"{plan.fit_name()}.csv"
             if path.is_dir():
                 raise IsADirectoryError(
                     errno.EISDIR, f"CSVLogger cannot write {str(path)!r}: it is a folder."
