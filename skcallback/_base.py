@@ -260,36 +260,6 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             )
         return sample_weight
 
-    def partial_fit(
-        self,
-        X: Any,
-        y: Any,
-        sample_weight: Any = None,
-        *,
-        X_val: Any = None,
-        y_val: Any = None,
-        sample_weight_val: Any = None,
-    ) -> NeuralEstimatorBase:
-        """Train for one epoch, continuing from the fitted state if any.
-
-        No validation data is held out: every sample given trains, and the
-        epoch validates on ``X_val``/``y_val`` when they are given. Like
-        ``fit``, a call completes or leaves the estimator as it was.
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(
-            X,
-            y,
-            sample_weight,
-            partial=True,
-            X_val=X_val,
-            y_val=y_val,
-            sample_weight_val=sample_weight_val,
-        )
-
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------

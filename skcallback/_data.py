@@ -57,7 +57,9 @@ class Dataset:
         nbytes = (X.data.nbytes if self.sparse else X.nbytes) + y.nbytes
         self.streamed = not _fits_on(device, nbytes)
         self.storage = torch.device("cpu") if self.streamed else device
-        self.X = X if self.sparse else self.hold(as_tensor(X, self.storage))
+        self.X: torch.Tensor | sp.csr_matrix = (
+            X if self.sparse else self.hold(as_tensor(X, self.storage))
+        )
         self.y = self.hold(as_tensor(y, self.storage))
         self.dtype = X.dtype
 
@@ -139,7 +141,8 @@ def predict_batches(
     dense = None if sp.issparse(X) else as_tensor(X, torch.device("cpu"))
     for start in range(0, X.shape[0], batch_size):
         if dense is None:
-            X_b = torch.from_numpy(X[start : start + batch_size].toarray())
+            rows: sp.csr_matrix = X[start : start + batch_size]
+            X_b = torch.from_numpy(rows.toarray())
         else:
             X_b = dense[start : start + batch_size]
         yield X_b.to(device, non_blocking=True)

@@ -62,6 +62,27 @@ class HookTable:
     """
 
     __slots__ = HOOKS
+    # One declaration per hook, for type checkers (an annotation without a
+    # value leaves __slots__ alone); the assert below keeps them equal to HOOKS.
+    on_fit_begin: tuple[Handler, ...]
+    on_epoch_begin: tuple[Handler, ...]
+    on_train_begin: tuple[Handler, ...]
+    on_train_batch_begin: tuple[Handler, ...]
+    on_after_forward: tuple[Handler, ...]
+    on_after_loss: tuple[Handler, ...]
+    on_before_backward: tuple[Handler, ...]
+    on_after_backward: tuple[Handler, ...]
+    on_before_step: tuple[Handler, ...]
+    on_after_step: tuple[Handler, ...]
+    on_train_batch_end: tuple[Handler, ...]
+    on_train_end: tuple[Handler, ...]
+    on_valid_begin: tuple[Handler, ...]
+    on_valid_batch_begin: tuple[Handler, ...]
+    on_valid_batch_end: tuple[Handler, ...]
+    on_valid_end: tuple[Handler, ...]
+    on_epoch_end: tuple[Handler, ...]
+    on_fit_end: tuple[Handler, ...]
+    on_exception: tuple[Handler, ...]
 
     def __init__(self, named_callbacks: list[tuple[str, Any]]) -> None:
         handlers = [(name, cb._hook_handlers()) for name, cb in named_callbacks]
@@ -71,6 +92,9 @@ class HookTable:
                 hook,
                 tuple((name, hook, found[hook]) for name, found in handlers if hook in found),
             )
+
+
+assert tuple(HookTable.__annotations__) == HOOKS, "HookTable must declare exactly HOOKS"
 
 
 def fire(handlers: tuple[Handler, ...], ctx: Any) -> None:

@@ -50,8 +50,11 @@ def build_criterion(estimator: Any, device: torch.device) -> Any:
 def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
     params = _routing.routed(estimator, "optimizer__")
     name = estimator.optimizer
-    cls = OPTIMIZERS[name.lower()] if isinstance(name, str) else name
+    cls: type[torch.optim.Optimizer] = OPTIMIZERS[name.lower()] if isinstance(name, str) else name
     _check_optimizer(cls, params, estimator.lr)
+    # Called as a factory: torch.optim.Optimizer's own __init__ takes
+    # (params, defaults), its subclasses their hyperparameters as keywords.
+    factory: Callable[..., torch.optim.Optimizer] = cls
     kwargs = {"lr": estimator.lr, **params}
     parameters = list(module.parameters())
     if not parameters:
@@ -63,11 +66,11 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
         # The fused kernels (CPU and CUDA) update every tensor in one call;
         # where this optimizer or device has none, use the default.
         try:
-            return cls(parameters, fused=True, **kwargs)
+            return factory(parameters, fused=True, **kwargs)
         except (RuntimeError, ValueError, TypeError):
             pass
     try:
-        return cls(parameters, **kwargs)
+        return factory(parameters, **kwargs)
     except Exception as exc:
         raise InvalidParameterError(
             f"Could not build the optimizer {cls.__name__} with lr={estimator.lr!r} and "
@@ -75,7 +78,7 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
         ) from exc
 
 
-def _check_optimizer(cls: type, params: dict[str, Any], lr: float) -> None:
+def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], lr: float) -> None:
     """Reject optimizers the loop cannot drive, and an ``lr`` given twice."""
     if "lr" in params and params["lr"] != lr:
         raise InvalidParameterError(

@@ -100,7 +100,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         ),
         "None, an int in [0, 2**32 - 1] or a numpy RandomState",
     ),
-    "verbose": (lambda v: isinstance(v, numbers.Integral) and v >= 0, "an int >= 0"),
+    "verbose": (lambda v: isinstance(v, numbers.Integral) and int(v) >= 0, "an int >= 0"),
     "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
     "compile": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
     "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),

@@ -35,7 +35,8 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
     if "module_" not in state:
         return state
     objects = {key: state.pop(key) for key in REBUILT if key in state}
-    plain, other = {}, {}
+    plain: dict[str, Any] = {}
+    other: dict[str, Any] = {}
     for name, cb in objects["callbacks_"].items():
         cb_state = _plain(cb.state_dict())
         (plain if _is_plain(cb_state) else other)[name] = cb_state

@@ -62,7 +62,7 @@ def compiled_forward(module: torch.nn.Module, enabled: bool) -> Callable[..., An
     except Exception as exc:  # e.g. no compiler backend on this platform
         _warn(exc)
         return module
-    state = {"forward": compiled, "checked": False}
+    state: dict[str, Any] = {"forward": compiled, "checked": False}
 
     def forward(X: torch.Tensor) -> torch.Tensor:
         if state["checked"]:

@@ -136,6 +136,37 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     def _stratify_labels(self, y: np.ndarray) -> None:
         return None
 
+    # Not in the base class: scikit-learn's classifiers take ``classes`` third.
+    def partial_fit(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        X_val: Any = None,
+        y_val: Any = None,
+        sample_weight_val: Any = None,
+    ) -> NeuralRegressor:
+        """Train for one epoch, continuing from the fitted state if any.
+
+        No validation data is held out: every sample given trains, and the
+        epoch validates on ``X_val``/``y_val`` when they are given. Like
+        ``fit``, a call completes or leaves the estimator as it was.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(
+            X,
+            y,
+            sample_weight,
+            partial=True,
+            X_val=X_val,
+            y_val=y_val,
+            sample_weight_val=sample_weight_val,
+        )
+
     def predict(self, X: Any) -> np.ndarray:
         """Predicted targets, shaped like the ``y`` of the fit.
 

@@ -369,7 +369,8 @@ def _resolve(path: str, *, kind: str) -> Any:
     parts = path.split(".")
     for split in range(len(parts) - 1, 0, -1):
         try:
-            obj = importlib.import_module(".".join(parts[:split]))
+            # Any: the walk below may end on any kind of object.
+            obj: Any = importlib.import_module(".".join(parts[:split]))
         except ImportError:
             continue
         try:

@@ -41,11 +41,13 @@ def positive_int(value: Any, *, allow_none: bool = False) -> bool:
     """An int >= 1 (not a bool), or None when allowed."""
     if value is None:
         return allow_none
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
 def positive_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+    # typeshed's numbers.Real declares __lt__ and __le__ but no __gt__; every
+    # Real at runtime compares (and float() could round a tiny value to 0).
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0  # type: ignore[operator]
 
 
 def snake_case(name: str) -> str:
@@ -94,7 +96,7 @@ def import_extra(module: str, extra: str, owner: str) -> Any:
         ) from exc
 
 
-def _init_defaults(cls: type) -> dict[str, Any]:
+def _init_defaults(cls: type[Any]) -> dict[str, Any]:
     if cls.__init__ is object.__init__:
         return {}
     return {
@@ -158,7 +160,9 @@ class Callback:
     'count_batches'
     """
 
-    name: str = "callback"
+    # None on a callback whose ``name`` parameter was left out: _default_name
+    # then derives it (Scoring, LambdaCallback).
+    name: str | None = "callback"
     order: float = 0
     #: Parameters that clones share with this callback instead of copying:
     #: live resources such as a writer, a tracking client or an Optuna

@@ -224,8 +224,8 @@ class Checkpoint(Callback):
         self.resumed_from_ = plan.resumed_from
         if not hasattr(self, "best_score_"):
             self.best_score_: float | None = None
-        name = getattr(self, "_best_name", None)
-        best = folder / name if name else None
+        best_name = getattr(self, "_best_name", None)
+        best = folder / best_name if best_name else None
         self.best_path_ = str(best) if best is not None and best.exists() else None
 
     def idle_hooks(self) -> set[str]:
@@ -235,6 +235,7 @@ class Checkpoint(Callback):
         self.saved_paths_ = [str(p) for p in checkpoint_files(self.run_dir_, self.prefix)]
 
     def on_exception(self, ctx: Context) -> None:
+        assert ctx.exception is not None  # the loop sets it before on_exception
         if getattr(self, "saved_paths_", None):
             ctx.exception.add_note(
                 f"The newest checkpoint of this fit is {self.saved_paths_[-1]}; "
@@ -243,6 +244,7 @@ class Checkpoint(Callback):
             )
 
     def on_after_step(self, ctx: Context) -> None:
+        assert self.every_n_steps is not None  # idle_hooks drops this hook otherwise
         if ctx.step % self.every_n_steps == 0:
             self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}-{ctx.step:09d}.pt")
 
@@ -267,7 +269,7 @@ class Checkpoint(Callback):
     def _save(self, ctx: Context, filename: str, best: bool = False) -> str:
         path = str(Path(self.run_dir_) / filename)
         if best:  # the file must know it is the best one when it is resumed from
-            self._best_name = filename
+            self._best_name: str | None = filename
             self.best_path_ = path
         save_checkpoint(ctx, path)
         if path in self.saved_paths_:
