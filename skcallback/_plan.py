@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import warnings
 from typing import Any
 
@@ -36,6 +37,10 @@ from ._snapshot import load_objects
 _SEED_BOUND = np.iinfo(np.int32).max
 #: Rows of the dry run that checks module, criterion and targets fit together.
 _DRY_ROWS = 8
+
+
+#: What :meth:`FitPlan.fit_name` gives: 16 hexadecimal digits.
+_FIT_NAME = re.compile(r"[0-9a-f]{16}")
 
 
 class FitPlan:
@@ -126,6 +131,16 @@ class FitPlan:
         characters of :meth:`fingerprint`): the same when a fit is re-run or
         resumed, different for each candidate and fold of a search."""
         return self.fingerprint()[:16]
+
+    def run_name(self, previous: Any = None) -> str:
+        """The name a logger gives this fit's file, folder or run: a fit that
+        continues training (``warm_start``, ``partial_fit``) keeps the name
+        ``previous`` the logger gave the fit it continues, when that is a
+        name :meth:`fit_name` could have given; any other fit is named
+        :meth:`fit_name`."""
+        if self.continuing and isinstance(previous, str) and _FIT_NAME.fullmatch(previous):
+            return previous
+        return self.fit_name()
 
     def join(self, name: str, callback: Any) -> None:
         """Dispatch the hooks of an internal ``callback`` too, in ``order``
@@ -332,7 +347,8 @@ def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) 
 def working_copy(estimator: Any, *, fitted: bool) -> Any:
     """A new estimator with the same parameters (the same objects) and, when
     ``fitted``, a private copy of the fitted state that training may change."""
-    work = type(estimator).__new__(type(estimator))
+    cls: type[object] = type(estimator)  # on type(<Any>), mypy finds type.__new__
+    work: Any = cls.__new__(cls)
     state = vars(estimator)
     params = {key: value for key, value in state.items() if not is_fitted_key(key)}
     vars(work).update(params)
@@ -462,19 +478,19 @@ def _validation(
         counts = np.unique(labels, return_counts=True)[1]
         if counts.min() >= 2 and len(counts) <= n_valid <= n_samples - len(counts):
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
-    train, valid = (np.sort(part) for part in next(splitter.split(everything, labels)))
-    if sample_weight is not None and not sample_weight[train].any():
+    train_rows, valid_rows = (np.sort(part) for part in next(splitter.split(everything, labels)))
+    if sample_weight is not None and not sample_weight[train_rows].any():
         raise ValueError(
             "Every sample left for training has zero weight (the non-zero ones were held out "
             "for validation); pass X_val and y_val, or set validation_fraction=None."
         )
-    if sample_weight is not None and not sample_weight[valid].any():
+    if sample_weight is not None and not sample_weight[valid_rows].any():
         raise ValueError(
             "Every sample held out for validation has zero weight, so valid_loss is "
             "undefined; pass X_val, y_val and sample_weight_val, or set "
             "validation_fraction=None."
         )
-    return data.subset(train, sample_weight), data.subset(valid, sample_weight)
+    return data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight)
 
 
 def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> None:

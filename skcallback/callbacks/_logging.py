@@ -206,9 +206,12 @@ class MetricLogger(Callback):
         return {"on_train_begin", "on_train_batch_end"} if self.every is None else set()
 
     def on_fit_begin(self, ctx: Context) -> None:
-        for name in ("train_", "valid_", "batch_train_"):
-            if not hasattr(self, name):
-                setattr(self, name, [])
+        if not hasattr(self, "train_"):
+            self.train_: list[float] = []
+        if not hasattr(self, "valid_"):
+            self.valid_: list[float] = []
+        if not hasattr(self, "batch_train_"):
+            self.batch_train_: list[float] = []
 
     def on_train_begin(self, ctx: Context) -> None:
         self._losses: list[Any] = []
@@ -216,6 +219,7 @@ class MetricLogger(Callback):
     def on_train_batch_end(self, ctx: Context) -> None:
         if ctx.loss is not None:
             self._losses.append(ctx.loss.detach())
+        assert self.every is not None  # idle_hooks drops this hook otherwise
         if ctx.batch % self.every == 0 and self._losses:
             value = float(sum(self._losses) / len(self._losses))
             self.batch_train_.append(value)
@@ -276,11 +280,12 @@ class CSVLogger(Callback):
         in ``/``) to write one file per fit, ``<path>/<fit>.csv``. ``<fit>``
         is the first 16 characters of a digest of the estimator's parameters
         and training data, so every candidate and fold of a search, run in
-        parallel or not, keeps its rows. Fits with the same parameters and
-        data (repeats with ``random_state=None``, each ``partial_fit`` call
-        on new data) share or get a file by that rule too: a repeated fit
-        rewrites the file, and each ``partial_fit`` batch of new data gets
-        its own. A single file is rewritten by each fit of a search, so only
+        parallel or not, keeps its rows, and a fit run again rewrites its
+        file. A fit that continues training (``warm_start``, each
+        ``partial_fit`` call, a resumed fit) adds to the file of the fit it
+        continues. Identical fits run at the same time (same parameters and
+        data, ``random_state=None``) share a name: give them different
+        folders. A single file is rewritten by each fit of a search, so only
         the last fit's rows remain.
     append : bool, default=False
         Add to an existing file instead of replacing it. A fit that continues
@@ -304,7 +309,8 @@ class CSVLogger(Callback):
         self._append = self.append or plan.continuing or plan.resumed_from is not None
         path = Path(self.path)
         if path.is_dir() or str(self.path).endswith(("/", os.sep)):
-            path = path / f"{plan.fit_name()}.csv"
+            previous = Path(getattr(self, "path_", "")).stem
+            path = path / f"{plan.run_name(previous)}.csv"
             if path.is_dir():
                 raise IsADirectoryError(
                     errno.EISDIR, f"CSVLogger cannot write {str(path)!r}: it is a folder."
