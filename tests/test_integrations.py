@@ -62,6 +62,32 @@ def test_configuration_errors_come_before_training(data):
     assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}
 
 
+def test_mistaken_trials_and_directions_are_refused_before_training(data):
+    study = optuna.create_study()
+    done = study.ask()
+    study.tell(done, 1.0)
+    with pytest.raises(ValueError, match="trial 0, which has finished"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(done)]).fit(*data)
+    maximizing = optuna.create_study(direction="maximize").ask()
+    with pytest.raises(ValueError, match="to a study that maximizes"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(maximizing)]).fit(*data)
+    two = optuna.create_study(directions=["minimize", "minimize"]).ask()
+    with pytest.raises(ValueError, match="single-objective"):
+        NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(two)]).fit(*data)
+    for trial in (done, maximizing, two):
+        assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}
+
+
+def test_a_warm_started_fit_of_a_pruned_trial_can_be_pruned_again(data):
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    trial = study.ask()
+    est = NeuralRegressor(max_epochs=3, warm_start=True, callbacks=[OptunaPruning(trial)])
+    est.fit(*data)
+    assert est.n_iter_ == 1 and est.callbacks_["optuna_pruning"].pruned_epoch_ == 1
+    est.fit(*data)
+    assert est.n_iter_ == 2 and est.callbacks_["optuna_pruning"].pruned_epoch_ == 2
+
+
 def test_without_optuna_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(ImportError, match=r"skcallback\[optuna\]"):

@@ -3,6 +3,7 @@ TimeMonitor, CSVLogger."""
 
 import csv
 
+import numpy as np
 import pytest
 
 from skcallback import NeuralRegressor
@@ -210,3 +211,21 @@ def test_csv_logger_writes_a_file_per_fit_into_a_folder(regression_data, tmp_pat
     assert len(list(folder.iterdir())) == 5
     with open(written, newline="") as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_training_that_continues_adds_to_the_file_of_the_fit_it_continues(
+    regression_data, tmp_path
+):
+    X, y = regression_data
+    stream = NeuralRegressor(random_state=0, callbacks=[CSVLogger(f"{tmp_path}/")])
+    for rows in np.array_split(np.arange(len(y)), 3):  # new data each call
+        stream.partial_fit(X[rows], y[rows])
+    (file,) = tmp_path.iterdir()
+    assert stream.callbacks_["csv_logger"].path_ == str(file)
+    with file.open(newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3"]
+    warm = NeuralRegressor(max_epochs=2, warm_start=True, callbacks=[CSVLogger(tmp_path)])
+    warm.fit(X, y).fit(X[:50], y[:50])
+    assert len(list(tmp_path.iterdir())) == 2
+    with open(warm.callbacks_["csv_logger"].path_, newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3", "4"]

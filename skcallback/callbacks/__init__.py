@@ -15,7 +15,7 @@ from ._checkpoint import (
 from ._control import GradientClipping, TerminateOnNaN, TimeLimit
 from ._early_stopping import EarlyStopping
 from ._history import History
-from ._integrations import OptunaPruning, TensorBoardLogger
+from ._integrations import MlflowLogger, OptunaPruning, TensorBoardLogger
 from ._lambda import LambdaCallback
 from ._logging import CSVLogger, LossMonitor, MetricLogger, PrintLog, ProgressBar, TimeMonitor
 from ._monitor import Monitor
@@ -35,6 +35,7 @@ __all__ = [
     "LambdaCallback",
     "LossMonitor",
     "MetricLogger",
+    "MlflowLogger",
     "Monitor",
     "OptunaPruning",
     "PrintLog",

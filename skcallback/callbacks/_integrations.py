@@ -6,8 +6,11 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .._context import Context
 from ._base import Callback, import_extra
@@ -71,10 +74,33 @@ class OptunaPruning(Callback):
             "the optuna trial given to the objective",
         )
         self._key = plan.monitored("OptunaPruning", self.monitor)
+        study = getattr(self.trial, "study", None)
+        if study is None:  # a FixedTrial: nothing to report to
+            return
+        if len(study.directions) > 1:
+            raise ValueError(
+                "OptunaPruning needs a single-objective study: Optuna does not prune "
+                "multi-objective trials."
+            )
+        finished = study.get_trials(deepcopy=False, states=_finished(optuna))
+        if any(t.number == self.trial.number for t in finished):
+            raise ValueError(
+                f"OptunaPruning was given trial {self.trial.number}, which has finished; "
+                "create the estimator inside the objective, with the trial it is given."
+            )
+        lower_is_better = plan.metrics.get(self._key)
+        minimizing = study.direction == optuna.study.StudyDirection.MINIMIZE
+        if lower_is_better is not None and lower_is_better != minimizing:
+            raise ValueError(
+                f"OptunaPruning reports {self._key!r}, where "
+                f"{'lower' if lower_is_better else 'higher'} is better, to a study that "
+                f"{'minimizes' if minimizing else 'maximizes'}: the pruner would stop the best "
+                "trials. Monitor a metric going the study's way, or create the study with "
+                f"direction={'minimize' if lower_is_better else 'maximize'!r}."
+            )
 
     def on_fit_begin(self, ctx: Context) -> None:
-        if not hasattr(self, "pruned_epoch_"):
-            self.pruned_epoch_: int | None = None
+        self.pruned_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Context) -> None:
         value = float(ctx.metrics[self._key])
@@ -87,6 +113,11 @@ class OptunaPruning(Callback):
             )
 
 
+def _finished(optuna: Any) -> tuple[Any, ...]:
+    state = optuna.trial.TrialState
+    return (state.COMPLETE, state.PRUNED, state.FAIL)
+
+
 class TensorBoardLogger(Callback):
     """Write each epoch's metrics as TensorBoard scalars, one run folder per
     fit.
@@ -94,8 +125,9 @@ class TensorBoardLogger(Callback):
     Each fit writes to ``<log_dir>/<fit>``, named as :class:`Checkpoint`
     and :class:`CSVLogger` name theirs: by a digest of the estimator's
     parameters and training data. Each candidate and fold of a search is its
-    own run, and a resumed or warm-started fit on the same data continues
-    its run. The same fit run again from scratch adds to the same run (use
+    own run. A fit that continues training (``warm_start``, each
+    ``partial_fit`` call, a resumed fit) continues the run of the fit it
+    continues. The same fit run again from scratch adds to the same run (use
     another ``log_dir`` to keep both apart). The estimator's parameters are
     logged as text in the run. The folder is created and proven writable
     before training.
@@ -132,7 +164,8 @@ class TensorBoardLogger(Callback):
         self._keys = None
         if self.keys is not None:
             self._keys = [plan.monitored("TensorBoardLogger", key) for key in self.keys]
-        self._run = str(Path(self.log_dir) / plan.fit_name())
+        previous = Path(getattr(self, "run_dir_", "")).name
+        self._run = str(Path(self.log_dir) / plan.run_name(previous))
         ensure_writable(Path(self._run), "TensorBoardLogger", "log_dir")
 
     def on_fit_begin(self, ctx: Context) -> None:
@@ -153,3 +186,230 @@ class TensorBoardLogger(Callback):
         writer = vars(self).pop("_writer", None)
         if writer is not None:
             writer.close()
+
+
+#: Metric names MLflow accepts (letters, digits, ``_ - . /`` and spaces).
+_MLFLOW_KEY = re.compile(r"[\w\-. /]+")
+
+
+class MlflowLogger(Callback):
+    """Log each fit as an MLflow run: the estimator's parameters when the
+    run starts, each epoch's metrics, and how the fit ended.
+
+    Each fit is its own run, nested under a parent run when there is one:
+    ``parent_run_id``, else the MLflow run active where the fit started, or
+    where a search, a cross-validation or a pipeline cloned the estimator
+    (so ``with mlflow.start_run(): search.fit(X, y)`` nests every candidate
+    and fold under the search's run, in worker processes too). A
+    ``warm_start`` fit, a ``partial_fit`` call and a resumed fit
+    (:class:`Checkpoint` with ``resume=True``) continue the run of the fit
+    they continue. A run ends ``FINISHED`` (with the stop reason as the tag
+    ``stop_reason``), ``FAILED`` or, after Ctrl-C, ``KILLED``.
+
+    The store and the experiment are opened before training, so a wrong
+    URI fails before the first batch.
+
+    Requires MLflow (``pip install skcallback[mlflow]``, which installs
+    ``mlflow-skinny`` and what its SQLite store needs).
+
+    Parameters
+    ----------
+    tracking_uri : str or None, default=None
+        Where runs are stored. None uses the URI in effect where the
+        estimator was cloned or fit: ``mlflow.set_tracking_uri``, the
+        ``MLFLOW_TRACKING_URI`` environment variable, else MLflow's default,
+        a local SQLite file ``mlflow.db`` in the working folder (MLflow 3
+        no longer creates runs in its old ``mlruns`` file store).
+    experiment : str, default="skcallback"
+        The experiment holding the runs; created when missing. A run nested
+        under a parent goes to the parent's experiment, since MLflow shows
+        children under their parent within one experiment.
+    parent_run_id : str or None, default=None
+        The run under which each fit's run is nested; None nests under the
+        active run described above, if any.
+    keys : list of str or None, default=None
+        The metrics to log; None logs every finite number an epoch records
+        except ``epoch`` itself (the run's step).
+
+    Attributes
+    ----------
+    run_id_ : str
+        The last fit's run.
+    tracking_uri_ : str
+        The store the last fit logged to.
+
+    Examples
+    --------
+    >>> import mlflow  # doctest: +SKIP
+    >>> with mlflow.start_run(run_name="search"):  # doctest: +SKIP
+    ...     GridSearchCV(NeuralRegressor(callbacks=[MlflowLogger()]),
+    ...                  {"lr": [1e-3, 1e-2]}, n_jobs=2).fit(X, y)
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment: str = "skcallback",
+        parent_run_id: str | None = None,
+        keys: list[str] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.parent_run_id = parent_run_id
+        self.keys = keys
+
+    def __sklearn_clone__(self) -> MlflowLogger:
+        new = cast(MlflowLogger, super().__sklearn_clone__())
+        new._where = self._where or _mlflow_where()
+        return new
+
+    _where: tuple[str, str | None] | None = None  # (tracking URI, active run) at cloning
+
+    def setup(self, plan: Any) -> None:
+        mlflow = import_extra("mlflow", "mlflow", "MlflowLogger")
+        self._require(
+            "tracking_uri",
+            self.tracking_uri is None or isinstance(self.tracking_uri, str),
+            "None or a URI",
+        )
+        self._require(
+            "experiment",
+            isinstance(self.experiment, str) and self.experiment.strip() != "",
+            "a name",
+        )
+        self._require(
+            "parent_run_id",
+            self.parent_run_id is None or isinstance(self.parent_run_id, str),
+            "None or an MLflow run id",
+        )
+        self._require(
+            "keys",
+            self.keys is None
+            or (isinstance(self.keys, list | tuple) and all(isinstance(k, str) for k in self.keys)),
+            "None or a list of metric names",
+        )
+        self._keys = None
+        if self.keys is not None:
+            self._keys = [plan.monitored("MlflowLogger", key) for key in self.keys]
+        where_uri, active = self._where or _mlflow_where() or (mlflow.get_tracking_uri(), None)
+        uri = self.tracking_uri if self.tracking_uri is not None else where_uri
+        try:
+            client = mlflow.tracking.MlflowClient(uri)
+            experiment = client.get_experiment_by_name(self.experiment)
+            experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else _create_experiment(mlflow, client, self.experiment)
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"MlflowLogger cannot open experiment {self.experiment!r} at tracking_uri "
+                f"{uri!r}: {exc}"
+            ) from exc
+        parent = self.parent_run_id
+        if parent is None and self.tracking_uri in (None, where_uri):
+            parent = active
+        if parent is not None:
+            parent_run = _run_exists(client, parent)
+            if parent_run is None:
+                raise ValueError(
+                    f"MlflowLogger's parent run {parent!r} does not exist at {uri!r}; pass "
+                    "parent_run_id=None or a run of that store."
+                )
+            # MLflow shows children under their parent within one experiment.
+            experiment_id = parent_run.info.experiment_id
+        previous = getattr(self, "run_id_", None)
+        self._continue = None
+        if (plan.continuing or plan.resume is not None) and isinstance(previous, str):
+            run = _run_exists(client, previous)
+            if run is not None and run.info.experiment_id == experiment_id:
+                self._continue = previous
+        self._client, self._experiment_id, self._parent, self._uri = (
+            client,
+            experiment_id,
+            parent,
+            uri,
+        )
+        self._fit_name = plan.fit_name()
+
+    def on_fit_begin(self, ctx: Context) -> None:
+        from mlflow.entities import Param
+
+        bad = [key for key in self._keys or ctx.plan.metrics if not _MLFLOW_KEY.fullmatch(key)]
+        if bad:
+            raise ValueError(
+                f"MlflowLogger cannot log the metrics {bad}: MLflow names take letters, digits, "
+                "'_', '-', '.', '/' and spaces. Rename them, or pass keys= without them."
+            )
+        if self._continue is not None:
+            self.run_id_ = self._continue
+            self._client.update_run(self.run_id_, status="RUNNING")
+        else:
+            tags = {"skcallback.fit": self._fit_name, "estimator": type(ctx.estimator).__name__}
+            if self._parent is not None:
+                tags["mlflow.parentRunId"] = self._parent
+            run = self._client.create_run(self._experiment_id, tags=tags)
+            self.run_id_ = run.info.run_id
+            params = [
+                Param(key, str(value)[:6000])
+                for key, value in ctx.estimator.get_params(deep=True).items()
+                if value is None or isinstance(value, str | numbers.Number)
+            ]
+            for start in range(0, len(params), 100):
+                self._client.log_batch(self.run_id_, params=params[start : start + 100])
+        self.tracking_uri_ = self._uri
+        self._status = "FINISHED"
+
+    def on_epoch_end(self, ctx: Context) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), stamp, ctx.epoch)
+            for key in (self._keys if self._keys is not None else ctx.metrics)
+            if key != "epoch"
+            and isinstance(value := ctx.metrics.get(key), numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ]
+        self._client.log_batch(self.run_id_, metrics=metrics)
+
+    def on_exception(self, ctx: Context) -> None:
+        self._status = "KILLED" if isinstance(ctx.exception, KeyboardInterrupt) else "FAILED"
+
+    def on_fit_end(self, ctx: Context) -> None:
+        client, status = vars(self).pop("_client", None), vars(self).pop("_status", None)
+        if client is None or status is None:  # the run never started
+            return
+        if status == "FINISHED" and ctx.stop_reason:
+            client.set_tag(self.run_id_, "stop_reason", ctx.stop_reason)
+            if ctx.stop_reason == "KeyboardInterrupt":  # a Ctrl-C'd fit stops cleanly
+                status = "KILLED"
+        client.set_terminated(self.run_id_, status=status)
+
+
+def _mlflow_where() -> tuple[str, str | None] | None:
+    """The tracking URI and active run of this thread, when MLflow is in use
+    (imported); None otherwise."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    run = mlflow.active_run()
+    return mlflow.get_tracking_uri(), None if run is None else run.info.run_id
+
+
+def _create_experiment(mlflow: Any, client: Any, name: str) -> str:
+    try:
+        return str(client.create_experiment(name))
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a parallel fit
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def _run_exists(client: Any, run_id: str) -> Any:
+    try:
+        return client.get_run(run_id)
+    except Exception:
+        return None
