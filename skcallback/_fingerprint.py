@@ -47,14 +47,9 @@ def describe(value: Any) -> str:
     if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
         return f"{getattr(value, '__module__', '?')}.{value.__qualname__}"
     if isinstance(value, np.random.RandomState):
-        # legacy=True is the default; numpy's stub types the bare call as the dict.
-        state = value.get_state(legacy=True)
-        # The legacy tuple comes from MT19937, the only generator of a RandomState
-        # made from a seed; over another, its dict state has no [1] to hash.
-        assert isinstance(state, tuple), "fingerprint needs an MT19937 RandomState"
-        return "RandomState:" + _hash_bytes(
-            np.asarray(state[1]).tobytes() + repr(state[2:]).encode()
-        )
+        # legacy=False: the bit generator's state as a dict, for every kind
+        # of generator (MT19937's legacy tuple exists for that one only).
+        return "RandomState:" + _hash_bytes(describe(value.get_state(legacy=False)).encode())
     if isinstance(value, torch.Tensor | np.ndarray):
         array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
         return (

@@ -306,3 +306,17 @@ def test_scorers_that_suit_the_task_pass_the_check(scoring):
     clf = NeuralClassifier(max_epochs=1, callbacks=[EpochScoring(scoring)])
     clf.fit(X, (X[:, 0] > 0).astype(int))
     assert f"valid_{scoring}" in clf.history_[-1]
+
+
+def test_fit_names_work_for_a_random_state_over_any_generator(regression_data, tmp_path):
+    X, y = regression_data
+
+    def name(random_state):
+        est = NeuralRegressor(max_epochs=1, random_state=random_state)
+        est.set_params(callbacks=[CSVLogger(f"{tmp_path}/")]).fit(X, y)
+        return est.callbacks_["csv_logger"].path_
+
+    pcg = name(np.random.RandomState(np.random.PCG64(0)))
+    assert pcg == name(np.random.RandomState(np.random.PCG64(0)))  # same state, same name
+    assert pcg != name(np.random.RandomState(np.random.PCG64(1)))
+    assert name(np.random.RandomState(0)) != name(np.random.RandomState(1))
