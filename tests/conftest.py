@@ -54,6 +54,7 @@ def run_doc_snippets():
         blocks = page.read_text().split("```python\n")[1:]
         assert blocks, f"{name} has no python snippets"
         for block in blocks:
-            exec(compile(block.split("```")[0], str(page), "exec"), {})
+            # run as a script is: process pools re-import guarded __main__ code
+            exec(compile(block.split("```")[0], str(page), "exec"), {"__name__": "__main__"})
 
     return run
