@@ -2,6 +2,7 @@
 
 import pickle
 
+import numpy as np
 import pytest
 from sklearn.base import clone
 
@@ -391,3 +392,67 @@ def test_repr_shows_changed_parameters_only():
     assert repr(EarlyStopping()) == "EarlyStopping()"
     assert repr(EarlyStopping(patience=3, monitor="valid_loss")) == "EarlyStopping(patience=3)"
     assert repr(WritesLosses(tag="x")) == "WritesLosses(tag='x')"
+
+
+def _stop_after(patience):
+    """An MXNet-style closure factory: per-fit state through ``state``."""
+
+    def early_stop(ctx, state):  # as if the loss never improved: counts the epochs
+        state["wait"] = state.get("wait", 0) + 1
+        return state["wait"] < patience
+
+    return early_stop
+
+
+def test_lambda_functions_with_state_start_afresh_each_fit_and_resume(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=10, callbacks=[LambdaCallback(on_epoch_end=_stop_after(3))])
+    assert est.fit(X, y).n_iter_ == 3
+    assert est.fit(X, y).n_iter_ == 3  # a second fit does not inherit the first one's count
+    assert est.callbacks_["lambda_callback"].state_ == {"wait": 3}
+    warm = NeuralRegressor(
+        max_epochs=2, warm_start=True, callbacks=[LambdaCallback(on_epoch_end=_stop_after(3))]
+    )
+    warm.fit(X, y)
+    assert warm.fit(X, y).n_iter_ == 3  # a continuation keeps the state: stops at the 3rd epoch
+    checkpointed = NeuralRegressor(
+        max_epochs=5,
+        random_state=0,
+        callbacks=[LambdaCallback(on_epoch_end=_stop_after(9)), Checkpoint(tmp_path, every=2)],
+    )
+    path = checkpointed.fit(X, y).callbacks_.checkpoint.saved_paths_[0]
+    restored = NeuralRegressor(
+        max_epochs=5, callbacks=[LambdaCallback(on_epoch_end=_stop_after(9))]
+    ).load_checkpoint(path)
+    assert restored.callbacks_["lambda_callback"].state_ == {"wait": 2}
+
+
+def test_lambda_callbacks_with_lambdas_and_closures_pickle(regression_data):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = regression_data
+    collected = []
+    est = NeuralRegressor(
+        max_epochs=2,
+        random_state=0,
+        callbacks=[
+            LambdaCallback(on_epoch_end=lambda ctx: collected.append(ctx.epoch)),
+            LambdaCallback(name="stopper", on_epoch_end=_stop_after(5)),
+        ],
+    ).fit(X, y)
+    assert collected == [1, 2]  # closures are the user's: shared, not copied
+    for copy in (pickle.loads(pickle.dumps(est)), joblib.load(_dump(joblib, est))):
+        np.testing.assert_array_equal(copy.predict(X), est.predict(X))
+        assert copy.fit(X, y).callbacks_["stopper"].state_ == {"wait": 2}
+    search = GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2, n_jobs=2).fit(X, y)
+    assert search.best_estimator_.callbacks_["stopper"].state_ == {"wait": 2}
+
+
+def _dump(joblib, obj):
+    import io
+
+    buffer = io.BytesIO()
+    joblib.dump(obj, buffer)
+    buffer.seek(0)
+    return buffer

@@ -37,9 +37,53 @@ def test_every_n_steps_with_keep_max_like_mindspore(regression_data, tmp_path):
         max_epochs=2,
     ).fit(X, y)
     cp = est.callbacks_.checkpoint
-    names = ["mnist-0002-000000015.pt", "mnist-0002-000000020.pt"]
+    names = ["mnist-0002-000000020.pt", "mnist-0002.pt"]  # the last: the end of training
     assert [Path(p).name for p in cp.saved_paths_] == names
     assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == names
+
+
+@pytest.mark.parametrize(
+    ("every", "save_last", "expected"),
+    [
+        (3, True, ["model-0003.pt", "model-0004.pt"]),
+        (None, True, ["model-0004.pt"]),
+        (3, False, ["model-0003.pt"]),
+        (1, True, ["model-0001.pt", "model-0002.pt", "model-0003.pt", "model-0004.pt"]),
+    ],
+)
+def test_the_end_of_training_is_saved_once(regression_data, tmp_path, every, save_last, expected):
+    X, y = regression_data
+    checkpoint = Checkpoint(dirname=tmp_path, every=every, save_last=save_last)
+    est = NeuralRegressor(max_epochs=4, random_state=0, callbacks=[checkpoint]).fit(X, y)
+    cp = est.callbacks_.checkpoint
+    assert [Path(p).name for p in cp.saved_paths_] == expected
+    assert sorted(p.name for p in Path(cp.run_dir_).iterdir()) == expected
+    if save_last:  # the last file is the fitted model
+        final = NeuralRegressor(max_epochs=4, random_state=0).load_checkpoint(cp.saved_paths_[-1])
+        np.testing.assert_array_equal(final.predict(X), est.predict(X))
+
+
+def test_a_stopped_fit_saves_where_it_stopped_and_a_failed_one_does_not(regression_data, tmp_path):
+    X, y = regression_data
+    stop = LambdaCallback(on_epoch_end=lambda ctx: ctx.epoch < 2)
+    est = NeuralRegressor(
+        max_epochs=6, callbacks=[stop, Checkpoint(dirname=tmp_path, every=5)]
+    ).fit(X, y)
+    assert [Path(p).name for p in est.callbacks_.checkpoint.saved_paths_] == ["model-0002.pt"]
+
+    def fail(ctx):
+        if ctx.epoch == 2:
+            raise RuntimeError("crash")
+
+    failing = NeuralRegressor(
+        max_epochs=6,
+        callbacks=[LambdaCallback(on_epoch_end=fail), Checkpoint(tmp_path / "f", every=5)],
+    )
+    with pytest.raises(RuntimeError):
+        failing.fit(X, y)
+    assert not list((tmp_path / "f").rglob("*.pt"))
+    with pytest.raises(ValueError, match="'save_last' parameter of Checkpoint"):
+        NeuralRegressor(callbacks=[Checkpoint(tmp_path, save_last="yes")]).fit(X, y)
 
 
 def test_best_only_keeps_the_best_path(regression_data, scripted, tmp_path):

@@ -122,6 +122,12 @@ class Checkpoint(Callback):
         A metric whose best value is tracked (``best_path_``).
     save_best_only : bool, default=False
         With ``monitor``, save only epochs that improve it.
+    save_last : bool, default=True
+        Also save when the fit ends (completed or stopped, not failed),
+        unless the file of its last epoch exists already: the final model is
+        on disk whatever ``every`` or ``every_n_steps`` say, as MindSpore's
+        ``ModelCheckpoint`` and Lightning's ``save_last`` do. Ignored with
+        ``save_best_only=True``.
     resume : bool, default=False
         When the fit's folder already holds a checkpoint of the same fit
         (same parameters and data), continue from its newest valid file, so
@@ -156,7 +162,7 @@ class Checkpoint(Callback):
     """
 
     order = float("inf")
-    _fingerprint_ignores = ("resume", "dirname", "keep_max")
+    _fingerprint_ignores = ("resume", "dirname", "keep_max", "save_last")
 
     def __init__(
         self,
@@ -167,6 +173,7 @@ class Checkpoint(Callback):
         keep_max: int | None = None,
         monitor: str | None = None,
         save_best_only: bool = False,
+        save_last: bool = True,
         resume: bool = False,
     ) -> None:
         self.dirname = dirname
@@ -176,6 +183,7 @@ class Checkpoint(Callback):
         self.keep_max = keep_max
         self.monitor = monitor
         self.save_best_only = save_best_only
+        self.save_last = save_last
         self.resume = resume
 
     def _folder(self, plan: Any) -> Path:
@@ -205,6 +213,8 @@ class Checkpoint(Callback):
             isinstance(self.prefix, str) and re.fullmatch(r"[\w.-]+", self.prefix) is not None,
             "a file name prefix of letters, digits, '_', '.' or '-'",
         )
+        for name in ("save_best_only", "save_last", "resume"):
+            self._require(name, isinstance(getattr(self, name), bool), "True or False")
         self._require(
             "monitor",
             self.monitor is not None or not self.save_best_only,
@@ -265,6 +275,13 @@ class Checkpoint(Callback):
             )
         if due:
             self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}.pt", best=improved)
+
+    def on_fit_end(self, ctx: Context) -> None:
+        if not self.save_last or self.save_best_only or ctx.exception is not None:
+            return
+        filename = f"{self.prefix}-{ctx.epoch:04d}.pt"
+        if ctx.epoch > 0 and str(Path(self.run_dir_) / filename) not in self.saved_paths_:
+            self._save(ctx, filename)
 
     def _save(self, ctx: Context, filename: str, best: bool = False) -> str:
         path = str(Path(self.run_dir_) / filename)
