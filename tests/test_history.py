@@ -25,10 +25,22 @@ def test_history_is_a_sequence_of_records(fitted):
     assert history.get("train_loss") == [record["train_loss"] for record in history]
 
 
-def test_plot_draws_the_losses(fitted):
-    ax = fitted.history_.plot()
-    assert sorted(line.get_label() for line in ax.get_lines()) == ["train_loss", "valid_loss"]
-    ax = fitted.history_.plot(keys=["lr"])
+def test_plot_draws_the_losses_marks_their_best_epoch_and_puts_lr_apart(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=4, lr=0.05, random_state=0).fit(X, y)
+    ax = est.history_.plot()
+    labels = [line.get_label() for line in ax.get_lines()]
+    best = int(np.argmin(est.history_.get("valid_loss"))) + 1
+    assert labels[0] == "train_loss" and "valid_loss" in labels
+    assert f"best valid_loss (epoch {best})" in labels
+    assert ax.get_ylabel() == "loss" and ax.get_xlabel() == "epoch"
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+    ax = est.history_.plot(keys=["valid_loss", "lr"])
+    (twin,) = [other for other in ax.figure.axes if other is not ax]
+    assert [line.get_label() for line in twin.get_lines()] == ["lr"]
+    assert twin.get_ylabel() == "lr"
+    assert "lr" in [text.get_text() for text in ax.get_legend().get_texts()]
+    ax = est.history_.plot(keys=["lr"])
     assert [line.get_label() for line in ax.get_lines()] == ["lr"]
 
 
@@ -69,8 +81,8 @@ def test_plot_draws_on_the_axes_given(fitted):
     fig, ax = plt.subplots()
     try:
         assert fitted.history_.plot(keys=["train_loss"], ax=ax) is ax
-        (line,) = ax.get_lines()
-        assert line.get_label() == "train_loss"
+        line, best = ax.get_lines()
+        assert line.get_label() == "train_loss" and best.get_label().startswith("best train_loss")
         assert list(line.get_ydata()) == fitted.history_.get("train_loss")
         assert list(line.get_xdata()) == [1, 2, 3]
     finally:

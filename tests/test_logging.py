@@ -9,6 +9,7 @@ import pytest
 from skcallback import NeuralRegressor
 from skcallback.callbacks import (
     CSVLogger,
+    EarlyStopping,
     EpochScoring,
     LossMonitor,
     MetricLogger,
@@ -229,3 +230,15 @@ def test_training_that_continues_adds_to_the_file_of_the_fit_it_continues(
     assert len(list(tmp_path.iterdir())) == 2
     with open(warm.callbacks_["csv_logger"].path_, newline="") as f:
         assert [row["epoch"] for row in csv.DictReader(f)] == ["1", "2", "3", "4"]
+
+
+def test_verbose_output_says_why_a_fit_stopped(regression_data, capsys):
+    X, y = regression_data
+    stopped = NeuralRegressor(
+        max_epochs=50, lr=0.1, verbose=1, random_state=0, callbacks=[EarlyStopping(patience=1)]
+    ).fit(X, y)
+    out = capsys.readouterr().out.splitlines()
+    assert stopped.stop_reason_ is not None
+    assert out[-1] == f"Stopped after epoch {stopped.n_iter_}: {stopped.stop_reason_}"
+    NeuralRegressor(max_epochs=2, verbose=1).fit(X, y)  # ran to max_epochs: no stop line
+    assert "Stopped" not in capsys.readouterr().out

@@ -165,7 +165,8 @@ class EarlyStopping(Callback):
                 else f"best {self.best_score_:.6g} at epoch {self.best_epoch_}"
             )
             ctx.request_stop(
-                f"early_stopping: no improvement of {key} for {self.wait_} epochs ({best})"
+                f"early_stopping: no improvement of {key} for {self.wait_} "
+                f"epoch{'s' if self.wait_ != 1 else ''} ({best})"
             )
 
     def on_fit_end(self, ctx: Context) -> None:

@@ -21,6 +21,9 @@ class History(Callback):
     ----------
     records_ : list of dict
         One record per epoch, oldest first.
+    lower_is_better_ : dict
+        For each recorded metric with a direction, whether lower is better
+        (``plot`` marks the best epoch of those).
 
     Examples
     --------
@@ -39,6 +42,9 @@ class History(Callback):
     def on_fit_begin(self, ctx: Context) -> None:
         if not hasattr(self, "records_"):
             self.records_: list[dict[str, Any]] = []
+        self.lower_is_better_ = {
+            key: lower for key, lower in ctx.plan.metrics.items() if lower is not None
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         records = state.get("records_", [])
@@ -88,24 +94,73 @@ class History(Callback):
     def plot(self, keys: Sequence[str] | None = None, ax: Any = None) -> Any:
         """Plot values per epoch (default: every ``*_loss`` key).
 
+        The best epoch of each metric with a direction (losses, scores) is
+        marked with a dot; ``lr`` goes on a second y axis, on the right; the
+        epoch axis has whole numbers.
+
         Requires matplotlib (``pip install skcallback[plot]``).
+
+        Parameters
+        ----------
+        keys : sequence of str, optional
+            The recorded values to plot.
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure by default.
 
         Returns
         -------
         matplotlib.axes.Axes
+            The axes of the metrics (the ``lr`` axis is its twin).
         """
         plt = import_extra("matplotlib.pyplot", "plot", "History.plot()")
+        from matplotlib.ticker import MaxNLocator
+
         records = self._records()
         if keys is None:
             keys = [k for k in (records[0] if records else {}) if k.endswith("loss")]
         if ax is None:
             _, ax = plt.subplots()
         epochs = self.get("epoch") if records else []
-        for key in keys:
-            ax.plot(epochs, self.get(key), label=key)
+        directions = getattr(self, "lower_is_better_", {})
+        rates = [key for key in keys if key == "lr"]
+        metrics = [key for key in keys if key != "lr"]
+        for key in metrics:
+            values = self.get(key)
+            (line,) = ax.plot(epochs, values, label=key)
+            best = _best_index(values, directions.get(key))
+            if best is not None:
+                ax.plot(
+                    epochs[best],
+                    values[best],
+                    "o",
+                    color=line.get_color(),
+                    label=f"best {key} (epoch {epochs[best]})",
+                )
         ax.set_xlabel("epoch")
-        ax.legend()
+        ax.set_ylabel("loss" if metrics and all(k.endswith("loss") for k in metrics) else "value")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        handles, labels = ax.get_legend_handles_labels()
+        if rates:
+            lr_ax = ax.twinx() if metrics else ax
+            (line,) = lr_ax.plot(epochs, self.get("lr"), "--", color="gray", label="lr")
+            lr_ax.set_ylabel("lr")
+            if lr_ax is not ax:
+                handles, labels = [*handles, line], [*labels, "lr"]
+        if handles:
+            ax.legend(handles, labels)
         return ax
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self)})"
+
+
+def _best_index(values: list[Any], lower_is_better: bool | None) -> int | None:
+    """The index of the best finite value (the first of ties), or None."""
+    finite = [
+        (value, i)
+        for i, value in enumerate(values)
+        if isinstance(value, int | float) and value == value and abs(value) != float("inf")
+    ]
+    if lower_is_better is None or not finite:
+        return None
+    return (min(finite) if lower_is_better else max(finite, key=lambda vi: (vi[0], -vi[1])))[1]

@@ -32,7 +32,8 @@ def _format(value: Any) -> str:
 
 class PrintLog(Callback):
     """Print a table line per epoch, marking each value that is the best so
-    far with ``*`` (used by ``verbose=1``).
+    far with ``*`` (used by ``verbose=1``), and why the fit stopped early
+    when a callback stopped it.
 
     Parameters
     ----------
@@ -83,6 +84,10 @@ class PrintLog(Callback):
                 text += "*"
             cells.append(text.rjust(width))
         self.sink("  ".join(cells))
+
+    def on_fit_end(self, ctx: Context) -> None:
+        if ctx.exception is None and ctx.stop_reason is not None:
+            self.sink(f"Stopped after epoch {ctx.epoch}: {ctx.stop_reason}")
 
     def _is_best(self, key: str, value: float, lower: bool | None) -> bool:
         """Whether ``value`` is the best so far, for metrics declared with a
