@@ -15,6 +15,7 @@ from . import _persistence, _routing, _sklearn_callbacks, _snapshot
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
+from ._dispatch import HookTable, fire, predict_table
 from ._loop import run_fit
 from ._params import validate_parameters
 from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
@@ -271,16 +272,18 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             self, _host(X), reset=False, accept_sparse="csr", dtype=float_dtype(self.precision)
         )
         module, device = self.module_, self.device_
+        hooks = predict_table(getattr(self, "callbacks_", None))
         was_training = module.training
         module.eval()
-        outputs = []
         try:
             with torch.inference_mode(), autocast(self.precision, device):
-                for X_b in predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device):
-                    outputs.append(module(X_b).to(torch.float64).cpu())
+                batches = predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device)
+                if hooks is None:
+                    output = torch.cat([module(X_b).to(torch.float64).cpu() for X_b in batches])
+                else:
+                    output = self._forward_with_hooks(hooks, batches, X.shape[0])
         finally:
             module.train(was_training)
-        output = torch.cat(outputs)
         if not bool(torch.isfinite(output).all()):
             raise ValueError(
                 "The model's output is not finite for some rows"
@@ -292,6 +295,36 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                 + "."
             )
         return output
+
+    def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
+        """The prediction loop when fitted callbacks have prediction hooks."""
+        ctx = Context(
+            estimator=self,
+            plan=None,
+            module=self.module_,
+            optimizer=self.optimizer_,
+            criterion=self.criterion_,
+            device=self.device_,
+            epoch=self.n_iter_,
+            max_epochs=self.n_iter_,
+            step=self.n_steps_,
+            history=self.history_,
+            callbacks=self.callbacks_,
+        )
+        ctx.phase = "predict"
+        ctx.n_batches = -(-n_rows // max(self.batch_size, EVAL_BATCH_SIZE))
+        fire(hooks.on_predict_begin, ctx)
+        outputs = []
+        for X_b in batches:
+            ctx.batch += 1
+            ctx.X_batch, ctx.y_pred = X_b, None
+            fire(hooks.on_predict_batch_begin, ctx)
+            ctx.y_pred = self.module_(ctx.X_batch)
+            fire(hooks.on_predict_batch_end, ctx)
+            outputs.append(torch.as_tensor(ctx.y_pred).to(torch.float64).cpu())
+        ctx.X_batch, ctx.y_pred = None, torch.cat(outputs)
+        fire(hooks.on_predict_end, ctx)
+        return torch.as_tensor(ctx.y_pred).to(torch.float64).cpu()
 
     def _outputs(self) -> Any:
         """The adapter turning module outputs into predictions."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .callbacks._base import HOOKS
+from .callbacks._base import HOOKS, PREDICT_HOOKS, Callback
 
 Handler = tuple[str, str, Callable[[Any], Any]]
 
@@ -83,6 +83,10 @@ class HookTable:
     on_epoch_end: tuple[Handler, ...]
     on_fit_end: tuple[Handler, ...]
     on_exception: tuple[Handler, ...]
+    on_predict_begin: tuple[Handler, ...]
+    on_predict_batch_begin: tuple[Handler, ...]
+    on_predict_batch_end: tuple[Handler, ...]
+    on_predict_end: tuple[Handler, ...]
 
     def __init__(self, named_callbacks: list[tuple[str, Any]]) -> None:
         handlers = [(name, cb._hook_handlers()) for name, cb in named_callbacks]
@@ -95,6 +99,21 @@ class HookTable:
 
 
 assert tuple(HookTable.__annotations__) == HOOKS, "HookTable must declare exactly HOOKS"
+
+
+def predict_table(callbacks: Any) -> HookTable | None:
+    """The hook table of a prediction over the fitted ``callbacks`` (a
+    ``CallbackMap``), or None when none of them has a prediction hook: the
+    common case costs a few attribute lookups."""
+    named = [
+        (name, cb)
+        for name, cb in (callbacks.items() if callbacks is not None else ())
+        if any(
+            hook in vars(cb) or getattr(type(cb), hook, None) is not getattr(Callback, hook)
+            for hook in PREDICT_HOOKS
+        )
+    ]
+    return HookTable(named) if named else None
 
 
 def fire(handlers: tuple[Handler, ...], ctx: Any) -> None:

@@ -4,7 +4,7 @@ Every built-in is clonable and picklable; what it learns during a fit lives in
 attributes ending in ``_`` and is returned by ``state_dict()``.
 """
 
-from ._base import HOOKS, Callback
+from ._base import HOOKS, PREDICT_HOOKS, Callback
 from ._checkpoint import (
     Checkpoint,
     atomic_save,
@@ -24,6 +24,7 @@ from ._scoring import EpochScoring
 
 __all__ = [
     "HOOKS",
+    "PREDICT_HOOKS",
     "CSVLogger",
     "Callback",
     "Checkpoint",

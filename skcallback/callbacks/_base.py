@@ -13,7 +13,17 @@ from typing import Any
 
 from .._context import Context
 
-#: Every hook, in the order the training loop fires them.
+#: The hooks of a prediction (``predict``, ``predict_proba``, ``score``),
+#: in the order they fire; they run on the fitted callbacks (``callbacks_``).
+PREDICT_HOOKS: tuple[str, ...] = (
+    "on_predict_begin",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+    "on_predict_end",
+)
+
+#: Every hook: those of a fit in the order the training loop fires them,
+#: then those of a prediction.
 HOOKS: tuple[str, ...] = (
     "on_fit_begin",
     "on_epoch_begin",
@@ -34,6 +44,7 @@ HOOKS: tuple[str, ...] = (
     "on_epoch_end",
     "on_fit_end",
     "on_exception",
+    *PREDICT_HOOKS,
 )
 
 
@@ -404,3 +415,21 @@ class Callback:
         """When the fit fails after ``on_fit_begin`` ran (errors found before
         training, in the plan or a ``setup``, fire no hook); ``ctx.exception``
         holds the error."""
+
+    # -- prediction (predict, predict_proba, score), on the fitted callbacks
+    def on_predict_begin(self, ctx: Context) -> bool | None:
+        """Before a prediction; ``ctx.phase`` is ``"predict"`` and
+        ``ctx.n_batches`` the number of batches."""
+
+    def on_predict_batch_begin(self, ctx: Context) -> bool | None:
+        """Before the forward pass of each prediction batch; ``ctx.X_batch``
+        is set (a callback may replace it, e.g. to add noise)."""
+
+    def on_predict_batch_end(self, ctx: Context) -> bool | None:
+        """After each prediction batch; ``ctx.y_pred`` holds the module's
+        output for it (a callback may replace it, e.g. to average
+        augmented views)."""
+
+    def on_predict_end(self, ctx: Context) -> bool | None:
+        """After the last batch; ``ctx.y_pred`` holds the output for every
+        row, on the CPU, before it becomes labels, probabilities or values."""

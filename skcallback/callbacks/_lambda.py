@@ -93,7 +93,7 @@ class LambdaCallback(Callback):
 
     def _with_state(self, function: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
         def handler(ctx: Any) -> Any:
-            return function(ctx, self.state_)
+            return function(ctx, vars(self).setdefault("state_", {}))
 
         return handler
 
