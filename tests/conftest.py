@@ -41,20 +41,3 @@ def scripted():
         return LambdaCallback(name=f"script_{key}", setup=declare, on_valid_end=write)
 
     return make
-
-
-@pytest.fixture
-def run_doc_snippets():
-    """Run every ```python block of a page under docs/, in order, in one
-    namespace per block; a page without snippets is an error."""
-    from pathlib import Path
-
-    def run(name):
-        page = Path(__file__).resolve().parents[1] / "docs" / name
-        blocks = page.read_text().split("```python\n")[1:]
-        assert blocks, f"{name} has no python snippets"
-        for block in blocks:
-            # run as a script is: process pools re-import guarded __main__ code
-            exec(compile(block.split("```")[0], str(page), "exec"), {"__name__": "__main__"})
-
-    return run

@@ -94,10 +94,6 @@ def test_without_optuna_the_error_names_the_extra(data, monkeypatch):
         NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(object())]).fit(*data)
 
 
-def test_docs_page_snippets_run(run_doc_snippets):
-    run_doc_snippets("integrations.md")
-
-
 def _scalars(run_dir):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

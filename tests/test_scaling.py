@@ -227,11 +227,10 @@ def test_dask_ml_incremental_trains_a_classifier_with_classes(client, classifica
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_docs_page_snippets_run():
-    """Like the run_doc_snippets fixture, but each block runs as a script's
-    ``__main__``: the page's cluster code sits under ``if __name__ ==
-    "__main__":``, as dask's spawned workers require, and the fixture's
-    namespace (where ``__name__`` is ``"builtins"``) would skip it. The
-    snippets close their clusters: no new process outlives them."""
+    """Each block runs as a script's ``__main__`` (as in test_docs.py): the
+    page's cluster code sits under ``if __name__ == "__main__":``, as dask's
+    spawned workers require. The snippets close their clusters: no new
+    process outlives them."""
     pytest.importorskip("dask_ml")
     page = Path(__file__).resolve().parents[1] / "docs" / "scaling-out.md"
     blocks = page.read_text().split("```python\n")[1:]

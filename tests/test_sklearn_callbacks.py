@@ -188,10 +188,6 @@ def test_progress_bar_on_a_search_draws_a_bar_per_fit(data, capfd):
     assert drawn.count("100%") >= 5
 
 
-def test_docs_page_snippets_run(run_doc_snippets):
-    run_doc_snippets("sklearn-callbacks.md")
-
-
 def test_fits_in_a_search_without_callbacks_skip_the_tasks(data, monkeypatch):
     from skcallback import _sklearn_callbacks
 
