@@ -38,6 +38,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         optimizer: str | type[torch.optim.Optimizer] = "adam",
         lr: float = 1e-3,
         batch_size: int = 128,
+        accumulate: int = 1,
         max_epochs: int = 100,
         validation_fraction: float | None = 0.1,
         callbacks: list | None = None,
@@ -57,6 +58,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         self.optimizer = optimizer
         self.lr = lr
         self.batch_size = batch_size
+        self.accumulate = accumulate
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
         self.callbacks = callbacks

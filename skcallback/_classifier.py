@@ -24,8 +24,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     Parameters
     ----------
     module, hidden_layer_sizes, activation, dropout, criterion, optimizer, lr, \
-batch_size, max_epochs, validation_fraction, callbacks, device, random_state, \
-verbose, warm_start, compile, precision, **routed_params
+batch_size, accumulate, max_epochs, validation_fraction, callbacks, device, \
+random_state, verbose, warm_start, compile, precision, **routed_params
         As for :class:`~skcallback.NeuralRegressor`; ``criterion=None`` is
         ``nn.CrossEntropyLoss``.
 

@@ -151,10 +151,12 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
 def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:
     module, optimizer = ctx.module, ctx.optimizer
     precision = run.precision
+    accumulate = ctx.plan.accumulate
     module.train()
     ctx.phase, ctx.batch, ctx.n_batches = "train", done, data.n_batches(batch_size)
     fire(hooks.on_train_begin, ctx)
     losses, sizes = ctx.progress.losses, ctx.progress.sizes
+    pending = False  # gradients accumulated since the last optimizer step
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
         if ctx.stop_requested:
             break
@@ -169,28 +171,52 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
             with precision.autocast:
                 run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
             if not ctx.skip_requested:
-                optimizer.zero_grad(set_to_none=True)
+                if not pending:
+                    optimizer.zero_grad(set_to_none=True)
                 if hooks.on_before_backward:
                     fire(hooks.on_before_backward, ctx)
-                precision.backward(ctx.loss)
+                if accumulate == 1:
+                    precision.backward(ctx.loss)
+                else:
+                    share = len(X_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
+                    precision.backward(ctx.loss * share)
+                pending = True
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)
-                if hooks.on_before_step:
-                    fire(hooks.on_before_step, ctx)
-                precision.step(optimizer)
-                ctx.step += 1
                 losses.append(ctx.loss.detach())
                 sizes.append(len(X_b))
-                ctx.progress.between_batches = True
-                if hooks.on_after_step:
-                    fire(hooks.on_after_step, ctx)
-        ctx.progress.between_batches = True
+        if pending and (
+            accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches
+        ):
+            _optimizer_step(ctx, hooks, precision, optimizer)
+            pending = False
+        if not pending:
+            ctx.progress.between_batches = True
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
+    if pending:  # a stop came within an accumulation window: step on what it gathered
+        _optimizer_step(ctx, hooks, precision, optimizer)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
     if losses:
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
+
+
+def _optimizer_step(ctx: Context, hooks: HookTable, precision: Precision, optimizer: Any) -> None:
+    if hooks.on_before_step:
+        fire(hooks.on_before_step, ctx)
+    precision.step(optimizer)
+    ctx.step += 1
+    ctx.progress.between_batches = True
+    if hooks.on_after_step:
+        fire(hooks.on_after_step, ctx)
+
+
+def _window_rows(batch: int, accumulate: int, batch_size: int, data: Any) -> int:
+    """The rows of the accumulation window holding training batch ``batch``
+    (1-based): its loss counts by its share of them."""
+    first_row = (batch - 1) // accumulate * accumulate * batch_size
+    return min(data.n_samples, first_row + accumulate * batch_size) - first_row
 
 
 def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:

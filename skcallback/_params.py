@@ -84,6 +84,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "lr": (lambda v: _is_real(v) and v > 0 and np.isfinite(v), "a float > 0"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+    "accumulate": (lambda v: _is_int(v) and v >= 1, "an int >= 1 (batches per optimizer step)"),
     "max_epochs": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
     "validation_fraction": (
         lambda v: v is None or (_is_real(v) and 0 < v < 1),

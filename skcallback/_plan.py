@@ -69,6 +69,8 @@ class FitPlan:
         Whether each epoch validates (``valid_loss`` is recorded).
     batch_size, n_batches : int
         Training batch size and training batches per epoch.
+    accumulate : int
+        Training batches per optimizer step (gradient accumulation).
     device : torch.device
     outputs : object
         Turns module outputs into predictions: ``predict(output)``,
@@ -101,6 +103,7 @@ class FitPlan:
     n_valid: int
     has_validation: bool
     batch_size: int
+    accumulate: int
     n_batches: int
     outputs: Any
     train: Any
@@ -274,6 +277,7 @@ def prepare(
         n_valid=0 if valid is None else valid.n_samples,
         has_validation=valid is not None,
         batch_size=estimator.batch_size,
+        accumulate=int(estimator.accumulate),
         n_batches=train.n_batches(estimator.batch_size),
         outputs=work._outputs(),
         train=train,

@@ -44,6 +44,13 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         Learning rate.
     batch_size : int, default=128
         Samples per training batch.
+    accumulate : int, default=1
+        Gradient accumulation: the optimizer steps once every
+        ``accumulate`` batches, on the gradient of the mean loss over their
+        rows (each batch's loss is scaled by its share of the rows), as one
+        batch of ``accumulate * batch_size`` rows would give, in the memory
+        of one batch. An epoch's last window may be shorter. ``ctx.step``,
+        ``n_steps_`` and per-step callbacks count optimizer steps.
     max_epochs : int, default=100
         Epochs to train (per call to ``fit``).
     validation_fraction : float or None, default=0.1
