@@ -270,22 +270,23 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         """The module's output for ``X`` on the CPU, in large batches (in
         eval mode; a module in training mode, as mid-fit, returns to it)."""
         check_is_fitted(self)
-        X = validate_data(
-            self, _host(X), reset=False, accept_sparse="csr", dtype=float_dtype(self.precision)
-        )
+        X = self._predict_input(X)
         module, device = self.module_, self.device_
         hooks = predict_table(getattr(self, "callbacks_", None))
         was_training = module.training
-        module.eval()
+        if was_training:  # a fitted module is kept in eval mode: nothing to switch
+            module.eval()
         try:
             with torch.inference_mode(), autocast(self.precision, device):
                 batches = predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device)
                 if hooks is None:
-                    output = torch.cat([module(X_b).to(torch.float64).cpu() for X_b in batches])
+                    outputs = [module(X_b).to(torch.float64).cpu() for X_b in batches]
+                    output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
                 else:
                     output = self._forward_with_hooks(hooks, batches, X.shape[0])
         finally:
-            module.train(was_training)
+            if was_training:
+                module.train()
         if not bool(torch.isfinite(output).all()):
             raise ValueError(
                 "The model's output is not finite for some rows"
@@ -297,6 +298,28 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                 + "."
             )
         return output
+
+    def _predict_input(self, X: Any) -> Any:
+        """``X`` validated for prediction. A 2-D float NumPy array of the
+        fitted width, from an estimator fitted without feature names, is
+        checked here directly (the same checks: width, dtype, finite
+        values), saving scikit-learn's generic path on every small predict;
+        anything else, and any failure, goes through ``validate_data`` and
+        its messages."""
+        dtype = float_dtype(self.precision)
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype.kind == "f"
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+        ):
+            with np.errstate(over="ignore"):  # an overflow goes to validate_data, warned once
+                converted = np.asarray(X, dtype=dtype)
+            if np.isfinite(converted).all():
+                return converted
+        return validate_data(self, _host(X), reset=False, accept_sparse="csr", dtype=dtype)
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""

@@ -92,3 +92,36 @@ def test_a_failed_call_leaves_the_fitted_model_intact(regression_data):
     with pytest.raises(ValueError):
         est.set_params(lr=-1).fit(X, y)
     np.testing.assert_array_equal(est.predict(X), before)
+
+
+def test_predict_checks_plain_arrays_as_scikit_learn_does():
+    """A plain float array takes a shorter validation path at predict: the
+    same results and the same errors as scikit-learn's validate_data."""
+    import re
+
+    from sklearn.utils.validation import validate_data
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    est = NeuralRegressor(max_epochs=1, random_state=0).fit(X, X.sum(axis=1))
+    np.testing.assert_array_equal(est.predict(X), est.predict(X.astype(np.float32)))
+    np.testing.assert_array_equal(est.predict(X[:1]), est.predict(X[:1].tolist()))
+    np.testing.assert_array_equal(est.predict(np.asfortranarray(X)), est.predict(X))
+    np.testing.assert_array_equal(est.predict(X.astype(int)), est.predict(X.astype(int) * 1.0))
+    for bad in (
+        np.where(np.eye(60, 3) > 0, np.nan, X),
+        np.full((2, 3), np.inf),
+        X[:, :2],
+        X[:0],
+        np.array([1e300, 0.0, 0.0])[None, :],
+    ):
+        with pytest.raises(ValueError) as ours:
+            est.predict(bad)
+        with pytest.raises(ValueError) as theirs:
+            validate_data(
+                est,
+                bad.astype(np.float32) if bad.size and np.isfinite(bad).all() else bad,
+                reset=False,
+                dtype=np.float32,
+            )
+        assert re.sub(r"\d+", "#", str(ours.value)) == re.sub(r"\d+", "#", str(theirs.value))
