@@ -3,10 +3,11 @@
 The tutorial's callback prints ``Iteration n`` after every training batch and
 a message when an epoch is done. Two things it explains are shown at work:
 
-- **The context is shared.** luz's callbacks read and write fields of one
-  ``ctx``; here a ``BatchAccuracy`` callback computes each batch's accuracy
-  from ``ctx.y_pred`` (luz's ``ctx$pred``) and puts it on ``ctx``, where
-  ``PrintCallback`` reads it.
+- **The context is shared.** luz's callbacks read the fields of one
+  ``ctx`` and leave values for each other in ``ctx$buffers``; skcallback's
+  ``ctx`` takes any attribute. Here a ``BatchAccuracy`` callback computes each
+  batch's accuracy from ``ctx.y_pred`` (luz's ``ctx$pred``) and puts it on
+  ``ctx``, where ``PrintCallback`` reads it.
 - **Callbacks run in order of their weight.** luz calls a callback with
   ``weight = 10`` after one with ``weight = 1``, whatever order they were
   passed in; skcallback's ``order`` does the same. ``PrintCallback`` (order
