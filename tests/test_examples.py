@@ -179,8 +179,9 @@ def test_mindspore_save_ckpt_monitor_saves_each_low_loss_step(mindspore):
         r"^Saved checkpoint, loss:([\d.]+), current step num: *(\d+)\.$", out, re.M
     )
     assert 1 <= len(saved) == len(files) == len(printed)
-    if next(results["save_ckpt_monitor"].module_.parameters()).device.type == "cpu":
-        assert len(saved) == 7  # as in the tutorial (on the CPU, at this seed)
+    # 7 files as in the tutorial here; two of those losses are within 0.5% of
+    # the threshold, so another CPU's rounding may move one across it.
+    assert abs(len(saved) - 7) <= 2
     for (path, loss), (shown, step) in zip(saved, printed, strict=True):
         assert loss < 0.05 and float(shown) == pytest.approx(loss, abs=1e-7)
         epoch, file_step = map(int, Path(path).stem.split("_"))
