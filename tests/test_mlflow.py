@@ -173,6 +173,8 @@ def test_configuration_errors_come_before_training(data, store):
         NeuralRegressor(max_epochs=1, callbacks=[bad_uri]).fit(*data)
     with pytest.raises(ValueError, match="'experiment' parameter of MlflowLogger"):
         NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(experiment="")]).fit(*data)
+    with pytest.raises(ValueError, match="'tracking_uri' parameter of MlflowLogger"):
+        NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(tracking_uri="")]).fit(*data)
     with pytest.raises(ValueError, match="valid_r2"):
         NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(keys=["valid_r2"])]).fit(*data)
     assert _runs(store) == []
@@ -182,3 +184,116 @@ def test_without_mlflow_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(ImportError, match=r"skcallback\[mlflow\]"):
         NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger()]).fit(*data)
+
+
+def test_an_unreachable_server_fails_in_seconds(data, store):
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    logger = MlflowLogger(tracking_uri=f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="MlflowLogger cannot open experiment"):
+        NeuralRegressor(max_epochs=1, callbacks=[logger]).fit(*data)
+    assert time.monotonic() - started < 30  # MLflow's own retries take minutes
+
+
+def test_deleted_experiments_and_runs_are_refused_before_training(data, store):
+    store.delete_experiment(store.create_experiment("gone"))
+    est = NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(experiment="gone")])
+    with pytest.raises(ValueError, match=r"experiment 'gone' .* is deleted") as info:
+        est.fit(*data)
+    assert "in setup" in " ".join(info.value.__notes__) and not hasattr(est, "n_iter_")
+    parent = store.create_run(store.create_experiment("parents")).info.run_id
+    store.delete_run(parent)
+    orphan = NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(parent_run_id=parent)])
+    with pytest.raises(ValueError, match="or it or its experiment is deleted"):
+        orphan.fit(*data)
+    with mlflow.start_run() as active:
+        store.delete_run(active.info.run_id)
+        with pytest.raises(ValueError, match="it is the active MLflow run"):
+            NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger()]).fit(*data)
+        store.restore_run(active.info.run_id)
+    # a warm start whose run was deleted meanwhile logs to a new run
+    warm = NeuralRegressor(max_epochs=1, warm_start=True, callbacks=[MlflowLogger()]).fit(*data)
+    first = warm.callbacks_["mlflow_logger"].run_id_
+    store.delete_run(first)
+    second = warm.fit(*data).callbacks_["mlflow_logger"].run_id_
+    assert second != first and store.get_run(second).info.status == "FINISHED"
+
+
+def test_names_mlflow_refuses_fail_before_the_run_or_are_skipped(data, store):
+    from skcallback.callbacks import EpochScoring
+
+    for name in ("/r2", "a/../r2", "r2$", "r" * 251):
+        est = NeuralRegressor(
+            max_epochs=1, callbacks=[EpochScoring("r2", name=name), MlflowLogger()]
+        )
+        with pytest.raises(ValueError, match="MlflowLogger cannot log the metrics") as info:
+            est.fit(*data)
+        assert not any("on_fit_end" in note for note in info.value.__notes__)
+    odd = NeuralRegressor(max_epochs=1, callbacks=[("stop$", EarlyStopping()), MlflowLogger()])
+    with pytest.raises(ValueError, match=r"cannot log the parameters \['cb__stop\$__"):
+        odd.fit(*data)
+    assert _runs(store) == []  # refused before a run was created
+    named = EpochScoring("r2", name="valid:r2")  # MLflow takes colons
+    est = NeuralRegressor(max_epochs=1, callbacks=[named, MlflowLogger()]).fit(*data)
+    assert "valid:r2" in store.get_run(est.callbacks_["mlflow_logger"].run_id_).data.metrics
+
+    def undeclared(ctx):
+        ctx.metrics["/odd"] = 1.0
+
+    est = NeuralRegressor(
+        max_epochs=2, callbacks=[LambdaCallback(on_epoch_end=undeclared), MlflowLogger()]
+    )
+    with pytest.warns(UserWarning, match="skips the metric '/odd'"):
+        est.fit(*data)
+    run = store.get_run(est.callbacks_["mlflow_logger"].run_id_)
+    assert run.info.status == "FINISHED" and "train_loss" in run.data.metrics
+
+
+def test_a_clone_logs_where_it_is_fit_and_a_threaded_search_nests(data, store, tmp_path):
+    import joblib
+    from sklearn.base import clone
+
+    early = clone(NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger()]))
+    later = f"sqlite:///{tmp_path / 'later.db'}"
+    mlflow.set_tracking_uri(later)
+    with mlflow.start_run() as parent:
+        early.fit(*data)
+        est = NeuralRegressor(max_epochs=1, random_state=0, callbacks=[MlflowLogger()])
+        with joblib.parallel_backend("threading"):
+            GridSearchCV(est, {"lr": [1e-3, 1e-2]}, cv=2, n_jobs=2).fit(*data)
+    client = mlflow.tracking.MlflowClient(later)
+    run = client.get_run(early.callbacks_["mlflow_logger"].run_id_)
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 1 + 5  # the early clone, 2 candidates x 2 folds and the refit
+
+
+def test_a_run_id_from_a_file_opens_only_a_run_of_its_fit(data, store):
+    other = store.create_run(store.create_experiment("skcallback")).info.run_id
+    est = NeuralRegressor(max_epochs=1, warm_start=True, callbacks=[MlflowLogger()]).fit(*data)
+    # what skcallback.load or a checkpoint would restore from a crafted file
+    est.callbacks_["mlflow_logger"].load_state_dict({"run_id_": other})
+    est.fit(*data)
+    assert est.callbacks_["mlflow_logger"].run_id_ != other
+    assert store.get_run(other).info.status == "RUNNING" and not store.get_run(other).data.metrics
+
+
+def test_a_search_of_an_early_clone_nests_under_the_search_run(data, store, tmp_path):
+    from sklearn.base import clone
+
+    early = clone(NeuralRegressor(max_epochs=1, random_state=0, callbacks=[MlflowLogger()]))
+    later = f"sqlite:///{tmp_path / 'later.db'}"
+    mlflow.set_tracking_uri(later)
+    with mlflow.start_run() as parent:
+        GridSearchCV(early, {"lr": [1e-3, 1e-2]}, cv=2, n_jobs=2).fit(*data)
+    runs = mlflow.tracking.MlflowClient(later).search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(runs) == 5 and _runs(store) == []

@@ -6,9 +6,13 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import posixpath
 import re
 import sys
+import threading
 import time
+import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Any, cast
 
@@ -188,8 +192,13 @@ class TensorBoardLogger(Callback):
             writer.close()
 
 
-#: Metric names MLflow accepts (letters, digits, ``_ - . /`` and spaces).
-_MLFLOW_KEY = re.compile(r"[\w\-. /]+")
+#: Characters MLflow accepts in metric and parameter names (a colon too,
+#: except on Windows).
+_MLFLOW_KEY = re.compile(r"[\w\-. /]+" if os.name == "nt" else r"[\w\-. /:]+")
+#: MLflow's longest metric or parameter name.
+_MLFLOW_KEY_LENGTH = 250
+#: Seconds an HTTP tracking server has to answer the first request of a fit.
+_PROBE_TIMEOUT = 10
 
 
 class MlflowLogger(Callback):
@@ -207,7 +216,9 @@ class MlflowLogger(Callback):
     ``stop_reason``), ``FAILED`` or, after Ctrl-C, ``KILLED``.
 
     The store and the experiment are opened before training, so a wrong
-    URI fails before the first batch.
+    URI, an HTTP server that does not answer (within seconds), a deleted
+    experiment or parent run fail before the first batch; so do metric and
+    callback names MLflow refuses, before the run is created.
 
     Requires MLflow (``pip install skcallback[mlflow]``, which installs
     ``mlflow-skinny`` and what its SQLite store needs).
@@ -216,7 +227,8 @@ class MlflowLogger(Callback):
     ----------
     tracking_uri : str or None, default=None
         Where runs are stored. None uses the URI in effect where the
-        estimator was cloned or fit: ``mlflow.set_tracking_uri``, the
+        estimator is fit (for a search's fits in worker processes, where the
+        search cloned it): ``mlflow.set_tracking_uri``, the
         ``MLFLOW_TRACKING_URI`` environment variable, else MLflow's default,
         a local SQLite file ``mlflow.db`` in the working folder (MLflow 3
         no longer creates runs in its old ``mlruns`` file store).
@@ -260,16 +272,19 @@ class MlflowLogger(Callback):
 
     def __sklearn_clone__(self) -> MlflowLogger:
         new = cast(MlflowLogger, super().__sklearn_clone__())
-        new._where = self._where or _mlflow_where()
+        new._where = _clone_where(self._where)
         return new
 
-    _where: tuple[str, str | None] | None = None  # (tracking URI, active run) at cloning
+    #: (tracking URI, active run, process id, thread id) where a search or a
+    #: fit cloned the callback, for fits run in other processes or threads.
+    _where: tuple[str, str | None, int, int] | None = None
 
     def setup(self, plan: Any) -> None:
         mlflow = import_extra("mlflow", "mlflow", "MlflowLogger")
         self._require(
             "tracking_uri",
-            self.tracking_uri is None or isinstance(self.tracking_uri, str),
+            self.tracking_uri is None
+            or (isinstance(self.tracking_uri, str) and self.tracking_uri.strip() != ""),
             "None or a URI",
         )
         self._require(
@@ -291,9 +306,10 @@ class MlflowLogger(Callback):
         self._keys = None
         if self.keys is not None:
             self._keys = [plan.monitored("MlflowLogger", key) for key in self.keys]
-        where_uri, active = self._where or _mlflow_where() or (mlflow.get_tracking_uri(), None)
+        where_uri, active = _fit_context(mlflow, self._where)
         uri = self.tracking_uri if self.tracking_uri is not None else where_uri
         try:
+            _probe(uri, self.experiment)
             client = mlflow.tracking.MlflowClient(uri)
             experiment = client.get_experiment_by_name(self.experiment)
             experiment_id = (
@@ -311,18 +327,39 @@ class MlflowLogger(Callback):
             parent = active
         if parent is not None:
             parent_run = _run_exists(client, parent)
-            if parent_run is None:
+            if parent_run is None or not _active(client, parent_run):
+                given = self.parent_run_id is not None
                 raise ValueError(
-                    f"MlflowLogger's parent run {parent!r} does not exist at {uri!r}; pass "
-                    "parent_run_id=None or a run of that store."
+                    f"MlflowLogger's parent run {parent!r} does not exist at {uri!r}, or it or "
+                    "its experiment is deleted; "
+                    + (
+                        "pass parent_run_id=None or a run of that store."
+                        if given
+                        else "it is the active MLflow run: end it, or pass parent_run_id."
+                    )
                 )
             # MLflow shows children under their parent within one experiment.
             experiment_id = parent_run.info.experiment_id
+        elif experiment is not None and experiment.lifecycle_stage != "active":
+            raise ValueError(
+                f"MlflowLogger's experiment {self.experiment!r} at {uri!r} is deleted, and MLflow "
+                "logs no runs to it nor creates another of that name; restore it (mlflow "
+                "experiments restore) or pass another experiment."
+            )
         previous = getattr(self, "run_id_", None)
         self._continue = None
         if (plan.continuing or plan.resume is not None) and isinstance(previous, str):
+            # Only a run this fit's logger created: a saved or checkpointed
+            # run id is data, and must not open someone else's run.
             run = _run_exists(client, previous)
-            if run is not None and run.info.experiment_id == experiment_id:
+            fit = None if run is None else run.data.tags.get("skcallback.fit")
+            if (
+                run is not None
+                and run.info.experiment_id == experiment_id
+                and run.info.lifecycle_stage == "active"
+                and fit is not None
+                and (plan.resume is None or fit == plan.fit_name())
+            ):
                 self._continue = previous
         self._client, self._experiment_id, self._parent, self._uri = (
             client,
@@ -335,30 +372,43 @@ class MlflowLogger(Callback):
     def on_fit_begin(self, ctx: Context) -> None:
         from mlflow.entities import Param
 
-        bad = [key for key in self._keys or ctx.plan.metrics if not _MLFLOW_KEY.fullmatch(key)]
+        # Here, not in setup: callbacks set up later may declare metrics.
+        keys = self._keys if self._keys is not None else list(ctx.plan.metrics)
+        bad = [key for key in keys if key != "epoch" and not _mlflow_name(key)]
         if bad:
             raise ValueError(
-                f"MlflowLogger cannot log the metrics {bad}: MLflow names take letters, digits, "
-                "'_', '-', '.', '/' and spaces. Rename them, or pass keys= without them."
+                f"MlflowLogger cannot log the metrics {bad}: MLflow names take up to "
+                f"{_MLFLOW_KEY_LENGTH} letters, digits, '_', '-', '.', '/', ':' and spaces, and "
+                "are not paths such as '/x' or 'a/../b'. Rename them, or pass keys= without "
+                "them."
             )
+        params = [
+            Param(key, str(value)[:6000])
+            for key, value in ctx.estimator.get_params(deep=True).items()
+            if value is None or isinstance(value, str | numbers.Number)
+        ]
+        bad = [param.key for param in params if not _mlflow_name(param.key)]
+        if bad and self._continue is None:
+            raise ValueError(
+                f"MlflowLogger cannot log the parameters {bad}: MLflow names take up to "
+                f"{_MLFLOW_KEY_LENGTH} letters, digits, '_', '-', '.', '/', ':' and spaces, and "
+                "are not paths. Rename the callbacks whose names they hold."
+            )
+        self._skipped: set[str] = set()
         if self._continue is not None:
             self.run_id_ = self._continue
             self._client.update_run(self.run_id_, status="RUNNING")
+            self._status = "FINISHED"  # the run is open: on_fit_end closes it
         else:
             tags = {"skcallback.fit": self._fit_name, "estimator": type(ctx.estimator).__name__}
             if self._parent is not None:
                 tags["mlflow.parentRunId"] = self._parent
             run = self._client.create_run(self._experiment_id, tags=tags)
             self.run_id_ = run.info.run_id
-            params = [
-                Param(key, str(value)[:6000])
-                for key, value in ctx.estimator.get_params(deep=True).items()
-                if value is None or isinstance(value, str | numbers.Number)
-            ]
+            self._status = "FINISHED"
             for start in range(0, len(params), 100):
                 self._client.log_batch(self.run_id_, params=params[start : start + 100])
         self.tracking_uri_ = self._uri
-        self._status = "FINISHED"
 
     def on_epoch_end(self, ctx: Context) -> None:
         from mlflow.entities import Metric
@@ -371,11 +421,28 @@ class MlflowLogger(Callback):
             and isinstance(value := ctx.metrics.get(key), numbers.Real)
             and not isinstance(value, bool)
             and math.isfinite(value)
+            and self._loggable(key)
         ]
         self._client.log_batch(self.run_id_, metrics=metrics)
 
+    def _loggable(self, key: Any) -> bool:
+        """Whether MLflow takes ``key``; a metric no callback declared (set
+        in ``ctx.metrics`` by a hook) and MLflow refuses is skipped with a
+        warning, once per fit, rather than failing the fit."""
+        if _mlflow_name(key):
+            return True
+        if key not in self._skipped:
+            self._skipped.add(key)
+            warnings.warn(
+                f"MlflowLogger skips the metric {key!r}, a name MLflow refuses.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return False
+
     def on_exception(self, ctx: Context) -> None:
-        self._status = "KILLED" if isinstance(ctx.exception, KeyboardInterrupt) else "FAILED"
+        if "_status" in vars(self):  # the run is open
+            self._status = "KILLED" if isinstance(ctx.exception, KeyboardInterrupt) else "FAILED"
 
     def on_fit_end(self, ctx: Context) -> None:
         client, status = vars(self).pop("_client", None), vars(self).pop("_status", None)
@@ -388,14 +455,75 @@ class MlflowLogger(Callback):
         client.set_terminated(self.run_id_, status=status)
 
 
-def _mlflow_where() -> tuple[str, str | None] | None:
-    """The tracking URI and active run of this thread, when MLflow is in use
-    (imported); None otherwise."""
+def _mlflow_where() -> tuple[str, str | None, int, int] | None:
+    """The tracking URI and active run of this thread, and where that is
+    (process and thread), when MLflow is in use (imported); None otherwise."""
     mlflow = sys.modules.get("mlflow")
     if mlflow is None:
         return None
     run = mlflow.active_run()
-    return mlflow.get_tracking_uri(), None if run is None else run.info.run_id
+    run_id = None if run is None else run.info.run_id
+    return mlflow.get_tracking_uri(), run_id, os.getpid(), threading.get_ident()
+
+
+def _clone_where(where: tuple[str, str | None, int, int] | None) -> Any:
+    """What a clone notes: what is in effect here, unless the callback was
+    cloned in another process or thread, whose notes a search's worker keeps."""
+    here = _mlflow_where()
+    if where is None or (here is not None and where[2:] == here[2:]):
+        return here
+    return where
+
+
+def _fit_context(mlflow: Any, where: tuple[str, str | None, int, int] | None) -> Any:
+    """The tracking URI and the run to nest under for a fit starting here:
+    those in effect here, except in another process or thread than the one
+    that cloned the callback (a search's worker), which use what was in
+    effect there. The URI is per process and the active run per thread."""
+    here = _mlflow_where() or (mlflow.get_tracking_uri(), None, os.getpid(), 0)
+    if where is None:
+        return here[:2]
+    uri, run, pid, thread = where
+    if pid != os.getpid():
+        return uri, run
+    if here[1] is None and thread != threading.get_ident():
+        return here[0], run
+    return here[:2]
+
+
+def _probe(uri: str, experiment: str) -> None:
+    """Ask an HTTP tracking server once, without MLflow's retries, so that
+    one that does not answer fails the fit in seconds, not minutes."""
+    if urllib.parse.urlsplit(uri).scheme not in ("http", "https"):
+        return
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    http_request(
+        get_default_host_creds(uri),
+        "/api/2.0/mlflow/experiments/get-by-name",
+        "GET",
+        max_retries=0,
+        backoff_factor=0,
+        timeout=_PROBE_TIMEOUT,
+        raise_on_status=False,
+        params={"experiment_name": experiment},
+    )
+
+
+def _mlflow_name(key: Any) -> bool:
+    """Whether MLflow takes ``key`` as a metric or parameter name."""
+    if not isinstance(key, str) or len(key) > _MLFLOW_KEY_LENGTH:
+        return False
+    normal = posixpath.normpath(key)
+    return bool(_MLFLOW_KEY.fullmatch(key)) and normal == key and not normal.startswith(("/", ".."))
+
+
+def _active(client: Any, run: Any) -> bool:
+    """Whether neither ``run`` nor its experiment is deleted."""
+    if run.info.lifecycle_stage != "active":
+        return False
+    return client.get_experiment(run.info.experiment_id).lifecycle_stage == "active"
 
 
 def _create_experiment(mlflow: Any, client: Any, name: str) -> str:
