@@ -1,4 +1,4 @@
-"""The :class:`Context` every hook receives."""
+"""The ``Context`` every hook receives."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Context:
         What the fit was planned to do: ``n_batches``, ``has_validation``,
         the declared ``metrics`` and their directions, ``outputs`` (turns
         module outputs into predictions), ... (see
-        :meth:`Callback.setup <skcallback.Callback.setup>`).
+        [`Callback.setup`][skcallback.Callback.setup]).
     module, optimizer, criterion : torch objects
         The network, its optimizer and the loss of this fit.
     device : torch.device
@@ -58,7 +58,7 @@ class Context:
     stop_requested : bool
         Whether a stop was requested.
     stop_reason : str or None
-        Why, as given to :meth:`request_stop`.
+        Why, as given to [`request_stop`][skcallback.Context.request_stop].
     exception : BaseException or None
         The error that ended the fit, during ``on_exception``/``on_fit_end``.
     progress : object
@@ -117,7 +117,15 @@ class Context:
     def request_stop(self, reason: str | None = None) -> None:
         """Ask the loop to stop: the current epoch's training ends after the
         current batch, validation and ``on_epoch_end`` still run, and no new
-        epoch starts. The first reason given is kept."""
+        epoch starts.
+
+        Parameters
+        ----------
+        reason : str, optional
+            Why; it becomes ``stop_reason`` and the estimator's
+            ``stop_reason_``. The first reason given is kept; None gives
+            ``"stop requested"``.
+        """
         self.stop_requested = True
         if self.stop_reason is None:
             self.stop_reason = reason or "stop requested"

@@ -1,7 +1,7 @@
 """The training loop: fit -> epoch -> train/valid phase -> batch.
 
 The estimator prepares the data and the torch objects, the loop runs them,
-and callbacks observe and steer it through the :class:`Context`.
+and callbacks observe and steer it through the ``Context``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@ a fit owns.
 
 The built-in MLP never touches torch's global random number generator: it
 is initialised from a generator of the fit and its dropout draws from
-another (:data:`DROPOUT_GENERATOR`), so fits running in threads neither
+another (``DROPOUT_GENERATOR``), so fits running in threads neither
 disturb each other nor the caller. A user module may use the global
-generator in its constructor and forward pass; :func:`global_rng_scope`
+generator in its constructor and forward pass; ``global_rng_scope``
 then seeds it for the fit, under a lock, and restores it afterwards.
 """
 

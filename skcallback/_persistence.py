@@ -56,7 +56,7 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
-    """Rebuild an unpickled estimator's torch objects from :func:`pack`'s blob
+    """Rebuild an unpickled estimator's torch objects from ``pack``'s blob
     (and the non-plain callback states ``other``)."""
     from ._plan import rebuild_fitted
 

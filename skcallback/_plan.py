@@ -1,12 +1,12 @@
 """The plan of a fit: everything decided and checked before training starts.
 
-A fit reads as three steps (see ``NeuralEstimatorBase._fit``): :func:`prepare`
-builds a :class:`FitPlan` around a *working copy* of the estimator, touching
+A fit reads as three steps (see ``NeuralEstimatorBase._fit``): ``prepare``
+builds a ``FitPlan`` around a *working copy* of the estimator, touching
 nothing the user holds; the loop trains that copy; and only a completed fit
 is adopted by the estimator. Every configuration error surfaces here, before
 the first batch: parameters, data, the module, criterion and optimizer (by a
 dry forward, loss and backward on a few rows), and each callback's
-:meth:`~skcallback.Callback.setup`.
+``setup``.
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ _SEED_BOUND = np.iinfo(np.int32).max
 _DRY_ROWS = 8
 
 
-#: What :meth:`FitPlan.fit_name` gives: 16 hexadecimal digits.
+#: What ``FitPlan.fit_name`` gives: 16 hexadecimal digits.
 _FIT_NAME = re.compile(r"[0-9a-f]{16}")
 
 
 class FitPlan:
     """What a fit will do, decided and checked before anything changes.
 
-    Callbacks receive it in :meth:`~skcallback.Callback.setup`, before the
+    Callbacks receive it in ``setup``, before the
     first batch, and read it during the fit as ``ctx.plan``.
 
     Attributes
@@ -83,7 +83,7 @@ class FitPlan:
     metrics : dict
         The metrics each epoch will record, mapped to whether lower is better
         (None when no direction is known). Callbacks that add a metric
-        declare it with :meth:`declare_metric`.
+        declare it with ``declare_metric``.
     resumed_from : str or None
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
     """
@@ -131,7 +131,7 @@ class FitPlan:
 
     def fit_name(self) -> str:
         """A short name of this fit for files and folders (the first 16
-        characters of :meth:`fingerprint`): the same when a fit is re-run or
+        characters of ``fingerprint``): the same when a fit is re-run or
         resumed, different for each candidate and fold of a search."""
         return self.fingerprint()[:16]
 
@@ -139,8 +139,8 @@ class FitPlan:
         """The name a logger gives this fit's file, folder or run: a fit that
         continues training (``warm_start``, ``partial_fit``) keeps the name
         ``previous`` the logger gave the fit it continues, when that is a
-        name :meth:`fit_name` could have given; any other fit is named
-        :meth:`fit_name`."""
+        name ``fit_name`` could have given; any other fit is named
+        ``fit_name``."""
         if self.continuing and isinstance(previous, str) and _FIT_NAME.fullmatch(previous):
             return previous
         return self.fit_name()

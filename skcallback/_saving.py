@@ -107,7 +107,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) -> Any:
-    """Load an estimator saved by :func:`save`; nothing is unpickled.
+    """Load an estimator saved by [`save`][skcallback.save]; nothing is unpickled.
 
     Parameters
     ----------
@@ -282,7 +282,7 @@ class _Encoder:
 
 
 class _Decoder:
-    """The inverse of :class:`_Encoder` (paths were checked beforehand)."""
+    """The inverse of ``_Encoder`` (paths were checked beforehand)."""
 
     def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
         self.tensors = tensors

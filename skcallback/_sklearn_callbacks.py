@@ -1,7 +1,7 @@
 """scikit-learn's own callbacks (``sklearn.callback``, scikit-learn >= 1.9).
 
 A fit is the root task of the estimator's task tree and each epoch a
-sub-task named ``"epoch"``. The epochs are reported by :class:`_EpochTasks`,
+sub-task named ``"epoch"``. The epochs are reported by ``_EpochTasks``,
 an internal callback that joins the fit's hook table only when scikit-learn
 callbacks are set on the estimator or propagated to it by a meta-estimator,
 so ordinary fits, in searches and pipelines too, pay nothing.

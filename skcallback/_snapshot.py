@@ -230,7 +230,7 @@ def _check_fields(state: Any, path: Any) -> None:
 
 
 def _arrays(data: dict[str, Any]) -> dict[str, Any]:
-    """Undo :func:`_plain` for the estimator's array attributes."""
+    """Undo ``_plain`` for the estimator's array attributes."""
     data = dict(data)
     if "classes_" in data:
         classes = data["classes_"]

@@ -5,7 +5,7 @@ test properties that float32 mini-batch training cannot give bit for bit.
 They are declared here, as scikit-learn declares its own estimators'
 expected failures, and they pass on a configured instance where the property
 holds (``precision="64"``, one full batch, no validation split): see
-:func:`configured_for_exact_checks`.
+[`configured_for_exact_checks`][skcallback.estimator_checks.configured_for_exact_checks].
 
 Examples
 --------
@@ -37,12 +37,12 @@ _SUBSET = (
     "in. Rows agree to float32 rounding, and exactly with precision='64'."
 )
 
-#: Check name -> why it cannot hold for a float32 mini-batch learner.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {
     "check_sample_weight_equivalence_on_dense_data": _WEIGHTS,
     "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS,
     "check_methods_subset_invariance": _SUBSET,
 }
+"""Check name -> why it cannot hold for a float32 mini-batch learner."""
 
 
 def expected_failed_checks(estimator: Any) -> dict[str, str]:
@@ -70,7 +70,18 @@ def expected_failed_checks(estimator: Any) -> dict[str, str]:
 def configured_for_exact_checks(estimator: Any) -> Any:
     """``estimator`` with the settings under which the three checks hold:
     ``precision="64"``, ``batch_size`` larger than the checks' data and no
-    validation split (returns the estimator, changed)."""
+    validation split.
+
+    Parameters
+    ----------
+    estimator : NeuralRegressor or NeuralClassifier
+        Changed in place with ``set_params``.
+
+    Returns
+    -------
+    NeuralRegressor or NeuralClassifier
+        The same estimator, for chaining.
+    """
     return estimator.set_params(precision="64", batch_size=4096, validation_fraction=None)
 
 

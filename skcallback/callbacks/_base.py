@@ -1,4 +1,4 @@
-"""The :class:`Callback` base class and the names of the hooks."""
+"""The ``Callback`` base class and the names of the hooks."""
 
 from __future__ import annotations
 
@@ -13,17 +13,15 @@ from typing import Any
 
 from .._context import Context
 
-#: The hooks of a prediction (``predict``, ``predict_proba``, ``score``),
-#: in the order they fire; they run on the fitted callbacks (``callbacks_``).
 PREDICT_HOOKS: tuple[str, ...] = (
     "on_predict_begin",
     "on_predict_batch_begin",
     "on_predict_batch_end",
     "on_predict_end",
 )
+"""The hooks of a prediction (``predict``, ``predict_proba``, ``score``), in
+the order they fire; they run on the fitted callbacks (``callbacks_``)."""
 
-#: Every hook: those of a fit in the order the training loop fires them,
-#: then those of a prediction.
 HOOKS: tuple[str, ...] = (
     "on_fit_begin",
     "on_epoch_begin",
@@ -46,6 +44,10 @@ HOOKS: tuple[str, ...] = (
     "on_exception",
     *PREDICT_HOOKS,
 )
+"""Every hook: those of a fit in the order the training loop fires them,
+then those of a prediction ([`PREDICT_HOOKS`][skcallback.callbacks.PREDICT_HOOKS]).
+A public method of a callback whose name starts with ``on_`` must be one of
+them (a misspelt hook is an error before the fit)."""
 
 
 def positive_int(value: Any, *, allow_none: bool = False) -> bool:
@@ -135,18 +137,19 @@ class Callback:
 
     A callback observes and steers the training loop through its hooks. Each
     hook is a method ``hook(self, ctx)`` receiving the fit's
-    :class:`~skcallback.Context`; override only the hooks you need, the loop
+    [`Context`][skcallback.Context]; override only the hooks you need, the loop
     never calls the others. A hook that returns ``False`` requests a stop,
     as does ``ctx.request_stop(reason)``.
 
-    Before training, :meth:`setup` sees the fit's plan and checks the
-    parameters against it, so configuration errors surface before the first
-    batch.
+    Before training, [`setup`][skcallback.Callback.setup] sees the fit's
+    plan and checks the parameters against it, so configuration errors
+    surface before the first batch.
 
     Subclasses follow scikit-learn's clone rules: ``__init__`` only stores its
     arguments under the same names, and what the callback learns during a fit
     lives in attributes ending in ``_``. Those attributes make up the default
-    :meth:`state_dict`, which is saved with the estimator and in checkpoints.
+    [`state_dict`][skcallback.Callback.state_dict], which is saved with the
+    estimator and in checkpoints.
 
     Attributes
     ----------
@@ -156,8 +159,14 @@ class Callback:
         ``(name, callback)`` pair in ``callbacks=[...]`` overrides it.
     order : float
         Callbacks run by increasing ``order``, ties in list order. The
-        default is 0; :class:`~skcallback.callbacks.History` runs first and
-        :class:`~skcallback.callbacks.EarlyStopping` last.
+        default is 0; [`History`][skcallback.callbacks.History] runs first
+        and [`EarlyStopping`][skcallback.callbacks.EarlyStopping] last.
+    shared_params : tuple of str
+        Parameters that clones share with this callback instead of copying:
+        live resources such as a writer, a tracking client or an Optuna
+        trial. Every fit works on a clone of each callback, so a copied
+        trial would never hear of the fit. A subclass names them, e.g.
+        ``shared_params = ("trial",)``; empty by default.
 
     Examples
     --------
@@ -175,11 +184,7 @@ class Callback:
     # then derives it (Scoring, LambdaCallback).
     name: str | None = "callback"
     order: float = 0
-    #: Parameters that clones share with this callback instead of copying:
-    #: live resources such as a writer, a tracking client or an Optuna
-    #: trial. Every fit works on a clone of each callback, so a copied
-    #: trial would never hear of the fit. A subclass names them here, e.g.
-    #: ``shared_params = ("trial",)``.
+    # Parameters clones share instead of copying (see the class docstring).
     shared_params: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -212,7 +217,7 @@ class Callback:
         order, after the data, module, criterion and optimizer were checked
         and before any hook. Raise ``ValueError`` (or ``OSError`` for files)
         here, so a configuration error never surfaces after an epoch of
-        training. ``plan`` is the fit's :class:`~skcallback._plan.FitPlan`:
+        training. ``plan`` is the fit's ``FitPlan`` (also ``ctx.plan``):
 
         - ``plan.metrics``: the metrics each epoch will record; a callback
           that records one calls ``plan.declare_metric(name,
@@ -226,23 +231,57 @@ class Callback:
         - ``plan.outputs``: turns module outputs into predictions.
 
         The default checks nothing.
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan of the fit about to start.
+
+        Raises
+        ------
+        ValueError
+            For a parameter the fit cannot work with; its message should
+            name the parameter, the value and what is allowed.
+        OSError
+            For a file or folder the callback cannot use.
         """
 
     def resume_from(self, plan: Any) -> str | None:
         """A checkpoint file this new fit should continue from, or None.
 
-        Called before :meth:`setup`, for a fit that starts afresh (not a
-        warm start or ``partial_fit``); the first callback that names a file
-        decides. The file must be a checkpoint of the same fit
-        (``plan.fingerprint()``), or the fit raises. :class:`Checkpoint` with
-        ``resume=True`` uses it. Default: None.
+        Called before [`setup`][skcallback.Callback.setup], for a fit that
+        starts afresh (not a warm start or ``partial_fit``); the first
+        callback that names a file decides. The file must be a checkpoint of
+        the same fit (``plan.fingerprint()``), or the fit raises.
+        [`Checkpoint`][skcallback.callbacks.Checkpoint] with ``resume=True``
+        uses it.
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan of the fit about to start.
+
+        Returns
+        -------
+        str or None
+            The path of the file to continue from; None (the default) to
+            start afresh.
         """
         return None
 
     def idle_hooks(self) -> set[str]:
         """Hooks this callback overrides but that have nothing to do with its
-        parameters (e.g. per-batch work when it is configured per epoch); the
-        loop never calls them. Called after :meth:`setup`. Default: none."""
+        parameters (e.g. per-batch work when it is configured per epoch).
+
+        Called after [`setup`][skcallback.Callback.setup]; the loop never
+        calls these hooks during the fit, so they cost nothing.
+
+        Returns
+        -------
+        set of str
+            Hook names (from [`HOOKS`][skcallback.callbacks.HOOKS]); empty by
+            default.
+        """
         return set()
 
     def _require(self, name: str, ok: bool, allowed: str) -> None:
@@ -256,7 +295,7 @@ class Callback:
 
     def __sklearn_clone__(self) -> Callback:
         """A new callback from the same parameters (cloned, except those in
-        :attr:`shared_params`, which the clone shares); an ``order`` or
+        ``shared_params``, which the clone shares); an ``order`` or
         ``name`` set on this instance is kept."""
         from sklearn.base import clone
 
@@ -301,6 +340,15 @@ class Callback:
     def set_params(self, **params: Any) -> Callback:
         """Set constructor arguments, as scikit-learn's ``set_params``.
 
+        Parameters
+        ----------
+        **params
+            Constructor arguments by name.
+
+        Returns
+        -------
+        self
+
         Raises
         ------
         ValueError
@@ -320,7 +368,14 @@ class Callback:
     def state_dict(self) -> dict[str, Any]:
         """What the callback learned: a copy of its attributes ending in ``_``.
 
-        Override together with :meth:`load_state_dict` to save something else.
+        Override together with
+        [`load_state_dict`][skcallback.Callback.load_state_dict] to save
+        something else.
+
+        Returns
+        -------
+        dict
+            Attribute names mapped to deep copies of their values.
         """
         return {
             key: copy.deepcopy(value)
@@ -329,7 +384,22 @@ class Callback:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what [`state_dict`][skcallback.Callback.state_dict] returned.
+
+        Parameters
+        ----------
+        state : dict
+            Learned attributes (names ending in ``_``) mapped to their
+            values; each value is deep-copied onto the callback.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not a dict.
+        ValueError
+            If a key is not a learned attribute's name (a saved state may
+            not change parameters or methods).
+        """
         if not isinstance(state, dict):
             raise TypeError(
                 f"{type(self).__name__}.load_state_dict expects a dict; got {type(state).__name__}."

@@ -42,7 +42,27 @@ def save_checkpoint(ctx: Context, path: str | os.PathLike) -> Path:
     The file records the fit's exact position when saved between training
     batches (``on_after_step``, ``on_train_batch_end``, ``on_train_end``) or
     between epochs (``on_fit_begin``, ``on_epoch_end``, ``on_fit_end``); a
-    resume continues exactly from there. Elsewhere it raises ``ValueError``.
+    resume continues exactly from there.
+
+    Parameters
+    ----------
+    ctx : Context
+        The context the hook received.
+    path : str or path-like
+        The file to write (missing folders are created).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        When called from another hook (mid-batch or during validation, where
+        the fit's position cannot be resumed).
+    OSError
+        If the file cannot be written; the message names it.
     """
     return _snapshot.write(_snapshot.snapshot(ctx), path)
 
@@ -51,6 +71,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     """The contents of a checkpoint file, checked (checksum, format, fields)
     and loaded with ``torch.load(weights_only=True)``: plain data, never an
     unpickled object.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by [`Checkpoint`][skcallback.callbacks.Checkpoint] or
+        [`save_checkpoint`][skcallback.callbacks.save_checkpoint].
+    map_location : str or torch.device, default="cpu"
+        Where the tensors are loaded.
+
+    Returns
+    -------
+    dict
+        The saved state: ``epoch``, ``step``, the module's and optimizer's
+        state dicts, the callbacks' states, the random generators, ...
 
     Raises
     ------
@@ -62,7 +96,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically (temporary file, flush,
-    fsync, rename): a crash never leaves a truncated file under ``path``."""
+    fsync, rename): a crash never leaves a truncated file under ``path``.
+
+    Parameters
+    ----------
+    obj : object
+        What ``torch.save`` can save.
+    path : str or path-like
+        The file to write or replace.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return _snapshot.atomic_write(buffer.getvalue(), path)
@@ -71,8 +118,21 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
 def checkpoint_files(folder: str | os.PathLike, prefix: str) -> list[Path]:
     """The checkpoint files of ``folder`` named by a Checkpoint with
     ``prefix``, oldest first (by epoch, then step; an epoch's final file after
-    its mid-epoch ones). Use ``checkpoint_files(est.callbacks_.checkpoint.run_dir_,
-    "model")[-1]`` for the newest."""
+    its mid-epoch ones).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A fit's folder, e.g. ``est.callbacks_.checkpoint.run_dir_``.
+    prefix : str
+        The Checkpoint's ``prefix``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Oldest first: ``checkpoint_files(run_dir, "model")[-1]`` is the
+        newest. Empty when there is none (or no such folder).
+    """
     pattern = re.compile(rf"{re.escape(prefix)}-(\d{{4,}})(?:-(\d{{9,}}))?\.pt")
     found = []
     for path in Path(folder).glob(f"{glob_escape(prefix)}-*.pt"):
@@ -304,7 +364,13 @@ class Checkpoint(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The best score and the best file's name; never a path (a loaded
-        checkpoint must not decide where files are written or removed)."""
+        checkpoint must not decide where files are written or removed).
+
+        Returns
+        -------
+        dict
+            ``best_score`` (float or None) and ``best_name`` (str or None).
+        """
         return {
             "best_score": getattr(self, "best_score_", None),
             "best_name": getattr(self, "_best_name", None),

@@ -17,7 +17,7 @@ class EarlyStopping(Callback):
 
     Runs after every ordinary callback (``order = 1000``, as luz gives early
     stopping the largest weight), so it sees every metric of the epoch; only
-    :class:`Checkpoint` runs later, to save the epoch's final state.
+    [`Checkpoint`][skcallback.callbacks.Checkpoint] runs later, to save the epoch's final state.
 
     Parameters
     ----------
@@ -68,10 +68,13 @@ class EarlyStopping(Callback):
     >>> from skcallback.callbacks import EarlyStopping
     >>> X = np.random.RandomState(0).normal(size=(200, 3))
     >>> y = X.sum(axis=1)
-    >>> est = NeuralRegressor(max_epochs=200, callbacks=[EarlyStopping(patience=3)],
-    ...                       random_state=0).fit(X, y)
+    >>> est = NeuralRegressor(lr=1e-2, max_epochs=200, random_state=0,
+    ...                       callbacks=[EarlyStopping(patience=3)]).fit(X, y)
     >>> est.n_iter_ < 200, est.stop_reason_.startswith("early_stopping")
     (True, True)
+    >>> stopper = est.callbacks_.early_stopping
+    >>> stopper.stopped_epoch_ == est.n_iter_ == stopper.best_epoch_ + 3
+    True
     """
 
     order = 1000

@@ -1,4 +1,4 @@
-"""The :class:`History` of a fit."""
+"""The ``History`` of a fit."""
 
 from __future__ import annotations
 
@@ -72,6 +72,19 @@ class History(Callback):
     def get(self, key: str, default: Any = None) -> list[Any]:
         """The values of ``key``, one per epoch (``default`` where missing).
 
+        Parameters
+        ----------
+        key : str
+            A recorded key: ``"train_loss"``, ``"valid_loss"``, ``"lr"``,
+            ``"dur"``, a score's name, ...
+        default : object, default=None
+            The value for epochs that did not record ``key``.
+
+        Returns
+        -------
+        list
+            One value per epoch, oldest first (empty before any epoch).
+
         Raises
         ------
         KeyError
@@ -87,6 +100,16 @@ class History(Callback):
         """The history as a pandas DataFrame, one row per epoch.
 
         Requires pandas (``pip install skcallback[pandas]``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per epoch, one column per recorded key.
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed.
         """
         pd = import_extra("pandas", "pandas", "History.to_dataframe()")
         return pd.DataFrame.from_records(self._records())
@@ -111,6 +134,11 @@ class History(Callback):
         -------
         matplotlib.axes.Axes
             The axes of the metrics (the ``lr`` axis is its twin).
+
+        Raises
+        ------
+        ImportError
+            If matplotlib is not installed.
         """
         plt = import_extra("matplotlib.pyplot", "plot", "History.plot()")
         from matplotlib.ticker import MaxNLocator

@@ -21,7 +21,7 @@ class LambdaCallback(Callback):
     """A callback built from functions, one per hook (luz's ``luz_callback``
     and MXNet's callback functions in one).
 
-    Each function takes the :class:`~skcallback.Context`; returning ``False``
+    Each function takes the [`Context`][skcallback.Context]; returning ``False``
     requests a stop. A function taking two arguments, ``f(ctx, state)``,
     also gets this fit's ``state``: a dict that starts empty at each fit,
     is kept by a ``warm_start`` or ``partial_fit`` continuation, and is saved

@@ -301,6 +301,23 @@ class CSVLogger(Callback):
     ----------
     path_ : str
         The file the last fit wrote.
+
+    Examples
+    --------
+    >>> import csv, os, tempfile
+    >>> import numpy as np
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import CSVLogger
+    >>> X = np.random.RandomState(0).normal(size=(100, 3)); y = X.sum(axis=1)
+    >>> path = os.path.join(tempfile.mkdtemp(), "history.csv")
+    >>> est = NeuralRegressor(max_epochs=3, random_state=0,
+    ...                       callbacks=[CSVLogger(path)]).fit(X, y)
+    >>> with open(path, newline="") as file:
+    ...     rows = list(csv.DictReader(file))
+    >>> list(rows[0])
+    ['epoch', 'train_loss', 'valid_loss', 'lr', 'dur']
+    >>> [row["epoch"] for row in rows]
+    ['1', '2', '3']
     """
 
     _fingerprint_ignores = ("path",)

@@ -14,7 +14,9 @@ from typing import Any
 
 
 class Monitor:
-    """Track the best value of a metric.
+    """Decide whether a metric improved, in one direction, for the callbacks
+    that watch one (EarlyStopping, Checkpoint's best-only mode, plateau
+    scheduling); the callback keeps the best value itself.
 
     Parameters
     ----------
@@ -22,8 +24,20 @@ class Monitor:
         The metric in ``ctx.metrics``.
     mode : {"min", "max"}
         Whether smaller or larger is better.
-    min_delta : float
+    min_delta : float, default=0.0
         The least change that counts as an improvement.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not "min" or "max", or ``min_delta`` is negative.
+
+    Examples
+    --------
+    >>> from skcallback.callbacks import Monitor
+    >>> monitor = Monitor("valid_loss", "min", min_delta=0.01)
+    >>> monitor.is_improvement(0.5, best=0.505), monitor.is_improvement(0.4, best=0.5)
+    (False, True)
     """
 
     def __init__(self, key: str, mode: str, min_delta: float = 0.0) -> None:
@@ -36,17 +50,65 @@ class Monitor:
 
     @classmethod
     def for_plan(cls, plan: Any, owner: str, key: str, mode: str, min_delta: float) -> Monitor:
-        """The monitor of ``key`` in this fit (see the module docstring)."""
+        """The monitor of ``key`` in this fit, built in a callback's ``setup``.
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The fit's plan.
+        owner : str
+            The callback's name, for warnings and errors.
+        key : str
+            The metric; ``valid_*`` becomes ``train_*`` (with a warning)
+            when the fit has no validation data.
+        mode : {"auto", "min", "max"}
+            "auto" takes the direction the metric was declared with.
+        min_delta : float
+            The least change that counts as an improvement.
+
+        Returns
+        -------
+        Monitor
+
+        Raises
+        ------
+        ValueError
+            If the fit does not record ``key``, or ``mode="auto"`` and the
+            metric has no declared direction.
+        """
         key = plan.monitored(owner, key)
         return cls(key, "min" if plan.minimizes(owner, key, mode) else "max", min_delta)
 
     def value(self, metrics: dict[str, Any]) -> float | None:
-        """The metric's value this epoch, or None when it was not recorded."""
+        """The metric's value this epoch.
+
+        Parameters
+        ----------
+        metrics : dict
+            The epoch's values, ``ctx.metrics``.
+
+        Returns
+        -------
+        float or None
+            None when the epoch did not record the metric.
+        """
         value = metrics.get(self.key)
         return None if value is None else float(value)
 
     def is_improvement(self, value: float | None, best: float | None) -> bool:
-        """Whether ``value`` beats ``best`` by more than ``min_delta``."""
+        """Whether ``value`` beats ``best`` by more than ``min_delta``.
+
+        Parameters
+        ----------
+        value : float or None
+            This epoch's value; None or NaN never improves.
+        best : float or None
+            The best so far; None or NaN is beaten by any value.
+
+        Returns
+        -------
+        bool
+        """
         if value is None or math.isnan(value):
             return False
         if best is None or math.isnan(best):
@@ -56,7 +118,19 @@ class Monitor:
         return value > best + self.min_delta
 
     def passes(self, value: float | None, threshold: float) -> bool:
-        """Whether ``value`` is better than ``threshold`` (MXNet's early stop)."""
+        """Whether ``value`` is better than ``threshold`` (MXNet's early stop).
+
+        Parameters
+        ----------
+        value : float or None
+            This epoch's value; None or NaN never passes.
+        threshold : float
+            The value to beat, strictly.
+
+        Returns
+        -------
+        bool
+        """
         if value is None or math.isnan(value):
             return False
         return value < threshold if self.minimize else value > threshold

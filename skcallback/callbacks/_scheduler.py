@@ -77,6 +77,15 @@ class LRScheduler(Callback):
         """Set parameters: ``policy``, ``step_every``, ``monitor`` or any
         argument of the policy (tunable without being passed first).
 
+        Parameters
+        ----------
+        **params
+            Parameters by name, e.g. ``gamma=0.5`` for ``"StepLR"``.
+
+        Returns
+        -------
+        self
+
         Raises
         ------
         ValueError
