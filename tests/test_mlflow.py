@@ -57,6 +57,7 @@ def test_a_fit_is_a_run_with_its_parameters_and_each_epochs_metrics(data, store)
     assert run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.01" and run.data.params["max_epochs"] == "4"
     assert run.data.params["cb__early_stopping__patience"] == "50"
+    assert run.data.params["hidden_layer_sizes"] == "(100,)"
     for key in ("train_loss", "valid_loss", "lr"):
         assert _steps(store, run.info.run_id, key) == [
             (r["epoch"], pytest.approx(r[key])) for r in est.history_

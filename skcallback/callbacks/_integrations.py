@@ -385,7 +385,8 @@ class MlflowLogger(Callback):
         params = [
             Param(key, str(value)[:6000])
             for key, value in ctx.estimator.get_params(deep=True).items()
-            if value is None or isinstance(value, str | numbers.Number)
+            if _scalar(value)
+            or (isinstance(value, tuple | list) and all(_scalar(item) for item in value))
         ]
         bad = [param.key for param in params if not _mlflow_name(param.key)]
         if bad and self._continue is None:
@@ -509,6 +510,11 @@ def _probe(uri: str, experiment: str) -> None:
         raise_on_status=False,
         params={"experiment_name": experiment},
     )
+
+
+def _scalar(value: Any) -> bool:
+    """Whether a parameter is logged as it prints: None, a string or a number."""
+    return value is None or isinstance(value, str | numbers.Number)
 
 
 def _mlflow_name(key: Any) -> bool:
