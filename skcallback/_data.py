@@ -27,6 +27,10 @@ EVAL_BATCH_SIZE = 16384
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 
+#: The most bytes of features gathered at once when batching an epoch.
+CHUNK_BYTES = 16 * 2**20
+
+
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """A tensor on ``device``; on the CPU it shares ``array``'s memory."""
     return torch.from_numpy(np.ascontiguousarray(array)).to(device)
@@ -62,6 +66,7 @@ class Dataset:
         )
         self.y = self.hold(as_tensor(y, self.storage))
         self.dtype = X.dtype
+        self.row_bytes = max(1, (X.shape[1] if X.ndim == 2 else 1) * X.dtype.itemsize)
 
     def hold(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor kept on the storage side (pinned when streamed)."""
@@ -94,7 +99,7 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 
 class TensorData:
-    """Some rows of a :class:`Dataset` (with normalised weights), batched by
+    """Some rows of a ``Dataset`` (with normalised weights), batched by
     index."""
 
     def __init__(self, source: Dataset, rows: np.ndarray, weights: np.ndarray | None) -> None:
@@ -119,15 +124,18 @@ class TensorData:
             positions = torch.randperm(self.n_samples, generator=generator)
             positions = positions.to(self.rows.device)
             rows = self.rows[positions]
-        for start in range(skip * batch_size, self.n_samples, batch_size):
-            X_b, y_b = source.take(rows[start : start + batch_size])
-            if w is None:
-                w_b = None
-            elif positions is None:
-                w_b = source.send(w[start : start + batch_size])
-            else:
-                w_b = source.send(w.index_select(0, positions[start : start + batch_size]))
-            yield X_b, y_b, w_b
+        if positions is not None and w is not None:
+            w = w.index_select(0, positions)
+        # Rows are gathered a chunk of batches at a time (the whole epoch for
+        # data up to CHUNK_BYTES), and each batch is a view of its chunk.
+        per_chunk = 1 if source.sparse else max(1, CHUNK_BYTES // (batch_size * source.row_bytes))
+        step = per_chunk * batch_size
+        for chunk_start in range(skip * batch_size, self.n_samples, step):
+            X_c, y_c = source.take(rows[chunk_start : chunk_start + step])
+            w_c = None if w is None else source.send(w[chunk_start : chunk_start + step])
+            for start in range(0, len(y_c), batch_size):
+                end = start + batch_size
+                yield X_c[start:end], y_c[start:end], None if w_c is None else w_c[start:end]
 
 
 def _densify(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
