@@ -1,4 +1,4 @@
-"""The shared base of :class:`NeuralRegressor` and :class:`NeuralClassifier`:
+"""The shared base of ``NeuralRegressor`` and ``NeuralClassifier``:
 parameters and routing, input validation, fitting, prediction, persistence."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _persistence, _routing, _sklearn_callbacks, _snapshot
+from . import _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
@@ -48,6 +48,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         warm_start: bool = False,
         compile: bool = False,
         precision: str = "32",
+        threads: int | str | None = "auto",
         **routed_params: Any,
     ) -> None:
         self.module = module
@@ -68,6 +69,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         self.warm_start = warm_start
         self.compile = compile
         self.precision = precision
+        self.threads = threads
         # Routed parameters (cb__*, module__*, ...) are stored as given and
         # checked at fit, as scikit-learn validates every parameter there.
         for key, value in routed_params.items():
@@ -84,6 +86,13 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         deep : bool, default=True
             Also return each callback as ``cb__<name>`` and its parameters as
             ``cb__<name>__<param>``.
+
+        Returns
+        -------
+        dict
+            Parameter names mapped to their values: the constructor's, then
+            the routed ones that were set (``module__*``, ``optimizer__*``,
+            ``criterion__*``, ``cb__*``).
         """
         params = super().get_params(deep=False)
         extras = _routing.extra_params(self)
@@ -97,6 +106,19 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
         The ``callbacks`` list is applied first, then ``cb__<name>``
         replacements, then ``cb__<name>__<param>`` values.
+
+        Parameters
+        ----------
+        **params
+            Constructor parameters (``lr=1e-2``), routed parameters
+            (``module__<param>``, ``optimizer__<param>``,
+            ``criterion__<param>``), a callback replaced by name
+            (``cb__<name>=callback``) or a callback's parameter
+            (``cb__<name>__<param>=value``).
+
+        Returns
+        -------
+        self
 
         Raises
         ------
@@ -118,6 +140,35 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     raise
             else:
                 setattr(self, key, rest[key])
+        return self
+
+    def set_callbacks(self, *callbacks: Any) -> NeuralEstimatorBase:
+        """Set scikit-learn's own callbacks (``sklearn.callback``, scikit-learn >= 1.9).
+
+        These are scikit-learn's ``FitCallback`` objects (``ProgressBar``,
+        ``ScoringMonitor``, ...), apart from the ``callbacks`` parameter. A
+        fit is their root task, named ``"fit"``, and each epoch a sub-task
+        named ``"epoch"``; one whose ``on_fit_task_end`` returns True stops
+        training after that epoch. ``GridSearchCV`` and ``Pipeline``
+        propagate theirs to this estimator.
+
+        Parameters
+        ----------
+        *callbacks : sklearn.callback.FitCallback
+            The callbacks; none at all removes those set before.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            If an argument is not a ``FitCallback`` instance.
+        RuntimeError
+            With scikit-learn < 1.9, which has no ``sklearn.callback``.
+        """
+        super().set_callbacks(*callbacks)
         return self
 
     # ------------------------------------------------------------------
@@ -185,7 +236,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
             if tasks is not None:
                 plan.join("sklearn.callback", tasks)
-            _train(plan)
+            with _threads.using(_threads.fit_threads(self, plan)):
+                _train(plan)
             adopt(self, plan.estimator)
         return self
 
@@ -196,7 +248,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
     def load_checkpoint(self, path: str | os.PathLike) -> NeuralEstimatorBase:
         """Restore module, optimizer, callback states and history from a
-        :class:`~skcallback.callbacks.Checkpoint` file.
+        [`Checkpoint`][skcallback.callbacks.Checkpoint] file.
 
         The estimator must be built with the same parameters as the one that
         saved it (module, layer sizes, activation, optimizer, criterion and
@@ -209,6 +261,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         Parameters
         ----------
         path : str or path-like
+            A checkpoint file, e.g. the newest of a fit:
+            ``checkpoint_files(run_dir, "model")[-1]``.
 
         Returns
         -------

@@ -23,20 +23,103 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
     Parameters
     ----------
-    module, hidden_layer_sizes, activation, dropout, criterion, optimizer, lr, \
-batch_size, accumulate, max_epochs, validation_fraction, callbacks, device, \
-random_state, verbose, warm_start, compile, precision, **routed_params
-        As for :class:`~skcallback.NeuralRegressor`; ``criterion=None`` is
-        ``nn.CrossEntropyLoss``.
+    module : None, nn.Module class or factory, or nn.Module instance, default=None
+        ``None`` builds an MLP from ``hidden_layer_sizes``, ``activation`` and
+        ``dropout``. A class or factory is called with the ``module__*``
+        parameters, plus ``n_features_in`` and ``n_outputs`` (the number of
+        classes) when its signature names them. An instance is copied at
+        fit, never mutated. The module outputs one logit per class, shape
+        ``(n_samples, n_classes)``, two for a binary problem.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the MLP's hidden layers; ``()`` gives a multinomial
+        logistic regression.
+    activation : str or nn.Module class, default="relu"
+        Activation of the MLP: "relu", "tanh", "logistic", "identity",
+        "gelu", "silu", "elu", "leaky_relu", or a module class.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer of the MLP.
+    criterion : None, nn.Module class or instance, default=None
+        The loss; ``None`` is ``nn.CrossEntropyLoss``, which takes the
+        logits and the class indices (int64) of ``classes_``.
+        ``criterion__*`` parameters go to its constructor (e.g.
+        ``criterion__label_smoothing=0.1``).
+    optimizer : str or torch.optim.Optimizer class, default="adam"
+        "adam", "adamw", "sgd", "rmsprop", "adagrad", "adadelta", "adamax",
+        "nadam", "radam", or a class; ``optimizer__*`` parameters go to it.
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=128
+        Samples per training batch.
+    accumulate : int, default=1
+        Gradient accumulation: the optimizer steps once every
+        ``accumulate`` batches, on the gradient of the mean loss over their
+        rows (each batch's loss is scaled by its share of the rows), as one
+        batch of ``accumulate * batch_size`` rows would give, in the memory
+        of one batch. An epoch's last window may be shorter. ``ctx.step``,
+        ``n_steps_`` and per-step callbacks count optimizer steps.
+    max_epochs : int, default=100
+        Epochs to train (per call to ``fit``).
+    validation_fraction : float or None, default=0.1
+        Share of the samples held out to compute ``valid_loss`` each epoch,
+        stratified by class (a plain shuffled split when a class has fewer
+        than 2 samples or the share cannot hold every class); ``None``
+        trains on all samples. Not used when ``fit`` gets ``X_val`` and
+        ``y_val``.
+    callbacks : list of Callback or (name, Callback), default=None
+        Callbacks of the fit. Each fit works on clones; these objects are
+        never modified. [`History`][skcallback.callbacks.History] is always
+        added.
+    device : str or torch.device, default="auto"
+        "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, dropout and the validation split.
+        The same seed on the CPU gives the same model.
+    verbose : int, default=0
+        0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
+    warm_start : bool, default=False
+        Continue training from the fitted state at the next ``fit``; the
+        classes must be the same.
+    compile : bool, default=False
+        Train through ``torch.compile(module)``; where compiling fails, a
+        warning is given and training runs eagerly.
+    precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
+        Float32, float64, or mixed precision under ``torch.autocast``
+        (float16 adds a gradient scaler). Predictions use the same precision.
+    threads : "auto", int or None, default="auto"
+        torch's intra-op threads during the fit, on the CPU; the caller's
+        setting is restored afterwards. ``"auto"`` uses one thread when a
+        training step is small (under about 5e7 floating-point operations),
+        and torch's setting otherwise; None always keeps torch's setting.
+    **routed_params
+        ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
+        ``optimizer__<param>`` and ``criterion__<param>``.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-        The class labels, sorted.
-    module_, optimizer_, criterion_, callbacks_, history_, n_iter_, n_steps_, \
-n_outputs_, device_, n_features_in_, feature_names_in_
-        As for :class:`~skcallback.NeuralRegressor` (``n_outputs_`` is the
-        number of classes).
+        The class labels, sorted; the module's output column ``i`` is the
+        logit of ``classes_[i]``.
+    module_, optimizer_, criterion_ : torch objects
+        The network, optimizer and loss of the fit.
+    callbacks_ : Mapping
+        The fitted callbacks by name, in dispatch order.
+    history_ : History
+        Per-epoch records.
+    n_iter_ : int
+        Epochs run, across warm starts.
+    n_steps_ : int
+        Optimizer steps taken, across warm starts.
+    stop_reason_ : str or None
+        Why the last fit stopped early (e.g. EarlyStopping's message), or
+        None when it ran to ``max_epochs``.
+    n_outputs_ : int
+        Number of classes (outputs of the module).
+    device_ : torch.device
+        The device the model lives on.
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
 
     Examples
     --------
@@ -126,14 +209,25 @@ n_outputs_, device_, n_features_in_, feature_names_in_
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         classes : array-like, optional
-            Every class label; required on the first call.
+            Every class label; required on the first call (a batch may lack
+            some classes), and equal to ``classes_`` when given later.
         sample_weight : array-like of shape (n_samples,), optional
-        X_val, y_val, sample_weight_val : array-like, optional
+            Non-negative weights scaling each sample's loss.
+        X_val, y_val : array-like, optional
             Validation data for this epoch (none is held out otherwise).
+        sample_weight_val : array-like of shape (n_val_samples,), optional
+            Weights of the validation samples.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            When ``classes`` is missing on the first call, differs from
+            ``classes_``, or ``y`` holds labels outside it; for invalid
+            parameters or data.
         """
         if classes is None and not self.__sklearn_is_fitted__():
             raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -151,22 +245,67 @@ n_outputs_, device_, n_features_in_, feature_names_in_
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (softmax of the logits), rows summing to 1.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
+            Column ``i`` is the probability of ``classes_[i]``.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
         """
         output = self._forward(X)
         return self._outputs().predict_proba(output)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted class labels.
+        """Predicted class labels: the class of the largest logit.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            Labels from ``classes_``, of their dtype.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
         """
         output = self._forward(X)
         return self._outputs().predict(output)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The mean accuracy of ``predict(X)`` against ``y``.
+
+        The fitted callbacks' prediction hooks run, as for ``predict``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            The true labels.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples in the mean.
+
+        Returns
+        -------
+        float
+            The (weighted) share of correctly predicted samples.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        """
+        return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod
     def _output_adapter(data_state: dict[str, Any]) -> ClassificationOutputs:

@@ -104,12 +104,16 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "verbose": (lambda v: isinstance(v, numbers.Integral) and int(v) >= 0, "an int >= 0"),
     "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
     "compile": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
+    "threads": (
+        lambda v: v is None or v == "auto" or (_is_int(v) and v >= 1),
+        '"auto", None (torch\'s setting) or an int >= 1',
+    ),
     "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),
 }
 
 
 def validate_parameters(estimator: Any) -> None:
-    """Raise :class:`InvalidParameterError` naming the first bad parameter."""
+    """Raise ``InvalidParameterError`` naming the first bad parameter."""
     for name, (check, allowed) in CONSTRAINTS.items():
         value = getattr(estimator, name)
         if not check(value):

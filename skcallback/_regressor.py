@@ -54,14 +54,16 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     max_epochs : int, default=100
         Epochs to train (per call to ``fit``).
     validation_fraction : float or None, default=0.1
-        Share of the samples held out to compute ``valid_loss`` each epoch;
-        ``None`` trains on all samples.
+        Share of the samples held out to compute ``valid_loss`` each epoch
+        (a shuffled split); ``None`` trains on all samples. Not used when
+        ``fit`` gets ``X_val`` and ``y_val``.
     callbacks : list of Callback or (name, Callback), default=None
         Callbacks of the fit. Each fit works on clones; these objects are
-        never modified. :class:`~skcallback.callbacks.History` is always added.
+        never modified. [`History`][skcallback.callbacks.History] is always
+        added.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
-    random_state : int, RandomState or None, default=None
+    random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, dropout and the validation split.
         The same seed on the CPU gives the same model.
     verbose : int, default=0
@@ -74,6 +76,14 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
         Float32, float64, or mixed precision under ``torch.autocast``
         (float16 adds a gradient scaler). Predictions use the same precision.
+    threads : "auto", int or None, default="auto"
+        torch's intra-op threads during the fit, on the CPU; the caller's
+        setting is restored afterwards. ``"auto"`` uses one thread when a
+        training step is small (under about 5e7 floating-point operations,
+        as the built-in MLP at its usual sizes), where more threads cost
+        more in synchronisation than they save and slow down badly on a
+        busy machine, and torch's setting otherwise; None always keeps
+        torch's setting.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.
@@ -90,11 +100,15 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         Epochs run, across warm starts.
     n_steps_ : int
         Optimizer steps taken, across warm starts.
+    stop_reason_ : str or None
+        Why the last fit stopped early (e.g. EarlyStopping's message), or
+        None when it ran to ``max_epochs``.
     n_outputs_ : int
         Number of targets.
     device_ : torch.device
         The device the model lives on.
     n_features_in_ : int
+        Number of features seen during ``fit``.
     feature_names_in_ : ndarray of str
         Only when ``X`` had string column names.
 
@@ -160,9 +174,27 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         epoch validates on ``X_val``/``y_val`` when they are given. Like
         ``fit``, a call completes or leaves the estimator as it was.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            The same number of targets as the fitted state, if any.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights scaling each sample's loss.
+        X_val, y_val : array-like, optional
+            Validation data for this epoch (none is held out otherwise).
+        sample_weight_val : array-like of shape (n_val_samples,), optional
+            Weights of the validation samples.
+
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            For invalid parameters or data, or targets of another width
+            than the fitted state's.
         """
         return self._fit(
             X,
@@ -184,9 +216,41 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
         """
         output = self._forward(X)
         return self._outputs().predict(output)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The coefficient of determination R² of ``predict(X)`` against ``y``.
+
+        1.0 is a perfect fit; a constant model predicting the mean of ``y``
+        scores 0.0 and worse models score below. Several targets are
+        averaged uniformly. The fitted callbacks' prediction hooks run, as
+        for ``predict``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            The true targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples in the score.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator is not fitted.
+        """
+        return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod
     def _output_adapter(data_state: dict[str, Any]) -> RegressionOutputs:

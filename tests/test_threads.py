@@ -1,0 +1,66 @@
+"""The threads parameter and hardware-dependent options: what a fit runs on."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from skcallback import NeuralRegressor
+from skcallback.callbacks import LambdaCallback
+
+
+@pytest.fixture
+def caller_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield 2
+    torch.set_num_threads(before)
+
+
+def _threads_during(X, **params):
+    seen = []
+    record = LambdaCallback(on_epoch_end=lambda ctx: seen.append(torch.get_num_threads()))
+    NeuralRegressor(max_epochs=1, callbacks=[record], **params).fit(X, X[:, 0])
+    return seen[0]
+
+
+def test_small_fits_use_one_thread_large_ones_keep_the_callers(caller_threads):
+    X = np.random.RandomState(0).randn(300, 100)
+    assert _threads_during(X[:, :20], hidden_layer_sizes=(64, 64)) == 1  # ~4e6 flops a step
+    assert _threads_during(X, hidden_layer_sizes=(512, 512), batch_size=256) == caller_threads
+    assert _threads_during(X[:, :20], threads=None) == caller_threads
+    assert _threads_during(X[:, :20], threads=3) == 3
+    assert torch.get_num_threads() == caller_threads
+
+
+def test_the_callers_setting_comes_back_after_a_failed_fit(caller_threads):
+    X = np.random.RandomState(0).randn(100, 3)
+
+    def fail(ctx):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        NeuralRegressor(callbacks=[LambdaCallback(on_epoch_end=fail)]).fit(X, X[:, 0])
+    assert torch.get_num_threads() == caller_threads
+
+
+@pytest.mark.parametrize("bad", [0, "many", 1.5, True])
+def test_threads_is_checked_before_training(bad):
+    X = np.random.RandomState(0).randn(50, 3)
+    with pytest.raises(ValueError, match="'threads' parameter"):
+        NeuralRegressor(threads=bad).fit(X, X[:, 0])
+
+
+def test_bf16_on_a_cpu_without_bf16_warns(monkeypatch):
+    from skcallback import _precision
+
+    X = np.random.RandomState(0).randn(50, 3)
+    monkeypatch.setattr(_precision, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="without bfloat16 instructions"):
+        NeuralRegressor(max_epochs=1, precision="bf16-mixed", device="cpu").fit(X, X[:, 0])
+    monkeypatch.setattr(_precision, "cpu_has_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        NeuralRegressor(max_epochs=1, precision="bf16-mixed", device="cpu").fit(X, X[:, 0])
