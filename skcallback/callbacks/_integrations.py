@@ -26,7 +26,7 @@ class OptunaPruning(Callback):
     when the study's pruner says the trial is not promising.
 
     The trial is shared, not copied, by the clones each fit works on (see
-    :attr:`~skcallback.Callback.shared_params`), so every fit of the
+    ``shared_params`` in [`Callback`][skcallback.Callback]), so every fit of the
     objective reports to it. A pruned fit stops cleanly after the epoch, as
     EarlyStopping does: the estimator keeps the model and ``stop_reason_``
     says the trial was pruned. The objective then marks the trial pruned the
@@ -43,7 +43,8 @@ class OptunaPruning(Callback):
         The trial the objective was given.
     monitor : str, default="valid_loss"
         The metric reported, recorded by the fit (``train_loss``,
-        ``valid_loss`` or an :class:`EpochScoring` name). The study's
+        ``valid_loss`` or an [`EpochScoring`][skcallback.callbacks.EpochScoring]
+        name). The study's
         direction decides whether lower is better.
 
     Attributes
@@ -53,14 +54,22 @@ class OptunaPruning(Callback):
 
     Examples
     --------
-    >>> import optuna  # doctest: +SKIP
-    >>> def objective(trial):  # doctest: +SKIP
+    >>> import numpy as np, optuna
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import OptunaPruning
+    >>> X = np.random.RandomState(0).normal(size=(100, 3)); y = X.sum(axis=1)
+    >>> def objective(trial):
     ...     est = NeuralRegressor(lr=trial.suggest_float("lr", 1e-4, 1e-1, log=True),
+    ...                           max_epochs=5, random_state=0,
     ...                           callbacks=[OptunaPruning(trial)])
     ...     est.fit(X, y)
     ...     if trial.should_prune():
     ...         raise optuna.TrialPruned()
     ...     return est.history_[-1]["valid_loss"]
+    >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    >>> study.optimize(objective, n_trials=4)
+    >>> len(study.trials)
+    4
     """
 
     shared_params = ("trial",)
@@ -126,12 +135,13 @@ class TensorBoardLogger(Callback):
     """Write each epoch's metrics as TensorBoard scalars, one run folder per
     fit.
 
-    Each fit writes to ``<log_dir>/<fit>``, named as :class:`Checkpoint`
-    and :class:`CSVLogger` name theirs: by a digest of the estimator's
-    parameters and training data. Each candidate and fold of a search is its
-    own run. A fit that continues training (``warm_start``, each
-    ``partial_fit`` call, a resumed fit) continues the run of the fit it
-    continues. The same fit run again from scratch adds to the same run (use
+    Each fit writes to ``<log_dir>/<fit>``, named as
+    [`Checkpoint`][skcallback.callbacks.Checkpoint] and
+    [`CSVLogger`][skcallback.callbacks.CSVLogger] name theirs: by a digest
+    of the estimator's parameters and training data. Each candidate and
+    fold of a search is its own run. A fit that continues training
+    (``warm_start``, each ``partial_fit`` call, a resumed fit) continues the
+    run of the fit it continues. The same fit run again from scratch adds to the same run (use
     another ``log_dir`` to keep both apart). The estimator's parameters are
     logged as text in the run. The folder is created and proven writable
     before training.
@@ -150,6 +160,22 @@ class TensorBoardLogger(Callback):
     ----------
     run_dir_ : str
         The last fit's run folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import TensorBoardLogger
+    >>> X = np.random.RandomState(0).normal(size=(100, 3)); y = X.sum(axis=1)
+    >>> est = NeuralRegressor(max_epochs=3, random_state=0,
+    ...                       callbacks=[TensorBoardLogger(log_dir=tempfile.mkdtemp())]).fit(X, y)
+    >>> run = EventAccumulator(est.callbacks_.tensor_board_logger.run_dir_).Reload()
+    >>> run.Tags()["scalars"]
+    ['train_loss', 'valid_loss', 'lr', 'dur']
+    >>> [event.step for event in run.Scalars("valid_loss")]
+    [1, 2, 3]
     """
 
     def __init__(self, log_dir: str | os.PathLike = "runs", keys: list[str] | None = None) -> None:
@@ -211,9 +237,10 @@ class MlflowLogger(Callback):
     (so ``with mlflow.start_run(): search.fit(X, y)`` nests every candidate
     and fold under the search's run, in worker processes too). A
     ``warm_start`` fit, a ``partial_fit`` call and a resumed fit
-    (:class:`Checkpoint` with ``resume=True``) continue the run of the fit
-    they continue. A run ends ``FINISHED`` (with the stop reason as the tag
-    ``stop_reason``), ``FAILED`` or, after Ctrl-C, ``KILLED``.
+    ([`Checkpoint`][skcallback.callbacks.Checkpoint] with ``resume=True``)
+    continue the run of the fit they continue. A run ends ``FINISHED``
+    (with the stop reason as the tag ``stop_reason``), ``FAILED`` or, after
+    Ctrl-C, ``KILLED``.
 
     The store and the experiment are opened before training, so a wrong
     URI, an HTTP server that does not answer (within seconds), a deleted
@@ -252,10 +279,21 @@ class MlflowLogger(Callback):
 
     Examples
     --------
-    >>> import mlflow  # doctest: +SKIP
-    >>> with mlflow.start_run(run_name="search"):  # doctest: +SKIP
-    ...     GridSearchCV(NeuralRegressor(callbacks=[MlflowLogger()]),
-    ...                  {"lr": [1e-3, 1e-2]}, n_jobs=2).fit(X, y)
+    >>> import os, tempfile
+    >>> import mlflow
+    >>> import numpy as np
+    >>> from skcallback import NeuralRegressor
+    >>> from skcallback.callbacks import MlflowLogger
+    >>> X = np.random.RandomState(0).normal(size=(100, 3)); y = X.sum(axis=1)
+    >>> uri = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "mlflow.db")
+    >>> est = NeuralRegressor(max_epochs=3, random_state=0,
+    ...                       callbacks=[MlflowLogger(tracking_uri=uri)]).fit(X, y)
+    >>> client = mlflow.MlflowClient(uri)
+    >>> run = client.get_run(est.callbacks_.mlflow_logger.run_id_)
+    >>> run.info.status, run.data.params["lr"]
+    ('FINISHED', '0.001')
+    >>> [metric.step for metric in client.get_metric_history(run.info.run_id, "valid_loss")]
+    [1, 2, 3]
     """
 
     def __init__(
