@@ -159,6 +159,7 @@ def test_checkpoint_defaults_save_every_epoch_under_checkpoints(
         "keep_max": None,
         "monitor": None,
         "save_best_only": False,
+        "save_last": True,
         "resume": False,
     }
     monkeypatch.chdir(tmp_path)
@@ -174,7 +175,7 @@ def test_checkpoint_every_n_epochs(regression_data, tmp_path):
     X, y = regression_data
     est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path, every=2)], max_epochs=5)
     saved = est.fit(X, y).callbacks_["checkpoint"].saved_paths_
-    assert _names(saved) == ["model-0002.pt", "model-0004.pt"]
+    assert _names(saved) == ["model-0002.pt", "model-0004.pt", "model-0005.pt"]  # and the end
 
 
 def test_checkpoint_monitor_tracks_the_best_file_while_saving_every_epoch(
