@@ -218,6 +218,30 @@ def bench_predict(report: Report, rounds: int, quick: bool) -> None:
     ratio = medians["skcallback predict"] / medians["raw inference_mode loop"]
     report.add(section, "skcallback / raw", ratio, "ratio", "<= 1.10", ratio <= 1.10)
 
+    # One row at a time, validation included: online serving.
+    mlp = c.sklearn_fit(X, y, hidden=(64, 64), batch_size=128, epochs=1)
+    row = X[:1]
+    calls = 200 if quick else 2000
+    one_row = {
+        "raw module call": lambda: c.raw_predict(est.module_, row),
+        "skcallback predict": lambda: est.predict(row),
+        "MLPRegressor predict": lambda: mlp.predict(row),
+    }
+    latency = interleaved({k: _repeat(f, calls) for k, f in one_row.items()}, rounds)
+    for name, seconds in latency.items():
+        report.add(section, f"one row: {name} [us]", seconds / calls * 1e6, "us")
+    ratio = latency["skcallback predict"] / latency["MLPRegressor predict"]
+    met = ratio <= 1.0
+    report.add(section, "one row: skcallback / MLPRegressor", ratio, "ratio", "<= 1.0", met)
+
+
+def _repeat(run: Callable[[], object], times: int) -> Callable[[], None]:
+    def repeated() -> None:
+        for _ in range(times):
+            run()
+
+    return repeated
+
 
 def bench_memory(report: Report, quick: bool) -> None:
     section = "Memory (cpu)"

@@ -323,7 +323,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X: Any) -> torch.Tensor:
         """The module's output for ``X`` on the CPU, in large batches (in
         eval mode; a module in training mode, as mid-fit, returns to it)."""
-        check_is_fitted(self)
+        if not self.__sklearn_is_fitted__():
+            check_is_fitted(self)  # raises scikit-learn's NotFittedError
         X = self._predict_input(X)
         module, device = self.module_, self.device_
         hooks = predict_table(getattr(self, "callbacks_", None))
@@ -371,8 +372,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         ):
             with np.errstate(over="ignore"):  # an overflow goes to validate_data, warned once
                 converted = np.asarray(X, dtype=dtype)
-            if np.isfinite(converted).all():
-                return converted
+                # A finite sum means finite values, as in scikit-learn's own check.
+                if np.isfinite(converted.sum(dtype=np.float64)):
+                    return converted
         return validate_data(self, _host(X), reset=False, accept_sparse="csr", dtype=dtype)
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
