@@ -33,7 +33,7 @@ class Context:
         The current epoch, 1-based; it continues across warm starts.
     max_epochs : int
         The epoch at which this fit ends unless stopped earlier.
-    phase : {"train", "valid"} or None
+    phase : {"train", "valid", "predict"} or None
         The phase in progress.
     batch : int
         The index of the current batch within the phase, 1-based.

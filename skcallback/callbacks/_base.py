@@ -159,8 +159,10 @@ class Callback:
         ``(name, callback)`` pair in ``callbacks=[...]`` overrides it.
     order : float
         Callbacks run by increasing ``order``, ties in list order. The
-        default is 0; [`History`][skcallback.callbacks.History] runs first
-        and [`EarlyStopping`][skcallback.callbacks.EarlyStopping] last.
+        default is 0; [`History`][skcallback.callbacks.History] runs first,
+        [`EarlyStopping`][skcallback.callbacks.EarlyStopping] (1000) after
+        ordinary callbacks and [`Checkpoint`][skcallback.callbacks.Checkpoint]
+        last.
     shared_params : tuple of str
         Parameters that clones share with this callback instead of copying:
         live resources such as a writer, a tracking client or an Optuna
