@@ -134,7 +134,8 @@ def _thread_probe():
 
 def _fits_on_workers(data):
     """Estimators fitted in the cluster's workers, returned to this process."""
-    est = NeuralRegressor(max_epochs=2, random_state=0, callbacks=[_thread_probe()])
+    # threads=None: the count the worker process gives torch, not the estimator's choice
+    est = NeuralRegressor(max_epochs=2, random_state=0, threads=None, callbacks=[_thread_probe()])
     with joblib.parallel_backend("dask"):
         return cross_validate(est, *data, cv=2, n_jobs=2, return_estimator=True)["estimator"]
 
@@ -162,7 +163,7 @@ def test_the_workers_thread_count_follows_the_nanny_environment(client, regressi
     try:
         # Not through joblib: with one worker thread in all, joblib's dask
         # backend runs the tasks in this process.
-        est = NeuralRegressor(max_epochs=1, callbacks=[_thread_probe()])
+        est = NeuralRegressor(max_epochs=1, threads=None, callbacks=[_thread_probe()])
         fitted = other.submit(est.fit, *regression_data).result()
         assert fitted.history_[-1]["pid"] in other.run(os.getpid).values()
         assert fitted.history_[-1]["torch_threads"] == 2
