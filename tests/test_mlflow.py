@@ -298,3 +298,17 @@ def test_a_search_of_an_early_clone_nests_under_the_search_run(data, store, tmp_
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
     assert len(runs) == 5 and _runs(store) == []
+
+
+def test_a_store_failing_mid_fit_costs_the_run_not_the_model(data, store):
+    def delete_run(ctx):
+        if ctx.epoch == 2:
+            store.delete_run(ctx.callbacks["mlflow_logger"].run_id_)
+
+    est = NeuralRegressor(
+        max_epochs=4, random_state=0, callbacks=[LambdaCallback(on_epoch_end=delete_run)]
+    )
+    est.set_params(callbacks=[*est.callbacks, MlflowLogger()])
+    with pytest.warns(RuntimeWarning, match="MlflowLogger stopped logging run"):
+        est.fit(*data)
+    assert est.n_iter_ == 4 and est.predict(data[0]).shape == (150,)

@@ -437,7 +437,7 @@ class MlflowLogger(Callback):
         if self._continue is not None:
             self.run_id_ = self._continue
             self._client.update_run(self.run_id_, status="RUNNING")
-            self._status = "FINISHED"  # the run is open: on_fit_end closes it
+            self._status: str | None = "FINISHED"  # the run is open: on_fit_end closes it
         else:
             tags = {"skcallback.fit": self._fit_name, "estimator": type(ctx.estimator).__name__}
             if self._parent is not None:
@@ -462,7 +462,27 @@ class MlflowLogger(Callback):
             and math.isfinite(value)
             and self._loggable(key)
         ]
-        self._client.log_batch(self.run_id_, metrics=metrics)
+        self._store(lambda client: client.log_batch(self.run_id_, metrics=metrics))
+
+    def _store(self, write: Any) -> None:
+        """Write to the tracking store. Once training has started, a store
+        that fails (a server gone, a run deleted) must not cost the model:
+        the logger warns, stops logging for the rest of the fit, and the fit
+        goes on."""
+        client = vars(self).get("_client")
+        if client is None:
+            return
+        try:
+            write(client)
+        except Exception as exc:
+            del self._client
+            self._status = None
+            warnings.warn(
+                f"MlflowLogger stopped logging run {self.run_id_}: {type(exc).__name__}: "
+                f"{exc}. Training goes on; the run stays incomplete.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _loggable(self, key: Any) -> bool:
         """Whether MLflow takes ``key``; a metric no callback declared (set
@@ -484,14 +504,16 @@ class MlflowLogger(Callback):
             self._status = "KILLED" if isinstance(ctx.exception, KeyboardInterrupt) else "FAILED"
 
     def on_fit_end(self, ctx: Context) -> None:
-        client, status = vars(self).pop("_client", None), vars(self).pop("_status", None)
-        if client is None or status is None:  # the run never started
+        status = vars(self).pop("_status", None)
+        if "_client" not in vars(self) or status is None:  # the run never started, or broke
+            vars(self).pop("_client", None)
             return
         if status == "FINISHED" and ctx.stop_reason:
-            client.set_tag(self.run_id_, "stop_reason", ctx.stop_reason)
+            self._store(lambda client: client.set_tag(self.run_id_, "stop_reason", ctx.stop_reason))
             if ctx.stop_reason == "KeyboardInterrupt":  # a Ctrl-C'd fit stops cleanly
                 status = "KILLED"
-        client.set_terminated(self.run_id_, status=status)
+        self._store(lambda client: client.set_terminated(self.run_id_, status=status))
+        vars(self).pop("_client", None)
 
 
 def _mlflow_where() -> tuple[str, str | None, int, int] | None:
