@@ -242,3 +242,13 @@ def test_verbose_output_says_why_a_fit_stopped(regression_data, capsys):
     assert out[-1] == f"Stopped after epoch {stopped.n_iter_}: {stopped.stop_reason_}"
     NeuralRegressor(max_epochs=2, verbose=1).fit(X, y)  # ran to max_epochs: no stop line
     assert "Stopped" not in capsys.readouterr().out
+
+
+def test_loss_monitor_counts_batches_across_epochs_as_mindspore(regression_data):
+    X, y = regression_data  # 108 training rows, batch 40: 3 batches an epoch
+    lines = []
+    NeuralRegressor(
+        callbacks=[LossMonitor(every=4, sink=lines.append)], batch_size=40, max_epochs=3
+    ).fit(X, y)
+    heads = [line.split(",")[0] for line in lines]
+    assert heads == ["epoch: 2 step: 1", "epoch: 3 step: 2"]  # batches 4 and 8 of the fit

@@ -145,7 +145,10 @@ class LossMonitor(Callback):
     Parameters
     ----------
     every : int, default=1
-        Print on every ``every``-th batch of an epoch (reading the loss then).
+        Print every ``every`` training batches, counted across epochs as
+        MindSpore's ``per_print_times`` counts steps (so a period longer
+        than an epoch still prints); ``step`` in the line is the batch
+        within its epoch, as in MindSpore. The loss is read only then.
     sink : callable, default=print
         Called with each line.
     """
@@ -157,9 +160,11 @@ class LossMonitor(Callback):
     def setup(self, plan: Any) -> None:
         self._require("every", positive_int(self.every), "an int >= 1")
         self._require("sink", callable(self.sink), "a callable taking a line of text")
+        self._batches = 0  # training batches seen in this fit
 
     def on_train_batch_end(self, ctx: Context) -> None:
-        if ctx.batch % self.every == 0 and ctx.loss is not None:
+        self._batches += 1
+        if self._batches % self.every == 0 and ctx.loss is not None:
             self.sink(f"epoch: {ctx.epoch} step: {ctx.batch}, loss is {ctx.loss.item()}")
 
 
