@@ -379,19 +379,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""
-        ctx = Context(
-            estimator=self,
-            plan=None,
-            module=self.module_,
-            optimizer=self.optimizer_,
-            criterion=self.criterion_,
-            device=self.device_,
-            epoch=self.n_iter_,
-            max_epochs=self.n_iter_,
-            step=self.n_steps_,
-            history=self.history_,
-            callbacks=self.callbacks_,
-        )
+        ctx = _context(self, None, self.device_, epoch=self.n_iter_, max_epochs=self.n_iter_)
         ctx.phase = "predict"
         ctx.n_batches = -(-n_rows // max(self.batch_size, EVAL_BATCH_SIZE))
         fire(hooks.on_predict_begin, ctx)
@@ -447,22 +435,28 @@ def _host(value: Any) -> Any:
     return value
 
 
+def _context(estimator: Any, plan: Any, device: Any, *, epoch: int, max_epochs: int) -> Context:
+    """The context of a fit (``plan``) or a prediction (``plan=None``) over
+    ``estimator``'s fitted torch objects and callbacks."""
+    return Context(
+        estimator=estimator,
+        plan=plan,
+        module=estimator.module_,
+        optimizer=estimator.optimizer_,
+        criterion=estimator.criterion_,
+        device=device,
+        epoch=epoch,
+        max_epochs=max_epochs,
+        step=estimator.n_steps_,
+        history=estimator.history_,
+        callbacks=estimator.callbacks_,
+    )
+
+
 def _train(plan: Any) -> None:
     """Run the plan's loop on its working estimator and record the counts."""
     work = plan.estimator
-    ctx = Context(
-        estimator=work,
-        plan=plan,
-        module=work.module_,
-        optimizer=work.optimizer_,
-        criterion=work.criterion_,
-        device=plan.device,
-        epoch=plan.first_epoch,
-        max_epochs=plan.max_epochs,
-        step=work.n_steps_,
-        history=work.history_,
-        callbacks=work.callbacks_,
-    )
+    ctx = _context(work, plan, plan.device, epoch=plan.first_epoch, max_epochs=plan.max_epochs)
     ctx.grad_scaler = plan.precision.scaler
     try:
         run_fit(ctx)

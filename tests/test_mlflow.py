@@ -312,3 +312,14 @@ def test_a_store_failing_mid_fit_costs_the_run_not_the_model(data, store):
     with pytest.warns(RuntimeWarning, match="MlflowLogger stopped logging run"):
         est.fit(*data)
     assert est.n_iter_ == 4 and est.predict(data[0]).shape == (150,)
+
+
+def test_only_finite_numbers_are_logged(data, store):
+    def record(ctx):
+        ctx.metrics.update(score=0.5, broken=float("nan"), flag=True, note="text")
+
+    est = NeuralRegressor(max_epochs=2, callbacks=[LambdaCallback(on_epoch_end=record)])
+    est.set_params(callbacks=[*est.callbacks, MlflowLogger()]).fit(*data)
+    (run,) = _runs(store)
+    assert {"score", "train_loss"} <= set(run.data.metrics)
+    assert not {"broken", "flag", "note", "epoch"} & set(run.data.metrics)

@@ -64,3 +64,16 @@ def test_bf16_on_a_cpu_without_bf16_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         NeuralRegressor(max_epochs=1, precision="bf16-mixed", device="cpu").fit(X, X[:, 0])
+
+
+def test_fits_running_in_threads_restore_the_callers_setting(caller_threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = np.random.RandomState(0).randn(2000, 5)
+
+    def fit(seed):
+        return NeuralRegressor(max_epochs=3, random_state=seed).fit(X, X[:, 0]).n_iter_
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(fit, range(6))) == [3] * 6
+    assert torch.get_num_threads() == caller_threads

@@ -6,9 +6,10 @@ import copy
 import difflib
 import importlib
 import inspect
+import math
 import numbers
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._context import Context
@@ -96,6 +97,33 @@ def check_hook_names(cb: Any, name: str) -> None:
                 f"Callback {name!r} ({type(cb).__name__}) defines {attr!r}, which is not a "
                 f"hook{hint}"
             )
+
+
+def metric_keys(cb: Any, plan: Any) -> list[str] | None:
+    """A logger's ``keys`` parameter, checked and resolved against the fit's
+    metrics (``plan.monitored``); None means every metric."""
+    cb._require(
+        "keys",
+        cb.keys is None
+        or (isinstance(cb.keys, list | tuple) and all(isinstance(k, str) for k in cb.keys)),
+        "None or a list of metric names",
+    )
+    owner = type(cb).__name__
+    return None if cb.keys is None else [plan.monitored(owner, key) for key in cb.keys]
+
+
+def epoch_numbers(metrics: dict[str, Any], keys: list[str] | None) -> Iterator[tuple[str, float]]:
+    """The finite numbers an epoch recorded under ``keys`` (None: all),
+    ``epoch`` itself aside: what loggers write as scalars."""
+    for key in keys if keys is not None else metrics:
+        value = metrics.get(key)
+        if (
+            key != "epoch"
+            and isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        ):
+            yield key, float(value)
 
 
 def import_extra(module: str, extra: str, owner: str) -> Any:

@@ -3,7 +3,6 @@ imported when a fit starts, with an error naming the extra to install."""
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import posixpath
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .._context import Context
-from ._base import Callback, import_extra
+from ._base import Callback, epoch_numbers, import_extra, metric_keys
 from ._checkpoint import ensure_writable
 
 
@@ -185,15 +184,7 @@ class TensorBoardLogger(Callback):
     def setup(self, plan: Any) -> None:
         self._summary = import_extra("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
         self._require("log_dir", isinstance(self.log_dir, str | os.PathLike), "a folder path")
-        self._require(
-            "keys",
-            self.keys is None
-            or (isinstance(self.keys, list | tuple) and all(isinstance(k, str) for k in self.keys)),
-            "None or a list of metric names",
-        )
-        self._keys = None
-        if self.keys is not None:
-            self._keys = [plan.monitored("TensorBoardLogger", key) for key in self.keys]
+        self._keys = metric_keys(self, plan)
         previous = Path(getattr(self, "run_dir_", "")).name
         self._run = str(Path(self.log_dir) / plan.run_name(previous))
         ensure_writable(Path(self._run), "TensorBoardLogger", "log_dir")
@@ -204,12 +195,8 @@ class TensorBoardLogger(Callback):
         self.run_dir_ = self._run
 
     def on_epoch_end(self, ctx: Context) -> None:
-        for key in self._keys if self._keys is not None else ctx.metrics:
-            value = ctx.metrics.get(key)
-            if key == "epoch" or not isinstance(value, numbers.Real) or isinstance(value, bool):
-                continue
-            if math.isfinite(value):
-                self._writer.add_scalar(key, float(value), global_step=ctx.epoch)
+        for key, value in epoch_numbers(ctx.metrics, self._keys):
+            self._writer.add_scalar(key, value, global_step=ctx.epoch)
         self._writer.flush()
 
     def on_fit_end(self, ctx: Context) -> None:
@@ -335,15 +322,7 @@ class MlflowLogger(Callback):
             self.parent_run_id is None or isinstance(self.parent_run_id, str),
             "None or an MLflow run id",
         )
-        self._require(
-            "keys",
-            self.keys is None
-            or (isinstance(self.keys, list | tuple) and all(isinstance(k, str) for k in self.keys)),
-            "None or a list of metric names",
-        )
-        self._keys = None
-        if self.keys is not None:
-            self._keys = [plan.monitored("MlflowLogger", key) for key in self.keys]
+        self._keys = metric_keys(self, plan)
         where_uri, active = _fit_context(mlflow, self._where)
         uri = self.tracking_uri if self.tracking_uri is not None else where_uri
         try:
@@ -454,13 +433,9 @@ class MlflowLogger(Callback):
 
         stamp = int(time.time() * 1000)
         metrics = [
-            Metric(key, float(value), stamp, ctx.epoch)
-            for key in (self._keys if self._keys is not None else ctx.metrics)
-            if key != "epoch"
-            and isinstance(value := ctx.metrics.get(key), numbers.Real)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and self._loggable(key)
+            Metric(key, value, stamp, ctx.epoch)
+            for key, value in epoch_numbers(ctx.metrics, self._keys)
+            if self._loggable(key)
         ]
         self._store(lambda client: client.log_batch(self.run_id_, metrics=metrics))
 
