@@ -48,6 +48,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         warm_start: bool = False,
         compile: bool = False,
         precision: str = "32",
+        fast_path: bool = True,
         threads: int | str | None = "auto",
         **routed_params: Any,
     ) -> None:
@@ -69,6 +70,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         self.warm_start = warm_start
         self.compile = compile
         self.precision = precision
+        self.fast_path = fast_path
         self.threads = threads
         # Routed parameters (cb__*, module__*, ...) are stored as given and
         # checked at fit, as scikit-learn validates every parameter there.
@@ -286,6 +288,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             _snapshot.restore_rng(work, state)
             torch.Generator().set_state(state["shuffle_state"])
         work.stop_reason_ = None
+        work.fast_path_ = False  # restored, not trained
         rebuild_fitted(work, state, device, path)
         # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
         del work.history_.records_[state["epoch"] :]

@@ -40,7 +40,7 @@ def run_fit(ctx: Context) -> None:
     """
     plan = ctx.plan
     hooks = plan.hooks
-    run = _Step(plan.compute_loss, plan.precision, plan.forward)
+    run = _Step(plan.compute_loss, plan.precision, plan.forward, plan.fused)
     saved = plan.resume
     resume = _resume(ctx)
     with (
@@ -76,12 +76,16 @@ def run_fit(ctx: Context) -> None:
 
 class _Step:
     """What one batch needs besides the context: the (compiled) forward, the
-    loss and the precision policy."""
+    loss, the precision policy and, where the plan chose it, the built-in
+    MLP's hand-derived training step (``fused``)."""
 
-    __slots__ = ("compute_loss", "forward", "precision")
+    __slots__ = ("compute_loss", "forward", "fused", "precision")
 
-    def __init__(self, compute_loss: LossFn, precision: Precision, forward: Callable) -> None:
+    def __init__(
+        self, compute_loss: LossFn, precision: Precision, forward: Callable, fused: Any = None
+    ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
+        self.fused = fused
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
@@ -91,6 +95,29 @@ class _Step:
         ctx.loss = self.compute_loss(ctx.y_pred, y_b, w_b)
         if hooks.on_after_loss:
             fire(hooks.on_after_loss, ctx)
+
+    def learn(self, ctx: Context, hooks: HookTable, share: float, *, fresh: bool) -> bool:
+        """Forward, loss and backward of the training batch in ``ctx``, its
+        gradient scaled by ``share`` and replacing the gradients when
+        ``fresh`` (else added); False when a hook skipped the batch.
+
+        The hand-derived step runs only where no callback has a hook between
+        forward and backward (the plan checked), and sets ``ctx.y_pred`` and
+        ``ctx.loss`` as autograd's path does."""
+        X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
+        if self.fused is not None:
+            ctx.y_pred, ctx.loss = self.fused.step(X_b, y_b, w_b, share, fresh=fresh)
+            return True
+        with self.precision.autocast:
+            self.predict_and_score(ctx, hooks, X_b, y_b, w_b)
+        if ctx.skip_requested:
+            return False
+        if fresh:
+            ctx.optimizer.zero_grad(set_to_none=True)
+        if hooks.on_before_backward:
+            fire(hooks.on_before_backward, ctx)
+        self.precision.backward(ctx.loss if share == 1.0 else ctx.loss * share)
+        return True
 
 
 class Progress:
@@ -172,18 +199,12 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         if hooks.on_train_batch_begin:
             fire(hooks.on_train_batch_begin, ctx)
         if not ctx.skip_requested:
-            with precision.autocast:
-                run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
-            if not ctx.skip_requested:
-                if not pending:
-                    optimizer.zero_grad(set_to_none=True)
-                if hooks.on_before_backward:
-                    fire(hooks.on_before_backward, ctx)
-                if accumulate == 1:
-                    precision.backward(ctx.loss)
-                else:
-                    share = len(X_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
-                    precision.backward(ctx.loss * share)
+            share = (
+                1.0
+                if accumulate == 1
+                else len(X_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
+            )
+            if run.learn(ctx, hooks, share, fresh=not pending):
                 pending = True
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)

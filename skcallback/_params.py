@@ -104,6 +104,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "verbose": (lambda v: isinstance(v, numbers.Integral) and int(v) >= 0, "an int >= 0"),
     "warm_start": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
     "compile": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
+    "fast_path": (lambda v: isinstance(v, bool | np.bool_), "a bool"),
     "threads": (
         lambda v: v is None or v == "auto" or (_is_int(v) and v >= 1),
         '"auto", None (torch\'s setting) or an int >= 1',

@@ -29,7 +29,8 @@ from ._device import resolve_device
 from ._dispatch import CallbackMap, HookTable
 from ._factories import build_criterion, build_optimizer, loss_function
 from ._fingerprint import fingerprint
-from ._modules import build_module, global_rng_scope
+from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
+from ._modules import MLP, build_module, global_rng_scope
 from ._params import validate_parameters
 from ._precision import Precision, autocast, compiled_forward
 from ._snapshot import load_objects
@@ -86,6 +87,10 @@ class FitPlan:
         declare it with ``declare_metric``.
     resumed_from : str or None
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
+    fused : object or None
+        The hand-derived training step of the built-in MLP when this fit
+        trains with it (``fast_path``; see ``choose_fast_path``), else None:
+        autograd.
     """
 
     # Set by ``prepare``; declared for readers and type checkers.
@@ -116,6 +121,7 @@ class FitPlan:
     compute_loss: Any
     precision: Any
     hooks: Any
+    fused: FusedMLP | None
 
     def __init__(self, **fields: Any) -> None:
         vars(self).update(fields)
@@ -150,6 +156,7 @@ class FitPlan:
         among the fit's callbacks; it is not one of ``callbacks_``."""
         named = [*self.estimator.callbacks_.items(), (name, callback)]
         self.hooks = HookTable(sorted(named, key=lambda item: item[1].order))
+        choose_fast_path(self)
 
     def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
         """Announce that the fit's callbacks record ``name`` each epoch, and
@@ -304,7 +311,49 @@ def prepare(
             exc.add_note(f"raised by callback {name!r} in setup, before training started")
             raise
     plan.hooks = HookTable(callbacks)
+    choose_fast_path(plan)
     return plan
+
+
+#: Hooks that could read or change the forward pass or the loss's graph.
+_GRAPH_HOOKS = ("on_after_forward", "on_after_loss", "on_before_backward")
+
+
+def choose_fast_path(plan: FitPlan) -> None:
+    """Train with the hand-derived step of the built-in MLP (``plan.fused``)
+    where it gives the model autograd would, else with autograd (None); the
+    working estimator records the choice as ``fast_path_``.
+
+    That is: ``fast_path=True``, the built-in MLP with a built-in activation,
+    the default criterion (no ``criterion__`` parameters), float32 without
+    autocast, no ``compile``, and no callback that overrides a hook which
+    could read or change the forward pass or the loss's graph.
+    """
+    work = plan.estimator
+    loss = LOSSES.get(type(work.criterion_))
+    eligible = (
+        bool(work.fast_path)
+        and work.module is None
+        and isinstance(work.module_, MLP)
+        and isinstance(work.activation, str)
+        and work.activation in ACTIVATION_STEPS
+        and work.criterion is None
+        and not _routing.routed(work, "criterion__")
+        and work.precision == "32"
+        and not work.compile
+        and not any(getattr(plan.hooks, hook) for hook in _GRAPH_HOOKS)
+    )
+    plan.fused = None
+    if eligible and loss is not None:
+        plan.fused = FusedMLP(
+            work.module_,
+            activation=work.activation,
+            dropout=float(work.dropout),
+            loss=loss,
+            batch_size=plan.batch_size,
+            generator=plan.dropout,
+        )
+    work.fast_path_ = plan.fused is not None
 
 
 def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:

@@ -76,6 +76,17 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
         Float32, float64, or mixed precision under ``torch.autocast``
         (float16 adds a gradient scaler). Predictions use the same precision.
+    fast_path : bool, default=True
+        Train the built-in MLP with hand-derived gradients (forward, loss and
+        backward written into buffers reused from batch to batch, as
+        scikit-learn's MLP does) instead of autograd: the same model within
+        float rounding, in about 0.6x the time of an autograd step on small
+        networks. It applies with ``module=None``, a built-in
+        ``activation``, the default mean squared error (``criterion=None``, no
+        ``criterion__*``), ``precision="32"``, ``compile=False`` and no
+        callback overriding ``on_after_forward``, ``on_after_loss`` or
+        ``on_before_backward``; otherwise autograd trains, as with
+        ``fast_path=False``. ``fast_path_`` tells which ran.
     threads : "auto", int or None, default="auto"
         torch's intra-op threads during the fit, on the CPU; the caller's
         setting is restored afterwards. ``"auto"`` uses one thread when a
@@ -100,6 +111,10 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         Epochs run, across warm starts.
     n_steps_ : int
         Optimizer steps taken, across warm starts.
+    fast_path_ : bool
+        Whether the last fit (or ``partial_fit`` call) trained with the
+        hand-derived gradients of ``fast_path``; each fit decides anew.
+        False after ``load_checkpoint``, which trains nothing.
     stop_reason_ : str or None
         Why the last fit stopped early (e.g. EarlyStopping's message), or
         None when it ran to ``max_epochs``.

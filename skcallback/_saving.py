@@ -87,6 +87,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
             "n_iter": estimator.n_iter_,
             "n_steps": estimator.n_steps_,
             "stop_reason": estimator.stop_reason_,
+            "fast_path": bool(getattr(estimator, "fast_path_", False)),
             "module": estimator.module_.state_dict(),
             "optimizer": estimator.optimizer_.state_dict(),
         }
@@ -188,6 +189,8 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
                 raise ValueError(f"{path} is malformed: negative or non-integer counts.")
             if not (fitted["stop_reason"] is None or isinstance(fitted["stop_reason"], str)):
                 raise ValueError(f"{path} is malformed: the stop reason is not a string.")
+            if not isinstance(fitted.setdefault("fast_path", False), bool):
+                raise ValueError(f"{path} is malformed: 'fast_path' is not a bool.")
             _restore_fitted(estimator, fitted, path)
     return estimator
 
@@ -217,6 +220,7 @@ def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
     work._split_seed = fitted["split_seed"]
     work.n_iter_, work.n_steps_ = fitted["n_iter"], fitted["n_steps"]
     work.stop_reason_ = fitted["stop_reason"]
+    work.fast_path_ = fitted["fast_path"]
     rebuild_fitted(work, fitted, device, path)
     adopt(estimator, work)
 
