@@ -7,28 +7,36 @@ import warnings
 import numpy as np
 import torch
 
-from skcallback import Callback, NeuralRegressor
+from skcallback import Callback, NeuralClassifier, NeuralRegressor
 
 
-def mlp(n_features: int, hidden: tuple[int, ...]) -> torch.nn.Module:
+def mlp(n_features: int, hidden: tuple[int, ...], n_outputs: int = 1) -> torch.nn.Module:
     layers: list[torch.nn.Module] = []
     width = n_features
     for size in hidden:
         layers += [torch.nn.Linear(width, size), torch.nn.ReLU()]
         width = size
-    layers.append(torch.nn.Linear(width, 1))
+    layers.append(torch.nn.Linear(width, n_outputs))
     return torch.nn.Sequential(*layers)
+
+
+def _targets(y: np.ndarray, device: str) -> tuple[torch.Tensor, int, torch.nn.Module]:
+    """Targets, output width and loss: class indices and cross-entropy for
+    integer ``y``, a column and the mean squared error otherwise."""
+    if y.dtype.kind in "iu":
+        return torch.from_numpy(y).long().to(device), int(y.max()) + 1, torch.nn.CrossEntropyLoss()
+    return torch.from_numpy(y).reshape(-1, 1).to(device), 1, torch.nn.MSELoss()
 
 
 def naive_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", fused=False):
     """The loop a user writes: shuffle indices, slice tensors, default Adam
-    (``fused=True``: PyTorch's fused Adam kernel, as skcallback uses)."""
+    (``fused=True``: PyTorch's fused Adam kernel, as skcallback uses);
+    cross-entropy for integer ``y``, the mean squared error otherwise."""
     torch.manual_seed(0)
     Xt = torch.from_numpy(X).to(device)
-    yt = torch.from_numpy(y).reshape(-1, 1).to(device)
-    model = mlp(X.shape[1], hidden).to(device)
+    yt, n_outputs, loss_fn = _targets(y, device)
+    model = mlp(X.shape[1], hidden, n_outputs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
-    loss_fn = torch.nn.MSELoss()
     for _ in range(epochs):
         order = torch.randperm(len(Xt), device=device)
         for start in range(0, len(Xt), batch_size):
@@ -45,11 +53,11 @@ def naive_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", fused
 def dataloader_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
     """The same loop fed by a DataLoader over a TensorDataset."""
     torch.manual_seed(0)
-    data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1))
+    yt, n_outputs, loss_fn = _targets(y, "cpu")
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X), yt)
     loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
-    model = mlp(X.shape[1], hidden).to(device)
+    model = mlp(X.shape[1], hidden, n_outputs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = torch.nn.MSELoss()
     for _ in range(epochs):
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
@@ -68,7 +76,9 @@ class Noop(Callback):
 
 
 def skcallback_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", **params):
-    est = NeuralRegressor(
+    """NeuralClassifier for integer ``y``, NeuralRegressor otherwise."""
+    cls = NeuralClassifier if y.dtype.kind in "iu" else NeuralRegressor
+    est = cls(
         hidden_layer_sizes=hidden,
         batch_size=batch_size,
         max_epochs=epochs,
@@ -104,12 +114,14 @@ def skorch_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
 
 
 def sklearn_fit(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu"):
+    """MLPClassifier for integer ``y``, MLPRegressor otherwise."""
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
 
+    cls = MLPClassifier if y.dtype.kind in "iu" else MLPRegressor
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return MLPRegressor(
+        return cls(
             hidden_layer_sizes=hidden,
             batch_size=batch_size,
             learning_rate_init=lr,

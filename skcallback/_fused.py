@@ -96,8 +96,9 @@ class _Buffers(NamedTuple):
     activation ``post`` (``pre`` itself unless the derivative needs the
     input), dropout ``masks`` (none without dropout), what it ``passed`` on
     (``post``, or the dropped-out copy) and the gradient wrt its output
-    ``grads``; at the output ``delta``, ``weighted`` (for weighted MSE) and
-    ``minus_one`` (the one-hot targets' step)."""
+    ``grads``; at the output, for the mean squared error ``delta`` and
+    ``weighted`` (rows by outputs), for cross-entropy ``by_class`` (classes
+    by rows) and ``minus_one`` (a row of -1: the one-hot targets' step)."""
 
     pre: list[Tensor]
     post: list[Tensor]
@@ -106,6 +107,7 @@ class _Buffers(NamedTuple):
     grads: list[Tensor]
     delta: Tensor
     weighted: Tensor
+    by_class: Tensor
     minus_one: Tensor
 
     def first(self, n: int) -> _Buffers:
@@ -122,7 +124,8 @@ class _Buffers(NamedTuple):
             rows(self.grads),
             self.delta[:n],
             self.weighted[:n],
-            self.minus_one[:n],
+            self.by_class.view(-1)[: len(self.by_class) * n].view(-1, n),
+            self.minus_one[:, :n],
         )
 
 
@@ -176,6 +179,7 @@ class FusedMLP:
             return torch.empty(batch_size, width, dtype=first.dtype, device=first.device)
 
         widths = [layer.out_features for layer in linears[:-1]]
+        n_outputs = linears[-1].out_features
         pre = [buffer(width) for width in widths]
         post = [buffer(width) for width in widths] if self.activation.keeps_input else pre
         full = _Buffers(
@@ -184,9 +188,10 @@ class FusedMLP:
             masks=[buffer(width) for width in widths] if dropout else [],
             passed=[buffer(width) for width in widths] if dropout else post,
             grads=[buffer(width) for width in widths],
-            delta=buffer(linears[-1].out_features),
-            weighted=buffer(linears[-1].out_features),
-            minus_one=torch.full((batch_size, 1), -1.0, dtype=first.dtype, device=first.device),
+            delta=buffer(n_outputs),
+            weighted=buffer(n_outputs),
+            by_class=buffer(n_outputs).t().contiguous(),
+            minus_one=torch.full((1, batch_size), -1.0, dtype=first.dtype, device=first.device),
         )
         # Batches have batch_size rows but the last: two sets of views at most.
         self.buffers = {batch_size: full}
@@ -280,13 +285,18 @@ class FusedMLP:
     ) -> tuple[Tensor, Tensor]:
         """Cross-entropy of the logits against class indices (weighted: each
         sample's times its weight), mean over samples, and its gradient
-        ``softmax - one_hot``."""
+        ``softmax - one_hot`` (a transposed view).
+
+        Computed classes by rows: over a few classes, torch's softmax along
+        the first dimension of a contiguous tensor takes a quarter of the
+        time it takes along the last (measured: 5 us against 21 us for 128
+        rows of 10 classes)."""
         n = len(output)
-        log_p = torch.log_softmax(output, 1, out=buffers.delta)
-        target = y.unsqueeze(1)
-        picked = log_p.gather(1, target).view(-1)
+        log_p = torch.log_softmax(output.t(), 0, out=buffers.by_class)
+        target = y.unsqueeze(0)
+        picked = log_p.gather(0, target).view(-1)
         loss = (picked.sum() if w is None else torch.dot(picked, w)).div_(-n)
-        delta = log_p.exp_().scatter_add_(1, target, buffers.minus_one)
+        delta = log_p.exp_().scatter_add_(0, target, buffers.minus_one)
         if w is not None:
-            delta.mul_(w.unsqueeze(1))
-        return loss, delta.mul_(share / n)
+            delta.mul_(w)
+        return loss, delta.mul_(share / n).t()
