@@ -350,7 +350,7 @@ def choose_fast_path(plan: FitPlan) -> None:
             activation=work.activation,
             dropout=float(work.dropout),
             loss=loss,
-            batch_size=plan.batch_size,
+            batch_size=min(plan.batch_size, plan.n_train),  # no batch has more rows
             generator=plan.dropout,
         )
     work.fast_path_ = plan.fused is not None

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
 from torch import nn
 
 import skcallback
@@ -102,6 +103,20 @@ def test_the_fast_path_trains_the_model_autograd_trains(case, seed):
             fast.predict_proba(X), slow.predict_proba(X), rtol=1e-4, atol=1e-5
         )
     else:
+        np.testing.assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-4, atol=1e-5)
+
+
+def test_sparse_inputs_and_a_batch_larger_than_the_data(regression_data):
+    X, y = regression_data
+
+    def fit(fast_path, batch_size):
+        return NeuralRegressor(
+            batch_size=batch_size, max_epochs=3, random_state=0, fast_path=fast_path
+        ).fit(sparse.csr_matrix(np.where(np.abs(X) > 1, X, 0)), y)
+
+    for batch_size in (16, 10**7):
+        fast, slow = fit(True, batch_size), fit(False, batch_size)
+        assert fast.fast_path_
         np.testing.assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-4, atol=1e-5)
 
 
