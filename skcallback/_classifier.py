@@ -92,10 +92,10 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         float rounding, in 0.54-0.66x the time for the 64-64 MLP of the
         benchmarks. It applies with ``module=None``, a built-in
         ``activation``, the default cross-entropy (``criterion=None``, no
-        ``criterion__*``), ``precision="32"``, ``compile=False`` and no
-        callback overriding ``on_after_forward``, ``on_after_loss`` or
-        ``on_before_backward``; otherwise autograd trains, as with
-        ``fast_path=False``. ``fast_path_`` tells which ran.
+        ``criterion__*``), ``precision="32"``, ``compile=False``, a CPU or
+        CUDA device and no callback overriding ``on_after_forward``,
+        ``on_after_loss`` or ``on_before_backward``; otherwise autograd
+        trains, as with ``fast_path=False``. ``fast_path_`` tells which ran.
     threads : "auto", int or None, default="auto"
         torch's intra-op threads during the fit, on the CPU; the caller's
         setting is restored afterwards. ``"auto"`` uses one thread when a

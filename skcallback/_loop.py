@@ -21,6 +21,7 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
+from ._fused import FusedMLP
 from ._modules import dropout_generator, global_rng_scope
 from ._precision import Precision
 
@@ -82,7 +83,11 @@ class _Step:
     __slots__ = ("compute_loss", "forward", "fused", "precision")
 
     def __init__(
-        self, compute_loss: LossFn, precision: Precision, forward: Callable, fused: Any = None
+        self,
+        compute_loss: LossFn,
+        precision: Precision,
+        forward: Callable,
+        fused: FusedMLP | None = None,
     ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
         self.fused = fused

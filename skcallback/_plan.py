@@ -326,8 +326,9 @@ def choose_fast_path(plan: FitPlan) -> None:
 
     That is: ``fast_path=True``, the built-in MLP with a built-in activation,
     the default criterion (no ``criterion__`` parameters), float32 without
-    autocast, no ``compile``, and no callback that overrides a hook which
-    could read or change the forward pass or the loss's graph.
+    autocast, no ``compile``, the CPU or CUDA, and no callback that
+    overrides a hook which could read or change the forward pass or the
+    loss's graph.
     """
     work = plan.estimator
     loss = LOSSES.get(type(work.criterion_))
@@ -341,6 +342,7 @@ def choose_fast_path(plan: FitPlan) -> None:
         and not _routing.routed(work, "criterion__")
         and work.precision == "32"
         and not work.compile
+        and plan.device.type in ("cpu", "cuda")  # where its every op is implemented
         and not any(getattr(plan.hooks, hook) for hook in _GRAPH_HOOKS)
     )
     plan.fused = None
