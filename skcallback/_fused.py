@@ -250,11 +250,17 @@ class FusedMLP:
         derivative = self.activation.derivative
         for i in reversed(range(len(self.weights))):
             weight, bias = self.parameters[i]
-            if fresh or weight.grad is None:
+            # New tensors, as autograd gives (a hook may keep one; reusing
+            # buffers measured no faster); none for a frozen parameter.
+            if not weight.requires_grad:
+                pass
+            elif fresh or weight.grad is None:
                 weight.grad = torch.mm(delta.t(), inputs[i])
             else:
                 weight.grad.addmm_(delta.t(), inputs[i])
-            if fresh or bias.grad is None:
+            if not bias.requires_grad:
+                pass
+            elif fresh or bias.grad is None:
                 bias.grad = delta.sum(0)
             else:
                 bias.grad.add_(delta.sum(0))

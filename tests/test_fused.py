@@ -120,6 +120,30 @@ def test_sparse_inputs_and_a_batch_larger_than_the_data(regression_data):
         np.testing.assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-4, atol=1e-5)
 
 
+def test_a_frozen_layer_stays_frozen(regression_data):
+    X, y = regression_data
+    initial = {}
+
+    def freeze_first_layer(ctx):
+        layer = ctx.module.layers[0]
+        initial[ctx.estimator.fast_path] = layer.weight.detach().clone()
+        layer.requires_grad_(False)
+
+    def fit(fast_path):
+        return NeuralRegressor(
+            max_epochs=2,
+            random_state=0,
+            fast_path=fast_path,
+            callbacks=[LambdaCallback(on_fit_begin=freeze_first_layer)],
+        ).fit(X, y)
+
+    fast, slow = fit(True), fit(False)
+    assert fast.fast_path_
+    for est in (fast, slow):
+        assert torch.equal(est.module_.layers[0].weight, initial[est.fast_path])
+    np.testing.assert_allclose(fast.predict(X), slow.predict(X), rtol=1e-4, atol=1e-5)
+
+
 def _identity_compile(module, **kwargs):
     return module
 
