@@ -17,6 +17,7 @@ from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
 from ._loop import run_fit
+from ._modules import takes_sparse_batches
 from ._params import validate_parameters
 from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
 from ._precision import autocast, float_dtype
@@ -336,7 +337,12 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             module.eval()
         try:
             with torch.inference_mode(), autocast(self.precision, device):
-                batches = predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device)
+                batches = predict_batches(
+                    X,
+                    max(self.batch_size, EVAL_BATCH_SIZE),
+                    device,
+                    sparse=takes_sparse_batches(self, device),
+                )
                 if hooks is None:
                     outputs = [module(X_b).to(torch.float64).cpu() for X_b in batches]
                     output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -51,22 +52,35 @@ class Dataset:
 
     Dense features become one tensor: on the training device when they fit in
     a quarter of its free memory, otherwise in pinned host memory, from which
-    each batch is copied asynchronously. Sparse features stay CSR and are
-    densified one batch at a time.
+    each batch is copied asynchronously. Sparse features stay CSR on the
+    host; each batch is a torch sparse tensor when ``sparse_batches``, else
+    a dense one.
     """
 
-    def __init__(self, X: np.ndarray | sp.csr_matrix, y: np.ndarray, device: torch.device) -> None:
+    def __init__(
+        self,
+        X: np.ndarray | sp.csr_matrix,
+        y: np.ndarray,
+        device: torch.device,
+        *,
+        sparse_batches: bool = False,
+    ) -> None:
         self.device = device
         self.sparse = sp.issparse(X)
+        self.sparse_batches = self.sparse and sparse_batches
         nbytes = (X.data.nbytes if self.sparse else X.nbytes) + y.nbytes
         self.streamed = not _fits_on(device, nbytes)
         self.storage = torch.device("cpu") if self.streamed else device
         self.X: torch.Tensor | sp.csr_matrix = (
-            X if self.sparse else self.hold(as_tensor(X, self.storage))
+            canonical_csr(X) if self.sparse else self.hold(as_tensor(X, self.storage))
         )
         self.y = self.hold(as_tensor(y, self.storage))
         self.dtype = X.dtype
-        self.row_bytes = max(1, (X.shape[1] if X.ndim == 2 else 1) * X.dtype.itemsize)
+        if self.sparse:  # a gathered row: its values and their two int64 indices
+            per_row = cast(sp.csr_matrix, X).nnz / max(1, X.shape[0]) * (X.dtype.itemsize + 16)
+            self.row_bytes = max(1, math.ceil(per_row))
+        else:
+            self.row_bytes = max(1, (X.shape[1] if X.ndim == 2 else 1) * X.dtype.itemsize)
 
     def hold(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor kept on the storage side (pinned when streamed)."""
@@ -82,13 +96,21 @@ class Dataset:
         weights = None if sample_weight is None else sample_weight[rows]
         return TensorData(self, rows, normalized_weights(weights, self.dtype))
 
-    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The rows ``idx`` (on the storage device) as tensors on the device."""
+    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor | SparseRows, torch.Tensor]:
+        """The rows ``idx`` (on the storage device), on the device, to slice
+        batches from: features as a tensor (``SparseRows`` for sparse
+        features) and targets as a tensor."""
+        X_c: torch.Tensor | SparseRows
         if self.sparse:
-            X_b = _densify(self.X[idx.cpu().numpy()], self.device)
+            X_c = SparseRows(self.X[idx.cpu().numpy()], self.device, sparse=self.sparse_batches)
         else:
-            X_b = self.send(self.X.index_select(0, idx))
-        return X_b, self.send(self.y.index_select(0, idx))
+            X_c = self.send(self.X.index_select(0, idx))
+        return X_c, self.send(self.y.index_select(0, idx))
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows ``idx`` (on the storage device) as one batch on the device."""
+        X_c, y_c = self.gather(idx)
+        return X_c[: len(y_c)], y_c
 
 
 def _fits_on(device: torch.device, nbytes: int) -> bool:
@@ -127,30 +149,83 @@ class TensorData:
         if positions is not None and w is not None:
             w = w.index_select(0, positions)
         # Rows are gathered a chunk of batches at a time (the whole epoch for
-        # data up to CHUNK_BYTES), and each batch is a view of its chunk.
-        per_chunk = 1 if source.sparse else max(1, CHUNK_BYTES // (batch_size * source.row_bytes))
+        # data up to CHUNK_BYTES), and each batch is a view of its chunk (of
+        # sparse rows: made from slices of the chunk's arrays).
+        per_chunk = max(1, CHUNK_BYTES // (batch_size * source.row_bytes))
         step = per_chunk * batch_size
         for chunk_start in range(skip * batch_size, self.n_samples, step):
-            X_c, y_c = source.take(rows[chunk_start : chunk_start + step])
+            X_c, y_c = source.gather(rows[chunk_start : chunk_start + step])
             w_c = None if w is None else source.send(w[chunk_start : chunk_start + step])
             for start in range(0, len(y_c), batch_size):
                 end = start + batch_size
                 yield X_c[start:end], y_c[start:end], None if w_c is None else w_c[start:end]
 
 
-def _densify(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(rows.toarray()).to(device, non_blocking=True)
+def canonical_csr(X: sp.csr_matrix) -> sp.csr_matrix:
+    """``X`` with sorted, unique column indices in every row, as a coalesced
+    torch sparse tensor needs them (a copy when ``X`` has not: the user's
+    matrix is never changed)."""
+    if X.has_canonical_format:
+        return X
+    X = X.copy()
+    X.sum_duplicates()  # also sorts each row's indices
+    return X
+
+
+class SparseRows:
+    """Rows of a CSR matrix, sliced into batches: ``rows[start:end]`` is a
+    torch sparse COO tensor of those rows on ``device`` (``sparse=True``),
+    or a dense tensor.
+
+    The COO indices and values of every row are made once, on the device;
+    a batch slices them, so its cost does not grow with the rows before it.
+    COO rather than CSR: on the CPU, torch multiplied 128 rows of 10,000
+    features at 0.1% density by a dense matrix in about 100 us from COO and
+    390 us from CSR (torch 2.13, MKL), and builds CSR tensors with a
+    warning that its support is in beta.
+    """
+
+    def __init__(self, rows: sp.csr_matrix, device: torch.device, *, sparse: bool) -> None:
+        self.rows, self.device, self.sparse = canonical_csr(rows), device, sparse
+        self.indptr = self.rows.indptr
+        if sparse:
+            counts = torch.from_numpy(np.diff(self.indptr))
+            row_of = torch.repeat_interleave(torch.arange(self.rows.shape[0]), counts)
+            columns = torch.from_numpy(self.rows.indices).long()
+            self.indices = torch.stack([row_of, columns]).to(device)
+            self.values = torch.from_numpy(self.rows.data).to(device)
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    def __getitem__(self, part: slice) -> torch.Tensor:
+        start, stop, _ = part.indices(len(self))
+        if not self.sparse:
+            dense = torch.from_numpy(self.rows[start:stop].toarray())
+            return dense.to(self.device, non_blocking=True)
+        first, last = int(self.indptr[start]), int(self.indptr[stop])
+        indices = self.indices[:, first:last]
+        if start:
+            indices = indices - torch.tensor([[start], [0]], device=self.device)
+        # The rows' indices are sorted and unique (canonical_csr): coalesced.
+        return torch.sparse_coo_tensor(
+            indices,
+            self.values[first:last],
+            (stop - start, self.rows.shape[1]),
+            is_coalesced=True,
+            check_invariants=False,
+        )
 
 
 def predict_batches(
-    X: np.ndarray | sp.csr_matrix, batch_size: int, device: torch.device
+    X: np.ndarray | sp.csr_matrix, batch_size: int, device: torch.device, *, sparse: bool
 ) -> Iterator[torch.Tensor]:
-    """Yield ``X`` in batches of ``batch_size`` rows, on ``device``."""
-    dense = None if sp.issparse(X) else as_tensor(X, torch.device("cpu"))
+    """Yield ``X`` in batches of ``batch_size`` rows, on ``device``; a sparse
+    ``X`` as torch sparse tensors when ``sparse``, else dense ones."""
+    chunk: torch.Tensor | SparseRows
+    if sp.issparse(X):
+        chunk = SparseRows(X, device, sparse=sparse)
+    else:
+        chunk = as_tensor(X, torch.device("cpu"))
     for start in range(0, X.shape[0], batch_size):
-        if dense is None:
-            rows: sp.csr_matrix = X[start : start + batch_size]
-            X_b = torch.from_numpy(rows.toarray())
-        else:
-            X_b = dense[start : start + batch_size]
-        yield X_b.to(device, non_blocking=True)
+        yield chunk[start : start + batch_size].to(device, non_blocking=True)

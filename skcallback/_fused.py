@@ -129,6 +129,21 @@ class _Buffers(NamedTuple):
         )
 
 
+def _sparse_weight_grad(weight: Tensor, delta: Tensor, X: Tensor, fresh: bool) -> None:
+    """The first layer's weight gradient ``delta.T @ X`` from a sparse
+    ``X``, computed as ``(X.T @ delta).T`` (sparse @ dense) into a gradient
+    laid out as the weight is: torch's product of a dense and a sparse
+    matrix returns a transposed layout, which the fused optimizers read
+    wrongly (torch 2.13: Adam(fused=True) stepped a non-contiguous
+    gradient as if it were contiguous)."""
+    if fresh or weight.grad is None:
+        grad = torch.empty_like(weight, memory_format=torch.contiguous_format)
+        torch.mm(X.t(), delta, out=grad.t())
+        weight.grad = grad
+    else:
+        weight.grad.t().addmm_(X.t(), delta)
+
+
 class FusedMLP:
     """The training step of a built-in ``MLP`` computed by hand.
 
@@ -254,6 +269,8 @@ class FusedMLP:
             # buffers measured no faster); none for a frozen parameter.
             if not weight.requires_grad:
                 pass
+            elif inputs[i].layout != torch.strided:  # a sparse X, at the first layer
+                _sparse_weight_grad(weight, delta, inputs[i], fresh)
             elif fresh or weight.grad is None:
                 weight.grad = torch.mm(delta.t(), inputs[i])
             else:

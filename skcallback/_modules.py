@@ -55,9 +55,22 @@ class Dropout(nn.Dropout):
         return X * mask / keep
 
 
+class SparseInputLinear(nn.Linear):
+    """``nn.Linear`` that also takes a torch sparse input, multiplied as it
+    is (``X @ weight.T + bias`` from a sparse ``X``, autograd included):
+    the MLP's first layer, which receives the sparse batches of a sparse
+    ``X``."""
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if X.layout == torch.strided:
+            return super().forward(X)
+        return torch.addmm(self.bias, X, self.weight.t())
+
+
 class MLP(nn.Module):
     """A multi-layer perceptron: ``Linear`` layers with an activation (and
-    dropout) between them; no hidden layers gives a linear model.
+    dropout) between them; no hidden layers gives a linear model. The first
+    layer also takes torch sparse inputs (``SparseInputLinear``).
 
     Parameters
     ----------
@@ -91,20 +104,23 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = n_features_in
         for size in hidden_layer_sizes:
-            layers += [_linear(width, size, generator), make_activation()]
+            layers += [_linear(width, size, generator, first=not layers), make_activation()]
             if dropout:
                 layers.append(Dropout(dropout))
             width = size
-        layers.append(_linear(width, n_outputs, generator))
+        layers.append(_linear(width, n_outputs, generator, first=not layers))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, X):
         return self.layers(X)
 
 
-def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Linear:
-    """A ``Linear`` layer initialised as PyTorch does, from ``generator``."""
-    layer = torch.nn.utils.skip_init(nn.Linear, n_in, n_out)
+def _linear(
+    n_in: int, n_out: int, generator: torch.Generator | None, *, first: bool = False
+) -> nn.Linear:
+    """A ``Linear`` layer (the ``first`` one taking sparse inputs too)
+    initialised as PyTorch does, from ``generator``."""
+    layer = torch.nn.utils.skip_init(SparseInputLinear if first else nn.Linear, n_in, n_out)
     bound = 1 / math.sqrt(n_in) if n_in > 0 else 0.0
     with torch.no_grad():
         layer.weight.uniform_(-bound, bound, generator=generator)
@@ -114,6 +130,28 @@ def _linear(n_in: int, n_out: int, generator: torch.Generator | None) -> nn.Line
 
 #: The parameters that configure the built-in MLP.
 MLP_PARAMETERS = ("hidden_layer_sizes", "activation", "dropout")
+
+
+def takes_sparse_batches(estimator: Any, device: torch.device) -> bool:
+    """Whether the batches of a sparse ``X`` reach the estimator's module
+    (in training, validation and prediction alike) as torch sparse tensors,
+    the same rule for all.
+
+    That is: the built-in MLP (``module=None``, and the fitted module of a
+    fitted estimator an ``MLP``), whose first layer multiplies them as they
+    are; ``precision="32"`` or ``"64"`` (autocast has no sparse products);
+    ``compile=False`` (``torch.compile`` does not trace sparse tensors); the
+    CPU or CUDA. A user's module receives dense batches, as it may not
+    accept sparse tensors.
+    """
+    fitted = getattr(estimator, "module_", None)
+    return (
+        estimator.module is None
+        and (fitted is None or isinstance(fitted, MLP))
+        and estimator.precision in ("32", "64")
+        and not estimator.compile
+        and device.type in ("cpu", "cuda")
+    )
 
 
 def build_module(

@@ -30,7 +30,7 @@ from ._dispatch import CallbackMap, HookTable
 from ._factories import build_criterion, build_optimizer, loss_function
 from ._fingerprint import fingerprint
 from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
-from ._modules import MLP, build_module, global_rng_scope
+from ._modules import MLP, build_module, global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 from ._precision import Precision, autocast, compiled_forward
 from ._snapshot import load_objects
@@ -256,7 +256,8 @@ def prepare(
     # its NumPy generator must stay where the interrupted fit had it.
     seed = 0 if plan.resume is not None else int(work._rng.randint(_SEED_BOUND))
 
-    data = Dataset(X, y, device)
+    sparse_batches = takes_sparse_batches(work, device)
+    data = Dataset(X, y, device, sparse_batches=sparse_batches)
     train, valid = _validation(
         work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
     )
@@ -512,7 +513,8 @@ def _validation(
             raise ValueError(
                 f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
             ) from exc
-        valid = Dataset(X_val, y_val, device).subset(np.arange(len(y_val)), w_val)
+        held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
+        valid = held.subset(np.arange(len(y_val)), w_val)
         return data.subset(everything, sample_weight), valid
     if sample_weight_val is not None:
         raise ValueError("sample_weight_val was given without X_val and y_val.")
