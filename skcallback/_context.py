@@ -43,6 +43,8 @@ class Context:
         Optimizer steps taken so far.
     X_batch, y_batch, sample_weight_batch : torch.Tensor or None
         The current batch (``sample_weight_batch`` is None without weights).
+        ``X_batch`` is a torch sparse COO tensor when a SciPy sparse ``X``
+        trains the built-in MLP with autocast off; dense otherwise.
     y_pred : torch.Tensor or None
         The module's output for the current batch.
     loss : torch.Tensor or None

@@ -141,7 +141,8 @@ def takes_sparse_batches(estimator: Any, device: torch.device) -> bool:
     fitted estimator an ``MLP``), whose first layer multiplies them as they
     are; ``precision="32"`` or ``"64"`` (autocast has no sparse products);
     ``compile=False`` (``torch.compile`` does not trace sparse tensors); the
-    CPU or CUDA. A user's module receives dense batches, as it may not
+    CPU (the sparse route has not been run on a GPU yet: CUDA densifies each
+    batch, as before). A user's module receives dense batches, as it may not
     accept sparse tensors.
     """
     fitted = getattr(estimator, "module_", None)
@@ -150,7 +151,7 @@ def takes_sparse_batches(estimator: Any, device: torch.device) -> bool:
         and (fitted is None or isinstance(fitted, MLP))
         and estimator.precision in ("32", "64")
         and not estimator.compile
-        and device.type in ("cpu", "cuda")
+        and device.type == "cpu"
     )
 
 

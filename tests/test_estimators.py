@@ -171,7 +171,18 @@ def test_pandas_input_records_feature_names(regression_data):
     np.testing.assert_array_equal(est.predict(frame), est.predict(frame.astype(np.float64)))
 
 
-def test_sparse_input_is_densified_one_batch_at_a_time(regression_data, monkeypatch):
+class _Linear(torch.nn.Module):
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features_in, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+def test_sparse_input_is_never_densified_whole(regression_data, monkeypatch):
+    """A user's module gets dense batches, densified one batch at a time in
+    training; the built-in MLP multiplies sparse batches, densifying nothing."""
     X, y = regression_data
     X_sparse = sp.csr_matrix(np.where(np.abs(X) > 0.5, X, 0))
     shapes = []
@@ -182,13 +193,16 @@ def test_sparse_input_is_densified_one_batch_at_a_time(regression_data, monkeypa
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
-    sparse_fit = NeuralRegressor(max_epochs=2, batch_size=32, random_state=0).fit(X_sparse, y)
+    params = dict(module=_Linear, max_epochs=2, batch_size=32, random_state=0)
+    sparse_fit = NeuralRegressor(**params).fit(X_sparse, y)
     assert shapes and max(shapes) <= 32
+    sparse_pred = sparse_fit.predict(X_sparse)
+    shapes.clear()
+    NeuralRegressor(max_epochs=2, batch_size=32, random_state=0).fit(X_sparse, y).predict(X_sparse)
+    assert shapes == []
     monkeypatch.undo()
-    dense_fit = NeuralRegressor(max_epochs=2, batch_size=32, random_state=0).fit(
-        X_sparse.toarray(), y
-    )
-    np.testing.assert_allclose(sparse_fit.predict(X_sparse), dense_fit.predict(X_sparse.toarray()))
+    dense_fit = NeuralRegressor(**params).fit(X_sparse.toarray(), y)
+    np.testing.assert_allclose(sparse_pred, dense_fit.predict(X_sparse.toarray()))
 
 
 def test_float64_input_trains_a_float32_model(regression_data):
