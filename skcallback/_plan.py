@@ -296,7 +296,7 @@ def prepare(
         dropout=torch.Generator(device=device).manual_seed(seed + 1),
         forward=compiled_forward(work.module_, estimator.compile),
         compute_loss=compute_loss,
-        precision=Precision(estimator.precision, device),
+        precision=Precision(estimator.precision, device, direct_step=bool(estimator.fast_path)),
     )
     if plan.resume is not None:
         with _snapshot.malformed(plan.resumed_from):

@@ -87,6 +87,10 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         CUDA device and no callback overriding ``on_after_forward``,
         ``on_after_loss`` or ``on_before_backward``; otherwise autograd
         trains, as with ``fast_path=False``. ``fast_path_`` tells which ran.
+        With any module, ``fast_path=True`` also steps torch's fused
+        ``Adam``/``AdamW`` (the default optimizer) by calling its kernel
+        directly, bit for bit what ``optimizer.step()`` computes, unless a
+        step hook is registered; ``fast_path=False`` calls ``step()``.
     threads : "auto", int or None, default="auto"
         torch's intra-op threads during the fit, on the CPU; the caller's
         setting is restored afterwards. ``"auto"`` uses one thread when a
