@@ -10,7 +10,17 @@ PAGES = [
     ROOT / "README.md",
     *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "scaling-out.md"),
 ]
-OPTIONAL = {"optuna", "tensorboard", "mlflow", "dask", "distributed", "dask_ml", "pandas"}
+# Integrations, and scikit-learn's own callbacks (scikit-learn >= 1.9).
+OPTIONAL = {
+    "optuna",
+    "tensorboard",
+    "mlflow",
+    "dask",
+    "distributed",
+    "dask_ml",
+    "pandas",
+    "sklearn.callback",
+}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
@@ -26,4 +36,4 @@ def test_every_snippet_runs_as_written(page, tmp_path, monkeypatch):
         except ModuleNotFoundError as exc:
             if exc.name not in OPTIONAL:
                 raise
-            pytest.skip(f"{page.name} needs the optional {exc.name}")
+            pytest.skip(f"{page.name} needs {exc.name}, not installed")
