@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow lint format docs bench examples clean
+.PHONY: install demo test test-slow matrix matrix-ci lint format docs bench examples clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# The version matrix (noxfile.py): every leg, then docs/compatibility.md from
+# the results (written even when a leg fails, which then fails the target).
+matrix: $(STAMP)
+	$(BIN)/nox; status=$$?; $(BIN)/nox -s table; exit $$status
+
+# The legs CI runs besides `make test` (the pinned versions).
+matrix-ci: $(STAMP)
+	$(BIN)/nox -s floor newest
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -43,4 +52,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) site build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .nox site build *.egg-info .pytest_cache .ruff_cache
