@@ -437,24 +437,19 @@ def bench_growth(report: Report, quick: bool) -> None:
 def bench_grid_search(report: Report, rounds: int, quick: bool) -> None:
     """A typical small search: 8 candidates x 3 folds, then the refit.
 
-    The refit on all the data runs alone whatever ``n_jobs`` is, which caps
-    the speed-up (Amdahl); the search without it is reported too.
+    Every fit trains with one torch thread whatever ``n_jobs`` is:
+    ``threads="auto"`` picks one for these small steps, and joblib gives each
+    worker one. The refit on all the data runs alone whatever ``n_jobs`` is,
+    which caps the speed-up (Amdahl); the search without it is reported too.
+    The timed searches run with the workers started; a cold search, in a
+    fresh process, adds their start-up, which is reported by part.
     """
+    from grid_child import search_setup
     from sklearn.model_selection import GridSearchCV
 
-    from skcallback import NeuralRegressor
-
     section = "GridSearchCV (cpu)"
-    print(f"\n{section}: 8 candidates x 3 folds + refit, n_jobs=1 vs n_jobs=2")
-    X, y = regression_data(20_000, 20)
-    base = NeuralRegressor(
-        hidden_layer_sizes=(64, 64), max_epochs=2 if quick else 4, random_state=0
-    )
-    grid = {
-        "lr": [1e-3, 2e-3],
-        "batch_size": [128, 256],
-        "hidden_layer_sizes": [(64, 64), (32, 32)],
-    }
+    print(f"\n{section}: 8 candidates x 3 folds + refit, n_jobs=1 vs n_jobs=2, one thread per fit")
+    X, y, base, grid = search_setup(quick)
     GridSearchCV(base, grid, cv=3, n_jobs=2).fit(X, y)  # start the worker processes
 
     def search(n_jobs: int, refit: bool) -> Callable[[], object]:
@@ -473,6 +468,21 @@ def bench_grid_search(report: Report, rounds: int, quick: bool) -> None:
     report.add(section, "speed-up of n_jobs=2", speedup, "x", ">= 1.7", speedup >= 1.7)
     search_only = medians["n_jobs=1, no refit [s]"] / medians["n_jobs=2, no refit [s]"]
     report.add(section, "speed-up of n_jobs=2, search without refit", search_only, "x")
+
+    def child(*args: str) -> dict[str, float]:
+        command = [sys.executable, str(HERE / "grid_child.py"), *args]
+        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=HERE)
+        return json.loads(done.stdout.splitlines()[-1])
+
+    cold = child("search", *(["--quick"] if quick else []))
+    workers = child("workers")
+    report.add(section, "cold start: imports in the parent [s]", cold["import"], "s")
+    report.add(section, "cold start: first n_jobs=2 search [s]", cold["cold"], "s")
+    report.add(section, "cold start: second n_jobs=2 search [s]", cold["warm"], "s")
+    report.add(section, "cold start: two idle workers [s]", workers["start"], "s")
+    report.add(section, "cold start: imports in the workers [s]", workers["import"], "s")
+    report.add(section, "cold start: first fit in each worker [s]", workers["first fit"], "s")
+    report.add(section, "cold start: second fit in each worker [s]", workers["second fit"], "s")
 
 
 def markdown(machine: dict, rows: list[dict]) -> str:
