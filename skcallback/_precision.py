@@ -144,7 +144,12 @@ def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
             if grad is None:
                 continue
             p_state = state.get(p)
-            if not p_state or grad.is_sparse or "exp_avg" not in p_state:
+            if (
+                not p_state
+                or grad.is_sparse
+                or "exp_avg" not in p_state
+                or not isinstance(p_state.get("step"), torch.Tensor)
+            ):
                 return False
             for found, tensor in zip(
                 tensors, (p, grad, p_state["exp_avg"], p_state["exp_avg_sq"], p_state["step"])

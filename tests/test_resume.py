@@ -234,11 +234,27 @@ def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+def training_seconds(folder, out, child):
+    """Run the child to the end; the seconds from its first fit to its exit."""
+    process = subprocess.Popen(
+        [sys.executable, str(child), str(folder), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    process.communicate(timeout=120)
+    assert process.returncode == 0
+    return time.perf_counter() - started
+
+
 def test_a_killed_grid_search_run_again_resumes_every_fit(tmp_path):
     grid_child = CHILD.with_name("grid_child.py")
-    run_child(tmp_path / "reference", tmp_path / "reference.pt", child=grid_child)
+    seconds = training_seconds(tmp_path / "reference", tmp_path / "reference.pt", grid_child)
     reference = torch.load(tmp_path / "reference.pt", weights_only=True)
-    for i, delay in enumerate([0.2, 0.8, 1.5]):
+    # Killed early, midway and late in the search, however fast this machine.
+    for i, delay in enumerate([0.1 * seconds, 0.45 * seconds, 0.8 * seconds]):
         folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
         assert run_child(folder, out, kill_after=delay, child=grid_child), "finished too soon"
         run_child(folder, out, child=grid_child)
