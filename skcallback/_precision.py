@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 PRECISIONS = ("32", "64", "bf16-mixed", "16-mixed")
 
@@ -124,6 +125,7 @@ def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
         return False
     state = optimizer.state
     calls = []
+    like: Tensor | None = None  # every tensor must share its dtype and device
     for group in optimizer.param_groups:
         decoupled = group.get("decoupled_weight_decay", cls is torch.optim.AdamW)
         kernel = _KERNELS.get((cls, decoupled))
@@ -138,34 +140,35 @@ def fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
             or not all(type(v) is float for v in (group["lr"], beta1, beta2))
         ):
             return False
-        tensors: tuple[list[torch.Tensor], ...] = ([], [], [], [], [])
+        tensors: tuple[list[Tensor], ...] = ([], [], [], [], [])
+        params, grads, avgs, squares, steps = tensors
         for p in group["params"]:
             grad = p.grad
             if grad is None:
                 continue
+            if like is None:
+                like = p
+                if not p.dtype.is_floating_point:
+                    return False
             p_state = state.get(p)
             if (
                 not p_state
                 or grad.is_sparse
+                or grad.dtype is not like.dtype
+                or p.dtype is not like.dtype
+                or grad.device != like.device
+                or p.device != like.device
                 or "exp_avg" not in p_state
-                or not isinstance(p_state.get("step"), torch.Tensor)
+                or not isinstance(p_state.get("step"), Tensor)
             ):
                 return False
-            for found, tensor in zip(
-                tensors, (p, grad, p_state["exp_avg"], p_state["exp_avg_sq"], p_state["step"])
-            ):
-                found.append(tensor)
+            # torch makes the moments like their parameter (also on loading).
+            params.append(p)
+            grads.append(grad)
+            avgs.append(p_state["exp_avg"])
+            squares.append(p_state["exp_avg_sq"])
+            steps.append(p_state["step"])
         calls.append((kernel, group, beta1, beta2, tensors))
-    first = next((t[0][0] for *_, t in calls if t[0]), None)
-    if first is not None and not first.dtype.is_floating_point:
-        return False
-    if first is not None and any(
-        x.device != first.device or x.dtype != first.dtype
-        for *_, tensors in calls
-        for kind in tensors[:4]
-        for x in kind
-    ):
-        return False
     if own_step is not None:
         optimizer._opt_called = True  # type: ignore[attr-defined]  # what the LR scheduler's wrapper records
     with torch.no_grad():
