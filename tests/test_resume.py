@@ -182,15 +182,20 @@ def test_warm_start_and_load_checkpoint_continue_for_more_epochs(tmp_path, regre
 CHILD = Path(__file__).with_name("resume_child.py")
 
 
-def run_child(folder, out, kill_after=None, child=CHILD):
-    """Run the child fit; with ``kill_after``, SIGKILL it that many seconds
-    after it starts training. Returns whether it was killed."""
-    process = subprocess.Popen(
+def _spawn(child, folder, out):
+    """Start the child script on ``folder`` and ``out``, its stdout piped."""
+    return subprocess.Popen(
         [sys.executable, str(child), str(folder), str(out)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
+
+
+def run_child(folder, out, kill_after=None, child=CHILD):
+    """Run the child fit; with ``kill_after``, SIGKILL it that many seconds
+    after it starts training. Returns whether it was killed."""
+    process = _spawn(child, folder, out)
     if kill_after is None:
         process.communicate(timeout=120)
         assert process.returncode == 0
@@ -233,15 +238,9 @@ def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
     assert sum(outcomes) >= 10  # most kills landed during training
 
 
-@pytest.mark.slow
 def training_seconds(folder, out, child):
     """Run the child to the end; the seconds from its first fit to its exit."""
-    process = subprocess.Popen(
-        [sys.executable, str(child), str(folder), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    process = _spawn(child, folder, out)
     assert process.stdout.readline().strip() == "ready"
     started = time.perf_counter()
     process.communicate(timeout=120)
@@ -249,6 +248,7 @@ def training_seconds(folder, out, child):
     return time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_a_killed_grid_search_run_again_resumes_every_fit(tmp_path):
     grid_child = CHILD.with_name("grid_child.py")
     seconds = training_seconds(tmp_path / "reference", tmp_path / "reference.pt", grid_child)
