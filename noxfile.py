@@ -19,6 +19,7 @@ Each leg records its versions and its test counts in ``.nox/matrix/``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import sys
 import time
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -69,9 +71,9 @@ nox.options.sessions = ["pinned", "floor", "newest", "python3.12", "python3.13"]
 def _interpreter(version: str) -> str:
     """The path of a CPython ``version`` ("3.12"): on PATH, else under pyenv
     (whose shims answer only for the versions selected in pyenv)."""
-    for candidate in filter(None, [shutil.which(f"python{version}")]):
-        if subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
-            return candidate
+    candidate = shutil.which(f"python{version}")
+    if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+        return candidate
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"))
     return str(found[-1]) if found else f"python{version}"  # nox then reports it missing
@@ -96,9 +98,9 @@ def floor_constraints() -> list[str]:
     the package's own extras skipped)."""
     pins = {}
     for requirement in _requirements():
-        match = re.fullmatch(FLOORED, requirement)
         if requirement.startswith("skcallback"):
             continue
+        match = re.fullmatch(FLOORED, requirement)
         if match is None:
             raise ValueError(f"pyproject.toml: {requirement!r} has no '>=' floor to test")
         name = match[1].lower()
@@ -117,79 +119,85 @@ def _run_tests(session: nox.Session, leg: str, started: float) -> None:
     session.log(f"leg {leg}: {versions.strip()}")
     report.unlink(missing_ok=True)
     session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "not slow",
-        "-q",
-        "-p",
-        "no:cacheprovider",
+        *("python", "-m", "pytest", "-m", "not slow", "-q", "-p", "no:cacheprovider"),
         f"--junitxml={report}",
         *session.posargs,
         success_codes=[0, 1],  # failures are recorded, then fail the leg
     )
     if not report.exists():
         session.error(f"leg {leg}: pytest did not run the tests")
+    minutes = (time.monotonic() - started) / 60
+    record = leg_record(leg, json.loads(versions), report, minutes)
+    (RESULTS / f"{leg}.json").write_text(json.dumps(record, indent=1))
+    if record["failures"] or record["errors"]:
+        session.error(f"leg {leg}: {record['failures'] + record['errors']} tests failed")
+
+
+def leg_record(leg: str, versions: dict, report: Path, minutes: float) -> dict:
+    """What the table shows of a leg: its versions, pytest's counts from the
+    JUnit ``report``, the date and the minutes it took."""
     suite = ET.parse(report).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
     counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}
-    minutes = round((time.monotonic() - started) / 60, 1)
-    record = {
-        "leg": leg,
-        "date": date.today().isoformat(),
-        **json.loads(versions),
-        **counts,
-        "minutes": minutes,
-    }
-    (RESULTS / f"{leg}.json").write_text(json.dumps(record, indent=1))
-    if counts["failures"] or counts["errors"]:
-        session.error(f"leg {leg}: {counts['failures'] + counts['errors']} tests failed")
+    today = date.today().isoformat()
+    return {"leg": leg, "date": today, **versions, **counts, "minutes": round(minutes, 1)}
 
 
-@nox.session(python=_interpreter("3.11"))
+def leg(python: str, name: str | None = None) -> Callable[[Callable], Callable]:
+    """Register the decorated install function as a leg: a nox session on
+    CPython ``python`` that installs, then runs the tests, timed from the
+    start of the install."""
+
+    def register(install: Callable[[nox.Session], None]) -> Callable:
+        @functools.wraps(install)
+        def run(session: nox.Session) -> None:
+            started = time.monotonic()
+            install(session)
+            _run_tests(session, name or install.__name__, started)
+
+        return nox.session(name=name, python=_interpreter(python))(run)
+
+    return register
+
+
+def _install_pinned(session: nox.Session) -> None:
+    session.install("-c", "constraints.txt", "-e", f".[{EXTRAS}]")
+
+
+@leg("3.11")
 def pinned(session: nox.Session) -> None:
     """The versions of constraints.txt (development and ``make test``)."""
-    started = time.monotonic()
-    session.install("-c", "constraints.txt", "-e", f".[{EXTRAS}]")
-    _run_tests(session, "pinned", started)
+    _install_pinned(session)
 
 
-@nox.session(python=_interpreter("3.11"))
+@leg("3.11")
 def floor(session: nox.Session) -> None:
     """The lowest declared version of every dependency."""
-    started = time.monotonic()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    floors = floor_constraints()
+    session.log("floors: " + ", ".join(floors))
     constraints = RESULTS / "floor-constraints.txt"
-    constraints.write_text("\n".join(floor_constraints()) + "\n")
-    session.log("floors: " + ", ".join(floor_constraints()))
+    constraints.parent.mkdir(parents=True, exist_ok=True)
+    constraints.write_text("\n".join(floors) + "\n")
     session.install("-c", str(constraints), "-e", f".[{EXTRAS}]")
-    _run_tests(session, "floor", started)
 
 
-@nox.session(python=_interpreter("3.13"))
+@leg("3.13")
 def newest(session: nox.Session) -> None:
     """The newest Python of the image and the newest release of everything
     else (torch within pyproject's cap and this machine's)."""
-    started = time.monotonic()
     session.install("--upgrade", "--upgrade-strategy", "eager", "-e", f".[{EXTRAS}]")
-    _run_tests(session, "newest", started)
 
 
-@nox.session(name="python3.12", python=_interpreter("3.12"))
+@leg("3.12", name="python3.12")
 def python312(session: nox.Session) -> None:
     """The pinned versions on Python 3.12."""
-    started = time.monotonic()
-    session.install("-c", "constraints.txt", "-e", f".[{EXTRAS}]")
-    _run_tests(session, "python3.12", started)
+    _install_pinned(session)
 
 
-@nox.session(name="python3.13", python=_interpreter("3.13"))
+@leg("3.13", name="python3.13")
 def python313(session: nox.Session) -> None:
     """The pinned versions on Python 3.13."""
-    started = time.monotonic()
-    session.install("-c", "constraints.txt", "-e", f".[{EXTRAS}]")
-    _run_tests(session, "python3.13", started)
+    _install_pinned(session)
 
 
 @nox.session(python=False)

@@ -1,6 +1,7 @@
 """The supported versions written in pyproject.toml, the README and the
 compatibility page agree, and every floor is one the matrix installs."""
 
+import json
 import re
 import sys
 import tomllib
@@ -54,3 +55,52 @@ def test_the_compatibility_page_shows_a_floor_leg_on_the_declared_floors():
         assert Version(cells[name]) == _floors()[name], f"{name}: rerun `make matrix`"
     assert cells["python"].startswith("3.11")
     assert ", 0 failed" in cells["result"]
+
+
+class _FakeSession:
+    """Stands for a nox session: records installs, answers the versions
+    script, and writes a JUnit report with ``failures`` failed tests."""
+
+    posargs: list[str] = []
+
+    def __init__(self, failures):
+        self.failures, self.installed, self.errors = failures, [], []
+
+    def install(self, *args):
+        self.installed.append(args)
+
+    def log(self, message):
+        pass
+
+    def error(self, message):
+        self.errors.append(message)
+        raise RuntimeError(message)
+
+    def run(self, *args, **kwargs):
+        if "-c" in args:
+            return '{"python": "3.11.7", "torch": "2.4.0"}'
+        report = next(a.split("=", 1)[1] for a in args if a.startswith("--junitxml="))
+        Path(report).write_text(
+            f'<testsuites><testsuite tests="10" failures="{self.failures}" errors="0" '
+            'skipped="1"></testsuite></testsuites>'
+        )
+
+
+@pytest.mark.parametrize("failures", [0, 2])
+def test_a_leg_records_its_result_and_a_failure_names_the_leg(tmp_path, monkeypatch, failures):
+    monkeypatch.setattr(noxfile, "RESULTS", tmp_path)
+    session = _FakeSession(failures)
+    if failures:
+        with pytest.raises(RuntimeError, match="leg floor: 2 tests failed"):
+            noxfile.floor.func(session)
+    else:
+        noxfile.floor.func(session)
+    constraints = (tmp_path / "floor-constraints.txt").read_text().split()
+    assert session.installed == [
+        ("-c", str(tmp_path / "floor-constraints.txt"), "-e", ".[test,all,dask-ml]")
+    ]
+    assert constraints == noxfile.floor_constraints()
+    record = json.loads((tmp_path / "floor.json").read_text())
+    assert (record["leg"], record["torch"], record["failures"]) == ("floor", "2.4.0", failures)
+    row = noxfile.compatibility_page([record]).splitlines()[-1]
+    assert f"| {9 - failures} passed, {failures} failed, 1 skipped |" in row
