@@ -10,6 +10,14 @@ import torch
 from skcallback import Callback, NeuralClassifier, NeuralRegressor
 
 
+def regression_data(n_rows: int, n_features: int, seed: int = 0):
+    """A linear target with noise: float32 ``(X, y)``."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
+    y = (X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=n_rows)).astype(np.float32)
+    return X, y
+
+
 def mlp(n_features: int, hidden: tuple[int, ...], n_outputs: int = 1) -> torch.nn.Module:
     layers: list[torch.nn.Module] = []
     width = n_features

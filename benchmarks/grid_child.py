@@ -18,13 +18,11 @@ import time
 
 def search_setup(quick: bool):
     """``(X, y, estimator, grid)``: 8 candidates (x 3 folds) on 20,000 x 20."""
-    import numpy as np
-
     from skcallback import NeuralRegressor
 
-    rng = np.random.RandomState(0)
-    X = rng.normal(size=(20_000, 20)).astype(np.float32)
-    y = (X @ rng.normal(size=20) + 0.1 * rng.normal(size=20_000)).astype(np.float32)
+    from contenders import regression_data
+
+    X, y = regression_data(20_000, 20)
     estimator = NeuralRegressor(
         hidden_layer_sizes=(64, 64), max_epochs=2 if quick else 4, random_state=0
     )

@@ -23,15 +23,9 @@ import numpy as np
 import torch
 
 import contenders as c
+from contenders import regression_data
 
 HERE = Path(__file__).resolve().parent
-
-
-def regression_data(n_rows: int, n_features: int, seed: int = 0):
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
-    y = (X @ rng.normal(size=n_features) + 0.1 * rng.normal(size=n_rows)).astype(np.float32)
-    return X, y
 
 
 def interleaved(
@@ -366,13 +360,7 @@ def bench_memory(report: Report, quick: bool) -> None:
     print(f"\n{section}: fitting {rows:,} x 50 float32 ({data_mib:.0f} MiB), in separate processes")
     costs = {}
     for kind in ("raw", "skcallback"):
-        out = subprocess.run(
-            [sys.executable, str(HERE / "memory_child.py"), kind, str(rows)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        before, peak = map(float, out.stdout.strip().splitlines()[-1].split())
+        before, peak = map(float, _child_output("memory_child.py", kind, str(rows)).split())
         costs[kind] = peak - before
         report.add(section, f"{kind}: resident before the fit [MiB]", before, "MiB")
         report.add(section, f"{kind}: the fit's peak above that [MiB]", costs[kind], "MiB")
@@ -403,6 +391,14 @@ def bench_memory(report: Report, quick: bool) -> None:
     report.add(
         section, f"RSS growth epoch 10 -> {epochs}", growth, "MiB", "<= 1 MiB", growth <= 1.0
     )
+
+
+def _child_output(script: str, *args: str) -> str:
+    """The last line a benchmark script of this folder prints, run in a
+    fresh process."""
+    command = [sys.executable, str(HERE / script), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=HERE)
+    return done.stdout.strip().splitlines()[-1]
 
 
 def _current_rss_mib() -> float:
@@ -469,13 +465,8 @@ def bench_grid_search(report: Report, rounds: int, quick: bool) -> None:
     search_only = medians["n_jobs=1, no refit [s]"] / medians["n_jobs=2, no refit [s]"]
     report.add(section, "speed-up of n_jobs=2, search without refit", search_only, "x")
 
-    def child(*args: str) -> dict[str, float]:
-        command = [sys.executable, str(HERE / "grid_child.py"), *args]
-        done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=HERE)
-        return json.loads(done.stdout.splitlines()[-1])
-
-    cold = child("search", *(["--quick"] if quick else []))
-    workers = child("workers")
+    cold = json.loads(_child_output("grid_child.py", "search", *(["--quick"] if quick else [])))
+    workers = json.loads(_child_output("grid_child.py", "workers"))
     report.add(section, "cold start: imports in the parent [s]", cold["import"], "s")
     report.add(section, "cold start: first n_jobs=2 search [s]", cold["cold"], "s")
     report.add(section, "cold start: second n_jobs=2 search [s]", cold["warm"], "s")
