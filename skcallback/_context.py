@@ -44,7 +44,8 @@ class Context:
     X_batch, y_batch, sample_weight_batch : torch.Tensor or None
         The current batch (``sample_weight_batch`` is None without weights).
         ``X_batch`` is a torch sparse COO tensor when a SciPy sparse ``X``
-        trains the built-in MLP with autocast off; dense otherwise.
+        trains the built-in MLP on the CPU with ``precision`` ``"32"`` or
+        ``"64"`` and ``compile=False``; dense otherwise.
     y_pred : torch.Tensor or None
         The module's output for the current batch.
     loss : torch.Tensor or None
