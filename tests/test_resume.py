@@ -209,16 +209,27 @@ def run_child(folder, out, kill_after=None, child=CHILD):
     return killed
 
 
+def training_seconds(folder, out, child):
+    """Run the child to the end; the seconds from its first fit to its exit."""
+    process = _spawn(child, folder, out)
+    assert process.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    process.communicate(timeout=120)
+    assert process.returncode == 0
+    return time.perf_counter() - started
+
+
 def kill_and_resume(tmp_path, moments):
-    run_child(tmp_path / "reference", tmp_path / "reference.pt")
+    # Kill moments are fractions of the measured training, however fast it is.
+    seconds = training_seconds(tmp_path / "reference", tmp_path / "reference.pt", CHILD)
     reference = torch.load(tmp_path / "reference.pt", weights_only=True)
     rng = random.Random(0)
     outcomes = []
     for i in range(moments):
         folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
-        killed = run_child(folder, out, kill_after=rng.uniform(0.05, 1.5))
+        killed = run_child(folder, out, kill_after=rng.uniform(0.03, 1.0) * seconds)
         while killed and rng.random() < 0.3:  # sometimes killed again while resuming
-            killed = run_child(folder, out, kill_after=rng.uniform(0.05, 1.0))
+            killed = run_child(folder, out, kill_after=rng.uniform(0.03, 0.7) * seconds)
         run_child(folder, out)
         result = torch.load(out, weights_only=True)
         assert same_weights(result["weights"], reference["weights"]), i
@@ -236,16 +247,6 @@ def test_a_killed_process_resumes_bit_for_bit(tmp_path):
 def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
     outcomes = kill_and_resume(tmp_path, moments=20)
     assert sum(outcomes) >= 10  # most kills landed during training
-
-
-def training_seconds(folder, out, child):
-    """Run the child to the end; the seconds from its first fit to its exit."""
-    process = _spawn(child, folder, out)
-    assert process.stdout.readline().strip() == "ready"
-    started = time.perf_counter()
-    process.communicate(timeout=120)
-    assert process.returncode == 0
-    return time.perf_counter() - started
 
 
 @pytest.mark.slow
