@@ -34,6 +34,27 @@ def search_setup(quick: bool):
     return X, y, estimator, grid
 
 
+def sklearn_search_setup(quick: bool):
+    """``(X, y, estimator, grid)``: the same search of scikit-learn's
+    ``MLPRegressor`` (same data, network widths, epochs, learning rates and
+    batch sizes), for its parallel speed-up."""
+    from sklearn.neural_network import MLPRegressor
+
+    X, y, estimator, grid = search_setup(quick)
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(64, 64),
+        max_iter=estimator.max_epochs,
+        n_iter_no_change=estimator.max_epochs + 1,
+        random_state=0,
+    )
+    mlp_grid = {
+        "learning_rate_init": grid["lr"],
+        "batch_size": grid["batch_size"],
+        "hidden_layer_sizes": grid["hidden_layer_sizes"],
+    }
+    return X, y, mlp, mlp_grid
+
+
 def _import_skcallback() -> None:
     import skcallback  # noqa: F401
 
