@@ -81,7 +81,11 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         classes must be the same.
     compile : bool, default=False
         Train through ``torch.compile(module)``; where compiling fails, a
-        warning is given and training runs eagerly.
+        warning is given and training runs eagerly. A process compiles a
+        network at its first fit of it (seconds) and reuses that at later
+        fits of any estimator with the same network and batch shapes. It
+        turns the fast path off, so it pays off only for large networks and
+        long fits: see the performance page's *Options* rows.
     precision : {"32", "64", "bf16-mixed", "16-mixed"}, default="32"
         Float32, float64, or mixed precision under ``torch.autocast``
         (float16 adds a gradient scaler). Predictions use the same precision.

@@ -127,3 +127,19 @@ def test_compile_gives_the_same_model(regression_data):
         compiled = NeuralRegressor(compile=True, max_epochs=2, random_state=0).fit(X, y)
     plain = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
     np.testing.assert_allclose(compiled.predict(X), plain.predict(X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_second_compiled_fit_reuses_the_compiled_network(regression_data):
+    """Compiling is paid once per process and network shape, not per fit:
+    another estimator fitting the same network compiles nothing new."""
+    from torch._dynamo.utils import counters
+
+    X, y = regression_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        NeuralRegressor(compile=True, max_epochs=2, random_state=0).fit(X, y)
+        compiled = counters["stats"]["unique_graphs"]
+        assert compiled > 0
+        NeuralRegressor(compile=True, max_epochs=2, random_state=1).fit(X, y)
+    assert counters["stats"]["unique_graphs"] == compiled
