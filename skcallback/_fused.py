@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.modules import module as _torch_module
 
 from ._modules import ACTIVATIONS
 
@@ -144,6 +145,26 @@ def _sparse_weight_grad(weight: Tensor, delta: Tensor, X: Tensor, fresh: bool) -
         weight.grad.t().addmm_(X.t(), delta)
 
 
+def _hook_registries(modules: list[nn.Module]) -> list[dict]:
+    """The dicts that hold forward and backward hooks for ``modules`` and
+    for every module (torch's global ones): registering a hook adds to
+    them, so checking them is checking for hooks."""
+    registries = [
+        _torch_module._global_forward_hooks,
+        _torch_module._global_forward_pre_hooks,
+        _torch_module._global_backward_hooks,
+        _torch_module._global_backward_pre_hooks,
+    ]
+    for module in modules:
+        registries += (
+            module._forward_hooks,
+            module._forward_pre_hooks,
+            module._backward_hooks,
+            module._backward_pre_hooks,
+        )
+    return registries
+
+
 class FusedMLP:
     """The training step of a built-in ``MLP`` computed by hand.
 
@@ -178,7 +199,10 @@ class FusedMLP:
         generator: torch.Generator,
     ) -> None:
         linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
+        self.module = module
+        self.hook_registries = _hook_registries(list(module.modules()))
         self.parameters = [(layer.weight, layer.bias) for layer in linears]
+        self.flat_parameters = [p for pair in self.parameters for p in pair]
         # Detached views read the live weights without recording a graph.
         self.weights = [layer.weight.detach() for layer in linears]
         self.weights_t = [weight.t() for weight in self.weights]
@@ -211,6 +235,54 @@ class FusedMLP:
         # Batches have batch_size rows but the last: two sets of views at most.
         self.buffers = {batch_size: full}
         self.full = full
+        self.capacity, self.in_features = batch_size, linears[0].in_features
+        self.n_outputs, self.dtype, self.device = n_outputs, first.dtype, first.device
+        self.target_dtype = first.dtype if loss == "mse" else torch.int64
+        self.target_dims = 2 if loss == "mse" else 1
+        self.declined = 0  # batches left to autograd (see ``takes``)
+        # The detached views the step reads, with their parameters.
+        self.views = [*zip(self.weights, self.flat_parameters[::2], strict=True)]
+        self.views += zip(self.biases, self.flat_parameters[1::2], strict=True)
+
+    def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, batch_changed: bool) -> bool:
+        """Whether ``step`` computes this batch as autograd would, checked at
+        every batch because callbacks may change what it relies on: the
+        module's dropout layers are in training mode (a callback may switch
+        the module to eval mode), no forward or backward hook is registered
+        on the module, its parameters or globally (the step runs neither the
+        module nor autograd), and the parameters still hold the tensors the
+        step reads; where ``batch_changed`` (a callback could have replaced
+        ``ctx.X_batch`` or ``ctx.y_batch``, with more rows or soft targets),
+        also that the batch is shaped as the fit's own. About 2 us (3 with
+        the batch); where it says no, the loop trains the batch with autograd
+        (counted in ``declined``)."""
+        taken = (
+            (self.module.training or not self.dropout)
+            and not any(self.hook_registries)
+            # A tensor's gradient hooks live in dicts made at the first one.
+            and not any(
+                p._backward_hooks or p._post_accumulate_grad_hooks for p in self.flat_parameters
+            )
+            and all(view.data_ptr() == p.data_ptr() for view, p in self.views)
+            and (not batch_changed or self._batch_fits(X, y, w))
+        )
+        if not taken:
+            self.declined += 1
+        return taken
+
+    def _batch_fits(self, X: Tensor, y: Tensor, w: Tensor | None) -> bool:
+        n = X.shape[0] if X.dim() == 2 else 0
+        return (
+            0 < n <= self.capacity
+            and X.shape[1] == self.in_features
+            and X.dtype == self.dtype
+            and X.device == self.device
+            and y.dim() == self.target_dims
+            and y.shape[0] == n
+            and (self.target_dims == 1 or y.shape[1] == self.n_outputs)
+            and y.dtype == self.target_dtype
+            and (w is None or (w.dim() == 1 and w.shape[0] == n))
+        )
 
     def step(
         self, X: Tensor, y: Tensor, w: Tensor | None, share: float, *, fresh: bool

@@ -107,10 +107,13 @@ class _Step:
         ``fresh`` (else added); False when a hook skipped the batch.
 
         The hand-derived step runs only where no callback has a hook between
-        forward and backward (the plan checked), and sets ``ctx.y_pred`` and
+        forward and backward (the plan checked) and for batches it computes
+        as autograd would (``FusedMLP.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
-        if self.fused is not None:
+        if self.fused is not None and self.fused.takes(
+            X_b, y_b, w_b, batch_changed=bool(hooks.on_train_batch_begin)
+        ):
             ctx.y_pred, ctx.loss = self.fused.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:

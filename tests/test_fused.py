@@ -191,6 +191,83 @@ def test_the_fast_path_runs_only_where_it_gives_the_autograd_model(
     assert est.fast_path_ is expected
 
 
+def _enlarge_batches(ctx):
+    """Augmentation that doubles each batch: more rows than batch_size."""
+    ctx.X_batch = torch.cat([ctx.X_batch, ctx.X_batch + 0.01])
+    ctx.y_batch = torch.cat([ctx.y_batch, ctx.y_batch])
+
+
+def _soft_targets(ctx):
+    """Label smoothing done by a callback: class probabilities as targets."""
+    n_classes = [m for m in ctx.module.modules() if isinstance(m, nn.Linear)][-1].out_features
+    one_hot = nn.functional.one_hot(ctx.y_batch, n_classes).to(ctx.X_batch.dtype)
+    ctx.y_batch = one_hot * 0.9 + 0.1 / n_classes
+
+
+def _evaluate_mode(ctx):
+    ctx.module.eval()
+
+
+def _zero_first_gradient(ctx):
+    """(Halving it would not do: Adam's step does not see a gradient's scale.)"""
+    next(ctx.module.parameters()).register_hook(lambda grad: grad * 0)
+
+
+def _double_output(ctx):
+    last = [m for m in ctx.module.modules() if isinstance(m, nn.Linear)][-1]
+    last.register_forward_hook(lambda module, inputs, output: output * 2)
+
+
+def _replace_first_weight(ctx):
+    weight = next(ctx.module.parameters())
+    weight.data = weight.data.clone()
+
+
+CHANGED_BY_CALLBACKS = {
+    "batches enlarged": ("regression", {"on_train_batch_begin": _enlarge_batches}, {}),
+    "soft targets": ("multiclass", {"on_train_batch_begin": _soft_targets}, {}),
+    "eval mode, dropout": ("multiclass", {"on_train_begin": _evaluate_mode}, {"dropout": 0.3}),
+    "gradient hook": ("regression", {"on_fit_begin": _zero_first_gradient}, {}),
+    "forward hook": ("binary", {"on_fit_begin": _double_output}, {}),
+    "weight storage replaced": ("regression", {"on_train_begin": _replace_first_weight}, {}),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANGED_BY_CALLBACKS))
+def test_batches_a_callback_changed_train_as_autograd_trains_them(case):
+    """What the fast path relies on, a callback may change mid-fit: the
+    batch's shape or targets, the module's mode, hooks, the parameters'
+    storage. Such batches train with autograd: the same model as
+    fast_path=False, never an error of the fast path."""
+    kind, hooks, params = CHANGED_BY_CALLBACKS[case]
+    params = {**params, "callbacks": [LambdaCallback(name="change", **hooks)]}
+    fast, _ = _fit(kind, params, False, 0, fast_path=True)
+    slow, _ = _fit(kind, params, False, 0, fast_path=False)
+    assert fast.fast_path_ and not slow.fast_path_
+    for a, b in zip(fast.module_.parameters(), slow.module_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        fast.history_.get("train_loss"), slow.history_.get("train_loss"), rtol=1e-5
+    )
+
+
+def test_batches_left_as_they_are_keep_the_fast_step(regression_data, monkeypatch):
+    """A callback reading every batch does not cost the fast path."""
+    from skcallback._fused import FusedMLP
+
+    steps = []
+    step = FusedMLP.step
+    monkeypatch.setattr(
+        FusedMLP, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k)
+    )
+    X, y = regression_data
+    seen = LambdaCallback(name="seen", on_train_batch_begin=lambda ctx: ctx.X_batch.sum())
+    est = NeuralRegressor(
+        max_epochs=2, batch_size=32, validation_fraction=None, callbacks=[seen], random_state=0
+    ).fit(X, y)
+    assert len(steps) == est.n_steps_ > 0
+
+
 @pytest.mark.parametrize("params", [{}, {"criterion__label_smoothing": 0.1}])
 def test_the_classifier_chooses_by_the_same_rules(classification_data, params):
     X, y = classification_data
