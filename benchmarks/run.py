@@ -374,6 +374,10 @@ def bench_memory(report: Report, quick: bool) -> None:
     rows = 100_000 if quick else 1_000_000
     data_mib = rows * 51 * 4 / 2**20
     print(f"\n{section}: fitting {rows:,} x 50 float32 ({data_mib:.0f} MiB), in separate processes")
+    # Each child resets its own high-water mark (VmHWM) after making the
+    # data and reads it after the fit: its figures do not depend on this
+    # process's memory (getrusage's ru_maxrss would: Linux carries it over
+    # exec, so both children reported this process's peak).
     costs = {}
     for kind in ("raw", "skcallback"):
         before, peak = map(float, _child_output("memory_child.py", kind, str(rows)).split())
