@@ -325,7 +325,8 @@ def bench_options(report: Report, rounds: int, device: str, quick: bool) -> None
 def bench_predict(report: Report, rounds: int, quick: bool) -> None:
     section = "Predict (cpu)"
     rows = 100_000 if quick else 1_000_000
-    print(f"\n{section}: {rows:,} x 20 rows, MLP 64-64")
+    threads = torch.get_num_threads()
+    print(f"\n{section}: {rows:,} x 20 rows, MLP 64-64, every contender with {threads} threads")
     X, y = regression_data(20_000, 20)
     est = c.skcallback_fit(X, y, hidden=(64, 64), batch_size=128, epochs=1)
     X_big, _ = regression_data(rows, 20, seed=1)
@@ -359,6 +360,37 @@ def bench_predict(report: Report, rounds: int, quick: bool) -> None:
     ratio = latency["skcallback predict"] / latency["MLPRegressor predict"]
     met = ratio <= 1.0
     report.add(section, "one row: skcallback / MLPRegressor", ratio, "ratio", "<= 1.0", met)
+
+    # The same row as a list (a JSON request), and as a DataFrame for models
+    # fitted on a DataFrame (feature names checked at every call).
+    rows = {"list": (est, mlp, row.tolist())}
+    if installed("pandas"):
+        import pandas as pd
+
+        columns = [f"x{i}" for i in range(X.shape[1])]
+        frame = pd.DataFrame(X, columns=columns)
+        rows["DataFrame"] = (
+            c.skcallback_fit(frame, y, hidden=(64, 64), batch_size=128, epochs=1),
+            c.sklearn_fit(frame, y, hidden=(64, 64), batch_size=128, epochs=1),
+            frame.iloc[:1],
+        )
+    for kind, (ours, theirs, data) in rows.items():
+        latency = interleaved(
+            {
+                "skcallback": _repeat(lambda ours=ours, data=data: ours.predict(data), calls),
+                "MLPRegressor": _repeat(
+                    lambda theirs=theirs, data=data: theirs.predict(data), calls
+                ),
+            },
+            rounds,
+        )
+        for name, seconds in latency.items():
+            report.add(section, f"one row, {kind}: {name} [us]", seconds / calls * 1e6, "us")
+        ratio = latency["skcallback"] / latency["MLPRegressor"]
+        met = ratio <= 1.0
+        report.add(
+            section, f"one row, {kind}: skcallback / MLPRegressor", ratio, "ratio", "<= 1.0", met
+        )
 
 
 def _repeat(run: Callable[[], object], times: int) -> Callable[[], None]:

@@ -367,29 +367,54 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         return output
 
     def _predict_input(self, X: Any) -> Any:
-        """``X`` validated for prediction. A 2-D float NumPy array of the
-        fitted width, from an estimator fitted without feature names, is
-        checked here directly (the same checks: width, dtype, finite
-        values), saving scikit-learn's generic path on every small predict;
-        anything else, and any failure, goes through ``validate_data`` and
-        its messages."""
+        """``X`` validated for prediction. Plain numeric data of the fitted
+        width (see ``_plain_array``) is checked here directly, with the
+        checks scikit-learn's path would make (width, dtype, finite values),
+        saving its generic path on every small predict; anything else, and
+        any failure, goes through ``validate_data`` and its messages."""
         dtype = float_dtype(self.precision)
+        array = self._plain_array(X)
         if (
-            type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype.kind == "f"
-            and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
+            array is not None
+            and array.ndim == 2
+            and array.dtype.kind in "fiu"
+            and array.shape[0] > 0
+            and array.shape[1] == self.n_features_in_
         ):
             with np.errstate(over="ignore"):  # an overflow goes to validate_data, warned once
-                converted = np.asarray(X, dtype=dtype)
+                converted = np.asarray(array, dtype=dtype)
                 # A finite sum means finite values, as in scikit-learn's own
                 # check; summed in the data's dtype (float32: a third of the
                 # time), a sum that overflows takes validate_data's path.
                 if np.isfinite(converted.sum()):
                     return converted
         return validate_data(self, _host(X), reset=False, accept_sparse="csr", dtype=dtype)
+
+    def _plain_array(self, X: Any) -> np.ndarray | None:
+        """``X`` as the NumPy array scikit-learn's validation would make of
+        it, where that is a plain conversion and no feature-name check can
+        warn: a NumPy array or a (nested) list from an estimator fitted
+        without feature names; a pandas DataFrame of NumPy numeric columns
+        named exactly as in the fit, from one fitted with names. Else None."""
+        named = hasattr(self, "feature_names_in_")
+        if type(X) is np.ndarray:
+            return None if named else X
+        if type(X) is list:
+            if named:
+                return None
+            try:
+                return np.asarray(X)
+            except (ValueError, TypeError):  # ragged: validate_data says so
+                return None
+        if (
+            named
+            and type(X).__name__ == "DataFrame"
+            and type(X).__module__.startswith("pandas")
+            and X.columns.tolist() == self.feature_names_in_.tolist()
+            and all(isinstance(dtype, np.dtype) and dtype.kind in "fiu" for dtype in X.dtypes)
+        ):
+            return X.to_numpy()
+        return None
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""

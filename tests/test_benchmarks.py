@@ -41,6 +41,8 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "skcallback / MLPRegressor (same work)",
         "skcallback / MLPClassifier (same work)",
         "one row: skcallback / MLPRegressor",
+        "one row, list: skcallback / MLPRegressor",
+        "one row, DataFrame: skcallback / MLPRegressor",
         "speed-up / MLPRegressor's speed-up",
         "S: compile=True, the process's first fit [s]",
     } <= names

@@ -125,3 +125,52 @@ def test_predict_checks_plain_arrays_as_scikit_learn_does():
                 dtype=np.float32,
             )
         assert re.sub(r"\d+", "#", str(ours.value)) == re.sub(r"\d+", "#", str(theirs.value))
+
+
+def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch):
+    """Lists and DataFrames named as in the fit also take the shorter path:
+    the predictions of validate_data's path, and its errors and warnings."""
+    pd = pytest.importorskip("pandas")
+    import re
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    plain = NeuralRegressor(max_epochs=1, random_state=0).fit(X, X.sum(axis=1))
+    named = NeuralRegressor(max_epochs=1, random_state=0).fit(frame, X.sum(axis=1))
+    inputs = [
+        (plain, X[:2].tolist()),
+        (plain, X.astype(int).tolist()),
+        (named, frame),
+        (named, frame.astype(np.float32).iloc[:1]),
+        (named, frame.round().astype(int)),
+        (named, frame.astype("Float64")),  # a pandas extension dtype
+    ]
+    short = [est.predict(data) for est, data in inputs]
+    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    for (est, data), ours in zip(inputs, short, strict=True):
+        np.testing.assert_array_equal(ours, est.predict(data))
+    monkeypatch.undo()
+
+    def error(est, data):
+        with pytest.raises(ValueError) as raised:
+            est.predict(data)
+        return re.sub(r"\d+", "#", str(raised.value))
+
+    bad = [
+        (plain, [[1.0, np.nan, 0.0]]),
+        (plain, [[1.0, 2.0], [1.0, 2.0, 3.0]]),  # ragged
+        (plain, [[1.0, 2.0]]),
+        (plain, [1.0, 2.0, 3.0]),
+        (named, frame[["b", "a", "c"]]),
+        (named, frame.assign(a=np.inf)),
+        (named, frame.rename(columns={"a": "z"})),
+    ]
+    errors = [error(est, data) for est, data in bad]
+    assert "NaN" in errors[0] and "Expected #D array" in errors[3] and "infinity" in errors[5]
+    assert "feature names" in errors[4] and "feature names" in errors[6]
+    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    assert [error(est, data) for est, data in bad] == errors
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="feature names"):
+        named.predict(X[:1].tolist())
