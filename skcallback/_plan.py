@@ -501,7 +501,6 @@ def _validation(
     """The training and validation data: an explicit validation set, a
     held-out share of the samples (stratified for classifiers), or none."""
     n_samples = len(y)
-    everything = np.arange(n_samples)
     if X_val is not None or y_val is not None:
         if X_val is None or y_val is None:
             raise ValueError("Pass both X_val and y_val (or neither) for validation.")
@@ -515,12 +514,12 @@ def _validation(
             ) from exc
         held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
         valid = held.subset(np.arange(len(y_val)), w_val)
-        return data.subset(everything, sample_weight), valid
+        return data.subset(np.arange(n_samples), sample_weight), valid
     if sample_weight_val is not None:
         raise ValueError("sample_weight_val was given without X_val and y_val.")
     fraction = work.validation_fraction
     if partial or fraction is None:
-        return data.subset(everything, sample_weight), None
+        return data.subset(np.arange(n_samples), sample_weight), None
     n_valid = math.ceil(fraction * n_samples)
     if n_samples - n_valid < 1:
         raise ValueError(
@@ -535,7 +534,12 @@ def _validation(
         counts = np.unique(labels, return_counts=True)[1]
         if counts.min() >= 2 and len(counts) <= n_valid <= n_samples - len(counts):
             splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
-    train_rows, valid_rows = (np.sort(part) for part in next(splitter.split(everything, labels)))
+    # The splitters read only the number of rows from X: a zero-width array
+    # costs no memory (an arange of the rows cost 8 bytes a row, and np.sort
+    # copies as much again); the rows are sorted in place.
+    train_rows, valid_rows = next(splitter.split(np.empty((n_samples, 0)), labels))
+    train_rows.sort()
+    valid_rows.sort()
     if sample_weight is not None and not sample_weight[train_rows].any():
         raise ValueError(
             "Every sample left for training has zero weight (the non-zero ones were held out "

@@ -271,3 +271,50 @@ np.testing.assert_array_equal(reg.predict(X.numpy()), plain.predict(X.numpy()))
         pytest.skip(f"array_api_dispatch unavailable here: {result.stderr[6:].strip()}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["(120,)", "(120,", "2)", "True"]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_an_epoch_gathered_in_many_chunks_trains_on_the_batches_of_one(
+    regression_data, monkeypatch, weighted
+):
+    """Large data is gathered a chunk of batches at a time: the batches, their
+    weights and order, and so the model, are those of a single chunk."""
+    from skcallback import _data
+
+    X, y = regression_data
+    weights = np.random.RandomState(1).uniform(0.5, 2, size=len(X)) if weighted else None
+
+    def fit():
+        seen = []
+
+        def record(ctx):
+            w = ctx.sample_weight_batch
+            seen.append((ctx.X_batch.clone(), None if w is None else w.clone()))
+
+        est = NeuralRegressor(
+            batch_size=16,
+            max_epochs=2,
+            random_state=0,
+            callbacks=[LambdaCallback(name="seen", on_train_batch_begin=record)],
+        ).fit(X, y, sample_weight=weights)
+        return est, seen
+
+    whole, whole_batches = fit()
+    row_bytes = X.shape[1] * 4 + 4  # float32 features and target
+    monkeypatch.setattr(_data, "CHUNK_BYTES", 3 * 16 * row_bytes)  # 3 batches a chunk
+    chunked, chunked_batches = fit()
+    assert len(chunked_batches) == len(whole_batches) > 6
+    for (X_a, w_a), (X_b, w_b) in zip(whole_batches, chunked_batches, strict=True):
+        torch.testing.assert_close(X_a, X_b, rtol=0, atol=0)
+        if weighted:
+            torch.testing.assert_close(w_a, w_b, rtol=0, atol=0)
+    np.testing.assert_array_equal(whole.predict(X), chunked.predict(X))
+    if weighted:  # each row comes with its own weight (normalised: a common factor)
+        row_of = {row.tobytes(): i for i, row in enumerate(X.astype(np.float32))}
+        ratios = np.concatenate(
+            [
+                w_b.numpy() / weights[[row_of[row.tobytes()] for row in X_b.numpy()]]
+                for X_b, w_b in chunked_batches
+            ]
+        )
+        np.testing.assert_allclose(ratios, ratios[0], rtol=1e-5)
