@@ -322,6 +322,42 @@ def bench_options(report: Report, rounds: int, device: str, quick: bool) -> None
     torch.set_num_threads(os.cpu_count() or 1)
 
 
+def bench_threads(report: Report, rounds: int, quick: bool) -> None:
+    """What ``threads="auto"`` chooses, against one and all threads, on
+    networks below, near and above its threshold (5e7 floating-point
+    operations a step): S's 64-64 MLP (about 4e6), a 256-256 one (6e7) and
+    L's 512-512 (5e8). Wall time: more threads are meant to finish sooner."""
+    section = "Threads (cpu)"
+    cores = os.cpu_count() or 1
+    print(f"\n{section}: threads='auto' against 1 and {cores} threads")
+    torch.set_num_threads(cores)
+    for label, rows, n_features, hidden, batch_size, epochs in (
+        ("S 64-64", 20_000, 20, (64, 64), 128, 3),
+        ("M 256-256", 20_000, 20, (256, 256), 128, 3),
+        ("L 512-512", 20_000 if quick else 100_000, 100, (512, 512), 256, 1),
+    ):
+        X, y = regression_data(rows, n_features)
+        shape = {
+            "hidden": hidden,
+            "batch_size": batch_size,
+            "epochs": 1 if quick else epochs,
+            "validation_fraction": None,
+        }
+        runs = {
+            f"{label}: threads={threads!r} [s]": lambda threads=threads, shape=shape, X=X, y=y: (
+                c.skcallback_fit(X, y, threads=threads, **shape)
+            )
+            for threads in ("auto", 1, cores)
+        }
+        c.skcallback_fit(X, y, **{**shape, "epochs": 1})  # warm-up
+        medians = interleaved(runs, rounds)
+        for name, seconds in medians.items():
+            report.add(section, name, seconds, "s")
+        auto = medians[f"{label}: threads='auto' [s]"]
+        best = min(medians[f"{label}: threads={n} [s]"] for n in (1, cores))
+        report.add(section, f"{label}: auto / the faster fixed count", auto / best, "ratio")
+
+
 def bench_predict(report: Report, rounds: int, quick: bool) -> None:
     section = "Predict (cpu)"
     rows = 100_000 if quick else 1_000_000
@@ -589,7 +625,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,L,predict,options,memory,growth,grid,sparse",
+        default="S,L,predict,threads,options,memory,growth,grid,sparse",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -612,6 +648,7 @@ def main() -> None:
         "S": lambda device: bench_small(report, rounds, device, args.quick),
         "L": lambda device: bench_large(report, max(1, rounds // 2 + 1), device, args.quick),
         "predict": lambda device: bench_predict(report, rounds, args.quick),
+        "threads": lambda device: bench_threads(report, min(rounds, 3), args.quick),
         "options": lambda device: bench_options(report, 1 if args.quick else 2, device, args.quick),
         "memory": lambda device: bench_memory(report, args.quick),
         "growth": lambda device: bench_growth(report, args.quick),

@@ -29,8 +29,23 @@ def fit_threads(estimator: Any, plan: Any) -> int | None:
         return None
     if threads != "auto":
         return int(threads)
-    n_params = sum(p.numel() for p in plan.estimator.module_.parameters())
-    return 1 if 6 * plan.batch_size * n_params < SMALL_STEP_FLOPS else None
+    return 1 if step_flops(plan) < SMALL_STEP_FLOPS else None
+
+
+def step_flops(plan: Any) -> float:
+    """About how many floating-point operations a training step of ``plan``
+    takes: 6 per parameter and row of a batch (no batch has more rows than
+    the training data), counting the first layer's weights by the density
+    of the input where its batches stay sparse."""
+    module = plan.estimator.module_
+    n_params = float(sum(p.numel() for p in module.parameters()))
+    source = plan.train.source
+    if source.sparse_batches:
+        first = next(m for m in module.modules() if isinstance(m, torch.nn.Linear))
+        rows, columns = source.X.shape
+        density = source.X.nnz / max(1, rows * columns)
+        n_params -= first.weight.numel() * (1.0 - density)
+    return 6 * min(plan.batch_size, plan.n_train) * n_params
 
 
 @contextlib.contextmanager

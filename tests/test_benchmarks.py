@@ -27,6 +27,7 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "S classification",
         "L compute-bound",
         "Predict",
+        "Threads",
         "Options",
         "Memory",
         "Growth",

@@ -21,7 +21,8 @@ def caller_threads():
 def _threads_during(X, **params):
     seen = []
     record = LambdaCallback(on_epoch_end=lambda ctx: seen.append(torch.get_num_threads()))
-    NeuralRegressor(max_epochs=1, callbacks=[record], **params).fit(X, X[:, 0])
+    y = np.linspace(0, 1, X.shape[0])
+    NeuralRegressor(max_epochs=1, callbacks=[record], **params).fit(X, y)
     return seen[0]
 
 
@@ -32,6 +33,22 @@ def test_small_fits_use_one_thread_large_ones_keep_the_callers(caller_threads):
     assert _threads_during(X[:, :20], threads=None) == caller_threads
     assert _threads_during(X[:, :20], threads=3) == 3
     assert torch.get_num_threads() == caller_threads
+
+
+def test_auto_counts_the_rows_a_step_has_and_the_sparse_inputs_it_multiplies(caller_threads):
+    import scipy.sparse as sp
+
+    X = np.random.RandomState(0).randn(300, 100)
+    wide = (512, 512)
+    assert _threads_during(X, hidden_layer_sizes=wide, batch_size=256) == caller_threads
+    # 20 rows (18 to train on) make steps of 18 rows, whatever batch_size says.
+    assert _threads_during(X[:20], hidden_layer_sizes=wide, batch_size=256) == 1
+    # 10,000 columns at 0.1%: a dense first layer of 640,000 weights, but the
+    # sparse batches multiply about 640 of them.
+    sparse = sp.random(300, 10_000, density=0.001, format="csr", random_state=0)
+    params = {"hidden_layer_sizes": (64,), "batch_size": 256}
+    assert _threads_during(sparse.toarray(), **params) == caller_threads
+    assert _threads_during(sparse, **params) == 1
 
 
 def test_the_callers_setting_comes_back_after_a_failed_fit(caller_threads):
