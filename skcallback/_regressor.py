@@ -84,7 +84,7 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         Train the built-in MLP with hand-derived gradients (forward, loss and
         backward written into buffers reused from batch to batch, as
         scikit-learn's MLP does) instead of autograd: the same model within
-        float rounding, in 0.44-0.52x the time for the 64-64 MLP of the
+        float rounding, in 0.44-0.49x the time for the 64-64 MLP of the
         benchmarks. It applies with ``module=None``, a built-in
         ``activation``, the default mean squared error (``criterion=None``, no
         ``criterion__*``), ``precision="32"``, ``compile=False``, a CPU or
