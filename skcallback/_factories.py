@@ -100,15 +100,25 @@ def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], l
 
 
 def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
-    """``loss(y_pred, y, w)``: the criterion, or with sample weights the mean
-    of its per-sample values times the (mean-normalised) weights."""
-    if not weighted:
-        return lambda y_pred, y, w: criterion(y_pred, y)
+    """``loss(y_pred, y, w)``: the criterion, or with sample weights ``w`` the
+    mean of its per-sample values times the (mean-normalised) weights. A fit
+    without weights may still get some from a callback (in
+    ``ctx.sample_weight_batch``); a criterion without a ``reduction``
+    attribute cannot weigh them, which is an error before training when the
+    fit is ``weighted`` and at the batch otherwise."""
     if not hasattr(criterion, "reduction"):
-        raise ValueError(
-            f"sample_weight needs a criterion with a 'reduction' attribute (as torch.nn "
-            f"losses have) to compute per-sample losses; {criterion!r} has none."
-        )
+        if weighted:
+            raise ValueError(_NO_REDUCTION.format(criterion=criterion))
+
+        def unweighted(y_pred, y, w):
+            if w is not None:
+                raise ValueError(
+                    "A callback set ctx.sample_weight_batch, but "
+                    + _NO_REDUCTION.format(criterion=criterion)
+                )
+            return criterion(y_pred, y)
+
+        return unweighted
     per_sample = copy.copy(criterion)
     per_sample.reduction = "none"
 
@@ -121,6 +131,12 @@ def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
         return (losses * w).mean()
 
     return compute
+
+
+_NO_REDUCTION = (
+    "sample_weight needs a criterion with a 'reduction' attribute (as torch.nn "
+    "losses have) to compute per-sample losses; {criterion!r} has none."
+)
 
 
 def _takes(factory: Any, name: str) -> bool:
