@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.modules import module as _torch_module
 
-from ._modules import ACTIVATIONS
+from ._modules import ACTIVATIONS, Dropout
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative_slope (nn.ELU's alpha is 1)
@@ -199,17 +199,16 @@ class FusedMLP:
         generator: torch.Generator,
     ) -> None:
         linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-        self.module = module
         self.hook_registries = _hook_registries(list(module.modules()))
+        self.dropouts = [layer for layer in module.modules() if isinstance(layer, Dropout)]
         self.parameters = [(layer.weight, layer.bias) for layer in linears]
-        self.flat_parameters = [p for pair in self.parameters for p in pair]
         # Detached views read the live weights without recording a graph.
         self.weights = [layer.weight.detach() for layer in linears]
         self.weights_t = [weight.t() for weight in self.weights]
         self.biases = [layer.bias.detach() for layer in linears]
         self.activation = ACTIVATION_STEPS[activation]
         self.keep = 1.0 - dropout
-        self.dropout = bool(dropout)
+        self.dropout, self.dropout_p = bool(dropout), dropout
         self.generator = generator
         self.loss = self._mse if loss == "mse" else self._cross_entropy
         first = self.weights[0]
@@ -239,38 +238,45 @@ class FusedMLP:
         self.n_outputs, self.dtype, self.device = n_outputs, first.dtype, first.device
         self.target_dtype = first.dtype if loss == "mse" else torch.int64
         self.target_dims = 2 if loss == "mse" else 1
-        self.declined = 0  # batches left to autograd (see ``takes``)
-        # The detached views the step reads, with their parameters.
-        self.views = [*zip(self.weights, self.flat_parameters[::2], strict=True)]
-        self.views += zip(self.biases, self.flat_parameters[1::2], strict=True)
+        # Where each parameter the step reads lives, with the view it reads:
+        # a callback may put another tensor there (a new Parameter, a
+        # parametrization, a load_state_dict(assign=True)) or swap its data.
+        self.slots: list[tuple[dict, str, Tensor, Tensor]] = [
+            (layer._parameters, name, getattr(layer, name), view)
+            for layer, weight, bias in zip(linears, self.weights, self.biases, strict=True)
+            for name, view in (("weight", weight), ("bias", bias))
+        ]
 
-    def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, batch_changed: bool) -> bool:
+    def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, replaced: bool) -> bool:
         """Whether ``step`` computes this batch as autograd would, checked at
         every batch because callbacks may change what it relies on: the
-        module's dropout layers are in training mode (a callback may switch
-        the module to eval mode), no forward or backward hook is registered
-        on the module, its parameters or globally (the step runs neither the
-        module nor autograd), and the parameters still hold the tensors the
-        step reads; where ``batch_changed`` (a callback could have replaced
-        ``ctx.X_batch`` or ``ctx.y_batch``, with more rows or soft targets),
-        also that the batch is shaped as the fit's own. About 2 us (3 with
-        the batch); where it says no, the loop trains the batch with autograd
-        (counted in ``declined``)."""
-        taken = (
-            (self.module.training or not self.dropout)
+        dropout layers train with the fit's probability, no forward or
+        backward hook is registered on the module, its parameters or
+        globally (the step runs neither the module nor autograd), the
+        parameters are still the tensors the step reads, and nothing needs
+        gradients wrt the batch; where a callback ``replaced`` the batch
+        (``ctx.X_batch``, ``ctx.y_batch`` or ``ctx.sample_weight_batch``:
+        more rows, soft targets), also that it is one the step computes.
+        About 2 us; where it says no, the loop trains the batch with
+        autograd."""
+        return (
+            all(layer.training and layer.p == self.dropout_p for layer in self.dropouts)
             and not any(self.hook_registries)
-            # A tensor's gradient hooks live in dicts made at the first one.
-            and not any(
-                p._backward_hooks or p._post_accumulate_grad_hooks for p in self.flat_parameters
+            and all(
+                params.get(name) is p
+                and p.data_ptr() == view.data_ptr()
+                # A tensor's gradient hooks live in dicts made at the first one.
+                and not (p._backward_hooks or p._post_accumulate_grad_hooks)
+                for params, name, p, view in self.slots
             )
-            and all(view.data_ptr() == p.data_ptr() for view, p in self.views)
-            and (not batch_changed or self._batch_fits(X, y, w))
+            and not X.requires_grad
+            and (not replaced or self._batch_fits(X, y, w))
         )
-        if not taken:
-            self.declined += 1
-        return taken
 
     def _batch_fits(self, X: Tensor, y: Tensor, w: Tensor | None) -> bool:
+        """Whether a batch a callback made is one the step computes: shaped
+        and typed as the fit's own, no gradient wanted, class targets in
+        range (cross-entropy's ignored index is autograd's to handle)."""
         n = X.shape[0] if X.dim() == 2 else 0
         return (
             0 < n <= self.capacity
@@ -281,7 +287,9 @@ class FusedMLP:
             and y.shape[0] == n
             and (self.target_dims == 1 or y.shape[1] == self.n_outputs)
             and y.dtype == self.target_dtype
-            and (w is None or (w.dim() == 1 and w.shape[0] == n))
+            and not y.requires_grad
+            and (self.target_dims == 2 or 0 <= int(y.min()) <= int(y.max()) < self.n_outputs)
+            and (w is None or (w.shape == (n,) and w.dtype == self.dtype and not w.requires_grad))
         )
 
     def step(
@@ -339,8 +347,9 @@ class FusedMLP:
             weight, bias = self.parameters[i]
             # New tensors, as autograd gives (a hook may keep one; reusing
             # buffers measured no faster); none for a frozen parameter.
-            if not weight.requires_grad:
-                pass
+            if not weight.requires_grad:  # frozen: no gradient, as zero_grad leaves it
+                if fresh:
+                    weight.grad = None
             elif inputs[i].layout != torch.strided:  # a sparse X, at the first layer
                 _sparse_weight_grad(weight, delta, inputs[i], fresh)
             elif fresh or weight.grad is None:
@@ -348,7 +357,8 @@ class FusedMLP:
             else:
                 weight.grad.addmm_(delta.t(), inputs[i])
             if not bias.requires_grad:
-                pass
+                if fresh:
+                    bias.grad = None
             elif fresh or bias.grad is None:
                 bias.grad = delta.sum(0)
             else:

@@ -101,19 +101,22 @@ class _Step:
         if hooks.on_after_loss:
             fire(hooks.on_after_loss, ctx)
 
-    def learn(self, ctx: Context, hooks: HookTable, share: float, *, fresh: bool) -> bool:
+    def learn(
+        self, ctx: Context, hooks: HookTable, share: float, *, fresh: bool, batch: tuple
+    ) -> bool:
         """Forward, loss and backward of the training batch in ``ctx``, its
         gradient scaled by ``share`` and replacing the gradients when
         ``fresh`` (else added); False when a hook skipped the batch.
+        ``batch`` is the loop's own ``(X, y, sample_weight)``, which a
+        callback may have replaced in ``ctx``.
 
         The hand-derived step runs only where no callback has a hook between
         forward and backward (the plan checked) and for batches it computes
         as autograd would (``FusedMLP.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
-        if self.fused is not None and self.fused.takes(
-            X_b, y_b, w_b, batch_changed=bool(hooks.on_train_batch_begin)
-        ):
+        replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
+        if self.fused is not None and self.fused.takes(X_b, y_b, w_b, replaced=replaced):
             ctx.y_pred, ctx.loss = self.fused.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:
@@ -212,7 +215,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 if accumulate == 1
                 else len(X_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
             )
-            if run.learn(ctx, hooks, share, fresh=not pending):
+            if run.learn(ctx, hooks, share, fresh=not pending, batch=(X_b, y_b, w_b)):
                 pending = True
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)

@@ -223,6 +223,53 @@ def _replace_first_weight(ctx):
     weight.data = weight.data.clone()
 
 
+def _linears(ctx):
+    return [m for m in ctx.module.modules() if isinstance(m, nn.Linear)]
+
+
+def _freeze_first_weight_at_epoch_2(ctx):
+    if ctx.epoch == 2:
+        _linears(ctx)[0].weight.requires_grad_(False)
+
+
+def _new_first_weight(ctx):
+    layer = _linears(ctx)[0]
+    layer.weight = nn.Parameter(layer.weight.detach().clone())
+
+
+def _parametrize_first_weight(ctx):
+    from torch.nn.utils import parametrize
+
+    class Doubled(nn.Module):
+        def forward(self, weight):
+            return 2 * weight
+
+    parametrize.register_parametrization(_linears(ctx)[0], "weight", Doubled())
+
+
+def _dropout_layers_evaluate(ctx):
+    for layer in ctx.module.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.eval()
+
+
+def _inputs_need_gradients(ctx):
+    ctx.X_batch = ctx.X_batch.clone().requires_grad_()
+
+
+def _float64_weights(ctx):
+    ctx.sample_weight_batch = ctx.sample_weight_batch.double()
+
+
+def _weights_added(ctx):
+    ctx.sample_weight_batch = torch.linspace(0.5, 1.5, len(ctx.X_batch))
+
+
+def _ignored_targets(ctx):
+    ctx.y_batch = ctx.y_batch.clone()
+    ctx.y_batch[0] = -100  # cross-entropy's ignore_index
+
+
 CHANGED_BY_CALLBACKS = {
     "batches enlarged": ("regression", {"on_train_batch_begin": _enlarge_batches}, {}),
     "soft targets": ("multiclass", {"on_train_batch_begin": _soft_targets}, {}),
@@ -230,6 +277,30 @@ CHANGED_BY_CALLBACKS = {
     "gradient hook": ("regression", {"on_fit_begin": _zero_first_gradient}, {}),
     "forward hook": ("binary", {"on_fit_begin": _double_output}, {}),
     "weight storage replaced": ("regression", {"on_train_begin": _replace_first_weight}, {}),
+    "weight frozen mid-fit": (
+        "regression",
+        {"on_epoch_begin": _freeze_first_weight_at_epoch_2},
+        {},
+    ),
+    "weight parameter replaced": ("regression", {"on_fit_begin": _new_first_weight}, {}),
+    "weight parametrized": ("regression", {"on_fit_begin": _parametrize_first_weight}, {}),
+    "dropout layers in eval mode": (
+        "regression",
+        {"on_train_begin": _dropout_layers_evaluate},
+        {"dropout": 0.3},
+    ),
+    "inputs need gradients": ("regression", {"on_train_batch_begin": _inputs_need_gradients}, {}),
+    "float64 weights": (
+        "multiclass",
+        {"on_train_batch_begin": _float64_weights},
+        {"weighted": True},
+    ),
+    "ignored targets": ("multiclass", {"on_train_batch_begin": _ignored_targets}, {}),
+    "weights added to an unweighted fit": (
+        "regression",
+        {"on_train_batch_begin": _weights_added},
+        {},
+    ),
 }
 
 
@@ -240,9 +311,11 @@ def test_batches_a_callback_changed_train_as_autograd_trains_them(case):
     storage. Such batches train with autograd: the same model as
     fast_path=False, never an error of the fast path."""
     kind, hooks, params = CHANGED_BY_CALLBACKS[case]
+    params = dict(params)
+    weighted = params.pop("weighted", False)
     params = {**params, "callbacks": [LambdaCallback(name="change", **hooks)]}
-    fast, _ = _fit(kind, params, False, 0, fast_path=True)
-    slow, _ = _fit(kind, params, False, 0, fast_path=False)
+    fast, _ = _fit(kind, params, weighted, 0, fast_path=True)
+    slow, _ = _fit(kind, params, weighted, 0, fast_path=False)
     assert fast.fast_path_ and not slow.fast_path_
     for a, b in zip(fast.module_.parameters(), slow.module_.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
