@@ -381,7 +381,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             and array.shape[0] > 0
             and array.shape[1] == self.n_features_in_
         ):
-            with np.errstate(over="ignore"):  # an overflow goes to validate_data, warned once
+            # An overflow, or inf - inf, goes to validate_data, which warns once.
+            with np.errstate(over="ignore", invalid="ignore"):
                 converted = np.asarray(array, dtype=dtype)
                 # A finite sum means finite values, as in scikit-learn's own
                 # check; summed in the data's dtype (float32: a third of the
@@ -393,7 +394,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _plain_array(self, X: Any) -> np.ndarray | None:
         """``X`` as the NumPy array scikit-learn's validation would make of
         it, where that is a plain conversion and no feature-name check can
-        warn: a NumPy array or a (nested) list from an estimator fitted
+        warn: a NumPy array or a (nested) list of floats from an estimator fitted
         without feature names; a pandas DataFrame of NumPy numeric columns
         named exactly as in the fit, from one fitted with names. Else None."""
         named = hasattr(self, "feature_names_in_")
@@ -403,9 +404,12 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             if named:
                 return None
             try:
-                return np.asarray(X)
+                array = np.asarray(X)
             except (ValueError, TypeError):  # ragged: validate_data says so
                 return None
+            # Python ints past 2**53 round differently through int64 than
+            # through validate_data's float64: only float lists are plain.
+            return array if array.dtype.kind == "f" else None
         if (
             named
             and type(X).__name__ == "DataFrame"

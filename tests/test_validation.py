@@ -1,5 +1,7 @@
 """Bad inputs and hyperparameters get clear errors and corrupt nothing."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -141,6 +143,7 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
     inputs = [
         (plain, X[:2].tolist()),
         (plain, X.astype(int).tolist()),
+        (plain, [[2**60 + 2**36 + 1, 1, 2]]),  # rounds differently through int64
         (named, frame),
         (named, frame.astype(np.float32).iloc[:1]),
         (named, frame.round().astype(int)),
@@ -172,5 +175,16 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
     monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
     assert [error(est, data) for est, data in bad] == errors
     monkeypatch.undo()
+    # inf - inf in the finiteness sum: validate_data's warnings, no more.
+    both_infinities = np.array([[np.inf, -np.inf, 2.0]])
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        error(plain, both_infinities)
+    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        error(plain, both_infinities)
+    monkeypatch.undo()
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
     with pytest.warns(UserWarning, match="feature names"):
         named.predict(X[:1].tolist())
