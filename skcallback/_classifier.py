@@ -100,10 +100,11 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         CUDA device and no callback overriding ``on_after_forward``,
         ``on_after_loss`` or ``on_before_backward``; otherwise autograd
         trains, as with ``fast_path=False``. ``fast_path_`` tells which ran.
-        Batches a callback reshapes (more rows, soft targets), and batches
-        trained while a forward or gradient hook is registered, a
-        parameter's tensor was replaced or the module is in eval mode with
-        dropout, train with autograd within such a fit.
+        Batches a callback replaces with ones the step does not compute
+        (more rows, soft targets), and batches trained while a forward or
+        gradient hook is registered, a parameter was replaced or a dropout
+        layer is in eval mode, train with autograd within such a fit (see
+        the training-loop page).
         With any module, ``fast_path=True`` also steps torch's fused
         ``Adam``/``AdamW`` (the default optimizer) by calling its kernel
         directly, bit for bit what ``optimizer.step()`` computes, unless a
