@@ -267,6 +267,19 @@ def bench_large(report: Report, rounds: int, device: str, quick: bool) -> None:
     report.add(section, "skcallback / naive", ratio, "ratio", "<= 1.02", ratio <= 1.02)
 
 
+def _workload(rows: int, n_features: int, hidden, batch_size: int, epochs: int):
+    """``(X, y, shape)``: regression data and the fit's settings, every row
+    trained on (no validation)."""
+    X, y = regression_data(rows, n_features)
+    shape = {
+        "hidden": hidden,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "validation_fraction": None,
+    }
+    return X, y, shape
+
+
 def bench_options(report: Report, rounds: int, device: str, quick: bool) -> None:
     """What compile=True and mixed precision change, on S and L (one thread
     for S). The compiled rows are later fits in a process: its first fit
@@ -279,14 +292,8 @@ def bench_options(report: Report, rounds: int, device: str, quick: bool) -> None
         ("L", 20_000 if quick else 100_000, 100, (512, 512), 256, 2, os.cpu_count() or 1),
     ):
         torch.set_num_threads(threads)
-        X, y = regression_data(rows, n_features)
-        shape = {
-            "hidden": hidden,
-            "batch_size": batch_size,
-            "epochs": 2 if quick else epochs,
-            "device": device,
-            "validation_fraction": None,
-        }
+        X, y, shape = _workload(rows, n_features, hidden, batch_size, 2 if quick else epochs)
+        shape["device"] = device
         runs = {
             f"{label}: defaults [s]": lambda shape=shape, X=X, y=y: c.skcallback_fit(X, y, **shape),
             f"{label}: compile=True [s]": lambda shape=shape, X=X, y=y: c.skcallback_fit(
@@ -336,13 +343,7 @@ def bench_threads(report: Report, rounds: int, quick: bool) -> None:
         ("M 256-256", 20_000, 20, (256, 256), 128, 3),
         ("L 512-512", 20_000 if quick else 100_000, 100, (512, 512), 256, 1),
     ):
-        X, y = regression_data(rows, n_features)
-        shape = {
-            "hidden": hidden,
-            "batch_size": batch_size,
-            "epochs": 1 if quick else epochs,
-            "validation_fraction": None,
-        }
+        X, y, shape = _workload(rows, n_features, hidden, batch_size, 1 if quick else epochs)
         runs = {
             f"{label}: threads={threads!r} [s]": lambda threads=threads, shape=shape, X=X, y=y: (
                 c.skcallback_fit(X, y, threads=threads, **shape)
