@@ -200,6 +200,9 @@ class FusedMLP:
     ) -> None:
         linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
         self.hook_registries = _hook_registries(list(module.modules()))
+        # Each module's children as the step found them: a callback may swap
+        # or add a layer, which the module's forward would then run.
+        self.tree = [(layer._modules, dict(layer._modules)) for layer in module.modules()]
         self.dropouts = [layer for layer in module.modules() if isinstance(layer, Dropout)]
         self.parameters = [(layer.weight, layer.bias) for layer in linears]
         # Detached views read the live weights without recording a graph.
@@ -250,17 +253,19 @@ class FusedMLP:
     def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, replaced: bool) -> bool:
         """Whether ``step`` computes this batch as autograd would, checked at
         every batch because callbacks may change what it relies on: the
-        dropout layers train with the fit's probability, no forward or
+        module has the layers it had, the dropout layers train with the fit's
+        probability, no forward or
         backward hook is registered on the module, its parameters or
         globally (the step runs neither the module nor autograd), the
         parameters are still the tensors the step reads, and nothing needs
         gradients wrt the batch; where a callback ``replaced`` the batch
         (``ctx.X_batch``, ``ctx.y_batch`` or ``ctx.sample_weight_batch``:
         more rows, soft targets), also that it is one the step computes.
-        About 2 us; where it says no, the loop trains the batch with
+        About 3 us; where it says no, the loop trains the batch with
         autograd."""
         return (
-            all(layer.training and layer.p == self.dropout_p for layer in self.dropouts)
+            all(children == found for children, found in self.tree)
+            and all(layer.training and layer.p == self.dropout_p for layer in self.dropouts)
             and not any(self.hook_registries)
             and all(
                 params.get(name) is p

@@ -237,6 +237,16 @@ def _new_first_weight(ctx):
     layer.weight = nn.Parameter(layer.weight.detach().clone())
 
 
+def _new_last_layer(ctx):
+    for parent in ctx.module.modules():
+        for name, child in parent.named_children():
+            if child is _linears(ctx)[-1]:
+                layer = nn.Linear(child.in_features, child.out_features)
+                nn.init.constant_(layer.weight, 0.1)  # the same in both fits
+                nn.init.zeros_(layer.bias)
+                setattr(parent, name, layer)
+
+
 def _parametrize_first_weight(ctx):
     from torch.nn.utils import parametrize
 
@@ -283,6 +293,7 @@ CHANGED_BY_CALLBACKS = {
         {},
     ),
     "weight parameter replaced": ("regression", {"on_fit_begin": _new_first_weight}, {}),
+    "layer replaced": ("regression", {"on_fit_begin": _new_last_layer}, {}),
     "weight parametrized": ("regression", {"on_fit_begin": _parametrize_first_weight}, {}),
     "dropout layers in eval mode": (
         "regression",
