@@ -16,10 +16,11 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
+from ._fitted_state import adopt, rebuild_fitted, start_fresh, working_copy
 from ._loop import run_fit
 from ._modules import takes_sparse_batches
 from ._params import validate_parameters
-from ._plan import adopt, prepare, rebuild_fitted, start_fresh, working_copy
+from ._plan import prepare
 from ._precision import autocast, float_dtype
 from ._sklearn_callbacks import CallbackSupportMixin
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from . import _routing
+from ._modules import build_module, global_rng_scope
 from ._params import OPTIMIZERS, InvalidParameterError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -148,3 +149,24 @@ def _takes(factory: Any, name: str) -> bool:
 
 def _name(obj: Any) -> str:
     return getattr(obj, "__name__", None) or repr(obj)
+
+
+def build_objects(work: Any, device: torch.device, seed: int) -> None:
+    """Module, criterion and optimizer of a new fit, on ``work``."""
+    params = _routing.routed(work, "module__")
+    generator = torch.Generator().manual_seed(seed)
+    custom_seed = None if owns_its_randomness(work) else seed
+    with global_rng_scope(custom_seed, device):
+        module = build_module(work, work.n_features_in_, work.n_outputs_, params, generator)
+    dtype = torch.float64 if work.precision == "64" else None
+    work.module_ = module.to(device=device, dtype=dtype)
+    work.criterion_ = build_criterion(work, device)
+    work.optimizer_ = build_optimizer(work, work.module_)
+    work.device_ = device
+
+
+def owns_its_randomness(estimator: Any) -> bool:
+    """Whether the fit's module draws only from the fit's own generators: the
+    built-in MLP with a built-in activation (a user's activation class, such
+    as RReLU, may use torch's global generator)."""
+    return estimator.module is None and isinstance(estimator.activation, str)

@@ -58,7 +58,7 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
 def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
     """Rebuild an unpickled estimator's torch objects from ``pack``'s blob
     (and the non-plain callback states ``other``)."""
-    from ._plan import rebuild_fitted
+    from ._fitted_state import rebuild_fitted
 
     device = getattr(estimator, "device_", torch.device("cpu"))
     if device.type == "cuda" and not cuda_index_available(device):

@@ -11,7 +11,6 @@ dry forward, loss and backward on a few rows), and each callback's
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import warnings
@@ -20,17 +19,22 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from sklearn.utils import check_random_state
 from torch import nn
 
 from . import _routing, _snapshot
 from ._data import Dataset, TensorData
 from ._device import resolve_device
-from ._dispatch import CallbackMap, HookTable
-from ._factories import build_criterion, build_optimizer, loss_function
+from ._dispatch import HookTable
+from ._factories import build_objects, loss_function, owns_its_randomness
 from ._fingerprint import fingerprint
+from ._fitted_state import (
+    attach_callbacks,
+    load_callback_states,
+    start_fresh,
+    working_copy,
+)
 from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
-from ._modules import MLP, build_module, global_rng_scope, takes_sparse_batches
+from ._modules import MLP, global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 from ._precision import Precision, autocast, compiled_forward
 from ._snapshot import load_objects
@@ -265,7 +269,7 @@ def prepare(
         load_callback_states(callbacks, estimator.callbacks_)
     else:
         build_objects(work, device, seed)
-    custom_seed = None if _owns_its_randomness(estimator) else seed + 1
+    custom_seed = None if owns_its_randomness(estimator) else seed + 1
     weighted = train.w is not None or (valid is not None and valid.w is not None)
     compute_loss = loss_function(work.criterion_, weighted=weighted)
     with global_rng_scope(custom_seed, device):
@@ -368,13 +372,6 @@ def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(y[rows]))
 
 
-def _owns_its_randomness(estimator: Any) -> bool:
-    """Whether the fit's module draws only from the fit's own generators: the
-    built-in MLP with a built-in activation (a user's activation class, such
-    as RReLU, may use torch's global generator)."""
-    return estimator.module is None and isinstance(estimator.activation, str)
-
-
 def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) -> Any:
     """The checkpoint state a new fit continues from, when a callback (a
     ``Checkpoint(resume=True)``) names one; its random state is restored on
@@ -398,101 +395,6 @@ def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) 
         plan.resumed_from = str(path)
         return state
     return None
-
-
-def working_copy(estimator: Any, *, fitted: bool) -> Any:
-    """A new estimator with the same parameters (the same objects) and, when
-    ``fitted``, a private copy of the fitted state that training may change."""
-    cls: type[object] = type(estimator)  # on type(<Any>), mypy finds type.__new__
-    work: Any = cls.__new__(cls)
-    state = vars(estimator)
-    params = {key: value for key, value in state.items() if not is_fitted_key(key)}
-    vars(work).update(params)
-    if fitted:
-        for key, value in state.items():
-            if is_fitted_key(key) and key not in _REBUILT:
-                vars(work)[key] = copy.deepcopy(value)
-        # One deepcopy keeps the optimizer bound to the copied parameters.
-        work.module_, work.optimizer_ = copy.deepcopy((estimator.module_, estimator.optimizer_))
-    return work
-
-
-#: Fitted attributes a continuing fit copies together (module and optimizer)
-#: or rebuilds from state (callbacks and history) instead of deep-copying.
-_REBUILT = ("module_", "optimizer_", "callbacks_", "history_")
-#: Private attributes a fit sets besides the public fitted ones.
-_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim")
-
-
-def is_fitted_key(key: str) -> bool:
-    """Fitted attributes end with ``_`` (scikit-learn's convention), plus the
-    fit's private state; other private attributes (scikit-learn's own, such
-    as a callback context) are left alone."""
-    return (key.endswith("_") and not key.startswith("__")) or key in _PRIVATE_FIT_STATE
-
-
-def adopt(estimator: Any, work: Any) -> None:
-    """Replace the estimator's fitted state with the working copy's."""
-    for key in [key for key in vars(estimator) if is_fitted_key(key)]:
-        del vars(estimator)[key]
-    vars(estimator).update({k: v for k, v in vars(work).items() if is_fitted_key(k)})
-
-
-def start_fresh(work: Any, *, epoch: int, step: int) -> None:
-    """The random state and counters of a new fitted state."""
-    work._rng = check_random_state(work.random_state)
-    work._split_seed = int(work._rng.randint(_SEED_BOUND))
-    work.n_iter_, work.n_steps_ = epoch, step
-
-
-def attach_callbacks(work: Any, callbacks: list[tuple[str, Any]]) -> None:
-    """Make ``callbacks`` (in dispatch order) the fitted callbacks."""
-    work.callbacks_ = CallbackMap(callbacks)
-    work.history_ = work.callbacks_["history"]
-    work.stop_reason_ = None
-
-
-def build_objects(work: Any, device: torch.device, seed: int) -> None:
-    """Module, criterion and optimizer of a new fit, on ``work``."""
-    params = _routing.routed(work, "module__")
-    generator = torch.Generator().manual_seed(seed)
-    custom_seed = None if _owns_its_randomness(work) else seed
-    with global_rng_scope(custom_seed, device):
-        module = build_module(work, work.n_features_in_, work.n_outputs_, params, generator)
-    dtype = torch.float64 if work.precision == "64" else None
-    work.module_ = module.to(device=device, dtype=dtype)
-    work.criterion_ = build_criterion(work, device)
-    work.optimizer_ = build_optimizer(work, work.module_)
-    work.device_ = device
-
-
-def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> None:
-    """Rebuild the torch objects of a saved fit on ``work`` (whose parameters
-    and data attributes are set): module, criterion and optimizer from the
-    parameters, their states and the callbacks' from ``state``. Shared by
-    ``load_checkpoint``, ``skcallback.load`` and unpickling."""
-    build_objects(work, device, seed=0)
-    _snapshot.load_objects(work, state, path)
-    callbacks = _routing.fitted_callbacks(work)
-    stop_reason = getattr(work, "stop_reason_", None)
-    with _snapshot.malformed(path):
-        load_callback_states(callbacks, state["callbacks"])
-        attach_callbacks(work, callbacks)
-    work.stop_reason_ = stop_reason
-    work.module_.eval()
-
-
-def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:
-    """Give each new callback the state of the same-named callback of the
-    same class (a replaced callback starts afresh)."""
-    for name, cb in callbacks:
-        previous = states.get(name) if hasattr(states, "get") else None
-        if previous is None:
-            continue
-        if isinstance(previous, dict):
-            cb.load_state_dict(previous)
-        elif type(previous) is type(cb):
-            cb.load_state_dict(previous.state_dict())
 
 
 def _validation(

@@ -198,7 +198,7 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
 def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
     """The fitted state, rebuilt by the path ``load_checkpoint`` takes."""
     from ._device import resolve_device
-    from ._plan import adopt, rebuild_fitted, working_copy
+    from ._fitted_state import adopt, rebuild_fitted, working_copy
 
     try:
         device = resolve_device(estimator.device)

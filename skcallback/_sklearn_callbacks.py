@@ -15,7 +15,7 @@ from typing import Any
 
 import sklearn
 
-from ._plan import is_fitted_key
+from ._fitted_state import is_fitted_key
 from .callbacks._base import Callback
 
 try:
