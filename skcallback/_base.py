@@ -22,6 +22,7 @@ from ._modules import takes_sparse_batches
 from ._params import validate_parameters
 from ._plan import prepare
 from ._precision import autocast, float_dtype
+from ._run import start_run
 from ._sklearn_callbacks import CallbackSupportMixin
 
 
@@ -238,10 +239,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         with _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
-            if tasks is not None:
-                plan.join("sklearn.callback", tasks)
-            with _threads.using(_threads.fit_threads(self, plan)):
-                _train(plan)
+            run = start_run(plan, () if tasks is None else (("sklearn.callback", tasks),))
+            with _threads.using(_threads.fit_threads(self.threads, plan)):
+                _train(plan, run)
             adopt(self, plan.estimator)
         return self
 
@@ -423,7 +423,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""
-        ctx = _context(self, None, self.device_, epoch=self.n_iter_, max_epochs=self.n_iter_)
+        ctx = _context(self, None, None, self.device_, epoch=self.n_iter_, max_epochs=self.n_iter_)
         ctx.phase = "predict"
         ctx.n_batches = -(-n_rows // max(self.batch_size, EVAL_BATCH_SIZE))
         fire(hooks.on_predict_begin, ctx)
@@ -479,12 +479,15 @@ def _host(value: Any) -> Any:
     return value
 
 
-def _context(estimator: Any, plan: Any, device: Any, *, epoch: int, max_epochs: int) -> Context:
-    """The context of a fit (``plan``) or a prediction (``plan=None``) over
-    ``estimator``'s fitted torch objects and callbacks."""
+def _context(
+    estimator: Any, plan: Any, run: Any, device: Any, *, epoch: int, max_epochs: int
+) -> Context:
+    """The context of a fit (``plan`` and its ``run``) or a prediction
+    (both None) over ``estimator``'s fitted torch objects and callbacks."""
     return Context(
         estimator=estimator,
         plan=plan,
+        run=run,
         module=estimator.module_,
         optimizer=estimator.optimizer_,
         criterion=estimator.criterion_,
@@ -497,11 +500,11 @@ def _context(estimator: Any, plan: Any, device: Any, *, epoch: int, max_epochs: 
     )
 
 
-def _train(plan: Any) -> None:
-    """Run the plan's loop on its working estimator and record the counts."""
+def _train(plan: Any, run: Any) -> None:
+    """Run the loop on the plan's working estimator and record the counts."""
     work = plan.estimator
-    ctx = _context(work, plan, plan.device, epoch=plan.first_epoch, max_epochs=plan.max_epochs)
-    ctx.grad_scaler = plan.precision.scaler
+    ctx = _context(work, plan, run, plan.device, epoch=plan.first_epoch, max_epochs=plan.max_epochs)
+    ctx.grad_scaler = run.precision.scaler
     try:
         run_fit(ctx)
     finally:

@@ -25,6 +25,9 @@ class Context:
         the declared ``metrics`` and their directions, ``outputs`` (turns
         module outputs into predictions), ... (see
         [`Callback.setup`][skcallback.Callback.setup]).
+    run : FitRun or None
+        The live objects executing the plan (the loop's own: generators,
+        dispatch table, training step); None in a prediction.
     module, optimizer, criterion : torch objects
         The network, its optimizer and the loss of this fit.
     device : torch.device
@@ -80,6 +83,7 @@ class Context:
         *,
         estimator: Any,
         plan: Any,
+        run: Any = None,
         module: Any,
         optimizer: Any,
         criterion: Any,
@@ -92,6 +96,7 @@ class Context:
     ) -> None:
         self.estimator = estimator
         self.plan = plan
+        self.run = run
         self.module = module
         self.optimizer = optimizer
         self.criterion = criterion

@@ -39,14 +39,14 @@ def run_fit(ctx: Context) -> None:
     ``ctx.exception`` set, and the error is re-raised. Ctrl-C stops training
     after the current batch; a second Ctrl-C raises ``KeyboardInterrupt``.
     """
-    plan = ctx.plan
-    hooks = plan.hooks
-    run = _Step(plan.compute_loss, plan.precision, plan.forward, plan.fused)
+    plan, live = ctx.plan, ctx.run
+    hooks = live.hooks
+    run = _Step(live.compute_loss, live.precision, live.forward, live.fused)
     saved = plan.resume
     resume = _resume(ctx)
     with (
         _interrupts(ctx) as interrupted,
-        dropout_generator(plan.dropout),
+        dropout_generator(live.dropout),
         global_rng_scope(plan.custom_seed, plan.device, saved and saved["global_rng_state"]),
     ):
         try:
@@ -155,8 +155,8 @@ def _resume(ctx: Context) -> dict | None:
     ctx.epoch, ctx.step = state["epoch"], state["step"]
     if state["stop_reason"] not in (None, INTERRUPTED):  # a Ctrl-C'd fit goes on
         ctx.request_stop(state["stop_reason"])
-    ctx.plan.dropout.set_state(state["dropout_state"])
-    ctx.plan.shuffle.set_state(state["shuffle_state"])
+    ctx.run.dropout.set_state(state["dropout_state"])
+    ctx.run.shuffle.set_state(state["shuffle_state"])
     if not state["batches_done"]:
         return None
     ctx.progress = Progress(
@@ -171,13 +171,13 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     ctx.epoch += 1
     if resume is None:
         ctx.metrics = {"epoch": ctx.epoch}
-        ctx.progress = Progress(ctx.optimizer.param_groups[0]["lr"], plan.shuffle.get_state())
+        ctx.progress = Progress(ctx.optimizer.param_groups[0]["lr"], ctx.run.shuffle.get_state())
         fire(hooks.on_epoch_begin, ctx)
         done = 0
     else:  # the epoch began before the checkpoint: its record is the last one
         ctx.metrics = ctx.history[-1]
         done = resume["batches_done"]
-    _train_phase(ctx, hooks, plan.train, plan.batch_size, plan.shuffle, run, done)
+    _train_phase(ctx, hooks, plan.train, plan.batch_size, ctx.run.shuffle, run, done)
     if plan.valid is not None:
         _valid_phase(ctx, hooks, plan.valid, plan.batch_size, run)
     ctx.metrics["lr"] = ctx.progress.lr

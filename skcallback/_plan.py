@@ -2,11 +2,22 @@
 
 A fit reads as three steps (see ``NeuralEstimatorBase._fit``): ``prepare``
 builds a ``FitPlan`` around a *working copy* of the estimator, touching
-nothing the user holds; the loop trains that copy; and only a completed fit
-is adopted by the estimator. Every configuration error surfaces here, before
-the first batch: parameters, data, the module, criterion and optimizer (by a
-dry forward, loss and backward on a few rows), and each callback's
-``setup``.
+nothing the user holds; the loop runs it (``_run.start_run`` builds the
+live objects); and only a completed fit is adopted by the estimator.
+
+``prepare`` goes through named phases, each a function of the values it
+needs, and every configuration error surfaces in one of them, before the
+first batch:
+
+1. ``read_settings``: the parameters, checked (``Settings``);
+2. ``read_inputs``: the data, validated, targets encoded;
+3. ``find_resume_point``: the checkpoint a ``Checkpoint(resume=True)``
+   continues from (``ResumePoint``);
+4. ``split``: training and validation rows;
+5. ``build_fit_objects``: module, criterion and optimizer (new, continued or
+   restored), tried by a dry forward, loss and backward on a few rows;
+6. ``set_up_callbacks``: every callback declares its metrics, then checks
+   its parameters against the plan.
 """
 
 from __future__ import annotations
@@ -14,129 +25,89 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from torch import nn
 
 from . import _routing, _snapshot
 from ._data import Dataset, TensorData
 from ._device import resolve_device
-from ._dispatch import HookTable
+from ._dry_run import dry_run
 from ._factories import build_objects, loss_function, owns_its_randomness
 from ._fingerprint import fingerprint
-from ._fitted_state import (
-    attach_callbacks,
-    load_callback_states,
-    start_fresh,
-    working_copy,
-)
-from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
-from ._modules import MLP, global_rng_scope, takes_sparse_batches
+from ._fitted_state import attach_callbacks, load_callback_states, start_fresh, working_copy
+from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
-from ._precision import Precision, autocast, compiled_forward
 from ._snapshot import load_objects
 
 _SEED_BOUND = np.iinfo(np.int32).max
-#: Rows of the dry run that checks module, criterion and targets fit together.
-_DRY_ROWS = 8
 
-
-#: What ``FitPlan.fit_name`` gives: 16 hexadecimal digits.
+#: What ``FitIdentity.fit_name`` gives: 16 hexadecimal digits.
 _FIT_NAME = re.compile(r"[0-9a-f]{16}")
 
+Callbacks = list[tuple[str, Any]]
 
-class FitPlan:
-    """What a fit will do, decided and checked before anything changes.
 
-    Callbacks receive it in ``setup``, before the
-    first batch, and read it during the fit as ``ctx.plan``.
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the estimator's parameters decide for one fit (phase 1).
+
+    Attributes
+    ----------
+    partial : bool
+        Whether this is a ``partial_fit`` call (one epoch).
+    continuing : bool
+        Whether training continues the fitted state (``warm_start`` or
+        ``partial_fit`` on a fitted estimator).
+    device : torch.device
+        Where the fit trains.
+    """
+
+    partial: bool
+    continuing: bool
+    device: torch.device
+
+
+def read_settings(estimator: Any, *, partial: bool) -> Settings:
+    """Phase 1: check every parameter (declared constraints, routed
+    parameters) and resolve the device."""
+    validate_parameters(estimator)
+    _routing.check_extra_params(estimator)
+    return Settings(
+        partial=partial,
+        continuing=estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start),
+        device=resolve_device(estimator.device),
+    )
+
+
+class FitIdentity:
+    """Which fit this is: a digest of the estimator's parameters and the
+    fit's data, the same in every process. Callbacks get it in
+    [`resume_from`][skcallback.Callback.resume_from]; a ``FitPlan`` has the
+    same methods.
 
     Attributes
     ----------
     estimator : NeuralRegressor or NeuralClassifier
-        The working copy being trained; the estimator adopts its fitted
-        state when the fit completes.
-    partial : bool
-        Whether this is a ``partial_fit`` call (one epoch).
-    continuing : bool
-        Whether training continues a fitted state (``warm_start`` or
-        ``partial_fit``).
-    first_epoch : int
-        Epochs already run before this fit.
-    max_epochs : int
-        The epoch at which this fit ends unless stopped earlier.
-    n_train, n_valid : int
-        Training and validation samples (``n_valid`` is 0 without validation).
-    has_validation : bool
-        Whether each epoch validates (``valid_loss`` is recorded).
-    batch_size, n_batches : int
-        Training batch size and training batches per epoch.
-    accumulate : int
-        Training batches per optimizer step (gradient accumulation).
-    device : torch.device
-    outputs : object
-        Turns module outputs into predictions: ``predict(output)``,
-        ``targets(y)`` and, for classifiers, ``predict_proba(output)`` and
-        ``classes_``; ``perfect_output(y)`` is the output that predicts the
-        encoded targets ``y`` exactly.
-    target_sample : torch.Tensor
-        Encoded training targets (up to 1,000 rows, every class included),
-        for a callback to try a metric on in ``setup``.
-    metrics : dict
-        The metrics each epoch will record, mapped to whether lower is better
-        (None when no direction is known). Callbacks that add a metric
-        declare it with ``declare_metric``.
-    resumed_from : str or None
-        The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
-    fused : object or None
-        The hand-derived training step of the built-in MLP when this fit
-        trains with it (``fast_path``; see ``choose_fast_path``), else None:
-        autograd.
+        The working copy being trained.
+    partial, continuing : bool
+        As in ``Settings``.
     """
 
-    # Set by ``prepare``; declared for readers and type checkers.
-    estimator: Any
-    partial: bool
-    continuing: bool
-    device: torch.device
-    metrics: dict[str, bool | None]
-    fingerprint_of: tuple[Any, list[Any]]
-    resumed_from: Any
-    resume: dict[str, Any] | None
-    first_epoch: int
-    max_epochs: int
-    n_train: int
-    n_valid: int
-    has_validation: bool
-    batch_size: int
-    accumulate: int
-    n_batches: int
-    outputs: Any
-    train: Any
-    valid: Any
-    target_sample: torch.Tensor
-    custom_seed: int | None
-    shuffle: torch.Generator
-    dropout: torch.Generator
-    forward: Any
-    compute_loss: Any
-    precision: Any
-    hooks: Any
-    fused: FusedMLP | None
-
-    def __init__(self, **fields: Any) -> None:
-        vars(self).update(fields)
-        self._warned: set[tuple[str, str]] = set()
+    def __init__(self, estimator: Any, settings: Settings, fingerprint_of: tuple) -> None:
+        self.estimator = estimator
+        self.partial, self.continuing = settings.partial, settings.continuing
+        self._fingerprint_of = fingerprint_of
         self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
         """A digest of the estimator's parameters and the fit's data, the
         same in every process (computed once, when first asked)."""
         if self._fingerprint is None:
-            self._fingerprint = fingerprint(*self.fingerprint_of)
+            self._fingerprint = fingerprint(*self._fingerprint_of)
         return self._fingerprint
 
     def fit_name(self) -> str:
@@ -155,12 +126,119 @@ class FitPlan:
             return previous
         return self.fit_name()
 
-    def join(self, name: str, callback: Any) -> None:
-        """Dispatch the hooks of an internal ``callback`` too, in ``order``
-        among the fit's callbacks; it is not one of ``callbacks_``."""
-        named = [*self.estimator.callbacks_.items(), (name, callback)]
-        self.hooks = HookTable(sorted(named, key=lambda item: item[1].order))
-        choose_fast_path(self)
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """The checkpoint a new fit continues from (phase 3)."""
+
+    path: str
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """The fit's training and validation data (phase 4)."""
+
+    train: TensorData
+    valid: TensorData | None
+
+    @property
+    def weighted(self) -> bool:
+        """Whether either part carries sample weights."""
+        return self.train.w is not None or (self.valid is not None and self.valid.w is not None)
+
+
+class FitPlan(FitIdentity):
+    """What a fit will do, decided and checked before anything changes.
+
+    Callbacks receive it in ``setup``, before the first batch, and read it
+    during the fit as ``ctx.plan``. Its attributes do not change once it is
+    built; during ``setup``, callbacks declare the metrics they record
+    (``declare_metric``).
+
+    Attributes
+    ----------
+    estimator : NeuralRegressor or NeuralClassifier
+        The working copy being trained; the estimator adopts its fitted
+        state when the fit completes.
+    partial : bool
+        Whether this is a ``partial_fit`` call (one epoch).
+    continuing : bool
+        Whether training continues a fitted state (``warm_start`` or
+        ``partial_fit``).
+    device : torch.device
+    first_epoch : int
+        Epochs already run before this fit.
+    max_epochs : int
+        The epoch at which this fit ends unless stopped earlier.
+    n_train, n_valid : int
+        Training and validation samples (``n_valid`` is 0 without validation).
+    has_validation : bool
+        Whether each epoch validates (``valid_loss`` is recorded).
+    batch_size, n_batches : int
+        Training batch size and training batches per epoch.
+    accumulate : int
+        Training batches per optimizer step (gradient accumulation).
+    outputs : object
+        Turns module outputs into predictions: ``predict(output)``,
+        ``targets(y)`` and, for classifiers, ``predict_proba(output)`` and
+        ``classes_``; ``perfect_output(y)`` is the output that predicts the
+        encoded targets ``y`` exactly.
+    target_sample : torch.Tensor
+        Encoded training targets (up to 1,000 rows, every class included),
+        for a callback to try a metric on in ``setup``.
+    metrics : dict
+        The metrics each epoch will record, mapped to whether lower is better
+        (None when no direction is known). Callbacks that add a metric
+        declare it with ``declare_metric``.
+    resumed_from : str or None
+        The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
+    resume : dict or None
+        That checkpoint's contents, checked.
+    """
+
+    def __init__(
+        self,
+        identity: FitIdentity,
+        settings: Settings,
+        split: Split,
+        resume: ResumePoint | None,
+        *,
+        seed: int,
+        target_sample: torch.Tensor,
+    ) -> None:
+        super().__init__(identity.estimator, settings, identity._fingerprint_of)
+        self._fingerprint = identity._fingerprint
+        work = identity.estimator
+        self.device = settings.device
+        self.resume = None if resume is None else resume.state
+        self.resumed_from = None if resume is None else resume.path
+        self.first_epoch = work.n_iter_
+        self.max_epochs = work.n_iter_ + (1 if settings.partial else work.max_epochs)
+        self.train, self.valid = split.train, split.valid
+        self.weighted = split.weighted
+        self.n_train = split.train.n_samples
+        self.n_valid = 0 if split.valid is None else split.valid.n_samples
+        self.has_validation = split.valid is not None
+        self.batch_size = work.batch_size
+        self.accumulate = int(work.accumulate)
+        self.n_batches = split.train.n_batches(work.batch_size)
+        self.outputs = work._outputs()
+        self.target_sample = target_sample
+        #: Seeds the run's generators (a resumed fit restores their states).
+        self.seed = seed
+        #: Seeds torch's global generator around training when the module may
+        #: draw from it (None: the built-in MLP draws from the fit's own).
+        self.custom_seed = None if owns_its_randomness(work) else seed + 1
+        self.metrics: dict[str, bool | None] = {
+            "epoch": None,
+            "train_loss": True,
+            "lr": None,
+            "dur": None,
+        }
+        if self.has_validation:
+            self.metrics["valid_loss"] = True
+        self._warned: set[tuple[str, str]] = set()
 
     def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
         """Announce that the fit's callbacks record ``name`` each epoch, and
@@ -230,178 +308,128 @@ def prepare(
     sample_weight_val: Any = None,
 ) -> FitPlan:
     """Validate everything and build the plan; ``estimator`` is not changed."""
-    validate_parameters(estimator)
-    _routing.check_extra_params(estimator)
-    device = resolve_device(estimator.device)
-    continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
-    work = working_copy(estimator, fitted=continuing)
+    settings = read_settings(estimator, partial=partial)
+    work = working_copy(estimator, fitted=settings.continuing)
+    X, y, sample_weight = read_inputs(work, settings, X, y, sample_weight, classes)
+    fit_data = [X, y, sample_weight, X_val, y_val, sample_weight_val]
+    identity = FitIdentity(work, settings, (estimator, fit_data))
+    callbacks = _routing.fitted_callbacks(estimator)
+    resume = None
+    if not settings.continuing:
+        start_fresh(work, epoch=0, step=0)
+        if not partial:  # a partial_fit loop is the user's: it is not resumed
+            resume = find_resume_point(identity, callbacks, settings.device)
+    # A resumed fit draws no seed: its generators' states are restored, and
+    # its NumPy generator must stay where the interrupted fit had it.
+    seed = 0 if resume is not None else int(work._rng.randint(_SEED_BOUND))
+    data = Dataset(
+        X, y, settings.device, sparse_batches=takes_sparse_batches(work, settings.device)
+    )
+    validation = (X_val, y_val, sample_weight_val)
+    parts = split(work, data, y, sample_weight, partial, validation, settings.device)
+    previous = estimator.callbacks_ if settings.continuing else None
+    build_fit_objects(work, settings, data, parts, seed, callbacks, previous, resume)
+    plan = FitPlan(identity, settings, parts, resume, seed=seed, target_sample=_target_sample(y))
+    set_up_callbacks(plan, callbacks)
+    return plan
 
-    X, y = work._validate_inputs(X, y, reset=not continuing)
-    y, target_state = work._encode_targets(y, continuing=continuing, classes=classes)
+
+def read_inputs(
+    work: Any, settings: Settings, X: Any, y: Any, sample_weight: Any, classes: Any
+) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """Phase 2: the data validated, the targets encoded, the weights checked;
+    what the fit learns of its data (``n_features_in_``, ``classes_``, ...)
+    is set on the working copy ``work``."""
+    X, y = work._validate_inputs(X, y, reset=not settings.continuing)
+    y, target_state = work._encode_targets(y, continuing=settings.continuing, classes=classes)
     vars(work).update(target_state)
     sample_weight = work._check_weights(sample_weight, X)
     work._check_target_weights(y, sample_weight)
-    callbacks = _routing.fitted_callbacks(estimator)
-    plan = FitPlan(
-        estimator=work,
-        partial=partial,
-        continuing=continuing,
-        device=device,
-        metrics={"epoch": None, "train_loss": True, "lr": None, "dur": None},
-        fingerprint_of=(estimator, [X, y, sample_weight, X_val, y_val, sample_weight_val]),
-        resumed_from=None,
-        resume=None,
-    )
-    if not continuing:
-        start_fresh(work, epoch=0, step=0)
-        if not partial:  # a partial_fit loop is the user's: it is not resumed
-            plan.resume = _resume_point(plan, callbacks, device)
-    # A resumed fit draws no seed: its generators' states are restored, and
-    # its NumPy generator must stay where the interrupted fit had it.
-    seed = 0 if plan.resume is not None else int(work._rng.randint(_SEED_BOUND))
+    return X, y, sample_weight
 
-    sparse_batches = takes_sparse_batches(work, device)
-    data = Dataset(X, y, device, sparse_batches=sparse_batches)
-    train, valid = _validation(
-        work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
-    )
-    if continuing:
-        load_callback_states(callbacks, estimator.callbacks_)
+
+def find_resume_point(
+    identity: FitIdentity, callbacks: Callbacks, device: torch.device
+) -> ResumePoint | None:
+    """Phase 3: the checkpoint a new fit continues from, when a callback (a
+    ``Checkpoint(resume=True)``) names one; its random state is restored on
+    the working estimator, so the validation split is the one it had."""
+    work = identity.estimator
+    for name, cb in callbacks:
+        path = cb.resume_from(identity)
+        if path is None:
+            continue
+        state = _snapshot.read(path, device)
+        _snapshot.check_matches(state, work, path)
+        if state["fingerprint"] != identity.fingerprint():
+            raise ValueError(
+                f"{path} is a checkpoint of another fit (other parameters or data); callback "
+                f"{name!r} cannot resume from it."
+            )
+        if state["epoch"] > work.max_epochs:
+            raise ValueError(f"{path} is malformed: epoch {state['epoch']} is past max_epochs.")
+        with _snapshot.malformed(path):
+            _snapshot.restore_rng(work, state)
+            torch.Generator().set_state(state["shuffle_state"])
+        return ResumePoint(str(path), state)
+    return None
+
+
+def build_fit_objects(
+    work: Any,
+    settings: Settings,
+    data: Dataset,
+    parts: Split,
+    seed: int,
+    callbacks: Callbacks,
+    previous: Any,
+    resume: ResumePoint | None,
+) -> None:
+    """Phase 5: module, criterion and optimizer on ``work``: new (from
+    ``seed``), continued (a fitted state with its ``previous`` callbacks) or
+    restored from ``resume``; tried by a dry run on the first rows; then
+    the callbacks, with their states, become the fitted callbacks."""
+    if previous is not None:
+        load_callback_states(callbacks, previous)
     else:
-        build_objects(work, device, seed)
-    custom_seed = None if owns_its_randomness(estimator) else seed + 1
-    weighted = train.w is not None or (valid is not None and valid.w is not None)
-    compute_loss = loss_function(work.criterion_, weighted=weighted)
-    with global_rng_scope(custom_seed, device):
-        _dry_run(work, data, compute_loss, train.w is not None)
-    if plan.resume is not None:
-        load_objects(work, plan.resume, plan.resumed_from)
-        with _snapshot.malformed(plan.resumed_from):
-            load_callback_states(callbacks, plan.resume["callbacks"])
-        if plan.resume["batches_done"] > train.n_batches(estimator.batch_size):
-            raise ValueError(f"{plan.resumed_from} is malformed: more batches than an epoch has.")
-
+        build_objects(work, settings.device, seed)
+    compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
+    custom_seed = None if owns_its_randomness(work) else seed + 1
+    with global_rng_scope(custom_seed, settings.device):
+        dry_run(work, data, compute_loss, parts.train.w is not None)
+    if resume is not None:
+        load_objects(work, resume.state, resume.path)
+        with _snapshot.malformed(resume.path):
+            load_callback_states(callbacks, resume.state["callbacks"])
+        if resume.state["batches_done"] > parts.train.n_batches(work.batch_size):
+            raise ValueError(f"{resume.path} is malformed: more batches than an epoch has.")
     attach_callbacks(work, callbacks)
-    vars(plan).update(
-        first_epoch=work.n_iter_,
-        max_epochs=work.n_iter_ + (1 if partial else estimator.max_epochs),
-        n_train=train.n_samples,
-        n_valid=0 if valid is None else valid.n_samples,
-        has_validation=valid is not None,
-        batch_size=estimator.batch_size,
-        accumulate=int(estimator.accumulate),
-        n_batches=train.n_batches(estimator.batch_size),
-        outputs=work._outputs(),
-        train=train,
-        valid=valid,
-        target_sample=_target_sample(y),
-        custom_seed=custom_seed,
-        shuffle=torch.Generator().manual_seed(seed),
-        dropout=torch.Generator(device=device).manual_seed(seed + 1),
-        forward=compiled_forward(work.module_, estimator.compile),
-        compute_loss=compute_loss,
-        precision=Precision(estimator.precision, device, direct_step=bool(estimator.fast_path)),
-    )
-    if plan.resume is not None:
-        with _snapshot.malformed(plan.resumed_from):
-            plan.dropout.set_state(plan.resume["dropout_state"])
-            if plan.resume["grad_scaler"] and plan.precision.scaler:
-                plan.precision.scaler.load_state_dict(plan.resume["grad_scaler"])
-    if valid is not None:
-        plan.declare_metric("valid_loss", lower_is_better=True)
+
+
+def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:
+    """Phase 6: each callback's ``setup``, in dispatch order, with a note
+    naming the callback on an error."""
     for name, cb in callbacks:
         try:
             cb.setup(plan)
         except Exception as exc:
             exc.add_note(f"raised by callback {name!r} in setup, before training started")
             raise
-    plan.hooks = HookTable(callbacks)
-    choose_fast_path(plan)
-    return plan
 
 
-#: Hooks that could read or change the forward pass or the loss's graph.
-_GRAPH_HOOKS = ("on_after_forward", "on_after_loss", "on_before_backward")
-
-
-def choose_fast_path(plan: FitPlan) -> None:
-    """Train with the hand-derived step of the built-in MLP (``plan.fused``)
-    where it gives the model autograd would, else with autograd (None); the
-    working estimator records the choice as ``fast_path_``.
-
-    That is: ``fast_path=True``, the built-in MLP with a built-in activation,
-    the default criterion (no ``criterion__`` parameters), float32 without
-    autocast, no ``compile``, the CPU or CUDA, and no callback that
-    overrides a hook which could read or change the forward pass or the
-    loss's graph.
-    """
-    work = plan.estimator
-    loss = LOSSES.get(type(work.criterion_))
-    eligible = (
-        bool(work.fast_path)
-        and work.module is None
-        and isinstance(work.module_, MLP)
-        and isinstance(work.activation, str)
-        and work.activation in ACTIVATION_STEPS
-        and work.criterion is None
-        and not _routing.routed(work, "criterion__")
-        and work.precision == "32"
-        and not work.compile
-        and plan.device.type in ("cpu", "cuda")  # where its every op is implemented
-        and not any(getattr(plan.hooks, hook) for hook in _GRAPH_HOOKS)
-    )
-    plan.fused = None
-    if eligible and loss is not None:
-        plan.fused = FusedMLP(
-            work.module_,
-            activation=work.activation,
-            dropout=float(work.dropout),
-            loss=loss,
-            batch_size=min(plan.batch_size, plan.n_train),  # no batch has more rows
-            generator=plan.dropout,
-        )
-    work.fast_path_ = plan.fused is not None
-
-
-def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:
-    """Some encoded training targets, with every class among them, for
-    callbacks to try their metrics on before training (``plan.target_sample``)."""
-    rows = np.arange(min(n_rows, len(y)))
-    if y.dtype.kind == "i":  # class indices: one row of each class too
-        rows = np.union1d(rows, np.unique(y, return_index=True)[1])
-    return torch.from_numpy(np.ascontiguousarray(y[rows]))
-
-
-def _resume_point(plan: FitPlan, callbacks: list[tuple[str, Any]], device: Any) -> Any:
-    """The checkpoint state a new fit continues from, when a callback (a
-    ``Checkpoint(resume=True)``) names one; its random state is restored on
-    the working estimator, so the validation split is the one it had."""
-    for name, cb in callbacks:
-        path = cb.resume_from(plan)
-        if path is None:
-            continue
-        state = _snapshot.read(path, device)
-        _snapshot.check_matches(state, plan.estimator, path)
-        if state["fingerprint"] != plan.fingerprint():
-            raise ValueError(
-                f"{path} is a checkpoint of another fit (other parameters or data); callback "
-                f"{name!r} cannot resume from it."
-            )
-        if state["epoch"] > plan.estimator.max_epochs:
-            raise ValueError(f"{path} is malformed: epoch {state['epoch']} is past max_epochs.")
-        with _snapshot.malformed(path):
-            _snapshot.restore_rng(plan.estimator, state)
-            torch.Generator().set_state(state["shuffle_state"])
-        plan.resumed_from = str(path)
-        return state
-    return None
-
-
-def _validation(
-    work, data, y, sample_weight, partial, X_val, y_val, sample_weight_val, device
-) -> tuple[TensorData, TensorData | None]:
-    """The training and validation data: an explicit validation set, a
-    held-out share of the samples (stratified for classifiers), or none."""
+def split(
+    work: Any,
+    data: Dataset,
+    y: np.ndarray,
+    sample_weight: np.ndarray | None,
+    partial: bool,
+    validation: tuple[Any, Any, Any],
+    device: torch.device,
+) -> Split:
+    """Phase 4: the training and validation data: an explicit validation
+    set (``validation``: X_val, y_val, sample_weight_val), a held-out share
+    of the samples (stratified for classifiers), or none."""
+    X_val, y_val, sample_weight_val = validation
     n_samples = len(y)
     if X_val is not None or y_val is not None:
         if X_val is None or y_val is None:
@@ -416,12 +444,12 @@ def _validation(
             ) from exc
         held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
         valid = held.subset(np.arange(len(y_val)), w_val)
-        return data.subset(np.arange(n_samples), sample_weight), valid
+        return Split(data.subset(np.arange(n_samples), sample_weight), valid)
     if sample_weight_val is not None:
         raise ValueError("sample_weight_val was given without X_val and y_val.")
     fraction = work.validation_fraction
     if partial or fraction is None:
-        return data.subset(np.arange(n_samples), sample_weight), None
+        return Split(data.subset(np.arange(n_samples), sample_weight), None)
     n_valid = math.ceil(fraction * n_samples)
     if n_samples - n_valid < 1:
         raise ValueError(
@@ -453,94 +481,13 @@ def _validation(
             "undefined; pass X_val, y_val and sample_weight_val, or set "
             "validation_fraction=None."
         )
-    return data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight)
+    return Split(data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight))
 
 
-def _dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> None:
-    """Forward, loss and backward on the first rows, so that a module,
-    criterion and targets that do not fit together fail now, in our words.
-    The module is in eval mode and its gradients are cleared afterwards, so
-    neither its weights, buffers nor any random generator change."""
-    module, criterion = work.module_, work.criterion_
-    n_rows = min(_DRY_ROWS, len(data.y))
-    if n_rows == work.n_outputs_ and n_rows > 1:
-        n_rows -= 1  # so that targets cannot broadcast against the outputs by chance
-    X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
-    w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
-    shapes = (
-        f"a batch X of shape {tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} "
-        f"({y_b.dtype})"
-    )
-    was_training = module.training
-    module.eval()
-    try:
-        with autocast(work.precision, data.device):
-            try:
-                output = module(X_b)
-            except Exception as exc:
-                raise ValueError(
-                    f"The module {type(module).__name__} failed on a batch of shape "
-                    f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            _check_output(work, output, n_rows)
-            _check_elementwise_targets(work, output, y_b)
-            try:
-                loss = compute_loss(output, y_b, w_b)
-            except Exception as exc:
-                raise ValueError(
-                    f"The criterion {type(criterion).__name__} could not compute a loss from "
-                    f"the module's output of shape {tuple(output.shape)} and {shapes}: "
-                    f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
-                ) from exc
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(
-                f"The criterion {type(criterion).__name__} must return a scalar loss tensor; "
-                f"it returned {shape}. Keep its reduction at 'mean' (sample_weight weighs "
-                "samples)."
-            )
-        if not bool(torch.isfinite(loss)):
-            raise ValueError(
-                f"The untrained model's loss on the first {n_rows} samples is {loss.item()}: "
-                "the inputs or targets are too large for float32 arithmetic. Scale them "
-                "(e.g. StandardScaler, or TransformedTargetRegressor for y)."
-            )
-        try:
-            loss.backward()
-        except Exception as exc:
-            raise ValueError(
-                f"Backpropagating the loss of {type(criterion).__name__} failed: "
-                f"{type(exc).__name__}: {exc}. The loss must depend on the module's "
-                "trainable parameters."
-            ) from exc
-    finally:
-        for parameter in module.parameters():
-            parameter.grad = None
-        module.train(was_training)
-
-
-#: Losses that compare output and target element by element: torch warns and
-#: broadcasts when their shapes differ, which trains on the wrong pairs.
-_ELEMENTWISE = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss)
-
-
-def _check_elementwise_targets(work: Any, output: torch.Tensor, y: torch.Tensor) -> None:
-    criterion = work.criterion_
-    if isinstance(criterion, _ELEMENTWISE) and tuple(output.shape) != tuple(y.shape):
-        raise ValueError(
-            f"The criterion {type(criterion).__name__} compares output and targets element "
-            f"by element, but the output has shape {tuple(output.shape)} and the targets "
-            f"{tuple(y.shape)} ({y.dtype}); it would broadcast them. {work._criterion_hint}"
-        )
-
-
-def _check_output(work: Any, output: Any, n_rows: int) -> None:
-    expected = (n_rows, work.n_outputs_)
-    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
-        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(
-            f"The module {type(work.module_).__name__} must return a tensor of shape "
-            f"(n_samples, {work.n_outputs_}) ({work._output_meaning}); for {n_rows} samples "
-            f"it returned {got}."
-        )
+def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:
+    """Some encoded training targets, with every class among them, for
+    callbacks to try their metrics on before training (``plan.target_sample``)."""
+    rows = np.arange(min(n_rows, len(y)))
+    if y.dtype.kind == "i":  # class indices: one row of each class too
+        rows = np.union1d(rows, np.unique(y, return_index=True)[1])
+    return torch.from_numpy(np.ascontiguousarray(y[rows]))

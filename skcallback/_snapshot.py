@@ -56,7 +56,7 @@ def architecture(estimator: Any) -> dict[str, Any]:
 def snapshot(ctx: Any) -> dict[str, Any]:
     """Everything needed to continue ``ctx``'s fit exactly from this moment:
     mid-epoch (from ``on_after_step``) or at the end of an epoch."""
-    work, plan, progress = ctx.estimator, ctx.plan, ctx.progress
+    work, plan, run, progress = ctx.estimator, ctx.plan, ctx.run, ctx.progress
     mid_epoch = progress is not None and not progress.complete
     if mid_epoch and not progress.between_batches:
         raise ValueError(
@@ -76,8 +76,8 @@ def snapshot(ctx: Any) -> dict[str, Any]:
         "epoch_lr": progress.lr if mid_epoch else None,
         "epoch_losses": [loss.detach().cpu() for loss in progress.losses] if mid_epoch else [],
         "epoch_sizes": list(progress.sizes) if mid_epoch else [],
-        "shuffle_state": progress.shuffle_state if mid_epoch else plan.shuffle.get_state(),
-        "dropout_state": plan.dropout.get_state(),
+        "shuffle_state": progress.shuffle_state if mid_epoch else run.shuffle.get_state(),
+        "dropout_state": run.dropout.get_state(),
         "global_rng_state": torch.random.get_rng_state() if plan.custom_seed is not None else None,
         "stop_reason": ctx.stop_reason,
         "rng": [rng_state[0], torch.from_numpy(rng_state[1].astype(np.int64)), *rng_state[2:]],

@@ -20,11 +20,11 @@ _entered = 0
 _callers_threads = 0
 
 
-def fit_threads(estimator: Any, plan: Any) -> int | None:
-    """The torch thread count for the fit of ``plan``: ``threads`` when an
-    int, None (torch's setting) when None or on a GPU, and for ``"auto"`` one
-    thread when a training step is small, else torch's setting."""
-    threads = estimator.threads
+def fit_threads(threads: int | str | None, plan: Any) -> int | None:
+    """The torch thread count for the fit of ``plan``: ``threads`` (the
+    estimator's parameter) when an int, None (torch's setting) when None or
+    on a GPU, and for ``"auto"`` one thread when a training step is small,
+    else torch's setting."""
     if threads is None or plan.device.type != "cpu":
         return None
     if threads != "auto":

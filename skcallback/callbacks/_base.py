@@ -288,8 +288,10 @@ class Callback:
 
         Parameters
         ----------
-        plan : FitPlan
-            The plan of the fit about to start.
+        plan : FitIdentity
+            Which fit is about to start: ``fingerprint()``, ``fit_name()``,
+            ``run_name(previous)``, ``estimator``, ``partial`` and
+            ``continuing`` (the rest of the plan depends on the answer).
 
         Returns
         -------

@@ -1,0 +1,106 @@
+"""The dry run: one forward, loss and backward on a few rows before
+training, so that a module, criterion and targets that do not fit together
+fail before the first batch, in our words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._data import Dataset
+from ._precision import autocast
+
+#: Rows of the dry run that checks module, criterion and targets fit together.
+_DRY_ROWS = 8
+
+
+def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> None:
+    """Forward, loss and backward on the first rows, so that a module,
+    criterion and targets that do not fit together fail now, in our words.
+    The module is in eval mode and its gradients are cleared afterwards, so
+    neither its weights, buffers nor any random generator change."""
+    module, criterion = work.module_, work.criterion_
+    n_rows = min(_DRY_ROWS, len(data.y))
+    if n_rows == work.n_outputs_ and n_rows > 1:
+        n_rows -= 1  # so that targets cannot broadcast against the outputs by chance
+    X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
+    w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
+    shapes = (
+        f"a batch X of shape {tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} "
+        f"({y_b.dtype})"
+    )
+    was_training = module.training
+    module.eval()
+    try:
+        with autocast(work.precision, data.device):
+            try:
+                output = module(X_b)
+            except Exception as exc:
+                raise ValueError(
+                    f"The module {type(module).__name__} failed on a batch of shape "
+                    f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            _check_output(work, output, n_rows)
+            _check_elementwise_targets(work, output, y_b)
+            try:
+                loss = compute_loss(output, y_b, w_b)
+            except Exception as exc:
+                raise ValueError(
+                    f"The criterion {type(criterion).__name__} could not compute a loss from "
+                    f"the module's output of shape {tuple(output.shape)} and {shapes}: "
+                    f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
+                ) from exc
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise ValueError(
+                f"The criterion {type(criterion).__name__} must return a scalar loss tensor; "
+                f"it returned {shape}. Keep its reduction at 'mean' (sample_weight weighs "
+                "samples)."
+            )
+        if not bool(torch.isfinite(loss)):
+            raise ValueError(
+                f"The untrained model's loss on the first {n_rows} samples is {loss.item()}: "
+                "the inputs or targets are too large for float32 arithmetic. Scale them "
+                "(e.g. StandardScaler, or TransformedTargetRegressor for y)."
+            )
+        try:
+            loss.backward()
+        except Exception as exc:
+            raise ValueError(
+                f"Backpropagating the loss of {type(criterion).__name__} failed: "
+                f"{type(exc).__name__}: {exc}. The loss must depend on the module's "
+                "trainable parameters."
+            ) from exc
+    finally:
+        for parameter in module.parameters():
+            parameter.grad = None
+        module.train(was_training)
+
+
+#: Losses that compare output and target element by element: torch warns and
+#: broadcasts when their shapes differ, which trains on the wrong pairs.
+_ELEMENTWISE = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss)
+
+
+def _check_elementwise_targets(work: Any, output: torch.Tensor, y: torch.Tensor) -> None:
+    criterion = work.criterion_
+    if isinstance(criterion, _ELEMENTWISE) and tuple(output.shape) != tuple(y.shape):
+        raise ValueError(
+            f"The criterion {type(criterion).__name__} compares output and targets element "
+            f"by element, but the output has shape {tuple(output.shape)} and the targets "
+            f"{tuple(y.shape)} ({y.dtype}); it would broadcast them. {work._criterion_hint}"
+        )
+
+
+def _check_output(work: Any, output: Any, n_rows: int) -> None:
+    expected = (n_rows, work.n_outputs_)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != expected:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(
+            f"The module {type(work.module_).__name__} must return a tensor of shape "
+            f"(n_samples, {work.n_outputs_}) ({work._output_meaning}); for {n_rows} samples "
+            f"it returned {got}."
+        )
