@@ -183,6 +183,46 @@ _AUTOGRAD = (
 )
 
 
+def bench_fixed(report: Report, rounds: int, quick: bool) -> None:
+    """The fixed cost of a fit: one epoch on 100 x 20 rows (MLP 100, batch
+    100: one step), CPU time, one thread; what every fit of a search, a
+    cross_val_score on small data and every partial_fit pays."""
+    from threadpoolctl import threadpool_limits
+
+    section = "Fixed cost (cpu)"
+    print(f"\n{section}: a 1-epoch fit on 100 x 20, MLP 100, batch 100, 1 thread, CPU time")
+    X, y = regression_data(100, 20)
+    shape = {"hidden": (100,), "batch_size": 100, "epochs": 1}
+    repeats = 20 if quick else 200
+    runs = {
+        "skcallback (defaults)": _repeat(lambda: c.skcallback_fit(X, y, **shape), repeats),
+        "skcallback (no validation)": _repeat(
+            lambda: c.skcallback_fit(X, y, validation_fraction=None, **shape), repeats
+        ),
+        "naive loop (fused Adam)": _repeat(
+            lambda: c.naive_loop(X, y, fused=True, **shape), repeats
+        ),
+        "scikit-learn MLPRegressor": _repeat(lambda: c.sklearn_fit(X, y, **shape), repeats),
+    }
+    if installed("skorch"):
+        runs["skorch"] = _repeat(lambda: c.skorch_fit(X, y, **shape), repeats)
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        for run in runs.values():  # warm-up: imports, first-call caches
+            run()
+        medians = interleaved(runs, rounds, clock=time.process_time)
+    torch.set_num_threads(os.cpu_count() or 1)
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [ms]", 1e3 * seconds / repeats, "ms")
+    # The defaults hold out 10% and validate them; MLPRegressor's do not.
+    mlp = medians["scikit-learn MLPRegressor"]
+    same_work = medians["skcallback (no validation)"] / mlp
+    report.add(section, "skcallback no-validation / MLPRegressor", same_work, "ratio")
+    ratio = medians["skcallback (defaults)"] / mlp
+    target = ("<= 1.5", ratio <= 1.5)
+    report.add(section, "skcallback defaults / MLPRegressor", ratio, "ratio", *target)
+
+
 def _fast_path_ratios(report: Report, section: str, medians: dict, sklearn: str) -> None:
     """The fast path (skcallback's default, no validation) against the best
     autograd loop, its own autograd path and scikit-learn's MLP."""
@@ -626,7 +666,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,L,predict,threads,options,memory,growth,grid,sparse",
+        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -647,6 +687,7 @@ def main() -> None:
     report = Report()
     runs = {
         "S": lambda device: bench_small(report, rounds, device, args.quick),
+        "fixed": lambda device: bench_fixed(report, rounds, args.quick),
         "L": lambda device: bench_large(report, max(1, rounds // 2 + 1), device, args.quick),
         "predict": lambda device: bench_predict(report, rounds, args.quick),
         "threads": lambda device: bench_threads(report, min(rounds, 3), args.quick),

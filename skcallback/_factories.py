@@ -4,6 +4,7 @@ built from the estimator's parameters with errors in its words."""
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from . import _routing
-from ._modules import build_module, global_rng_scope
+from ._modules import build_module, global_rng_scope, signature_names
 from ._params import OPTIMIZERS, InvalidParameterError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -91,13 +92,19 @@ def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], l
             "optimizer=SparseAdam needs sparse gradients, which the loop's modules do not "
             "produce; use 'adam' or 'adamw'."
         )
-    closure = inspect.signature(cls.step).parameters.get("closure")
-    if closure is not None and closure.default is inspect.Parameter.empty:
+    if _needs_closure(cls):
         raise InvalidParameterError(
             f"optimizer={cls.__name__} needs a closure that re-evaluates the loss at each "
             "step (as LBFGS does); skcallback takes one step per batch. Use a first-order "
             "optimizer such as 'adam', 'sgd' or 'rmsprop'."
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _needs_closure(cls: type[torch.optim.Optimizer]) -> bool:
+    """Whether ``cls.step`` requires a closure (read once per class)."""
+    closure = inspect.signature(cls.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
@@ -141,10 +148,7 @@ _NO_REDUCTION = (
 
 
 def _takes(factory: Any, name: str) -> bool:
-    try:
-        return name in inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
+    return name in signature_names(factory)
 
 
 def _name(obj: Any) -> str:
