@@ -3,7 +3,6 @@ parameters and routing, input validation, fitting, prediction, persistence."""
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -88,7 +87,10 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _get_param_names(cls) -> list[str]:
         # scikit-learn inspects the signature at every call (about 30 us; a
         # fit asks a dozen times): a class's signature is read once.
-        return list(_param_names(cls))
+        names = _PARAM_NAMES.get(cls)
+        if names is None:
+            names = _PARAM_NAMES[cls] = tuple(super()._get_param_names())
+        return list(names)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of this estimator, routed ones included.
@@ -473,9 +475,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             _persistence.rebuild(self, blob, others)
 
 
-@functools.cache
-def _param_names(cls: type[BaseEstimator]) -> tuple[str, ...]:
-    return tuple(super(NeuralEstimatorBase, cls)._get_param_names())
+#: The constructor's parameter names, per estimator class.
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _host(value: Any) -> Any:

@@ -4,6 +4,7 @@ fail before the first batch, in our words."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -16,68 +17,91 @@ from ._precision import autocast
 _DRY_ROWS = 8
 
 
-def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool) -> None:
+def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool, *, ours: bool) -> None:
     """Forward, loss and backward on the first rows, so that a module,
     criterion and targets that do not fit together fail now, in our words.
     The module is in eval mode and its gradients are cleared afterwards, so
-    neither its weights, buffers nor any random generator change."""
-    module, criterion = work.module_, work.criterion_
+    neither its weights, buffers nor any random generator change.
+
+    With ``ours`` (the built-in MLP and loss, whose shapes fit the validated
+    targets by construction) only the untrained loss's finiteness is
+    checked, without a backward pass: the part of the check a user's data
+    can fail."""
+    module = work.module_
     n_rows = min(_DRY_ROWS, len(data.y))
     if n_rows == work.n_outputs_ and n_rows > 1:
         n_rows -= 1  # so that targets cannot broadcast against the outputs by chance
     X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
     w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
-    shapes = (
-        f"a batch X of shape {tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} "
-        f"({y_b.dtype})"
-    )
     was_training = module.training
     module.eval()
     try:
-        with autocast(work.precision, data.device):
-            try:
-                output = module(X_b)
-            except Exception as exc:
-                raise ValueError(
-                    f"The module {type(module).__name__} failed on a batch of shape "
-                    f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-            _check_output(work, output, n_rows)
-            _check_elementwise_targets(work, output, y_b)
-            try:
-                loss = compute_loss(output, y_b, w_b)
-            except Exception as exc:
-                raise ValueError(
-                    f"The criterion {type(criterion).__name__} could not compute a loss from "
-                    f"the module's output of shape {tuple(output.shape)} and {shapes}: "
-                    f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
-                ) from exc
-        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise ValueError(
-                f"The criterion {type(criterion).__name__} must return a scalar loss tensor; "
-                f"it returned {shape}. Keep its reduction at 'mean' (sample_weight weighs "
-                "samples)."
-            )
-        if not bool(torch.isfinite(loss)):
-            raise ValueError(
-                f"The untrained model's loss on the first {n_rows} samples is {loss.item()}: "
-                "the inputs or targets are too large for float32 arithmetic. Scale them "
-                "(e.g. StandardScaler, or TransformedTargetRegressor for y)."
-            )
-        try:
-            loss.backward()
-        except Exception as exc:
-            raise ValueError(
-                f"Backpropagating the loss of {type(criterion).__name__} failed: "
-                f"{type(exc).__name__}: {exc}. The loss must depend on the module's "
-                "trainable parameters."
-            ) from exc
+        with torch.no_grad() if ours else contextlib.nullcontext():
+            with autocast(work.precision, data.device):
+                output = _forward(work, X_b)
+                if not ours:
+                    _check_output(work, output, n_rows)
+                    _check_elementwise_targets(work, output, y_b)
+                loss = _loss(work, compute_loss, output, (X_b, y_b, w_b))
+            _check_loss(work, loss, n_rows)
+            if not ours:
+                _backward(work, loss)
     finally:
-        for parameter in module.parameters():
-            parameter.grad = None
+        if not ours:
+            for parameter in module.parameters():
+                parameter.grad = None
         module.train(was_training)
+
+
+def _forward(work: Any, X_b: torch.Tensor) -> Any:
+    try:
+        return work.module_(X_b)
+    except Exception as exc:
+        raise ValueError(
+            f"The module {type(work.module_).__name__} failed on a batch of shape "
+            f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _loss(work: Any, compute_loss: Any, output: Any, batch: tuple) -> Any:
+    X_b, y_b, w_b = batch
+    try:
+        return compute_loss(output, y_b, w_b)
+    except Exception as exc:
+        raise ValueError(
+            f"The criterion {type(work.criterion_).__name__} could not compute a loss from "
+            f"the module's output of shape {tuple(output.shape)} and a batch X of shape "
+            f"{tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} ({y_b.dtype}): "
+            f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
+        ) from exc
+
+
+def _check_loss(work: Any, loss: Any, n_rows: int) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(
+            f"The criterion {type(work.criterion_).__name__} must return a scalar loss "
+            f"tensor; it returned {shape}. Keep its reduction at 'mean' (sample_weight "
+            "weighs samples)."
+        )
+    if not bool(torch.isfinite(loss)):
+        raise ValueError(
+            f"The untrained model's loss on the first {n_rows} samples is {loss.item()}: "
+            "the inputs or targets are too large for float32 arithmetic. Scale them "
+            "(e.g. StandardScaler, or TransformedTargetRegressor for y)."
+        )
+
+
+def _backward(work: Any, loss: torch.Tensor) -> None:
+    try:
+        loss.backward()
+    except Exception as exc:
+        raise ValueError(
+            f"Backpropagating the loss of {type(work.criterion_).__name__} failed: "
+            f"{type(exc).__name__}: {exc}. The loss must depend on the module's "
+            "trainable parameters."
+        ) from exc
 
 
 #: Losses that compare output and target element by element: torch warns and

@@ -4,7 +4,6 @@ built from the estimator's parameters with errors in its words."""
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -92,7 +91,7 @@ def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], l
             "optimizer=SparseAdam needs sparse gradients, which the loop's modules do not "
             "produce; use 'adam' or 'adamw'."
         )
-    if _needs_closure(cls):
+    if "closure" in _required_step_arguments(cls):
         raise InvalidParameterError(
             f"optimizer={cls.__name__} needs a closure that re-evaluates the loss at each "
             "step (as LBFGS does); skcallback takes one step per batch. Use a first-order "
@@ -100,11 +99,18 @@ def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], l
         )
 
 
-@functools.lru_cache(maxsize=64)
-def _needs_closure(cls: type[torch.optim.Optimizer]) -> bool:
-    """Whether ``cls.step`` requires a closure (read once per class)."""
-    closure = inspect.signature(cls.step).parameters.get("closure")
-    return closure is not None and closure.default is inspect.Parameter.empty
+#: The arguments without default of each optimizer class's ``step``.
+_STEP_ARGUMENTS: dict[type, frozenset[str]] = {}
+
+
+def _required_step_arguments(cls: type[torch.optim.Optimizer]) -> frozenset[str]:
+    """The arguments ``cls.step`` requires (its signature read once per class)."""
+    if cls not in _STEP_ARGUMENTS:
+        parameters = inspect.signature(cls.step).parameters.values()
+        _STEP_ARGUMENTS[cls] = frozenset(
+            p.name for p in parameters if p.default is inspect.Parameter.empty
+        )
+    return _STEP_ARGUMENTS[cls]
 
 
 def loss_function(criterion: Any, *, weighted: bool) -> LossFn:
