@@ -442,26 +442,42 @@ def split(
     set (``validation``: X_val, y_val, sample_weight_val), a held-out share
     of the samples (stratified for classifiers), or none."""
     X_val, y_val, sample_weight_val = validation
-    n_samples = len(y)
+    every_row = np.arange(len(y))
     if X_val is not None or y_val is not None:
-        if X_val is None or y_val is None:
-            raise ValueError("Pass both X_val and y_val (or neither) for validation.")
-        try:
-            X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
-            y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
-            w_val = work._check_weights(sample_weight_val, X_val)
-        except ValueError as exc:
-            raise ValueError(
-                f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
-            ) from exc
-        held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
-        valid = held.subset(np.arange(len(y_val)), w_val)
-        return Split(data.subset(np.arange(n_samples), sample_weight), valid)
+        valid = _explicit_validation(work, X_val, y_val, sample_weight_val, device)
+        return Split(data.subset(every_row, sample_weight), valid)
     if sample_weight_val is not None:
         raise ValueError("sample_weight_val was given without X_val and y_val.")
-    fraction = work.validation_fraction
-    if partial or fraction is None:
-        return Split(data.subset(np.arange(n_samples), sample_weight), None)
+    if partial or work.validation_fraction is None:
+        return Split(data.subset(every_row, sample_weight), None)
+    train_rows, valid_rows = _held_out_rows(work, y, sample_weight)
+    return Split(data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight))
+
+
+def _explicit_validation(
+    work: Any, X_val: Any, y_val: Any, sample_weight_val: Any, device: torch.device
+) -> TensorData:
+    """The validation set given to ``fit``, validated as the training data."""
+    if X_val is None or y_val is None:
+        raise ValueError("Pass both X_val and y_val (or neither) for validation.")
+    try:
+        X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
+        y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
+        w_val = work._check_weights(sample_weight_val, X_val)
+    except ValueError as exc:
+        raise ValueError(
+            f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
+        ) from exc
+    held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
+    return held.subset(np.arange(len(y_val)), w_val)
+
+
+def _held_out_rows(
+    work: Any, y: np.ndarray, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows (sorted) of a ``validation_fraction``
+    split, drawn from the fit's split seed (stratified for classifiers)."""
+    fraction, n_samples = work.validation_fraction, len(y)
     n_valid = math.ceil(fraction * n_samples)
     if n_samples - n_valid < 1:
         raise ValueError(
@@ -493,7 +509,7 @@ def split(
             "undefined; pass X_val, y_val and sample_weight_val, or set "
             "validation_fraction=None."
         )
-    return Split(data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight))
+    return train_rows, valid_rows
 
 
 def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:
