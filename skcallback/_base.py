@@ -351,7 +351,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     X,
                     max(self.batch_size, EVAL_BATCH_SIZE),
                     device,
-                    sparse=takes_sparse_batches(self, device),
+                    sparse=takes_sparse_batches(
+                        self.module, module, self.precision, self.compile, device
+                    ),
                 )
                 if hooks is None:
                     # In the module's dtype until joined: converting each batch

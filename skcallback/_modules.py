@@ -138,25 +138,26 @@ def _linear(
 MLP_PARAMETERS = ("hidden_layer_sizes", "activation", "dropout")
 
 
-def takes_sparse_batches(estimator: Any, device: torch.device) -> bool:
+def takes_sparse_batches(
+    module: Any, fitted: nn.Module | None, precision: str, compile: bool, device: torch.device
+) -> bool:
     """Whether the batches of a sparse ``X`` reach the estimator's module
     (in training, validation and prediction alike) as torch sparse tensors,
     the same rule for all.
 
-    That is: the built-in MLP (``module=None``, and the fitted module of a
-    fitted estimator an ``MLP``), whose first layer multiplies them as they
-    are; ``precision="32"`` or ``"64"`` (autocast has no sparse products);
-    ``compile=False`` (``torch.compile`` does not trace sparse tensors); the
-    CPU (the sparse route has not been run on a GPU yet: CUDA densifies each
-    batch, as before). A user's module receives dense batches, as it may not
-    accept sparse tensors.
+    That is: the built-in MLP (the ``module`` parameter None, and the
+    ``fitted`` module, where training continues one, an ``MLP``), whose
+    first layer multiplies them as they are; ``precision="32"`` or ``"64"``
+    (autocast has no sparse products); ``compile=False`` (``torch.compile``
+    does not trace sparse tensors); the CPU (the sparse route has not been
+    run on a GPU yet: CUDA densifies each batch, as before). A user's module
+    receives dense batches, as it may not accept sparse tensors.
     """
-    fitted = getattr(estimator, "module_", None)
     return (
-        estimator.module is None
+        module is None
         and (fitted is None or isinstance(fitted, MLP))
-        and estimator.precision in ("32", "64")
-        and not estimator.compile
+        and precision in ("32", "64")
+        and not compile
         and device.type == "cpu"
     )
 

@@ -64,11 +64,15 @@ class Settings:
         ``partial_fit`` on a fitted estimator).
     device : torch.device
         Where the fit trains.
+    sparse_batches : bool
+        Whether the batches of a sparse ``X`` reach the module as torch
+        sparse tensors (see ``takes_sparse_batches``).
     """
 
     partial: bool
     continuing: bool
     device: torch.device
+    sparse_batches: bool
 
 
 def read_settings(estimator: Any, *, partial: bool) -> Settings:
@@ -76,11 +80,13 @@ def read_settings(estimator: Any, *, partial: bool) -> Settings:
     parameters) and resolve the device."""
     validate_parameters(estimator)
     _routing.check_extra_params(estimator)
-    return Settings(
-        partial=partial,
-        continuing=estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start),
-        device=resolve_device(estimator.device),
+    continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
+    device = resolve_device(estimator.device)
+    fitted = estimator.module_ if continuing else None
+    sparse = takes_sparse_batches(
+        estimator.module, fitted, estimator.precision, estimator.compile, device
     )
+    return Settings(partial, continuing, device, sparse_batches=sparse)
 
 
 class FitIdentity:
@@ -322,11 +328,9 @@ def prepare(
     # A resumed fit draws no seed: its generators' states are restored, and
     # its NumPy generator must stay where the interrupted fit had it.
     seed = 0 if resume is not None else int(work._rng.randint(_SEED_BOUND))
-    data = Dataset(
-        X, y, settings.device, sparse_batches=takes_sparse_batches(work, settings.device)
-    )
+    data = Dataset(X, y, settings.device, sparse_batches=settings.sparse_batches)
     validation = (X_val, y_val, sample_weight_val)
-    parts = split(work, data, y, sample_weight, partial, validation, settings.device)
+    parts = split(work, settings, data, y, sample_weight, validation)
     previous = estimator.callbacks_ if settings.continuing else None
     build_fit_objects(work, settings, data, parts, seed, callbacks, previous, resume)
     plan = FitPlan(identity, settings, parts, resume, seed=seed, target_sample=_target_sample(y))
@@ -431,12 +435,11 @@ def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:
 
 def split(
     work: Any,
+    settings: Settings,
     data: Dataset,
     y: np.ndarray,
     sample_weight: np.ndarray | None,
-    partial: bool,
     validation: tuple[Any, Any, Any],
-    device: torch.device,
 ) -> Split:
     """Phase 4: the training and validation data: an explicit validation
     set (``validation``: X_val, y_val, sample_weight_val), a held-out share
@@ -444,18 +447,18 @@ def split(
     X_val, y_val, sample_weight_val = validation
     every_row = np.arange(len(y))
     if X_val is not None or y_val is not None:
-        valid = _explicit_validation(work, X_val, y_val, sample_weight_val, device)
+        valid = _explicit_validation(work, settings, X_val, y_val, sample_weight_val)
         return Split(data.subset(every_row, sample_weight), valid)
     if sample_weight_val is not None:
         raise ValueError("sample_weight_val was given without X_val and y_val.")
-    if partial or work.validation_fraction is None:
+    if settings.partial or work.validation_fraction is None:
         return Split(data.subset(every_row, sample_weight), None)
     train_rows, valid_rows = _held_out_rows(work, y, sample_weight)
     return Split(data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight))
 
 
 def _explicit_validation(
-    work: Any, X_val: Any, y_val: Any, sample_weight_val: Any, device: torch.device
+    work: Any, settings: Settings, X_val: Any, y_val: Any, sample_weight_val: Any
 ) -> TensorData:
     """The validation set given to ``fit``, validated as the training data."""
     if X_val is None or y_val is None:
@@ -468,7 +471,7 @@ def _explicit_validation(
         raise ValueError(
             f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
         ) from exc
-    held = Dataset(X_val, y_val, device, sparse_batches=takes_sparse_batches(work, device))
+    held = Dataset(X_val, y_val, settings.device, sparse_batches=settings.sparse_batches)
     return held.subset(np.arange(len(y_val)), w_val)
 
 
