@@ -3,7 +3,10 @@ parameters and routing, input validation, fitting, prediction, persistence."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -245,7 +248,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         working copy, and adopt its state only when the fit completes."""
         X, y, sample_weight = _host(X), _host(y), _host(sample_weight)
         options = {key: _host(value) for key, value in options.items()}
-        with _sklearn_callbacks.fit_scope(self):
+        with _one_fit_at_a_time(self), _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
             run = start_run(plan, () if tasks is None else (("sklearn.callback", tasks),))
@@ -475,6 +478,31 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         super().__setstate__(state)
         if blob is not None:
             _persistence.rebuild(self, blob, others)
+
+
+#: The ids of the estimators being fitted now, in any thread.
+_FITTING: set[int] = set()
+_FITTING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_fit_at_a_time(estimator: Any) -> Iterator[None]:
+    """Refuse a second fit of an estimator object that is fitting (in
+    another thread, or from one of its own callbacks): the two would adopt
+    their states over each other."""
+    with _FITTING_LOCK:
+        if id(estimator) in _FITTING:
+            raise RuntimeError(
+                f"This {type(estimator).__name__} is already fitting (in another thread or "
+                "from a callback of its own fit); fit a clone instead "
+                "(sklearn.base.clone(estimator))."
+            )
+        _FITTING.add(id(estimator))
+    try:
+        yield
+    finally:
+        with _FITTING_LOCK:
+            _FITTING.discard(id(estimator))
 
 
 #: The constructor's parameter names, per estimator class.

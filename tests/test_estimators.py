@@ -2,6 +2,7 @@
 fit is a transaction; non-finite training is refused; random state."""
 
 import inspect
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -793,3 +794,38 @@ def test_float64_training_handles_losses_beyond_float32(regression_data):
     X, y = regression_data
     est = NeuralRegressor(precision="64", max_epochs=1, random_state=0).fit(X, y * 1e22)
     assert np.isfinite(est.history_[-1]["train_loss"]) and est.history_[-1]["train_loss"] > 1e40
+
+
+def test_a_second_fit_of_an_estimator_that_is_fitting_is_a_clear_error(regression_data):
+    X, y = regression_data
+    started, release = threading.Event(), threading.Event()
+
+    class Hold(Callback):
+        def on_epoch_begin(self, ctx):
+            started.set()
+            release.wait(10)
+
+    est = NeuralRegressor(max_epochs=1, callbacks=[Hold()], random_state=0)
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(est.fit, X, y)
+        assert started.wait(10)
+        try:
+            with pytest.raises(RuntimeError, match=r"already fitting .*clone"):
+                est.fit(X, y)
+            with pytest.raises(RuntimeError, match="already fitting"):
+                est.partial_fit(X, y)
+        finally:
+            release.set()
+        assert first.result() is est
+    # The refused fits changed nothing, and the estimator fits again afterwards.
+    assert est.n_iter_ == 1
+    assert est.set_params(callbacks=None).fit(X, y).n_iter_ == 1
+
+
+def test_a_callback_fitting_its_own_estimator_is_refused(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, random_state=0)
+    est.set_params(callbacks=[LambdaCallback(on_fit_begin=lambda ctx: est.fit(X, y))])
+    with pytest.raises(RuntimeError, match="already fitting"):
+        est.fit(X, y)
+    assert not hasattr(est, "module_")
