@@ -316,9 +316,9 @@ def prepare(
     """Validate everything and build the plan; ``estimator`` is not changed."""
     settings = read_settings(estimator, partial=partial)
     work = working_copy(estimator, fitted=settings.continuing)
-    X, y, sample_weight = read_inputs(work, settings, X, y, sample_weight, classes)
-    fit_data = [X, y, sample_weight, X_val, y_val, sample_weight_val]
-    identity = FitIdentity(work, settings, (estimator, fit_data))
+    validation = (X_val, y_val, sample_weight_val)
+    inputs = read_inputs(work, settings, (X, y, sample_weight), validation, classes)
+    identity = FitIdentity(work, settings, (estimator, inputs.arrays()))
     callbacks = _routing.fitted_callbacks(estimator)
     resume = None
     if not settings.continuing:
@@ -328,28 +328,73 @@ def prepare(
     # A resumed fit draws no seed: its generators' states are restored, and
     # its NumPy generator must stay where the interrupted fit had it.
     seed = 0 if resume is not None else int(work._rng.randint(_SEED_BOUND))
-    data = Dataset(X, y, settings.device, sparse_batches=settings.sparse_batches)
-    validation = (X_val, y_val, sample_weight_val)
-    parts = split(work, settings, data, y, sample_weight, validation)
+    data = Dataset(inputs.X, inputs.y, settings.device, sparse_batches=settings.sparse_batches)
+    parts = split(work, settings, data, inputs)
     previous = estimator.callbacks_ if settings.continuing else None
     build_fit_objects(work, settings, data, parts, seed, callbacks, previous, resume)
-    plan = FitPlan(identity, settings, parts, resume, seed=seed, target_sample=_target_sample(y))
+    target_sample = _target_sample(inputs.y)
+    plan = FitPlan(identity, settings, parts, resume, seed=seed, target_sample=target_sample)
     set_up_callbacks(plan, callbacks)
     return plan
 
 
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The fit's data, validated (phase 2): ``X``, the encoded targets
+    ``y``, the checked ``sample_weight`` (None without), and the explicit
+    validation set ``(X_val, y_val, sample_weight_val)`` likewise, or None."""
+
+    X: Any
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    validation: tuple[Any, np.ndarray, np.ndarray | None] | None
+
+    def arrays(self) -> list[Any]:
+        """Every array of the fit, for its fingerprint (None where absent)."""
+        X_val, y_val, w_val = self.validation or (None, None, None)
+        return [self.X, self.y, self.sample_weight, X_val, y_val, w_val]
+
+
 def read_inputs(
-    work: Any, settings: Settings, X: Any, y: Any, sample_weight: Any, classes: Any
-) -> tuple[Any, np.ndarray, np.ndarray | None]:
-    """Phase 2: the data validated, the targets encoded, the weights checked;
-    what the fit learns of its data (``n_features_in_``, ``classes_``, ...)
-    is set on the working copy ``work``."""
+    work: Any,
+    settings: Settings,
+    data: tuple[Any, Any, Any],
+    validation: tuple[Any, Any, Any],
+    classes: Any,
+) -> Inputs:
+    """Phase 2: the training ``data`` ``(X, y, sample_weight)`` and the
+    explicit ``validation`` set validated, the targets encoded, the weights
+    checked; what the fit learns of its data (``n_features_in_``,
+    ``classes_``, ...) is set on the working copy ``work``."""
+    X, y, sample_weight = data
     X, y = work._validate_inputs(X, y, reset=not settings.continuing)
     y, target_state = work._encode_targets(y, continuing=settings.continuing, classes=classes)
     vars(work).update(target_state)
     sample_weight = work._check_weights(sample_weight, X)
     work._check_target_weights(y, sample_weight)
-    return X, y, sample_weight
+    return Inputs(X, y, sample_weight, _validation_set(work, *validation))
+
+
+def _validation_set(
+    work: Any, X_val: Any, y_val: Any, sample_weight_val: Any
+) -> tuple[Any, np.ndarray, np.ndarray | None] | None:
+    """The validation set given to ``fit``, validated as the training data
+    (after it, whose width and classes it must share), or None."""
+    if X_val is None and y_val is None:
+        if sample_weight_val is not None:
+            raise ValueError("sample_weight_val was given without X_val and y_val.")
+        return None
+    if X_val is None or y_val is None:
+        raise ValueError("Pass both X_val and y_val (or neither) for validation.")
+    try:
+        X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
+        y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
+        w_val = work._check_weights(sample_weight_val, X_val)
+    except ValueError as exc:
+        raise ValueError(
+            f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
+        ) from exc
+    return X_val, y_val, w_val
 
 
 def find_resume_point(
@@ -433,46 +478,21 @@ def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:
             raise
 
 
-def split(
-    work: Any,
-    settings: Settings,
-    data: Dataset,
-    y: np.ndarray,
-    sample_weight: np.ndarray | None,
-    validation: tuple[Any, Any, Any],
-) -> Split:
-    """Phase 4: the training and validation data: an explicit validation
-    set (``validation``: X_val, y_val, sample_weight_val), a held-out share
-    of the samples (stratified for classifiers), or none."""
-    X_val, y_val, sample_weight_val = validation
-    every_row = np.arange(len(y))
-    if X_val is not None or y_val is not None:
-        valid = _explicit_validation(work, settings, X_val, y_val, sample_weight_val)
-        return Split(data.subset(every_row, sample_weight), valid)
-    if sample_weight_val is not None:
-        raise ValueError("sample_weight_val was given without X_val and y_val.")
+def split(work: Any, settings: Settings, data: Dataset, inputs: Inputs) -> Split:
+    """Phase 4: the training and validation data: the explicit validation
+    set, a held-out share of the samples (stratified for classifiers), or
+    none."""
+    weights = inputs.sample_weight
+    every_row = np.arange(len(inputs.y))
+    if inputs.validation is not None:
+        X_val, y_val, w_val = inputs.validation
+        held = Dataset(X_val, y_val, settings.device, sparse_batches=settings.sparse_batches)
+        valid = held.subset(np.arange(len(y_val)), w_val)
+        return Split(data.subset(every_row, weights), valid)
     if settings.partial or work.validation_fraction is None:
-        return Split(data.subset(every_row, sample_weight), None)
-    train_rows, valid_rows = _held_out_rows(work, y, sample_weight)
-    return Split(data.subset(train_rows, sample_weight), data.subset(valid_rows, sample_weight))
-
-
-def _explicit_validation(
-    work: Any, settings: Settings, X_val: Any, y_val: Any, sample_weight_val: Any
-) -> TensorData:
-    """The validation set given to ``fit``, validated as the training data."""
-    if X_val is None or y_val is None:
-        raise ValueError("Pass both X_val and y_val (or neither) for validation.")
-    try:
-        X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
-        y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
-        w_val = work._check_weights(sample_weight_val, X_val)
-    except ValueError as exc:
-        raise ValueError(
-            f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
-        ) from exc
-    held = Dataset(X_val, y_val, settings.device, sparse_batches=settings.sparse_batches)
-    return held.subset(np.arange(len(y_val)), w_val)
+        return Split(data.subset(every_row, weights), None)
+    train_rows, valid_rows = _held_out_rows(work, inputs.y, weights)
+    return Split(data.subset(train_rows, weights), data.subset(valid_rows, weights))
 
 
 def _held_out_rows(

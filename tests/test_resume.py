@@ -415,3 +415,29 @@ def test_a_resumed_fit_keeps_its_stop_and_the_csv_has_no_duplicate_rows(tmp_path
     assert resumed.callbacks_.early_stopping.stopped_epoch_ == 2
     again = make().fit(X, y)  # a finished fit: nothing trained, the stop kept
     assert again.callbacks_.early_stopping.stopped_epoch_ == 2
+
+
+@pytest.mark.parametrize("layout", ["coo", "dok", "empty"])
+def test_a_resumable_fit_validates_its_validation_set_first(layout, tmp_path, regression_data):
+    # The fit's fingerprint reads the validation set: before it was
+    # validated, a COO/DOK matrix or 0 rows failed there with a raw error.
+    import scipy.sparse as sp
+
+    X, y = regression_data
+    X_val, y_val = (X[:0], y[:0]) if layout == "empty" else (X[:20], y[:20])
+    if layout != "empty":
+        X_val = sp.coo_matrix(X_val) if layout == "coo" else sp.dok_matrix(X_val)
+    est = NeuralRegressor(
+        max_epochs=2, callbacks=[Checkpoint(dirname=tmp_path, resume=True)], random_state=0
+    )
+    if layout == "empty":
+        with pytest.raises(ValueError, match=r"The validation set .* is invalid: Found array"):
+            est.fit(X, y, X_val=X_val, y_val=y_val)
+        return
+    first = est.fit(X, y, X_val=X_val, y_val=y_val).predict(X)
+    # Run again: it finds its own checkpoint (same fingerprint) and resumes.
+    again = NeuralRegressor(
+        max_epochs=2, callbacks=[Checkpoint(dirname=tmp_path, resume=True)], random_state=0
+    ).fit(X, y, X_val=X_val, y_val=y_val)
+    assert again.callbacks_["checkpoint"].resumed_from_ is not None
+    np.testing.assert_array_equal(again.predict(X), first)
