@@ -386,8 +386,11 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         width (see ``_plain_array``) is checked here directly, with the
         checks scikit-learn's path would make (width, dtype, finite values),
         saving its generic path on every small predict; anything else, and
-        any failure, goes through ``validate_data`` and its messages."""
-        dtype = float_dtype(self.precision)
+        any failure, goes through ``validate_data`` and its messages.
+
+        The data takes the fitted module's dtype (float64 when it was
+        trained with ``precision="64"``), whatever ``precision`` says now."""
+        dtype = _module_dtype(self.module_)
         array = self._plain_array(X)
         if (
             array is not None
@@ -507,6 +510,14 @@ def _one_fit_at_a_time(estimator: Any) -> Iterator[None]:
 
 #: The constructor's parameter names, per estimator class.
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _module_dtype(module: torch.nn.Module) -> np.dtype:
+    """The NumPy dtype of a fitted module's floating-point parameters."""
+    for parameter in module.parameters():
+        if parameter.is_floating_point():
+            return np.dtype(np.float64 if parameter.dtype == torch.float64 else np.float32)
+    return np.dtype(np.float32)
 
 
 def _host(value: Any) -> Any:

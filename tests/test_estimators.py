@@ -829,3 +829,14 @@ def test_a_callback_fitting_its_own_estimator_is_refused(regression_data):
     with pytest.raises(RuntimeError, match="already fitting"):
         est.fit(X, y)
     assert not hasattr(est, "module_")
+
+
+@pytest.mark.parametrize(("fitted", "later"), [("32", "64"), ("64", "32"), ("64", "16-mixed")])
+def test_predict_uses_the_fitted_modules_dtype_after_set_params(fitted, later, regression_data):
+    # A fitted model predicts as fitted: a precision set afterwards applies
+    # to the next fit (it failed with a raw torch dtype error).
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, precision=fitted, random_state=0).fit(X, y)
+    expected = est.predict(X)
+    est.set_params(precision=later)
+    np.testing.assert_array_equal(est.predict(X), expected)
