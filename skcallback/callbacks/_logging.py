@@ -17,6 +17,7 @@ from typing import Any
 from .._context import Context
 from ._base import Callback, import_extra, positive_int
 from ._checkpoint import ensure_writable
+from ._monitor import Monitor
 
 
 def _format(value: Any) -> str:
@@ -34,6 +35,10 @@ class PrintLog(Callback):
     """Print a table line per epoch, marking each value that is the best so
     far with ``*`` (used by ``verbose=1``), and why the fit stopped early
     when a callback stopped it.
+
+    A value is marked when it beats every earlier one of its column
+    (strictly: a tie is not marked; NaN never is), for the metrics with a
+    direction, the rule of [`Monitor`][skcallback.callbacks.Monitor].
 
     Parameters
     ----------
@@ -91,11 +96,11 @@ class PrintLog(Callback):
 
     def _is_best(self, key: str, value: float, lower: bool | None) -> bool:
         """Whether ``value`` is the best so far, for metrics declared with a
-        direction (not ``epoch``, ``lr`` or ``dur``)."""
-        if lower is None or math.isnan(value):
+        direction (not ``epoch``, ``lr`` or ``dur``), by the rule of
+        [`Monitor`][skcallback.callbacks.Monitor]."""
+        if lower is None:
             return False
-        best = self.best_.get(key)
-        if best is None or (value < best if lower else value > best):
+        if Monitor(key, "min" if lower else "max").is_improvement(value, self.best_.get(key)):
             self.best_[key] = value
             return True
         return False

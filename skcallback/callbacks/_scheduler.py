@@ -37,6 +37,26 @@ class LRScheduler(Callback):
         ``OneCycleLR`` gets its number of steps filled in from the fit when
         not given.
 
+    Notes
+    -----
+    ``ReduceLROnPlateau`` decides what an improvement is by torch's own rule,
+    not by [`Monitor`][skcallback.callbacks.Monitor]'s, which
+    EarlyStopping and Checkpoint follow. They agree on ties (a value equal
+    to the best, or to the best moved by the threshold, is no improvement)
+    and on NaN (never an improvement). They differ in:
+
+    - the margin: torch's default ``threshold_mode="rel"`` asks for
+      ``value < best * (1 - threshold)`` (``> best * (1 + threshold)`` in
+      ``"max"`` mode, which a negative score makes looser, not stricter)
+      with ``threshold=1e-4``, where ``min_delta`` is absolute.
+      ``threshold_mode="abs", threshold=d`` is EarlyStopping's
+      ``min_delta=d``. (EarlyStopping's own ``threshold`` is another thing:
+      a value to pass.)
+    - infinities: torch takes ``-inf`` (``+inf`` in ``"max"`` mode) as a
+      best nothing beats; Monitor never takes an infinity as best.
+    - patience: torch lowers the rate after ``patience + 1`` epochs without
+      improvement, EarlyStopping stops after ``patience``.
+
     Examples
     --------
     >>> from skcallback.callbacks import LRScheduler
