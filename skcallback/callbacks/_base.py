@@ -9,7 +9,7 @@ import inspect
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._context import Context
@@ -97,6 +97,27 @@ def check_hook_names(cb: Any, name: str) -> None:
                 f"Callback {name!r} ({type(cb).__name__}) defines {attr!r}, which is not a "
                 f"hook{hint}"
             )
+
+
+def overridden_hooks(cb: Any, hooks: Iterable[str] = HOOKS) -> list[str]:
+    """The hooks among ``hooks`` that ``cb`` overrides, in their order: those
+    its class defines in place of [`Callback`][skcallback.Callback]'s no-ops,
+    and those set on the instance (a function stored under the hook's name,
+    as ``LambdaCallback`` and a callback taking a hook as a parameter do;
+    None stored there disables the hook). The one rule for the fit's hook
+    table and for prediction's."""
+    own = getattr(cb, "__dict__", {})
+    cls = type(cb)
+    return [
+        hook
+        for hook in hooks
+        if (own[hook] is not None if hook in own else _class_overrides(cls, hook))
+    ]
+
+
+def _class_overrides(cls: type, hook: str) -> bool:
+    method = getattr(cls, hook, None)
+    return method is not None and method is not getattr(Callback, hook)
 
 
 def metric_keys(cb: Any, plan: Any) -> list[str] | None:
@@ -230,15 +251,17 @@ class Callback:
         return name if isinstance(name, str) and name else snake_case(type(self).__name__)
 
     def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        """The hooks this callback really overrides, as bound methods, less
-        those its parameters make idle (so the loop never calls a no-op)."""
-        cls = type(self)
+        """The hooks this callback overrides (``overridden_hooks``) with
+        what the loop calls for each, less those its parameters make idle
+        (so the loop never calls a no-op)."""
         idle = self.idle_hooks()
-        return {
-            hook: getattr(self, hook)
-            for hook in HOOKS
-            if hook not in idle and getattr(cls, hook) is not getattr(Callback, hook)
-        }
+        return {hook: self._handler(hook) for hook in overridden_hooks(self) if hook not in idle}
+
+    def _handler(self, hook: str) -> Callable[[Any], Any]:
+        """What the loop calls with ``ctx`` for ``hook``: the method, or the
+        function set on the instance."""
+        handler: Callable[[Any], Any] = getattr(self, hook)
+        return handler
 
     def setup(self, plan: Any) -> None:
         """Check the parameters against the fit before training starts.
