@@ -273,6 +273,20 @@ def test_a_callback_named_history_cannot_replace_the_history(regression_data, ho
         NeuralRegressor(max_epochs=2, **params).fit(X, y)
 
 
+@pytest.mark.parametrize("how", ["pair", "cb__history"])
+def test_a_history_subclass_may_replace_the_history_and_is_history_(regression_data, how):
+    class TaggedHistory(History):
+        pass
+
+    X, y = regression_data
+    mine = TaggedHistory()
+    params = {"callbacks": [("history", mine)]} if how == "pair" else {"cb__history": mine}
+    est = NeuralRegressor(max_epochs=2, verbose=0, **params).fit(X, y)
+    assert type(est.history_) is TaggedHistory and len(est.history_) == 2
+    assert est.history_ is est.callbacks_["history"]
+    assert next(iter(est.callbacks_)) == "history"
+
+
 def _every_builtin(tmp_path):
     return [
         EarlyStopping(patience=10),
