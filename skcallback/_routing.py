@@ -15,7 +15,7 @@ from typing import Any
 
 from sklearn.base import clone
 
-from .callbacks._base import Callback, check_hook_names
+from .callbacks._base import Callback, check_hook_names, check_parameters
 from .callbacks._defaults import ALWAYS_PRESENT, default_callbacks
 
 PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
@@ -160,7 +160,8 @@ def check_callback_param(estimator: Any, key: str) -> None:
 
 def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
     """Clones of the enabled callbacks with their routed parameters set and
-    checked, in dispatch order (``order``, then list position)."""
+    checked (``parameter_constraints``, hook names), in dispatch order
+    (``order``, then list position)."""
     entries = callback_entries(estimator)
     names = [name for name, _ in entries]
     params: dict[str, dict[str, Any]] = {}
@@ -185,6 +186,7 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
             cb.set_params(**params.get(name, {}))
         except ValueError as exc:
             raise ValueError(f"Callback {name!r}: {exc}") from None
+        check_parameters(cb, name)
         check_hook_names(cb, name)
         clones.append((cb.order, position, name, cb))
     clones.sort(key=lambda item: (item[0], item[1]))

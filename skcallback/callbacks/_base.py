@@ -10,9 +10,10 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from .._context import Context
+from .._params import Constraints, InvalidParameterError, check_constraints
 
 PREDICT_HOOKS: tuple[str, ...] = (
     "on_predict_begin",
@@ -56,6 +57,16 @@ def positive_int(value: Any, *, allow_none: bool = False) -> bool:
     if value is None:
         return allow_none
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
+
+
+def non_negative_int(value: Any) -> bool:
+    """An int >= 0 (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
+
+
+def real_number(value: Any) -> bool:
+    """A real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def positive_number(value: Any) -> bool:
@@ -118,6 +129,17 @@ def overridden_hooks(cb: Any, hooks: Iterable[str] = HOOKS) -> list[str]:
 def _class_overrides(cls: type, hook: str) -> bool:
     method = getattr(cls, hook, None)
     return method is not None and method is not getattr(Callback, hook)
+
+
+def check_parameters(cb: Any, name: str) -> None:
+    """Check ``cb``'s parameters against its class's ``parameter_constraints``
+    (before any callback's ``setup``), with the estimator's validator and
+    messages; the error's note names the callback."""
+    try:
+        check_constraints(cb, type(cb).parameter_constraints)
+    except InvalidParameterError as exc:
+        exc.add_note(f"raised by callback {name!r} before training started")
+        raise
 
 
 def metric_keys(cb: Any, plan: Any) -> list[str] | None:
@@ -218,6 +240,15 @@ class Callback:
         trial. Every fit works on a clone of each callback, so a copied
         trial would never hear of the fit. A subclass names them, e.g.
         ``shared_params = ("trial",)``; empty by default.
+    parameter_constraints : dict
+        What each parameter may be, checked at fit before any callback's
+        [`setup`][skcallback.Callback.setup], as the estimator checks its
+        own: parameter name -> ``(check, allowed)``, where ``check(value)``
+        returns whether the value is allowed and ``allowed`` says in words
+        what is. A failed check raises ``InvalidParameterError`` (a
+        ``ValueError``): "The 'patience' parameter of EarlyStopping must be
+        an int >= 0; got -1." A subclass extends its parent's with
+        ``{**Parent.parameter_constraints, ...}``; empty by default.
 
     Examples
     --------
@@ -237,6 +268,8 @@ class Callback:
     order: float = 0
     # Parameters clones share instead of copying (see the class docstring).
     shared_params: tuple[str, ...] = ()
+    # What each parameter may be (see the class docstring).
+    parameter_constraints: ClassVar[Constraints] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -339,12 +372,10 @@ class Callback:
 
     def _require(self, name: str, ok: bool, allowed: str) -> None:
         """Raise a ValueError naming the parameter, its value and what is
-        allowed, in the estimator's format."""
-        if not ok:
-            raise ValueError(
-                f"The {name!r} parameter of {type(self).__name__} must be {allowed}; "
-                f"got {getattr(self, name)!r}."
-            )
+        allowed, in the estimator's format, unless ``ok``: for checks in
+        ``setup`` that depend on the fit (``parameter_constraints`` declares
+        the others)."""
+        check_constraints(self, {name: (lambda _: ok, allowed)})
 
     def __sklearn_clone__(self) -> Callback:
         """A new callback from the same parameters (cloned, except those in

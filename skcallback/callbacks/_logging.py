@@ -31,6 +31,10 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+#: The constraint of a ``sink`` parameter.
+_SINK = (callable, "a callable taking a line of text")
+
+
 class PrintLog(Callback):
     """Print a table line per epoch, marking each value that is the best so
     far with ``*`` (used by ``verbose=1``), and why the fit stopped early
@@ -49,21 +53,19 @@ class PrintLog(Callback):
     """
 
     order = 900
+    parameter_constraints = {
+        "keys": (
+            lambda v: v is None or (not isinstance(v, str) and all(isinstance(k, str) for k in v)),
+            "None or a list of metric names",
+        ),
+        "sink": _SINK,
+    }
 
     def __init__(
         self, keys: Sequence[str] | None = None, sink: Callable[[str], Any] = print
     ) -> None:
         self.keys = keys
         self.sink = sink
-
-    def setup(self, plan: Any) -> None:
-        self._require(
-            "keys",
-            self.keys is None
-            or (not isinstance(self.keys, str) and all(isinstance(k, str) for k in self.keys)),
-            "None or a list of metric names",
-        )
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
 
     def on_fit_begin(self, ctx: Context) -> None:
         self._columns: list[str] | None = None
@@ -158,13 +160,13 @@ class LossMonitor(Callback):
         Called with each line.
     """
 
+    parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
+
     def __init__(self, every: int = 1, sink: Callable[[str], Any] = print) -> None:
         self.every = every
         self.sink = sink
 
     def setup(self, plan: Any) -> None:
-        self._require("every", positive_int(self.every), "an int >= 1")
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
         self._batches = 0  # training batches seen in this fit
 
     def on_train_batch_end(self, ctx: Context) -> None:
@@ -197,6 +199,11 @@ class MetricLogger(Callback):
         The running mean training loss every ``every`` batches.
     """
 
+    parameter_constraints = {
+        "every": (lambda v: positive_int(v, allow_none=True), "None or an int >= 1"),
+        "sink": _SINK,
+    }
+
     def __init__(
         self,
         every: int | None = None,
@@ -210,8 +217,6 @@ class MetricLogger(Callback):
         self.sink = sink
 
     def setup(self, plan: Any) -> None:
-        self._require("every", positive_int(self.every, allow_none=True), "None or an int >= 1")
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
         recorded = f"a metric of the fit {sorted(plan.metrics)}"
         self._require("train", self.train in plan.metrics, recorded)
         self._require("valid", self.valid in plan.metrics or not plan.has_validation, recorded)

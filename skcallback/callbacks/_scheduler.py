@@ -64,6 +64,10 @@ class LRScheduler(Callback):
     0.5
     """
 
+    parameter_constraints = {
+        "step_every": (lambda v: v in ("epoch", "batch"), "'epoch' or 'batch'"),
+    }
+
     def __init__(
         self,
         policy: str | type = "StepLR",
@@ -166,7 +170,6 @@ class LRScheduler(Callback):
         return policy
 
     def setup(self, plan: Any) -> None:
-        self._require("step_every", self.step_every in ("epoch", "batch"), "'epoch' or 'batch'")
         cls = self._policy_class()
         plateau = cls is torch.optim.lr_scheduler.ReduceLROnPlateau
         self._require(
