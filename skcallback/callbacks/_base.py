@@ -142,15 +142,18 @@ def check_parameters(cb: Any, name: str) -> None:
         raise
 
 
+#: The constraint of a logger's ``keys`` parameter, which ``metric_keys``
+#: resolves.
+METRIC_KEYS: tuple[Callable[[Any], bool], str] = (
+    lambda v: v is None or (isinstance(v, list | tuple) and all(isinstance(k, str) for k in v)),
+    "None or a list of metric names",
+)
+
+
 def metric_keys(cb: Any, plan: Any) -> list[str] | None:
-    """A logger's ``keys`` parameter, checked and resolved against the fit's
-    metrics (``plan.monitored``); None means every metric."""
-    cb._require(
-        "keys",
-        cb.keys is None
-        or (isinstance(cb.keys, list | tuple) and all(isinstance(k, str) for k in cb.keys)),
-        "None or a list of metric names",
-    )
+    """A logger's ``keys`` parameter (declared with ``METRIC_KEYS``),
+    resolved against the fit's metrics (``plan.monitored``); None means
+    every metric."""
     owner = type(cb).__name__
     return None if cb.keys is None else [plan.monitored(owner, key) for key in cb.keys]
 
