@@ -2,14 +2,16 @@
 epoch (EarlyStopping, Checkpoint's best-only files, PrintLog's marker,
 History.plot's dot) agrees with it on ties, NaN, infinities and min_delta."""
 
+import itertools
 import math
 import re
 
 import matplotlib
+import numpy as np
 import pytest
 
 from skcallback import NeuralRegressor
-from skcallback.callbacks import Checkpoint, EarlyStopping, Monitor, PrintLog
+from skcallback.callbacks import Checkpoint, EarlyStopping, LRScheduler, Monitor, PrintLog
 
 matplotlib.use("Agg")
 
@@ -36,8 +38,6 @@ def _fit(scripted, values, lower, *callbacks, **params):
 
 
 def _data():
-    import numpy as np
-
     X = np.random.RandomState(0).normal(size=(40, 3)).astype(np.float32)
     return X, X.sum(axis=1)
 
@@ -134,3 +134,27 @@ def test_every_consumer_agrees_on_one_fit(scripted, tmp_path):
     assert f"best valid_score (epoch {best})" in labels
     assert math.isnan(est.history_[1]["valid_score"])
     assert re.search(r"\bnan\b", lines[3])
+
+
+def test_reduce_lr_on_plateau_with_an_absolute_threshold_follows_the_rule(scripted):
+    """LRScheduler documents torch's rule: threshold_mode="abs" with
+    threshold=d decides as Monitor with min_delta=d (ties, NaN, equality)."""
+    values = [1.0, NAN, 0.5, 0.5, 0.25, 0.1]
+    scheduler = LRScheduler(
+        "ReduceLROnPlateau",
+        monitor="valid_score",
+        patience=0,
+        factor=0.5,
+        threshold_mode="abs",
+        threshold=0.25,
+    )
+    lrs = _fit(scripted, values, True, scheduler, lr=0.1).history_.get("lr")
+    reduced = [later < earlier for earlier, later in itertools.pairwise(lrs)]
+    monitor = Monitor("valid_score", "min", min_delta=0.25)
+    not_improved = []
+    best = None
+    for value in values[:-1]:
+        improved = monitor.is_improvement(value, best)
+        best = value if improved else best
+        not_improved.append(not improved)
+    assert reduced == not_improved == [False, True, False, True, True]
