@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .callbacks._base import HOOKS, PREDICT_HOOKS, Callback
+from .callbacks._base import HOOKS, PREDICT_HOOKS, overridden_hooks
 
 Handler = tuple[str, str, Callable[[Any], Any]]
 
@@ -108,10 +108,7 @@ def predict_table(callbacks: Any) -> HookTable | None:
     named = [
         (name, cb)
         for name, cb in (callbacks.items() if callbacks is not None else ())
-        if any(
-            hook in vars(cb) or getattr(type(cb), hook, None) is not getattr(Callback, hook)
-            for hook in PREDICT_HOOKS
-        )
+        if overridden_hooks(cb, PREDICT_HOOKS)
     ]
     return HookTable(named) if named else None
 

@@ -71,7 +71,7 @@ def start_fresh(work: Any, *, epoch: int, step: int) -> None:
 def attach_callbacks(work: Any, callbacks: list[tuple[str, Any]]) -> None:
     """Make ``callbacks`` (in dispatch order) the fitted callbacks."""
     work.callbacks_ = CallbackMap(callbacks)
-    work.history_ = work.callbacks_["history"]
+    vars(work).update(_routing.exposed_callbacks(work.callbacks_))
     work.stop_reason_ = None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -115,10 +115,26 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def validate_parameters(estimator: Any) -> None:
     """Raise ``InvalidParameterError`` naming the first bad parameter."""
-    for name, (check, allowed) in CONSTRAINTS.items():
-        value = getattr(estimator, name)
-        if not check(value):
+    check_constraints(estimator, CONSTRAINTS)
+
+
+# -- The one validator, shared with callbacks' ``parameter_constraints`` -----
+Constraints = Mapping[str, tuple[Callable[[Any], bool], str]]
+
+
+def check_constraints(owner: Any, constraints: Constraints) -> None:
+    """Raise ``InvalidParameterError`` for the first parameter of ``owner``
+    whose value fails its check, naming the parameter, the value and what
+    is allowed; a check that raises ``TypeError`` or ``ValueError`` (``v > 0``
+    on a string) fails."""
+    for name, (check, allowed) in constraints.items():
+        value = getattr(owner, name)
+        try:
+            ok = bool(check(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InvalidParameterError(
-                f"The {name!r} parameter of {type(estimator).__name__} must be {allowed}; "
+                f"The {name!r} parameter of {type(owner).__name__} must be {allowed}; "
                 f"got {value!r}."
             )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import copy
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from sklearn.base import clone
 
-from .callbacks._base import Callback, check_hook_names
+from .callbacks._base import Callback, check_hook_names, check_parameters
+from .callbacks._defaults import ALWAYS_PRESENT, default_callbacks
 
 PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
 
@@ -57,8 +59,6 @@ def check_extra_params(estimator: Any) -> None:
 def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
     """``(name, callback)`` pairs: the defaults plus ``callbacks``, with the
     ``cb__<name>`` replacements applied; a disabled callback is None."""
-    from .callbacks import History, PrintLog, ProgressBar
-
     entries: list[tuple[str, Callback | None]] = []
     given = estimator.callbacks
     if given is not None and not isinstance(given, list | tuple):
@@ -87,12 +87,8 @@ def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
             "them distinct names with (name, callback) pairs."
         )
     verbose = int(estimator.verbose) if isinstance(estimator.verbose, numbers.Integral) else 0
-    if "history" not in names:
-        entries.insert(0, ("history", History()))
-    if verbose >= 1 and "print_log" not in names:
-        entries.append(("print_log", PrintLog()))
-    if verbose >= 2 and "progress_bar" not in names:
-        entries.append(("progress_bar", ProgressBar()))
+    first, last = default_callbacks(verbose, set(names))
+    entries = [*first, *entries, *last]
 
     replacements = {
         key: value for key, value in routed(estimator, "cb__").items() if "__" not in key
@@ -104,16 +100,23 @@ def callback_entries(estimator: Any) -> list[tuple[str, Callback | None]]:
                 f"cb__{key} must be a Callback instance (to replace the callback) or None "
                 f"(to disable it); got {value!r}."
             )
-        if key == "history" and value is None:
-            raise ValueError("The history callback cannot be disabled (cb__history=None).")
+        if key in ALWAYS_PRESENT and value is None:
+            raise ValueError(f"The {key} callback cannot be disabled (cb__{key}=None).")
     entries = [(name, replacements.get(name, cb)) for name, cb in entries]
-    history = dict(entries)["history"]
-    if not isinstance(history, History):
-        raise ValueError(
-            f"The callback name 'history' is reserved for a History (history_ reads it); got "
-            f"{type(history).__name__}. Give this callback another name."
-        )
+    found = dict(entries)
+    for name, (cls, attribute) in ALWAYS_PRESENT.items():
+        if not isinstance(found[name], cls):
+            raise ValueError(
+                f"The callback name {name!r} is reserved for a {cls.__name__} ({attribute} reads "
+                f"it); got {type(found[name]).__name__}. Give this callback another name."
+            )
     return entries
+
+
+def exposed_callbacks(callbacks: Mapping[str, Callback]) -> dict[str, Callback]:
+    """The estimator attributes that expose fitted callbacks (those the
+    callbacks package declares always present), mapped to them."""
+    return {attribute: callbacks[name] for name, (_, attribute) in ALWAYS_PRESENT.items()}
 
 
 def callback_params(estimator: Any) -> dict[str, Any]:
@@ -157,7 +160,8 @@ def check_callback_param(estimator: Any, key: str) -> None:
 
 def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
     """Clones of the enabled callbacks with their routed parameters set and
-    checked, in dispatch order (``order``, then list position)."""
+    checked (``parameter_constraints``, hook names), in dispatch order
+    (``order``, then list position)."""
     entries = callback_entries(estimator)
     names = [name for name, _ in entries]
     params: dict[str, dict[str, Any]] = {}
@@ -182,6 +186,7 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
             cb.set_params(**params.get(name, {}))
         except ValueError as exc:
             raise ValueError(f"Callback {name!r}: {exc}") from None
+        check_parameters(cb, name)
         check_hook_names(cb, name)
         clones.append((cb.order, position, name, cb))
     clones.sort(key=lambda item: (item[0], item[1]))

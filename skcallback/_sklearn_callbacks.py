@@ -89,16 +89,21 @@ class _EpochTasks(Callback):
     """
 
     order = EPOCH_TASKS_ORDER
+    # The estimator, its task and its data: shared by a copy, never cloned.
+    shared_params = ("owner", "root", "X", "y", "metadata")
+    _task: Any = None  # the epoch's task, between on_epoch_begin and on_epoch_end
 
     def __init__(self, owner: Any, root: Any, X: Any, y: Any, metadata: Any) -> None:
-        self._owner, self._root = owner, root
-        self._X, self._y, self._metadata = X, y, metadata
-        self._task: Any = None
+        self.owner, self.root = owner, root
+        self.X, self.y, self.metadata = X, y, metadata
+
+    def __repr__(self) -> str:
+        return f"_EpochTasks(owner={type(self.owner).__name__})"
 
     def on_epoch_begin(self, ctx: Any) -> None:
-        self._task = self._root.subcontext(task_name="epoch")
+        self._task = self.root.subcontext(task_name="epoch")
         self._task.call_on_fit_task_begin(
-            estimator=self._owner, X=self._X, y=self._y, metadata=self._metadata
+            estimator=self.owner, X=self.X, y=self.y, metadata=self.metadata
         )
 
     def on_epoch_end(self, ctx: Any) -> None:
@@ -107,10 +112,10 @@ class _EpochTasks(Callback):
         task, self._task = self._task, None
         work = ctx.estimator
         stop = task.call_on_fit_task_end(
-            estimator=self._owner,
-            X=self._X,
-            y=self._y,
-            metadata=self._metadata,
+            estimator=self.owner,
+            X=self.X,
+            y=self.y,
+            metadata=self.metadata,
             reconstruction_attributes=lambda: _fitted_state(work, ctx),
         )
         if stop and not ctx.stop_requested:
@@ -118,8 +123,8 @@ class _EpochTasks(Callback):
 
     def on_fit_end(self, ctx: Any) -> None:
         if ctx.exception is None:
-            self._root.call_on_fit_task_end(
-                estimator=self._owner, X=self._X, y=self._y, metadata=self._metadata
+            self.root.call_on_fit_task_end(
+                estimator=self.owner, X=self.X, y=self.y, metadata=self.metadata
             )
 
 

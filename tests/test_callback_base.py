@@ -273,6 +273,20 @@ def test_a_callback_named_history_cannot_replace_the_history(regression_data, ho
         NeuralRegressor(max_epochs=2, **params).fit(X, y)
 
 
+@pytest.mark.parametrize("how", ["pair", "cb__history"])
+def test_a_history_subclass_may_replace_the_history_and_is_history_(regression_data, how):
+    class TaggedHistory(History):
+        pass
+
+    X, y = regression_data
+    mine = TaggedHistory()
+    params = {"callbacks": [("history", mine)]} if how == "pair" else {"cb__history": mine}
+    est = NeuralRegressor(max_epochs=2, verbose=0, **params).fit(X, y)
+    assert type(est.history_) is TaggedHistory and len(est.history_) == 2
+    assert est.history_ is est.callbacks_["history"]
+    assert next(iter(est.callbacks_)) == "history"
+
+
 def _every_builtin(tmp_path):
     return [
         EarlyStopping(patience=10),
@@ -456,3 +470,100 @@ def _dump(joblib, obj):
     joblib.dump(obj, buffer)
     buffer.seek(0)
     return buffer
+
+
+# -- declared parameter constraints -------------------------------------------
+class Smoothing(Callback):
+    """A third-party callback declaring what its parameters may be."""
+
+    parameter_constraints = {
+        "alpha": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "key": (lambda v: isinstance(v, str), "a metric name"),
+    }
+
+    def __init__(self, alpha=0.5, key="train_loss"):
+        self.alpha = alpha
+        self.key = key
+
+    def on_epoch_end(self, ctx):
+        old = getattr(self, "smoothed_", ctx.metrics[self.key])
+        self.smoothed_ = self.alpha * ctx.metrics[self.key] + (1 - self.alpha) * old
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"alpha": 0}, r"The 'alpha' parameter of Smoothing must be a number in \(0, 1\]; got 0\."),
+        # A check that cannot compare the value fails it, with the same message.
+        ({"alpha": "big"}, r"'alpha' parameter of Smoothing must be .*; got 'big'\."),
+        ({"key": 3}, r"The 'key' parameter of Smoothing must be a metric name; got 3\."),
+    ],
+)
+def test_declared_constraints_are_checked_before_any_setup(regression_data, params, message):
+    X, y = regression_data
+    setups = []
+    est = NeuralRegressor(
+        max_epochs=1,
+        callbacks=[LambdaCallback(setup=setups.append), Smoothing(**params)],
+    )
+    with pytest.raises(ValueError, match=message) as info:
+        est.fit(X, y)
+    assert isinstance(info.value, TypeError)  # as the estimator's own (scikit-learn's)
+    assert "raised by callback 'smoothing' before training started" in info.value.__notes__
+    assert setups == [] and not hasattr(est, "n_iter_")
+    # The same check for a routed parameter; a valid value fits.
+    with pytest.raises(ValueError, match=message):
+        NeuralRegressor(
+            max_epochs=1,
+            callbacks=[Smoothing()],
+            **{f"cb__smoothing__{k}": v for k, v in params.items()},
+        ).fit(X, y)
+    assert (
+        NeuralRegressor(max_epochs=2, callbacks=[Smoothing()])
+        .fit(X, y)
+        .callbacks_["smoothing"]
+        .smoothed_
+        > 0
+    )
+
+
+def test_built_in_constraints_are_checked_before_any_setup(regression_data):
+    X, y = regression_data
+    setups = []
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[LambdaCallback(setup=setups.append), EarlyStopping(patience=-1)]
+    )
+    with pytest.raises(ValueError, match=r"'patience' parameter of EarlyStopping .*; got -1\."):
+        est.fit(X, y)
+    assert setups == []
+
+
+def test_a_subclass_extends_its_parents_constraints(regression_data):
+    class Clipped(Smoothing):
+        parameter_constraints = {
+            **Smoothing.parameter_constraints,
+            "limit": (lambda v: v > 0, "a number > 0"),
+        }
+
+        def __init__(self, alpha=0.5, key="train_loss", limit=1.0):
+            super().__init__(alpha, key)
+            self.limit = limit
+
+    X, y = regression_data
+    for params, bad in [({"alpha": 2}, "alpha"), ({"limit": -1}, "limit")]:
+        with pytest.raises(ValueError, match=f"'{bad}' parameter of Clipped"):
+            NeuralRegressor(max_epochs=1, callbacks=[Clipped(**params)]).fit(X, y)
+
+
+def test_require_in_setup_still_raises_in_the_same_format(regression_data):
+    class NeedsValidation(Callback):
+        def __init__(self, key="valid_loss"):
+            self.key = key
+
+        def setup(self, plan):
+            self._require("key", self.key in plan.metrics, f"one of {sorted(plan.metrics)}")
+
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, validation_fraction=None, callbacks=[NeedsValidation()])
+    with pytest.raises(ValueError, match=r"The 'key' parameter of NeedsValidation must be one of "):
+        est.fit(X, y)

@@ -100,3 +100,29 @@ def test_an_error_in_a_prediction_hook_names_it_and_leaves_the_model_as_it_was()
     assert est.module_.training == mode  # back in the mode it was in
     for key, value in est.module_.state_dict().items():
         assert torch.equal(value, weights[key])
+
+
+class HooksAsParameters(Callback):
+    """A third-party callback taking hook functions as parameters: they are
+    stored on the instance under the hooks' names (None: no hook)."""
+
+    def __init__(self, on_epoch_end=None, on_predict_end=None):
+        self.on_epoch_end = on_epoch_end
+        self.on_predict_end = on_predict_end
+
+
+def test_hooks_set_on_the_instance_run_in_fit_and_in_predict_alike():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(60, 3), rng.randn(60)
+    calls = []
+    cb = HooksAsParameters(
+        on_epoch_end=lambda ctx: calls.append(("epoch", ctx.epoch)),
+        on_predict_end=lambda ctx: calls.append(("predict", tuple(ctx.y_pred.shape))),
+    )
+    est = NeuralRegressor(max_epochs=2, callbacks=[cb]).fit(X, y)
+    est.predict(X[:5])
+    assert calls == [("epoch", 1), ("epoch", 2), ("predict", (5, 1))]
+    # None on the instance disables the hook: nothing to call, in fit or predict.
+    calls.clear()
+    NeuralRegressor(max_epochs=2, callbacks=[HooksAsParameters()]).fit(X, y).predict(X[:5])
+    assert calls == []

@@ -239,3 +239,16 @@ def test_a_resumed_fit_has_a_task_for_each_epoch_it_runs(data, tmp_path, every_n
     announced = dict(e for e in rec.events if len(e) == 2 and e[0] == "fit")
     n_epochs = sum(e[:2] == ("end", "epoch") for e in rec.events)
     assert announced["fit"] == n_epochs
+
+
+def test_the_epoch_tasks_callback_has_a_repr_params_and_clones(data):
+    from skcallback._sklearn_callbacks import _EpochTasks
+
+    X, y = data
+    est, root = NeuralRegressor(), object()
+    tasks = _EpochTasks(est, root, X, y, None)
+    assert repr(tasks) == "_EpochTasks(owner=NeuralRegressor)"
+    assert tasks.get_params() == {"owner": est, "root": root, "X": X, "y": y, "metadata": None}
+    copy = clone(tasks)
+    # The estimator, its task and its data are shared, never copied.
+    assert copy.get_params()["owner"] is est and copy.get_params()["X"] is X

@@ -9,10 +9,11 @@ import inspect
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
 
 from .._context import Context
+from .._params import Constraints, InvalidParameterError, check_constraints
 
 PREDICT_HOOKS: tuple[str, ...] = (
     "on_predict_begin",
@@ -58,6 +59,16 @@ def positive_int(value: Any, *, allow_none: bool = False) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
+def non_negative_int(value: Any) -> bool:
+    """An int >= 0 (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
+
+
+def real_number(value: Any) -> bool:
+    """A real number, not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def positive_number(value: Any) -> bool:
     # typeshed's numbers.Real declares __lt__ and __le__ but no __gt__; every
     # Real at runtime compares (and float() could round a tiny value to 0).
@@ -99,15 +110,50 @@ def check_hook_names(cb: Any, name: str) -> None:
             )
 
 
+def overridden_hooks(cb: Any, hooks: Iterable[str] = HOOKS) -> list[str]:
+    """The hooks among ``hooks`` that ``cb`` overrides, in their order: those
+    its class defines in place of [`Callback`][skcallback.Callback]'s no-ops,
+    and those set on the instance (a function stored under the hook's name,
+    as ``LambdaCallback`` and a callback taking a hook as a parameter do;
+    None stored there disables the hook). The one rule for the fit's hook
+    table and for prediction's."""
+    own = getattr(cb, "__dict__", {})
+    cls = type(cb)
+    return [
+        hook
+        for hook in hooks
+        if (own[hook] is not None if hook in own else _class_overrides(cls, hook))
+    ]
+
+
+def _class_overrides(cls: type, hook: str) -> bool:
+    method = getattr(cls, hook, None)
+    return method is not None and method is not getattr(Callback, hook)
+
+
+def check_parameters(cb: Any, name: str) -> None:
+    """Check ``cb``'s parameters against its class's ``parameter_constraints``
+    (before any callback's ``setup``), with the estimator's validator and
+    messages; the error's note names the callback."""
+    try:
+        check_constraints(cb, type(cb).parameter_constraints)
+    except InvalidParameterError as exc:
+        exc.add_note(f"raised by callback {name!r} before training started")
+        raise
+
+
+#: The constraint of a logger's ``keys`` parameter, which ``metric_keys``
+#: resolves.
+METRIC_KEYS: tuple[Callable[[Any], bool], str] = (
+    lambda v: v is None or (isinstance(v, list | tuple) and all(isinstance(k, str) for k in v)),
+    "None or a list of metric names",
+)
+
+
 def metric_keys(cb: Any, plan: Any) -> list[str] | None:
-    """A logger's ``keys`` parameter, checked and resolved against the fit's
-    metrics (``plan.monitored``); None means every metric."""
-    cb._require(
-        "keys",
-        cb.keys is None
-        or (isinstance(cb.keys, list | tuple) and all(isinstance(k, str) for k in cb.keys)),
-        "None or a list of metric names",
-    )
+    """A logger's ``keys`` parameter (declared with ``METRIC_KEYS``),
+    resolved against the fit's metrics (``plan.monitored``); None means
+    every metric."""
     owner = type(cb).__name__
     return None if cb.keys is None else [plan.monitored(owner, key) for key in cb.keys]
 
@@ -197,6 +243,15 @@ class Callback:
         trial. Every fit works on a clone of each callback, so a copied
         trial would never hear of the fit. A subclass names them, e.g.
         ``shared_params = ("trial",)``; empty by default.
+    parameter_constraints : dict
+        What each parameter may be, checked at fit before any callback's
+        [`setup`][skcallback.Callback.setup], as the estimator checks its
+        own: parameter name -> ``(check, allowed)``, where ``check(value)``
+        returns whether the value is allowed and ``allowed`` says in words
+        what is. A failed check raises ``InvalidParameterError`` (a
+        ``ValueError``): "The 'patience' parameter of EarlyStopping must be
+        an int >= 0; got -1." A subclass extends its parent's with
+        ``{**Parent.parameter_constraints, ...}``; empty by default.
 
     Examples
     --------
@@ -216,6 +271,8 @@ class Callback:
     order: float = 0
     # Parameters clones share instead of copying (see the class docstring).
     shared_params: tuple[str, ...] = ()
+    # What each parameter may be (see the class docstring).
+    parameter_constraints: ClassVar[Constraints] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -230,15 +287,17 @@ class Callback:
         return name if isinstance(name, str) and name else snake_case(type(self).__name__)
 
     def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        """The hooks this callback really overrides, as bound methods, less
-        those its parameters make idle (so the loop never calls a no-op)."""
-        cls = type(self)
+        """The hooks this callback overrides (``overridden_hooks``) with
+        what the loop calls for each, less those its parameters make idle
+        (so the loop never calls a no-op)."""
         idle = self.idle_hooks()
-        return {
-            hook: getattr(self, hook)
-            for hook in HOOKS
-            if hook not in idle and getattr(cls, hook) is not getattr(Callback, hook)
-        }
+        return {hook: self._handler(hook) for hook in overridden_hooks(self) if hook not in idle}
+
+    def _handler(self, hook: str) -> Callable[[Any], Any]:
+        """What the loop calls with ``ctx`` for ``hook``: the method, or the
+        function set on the instance."""
+        handler: Callable[[Any], Any] = getattr(self, hook)
+        return handler
 
     def setup(self, plan: Any) -> None:
         """Check the parameters against the fit before training starts.
@@ -318,12 +377,10 @@ class Callback:
 
     def _require(self, name: str, ok: bool, allowed: str) -> None:
         """Raise a ValueError naming the parameter, its value and what is
-        allowed, in the estimator's format."""
-        if not ok:
-            raise ValueError(
-                f"The {name!r} parameter of {type(self).__name__} must be {allowed}; "
-                f"got {getattr(self, name)!r}."
-            )
+        allowed, in the estimator's format, unless ``ok``: for checks in
+        ``setup`` that depend on the fit (``parameter_constraints`` declares
+        the others)."""
+        check_constraints(self, {name: (lambda _: ok, allowed)})
 
     def __sklearn_clone__(self) -> Callback:
         """A new callback from the same parameters (cloned, except those in

@@ -147,6 +147,14 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?[])", r"[\1]", text)
 
 
+def _positive_int_or_none(value: Any) -> bool:
+    return positive_int(value, allow_none=True)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
 class Checkpoint(Callback):
     """Save checkpoints during training (MXNet's ``save.checkpoint``,
     MindSpore's ``ModelCheckpoint``), and resume from them.
@@ -222,6 +230,18 @@ class Checkpoint(Callback):
     """
 
     order = float("inf")
+    parameter_constraints = {
+        "every": (_positive_int_or_none, "None or an int >= 1"),
+        "every_n_steps": (_positive_int_or_none, "None or an int >= 1"),
+        "keep_max": (_positive_int_or_none, "None or an int >= 1"),
+        "prefix": (
+            lambda v: isinstance(v, str) and re.fullmatch(r"[\w.-]+", v) is not None,
+            "a file name prefix of letters, digits, '_', '.' or '-'",
+        ),
+        "save_best_only": (_is_bool, "True or False"),
+        "save_last": (_is_bool, "True or False"),
+        "resume": (_is_bool, "True or False"),
+    }
     _fingerprint_ignores = ("resume", "dirname", "keep_max", "save_last")
 
     def __init__(
@@ -264,17 +284,6 @@ class Checkpoint(Callback):
         return None
 
     def setup(self, plan: Any) -> None:
-        for name in ("every", "every_n_steps", "keep_max"):
-            self._require(
-                name, positive_int(getattr(self, name), allow_none=True), "None or an int >= 1"
-            )
-        self._require(
-            "prefix",
-            isinstance(self.prefix, str) and re.fullmatch(r"[\w.-]+", self.prefix) is not None,
-            "a file name prefix of letters, digits, '_', '.' or '-'",
-        )
-        for name in ("save_best_only", "save_last", "resume"):
-            self._require(name, isinstance(getattr(self, name), bool), "True or False")
         self._require(
             "monitor",
             self.monitor is not None or not self.save_best_only,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 import time
-from typing import Any
 
 import torch
 
 from .._context import Context
-from ._base import Callback, positive_number
+from ._base import Callback, positive_number, real_number
 
 
 class TerminateOnNaN(Callback):
@@ -52,17 +50,14 @@ class GradientClipping(Callback):
         The p of the p-norm (``inf`` for the max norm).
     """
 
+    parameter_constraints = {
+        "max_norm": (positive_number, "a number > 0"),
+        "norm_type": (real_number, "a number (float('inf') for the max norm)"),
+    }
+
     def __init__(self, max_norm: float, norm_type: float = 2.0) -> None:
         self.max_norm = max_norm
         self.norm_type = norm_type
-
-    def setup(self, plan: Any) -> None:
-        self._require("max_norm", positive_number(self.max_norm), "a number > 0")
-        self._require(
-            "norm_type",
-            isinstance(self.norm_type, numbers.Real) and not isinstance(self.norm_type, bool),
-            "a number (float('inf') for the max norm)",
-        )
 
     def on_before_step(self, ctx: Context) -> None:
         if ctx.grad_scaler is not None:  # clip the true gradients, not the scaled ones
@@ -87,11 +82,10 @@ class TimeLimit(Callback):
         The epoch in which the budget ran out.
     """
 
+    parameter_constraints = {"seconds": (positive_number, "a number > 0")}
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-
-    def setup(self, plan: Any) -> None:
-        self._require("seconds", positive_number(self.seconds), "a number > 0")
 
     def on_fit_begin(self, ctx: Context) -> None:
         self._started = time.monotonic()

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .._context import Context
-from ._base import Callback
+from ._base import Callback, non_negative_int, real_number
 from ._monitor import Monitor
 
 
@@ -78,6 +78,12 @@ class EarlyStopping(Callback):
     """
 
     order = 1000
+    parameter_constraints = {
+        "patience": (non_negative_int, "an int >= 0"),
+        "mode": (lambda v: v in ("auto", "min", "max"), "'auto', 'min' or 'max'"),
+        "min_delta": (lambda v: real_number(v) and v >= 0, "a number >= 0"),
+        "threshold": (lambda v: v is None or real_number(v), "None or a number"),
+    }
 
     def __init__(
         self,
@@ -96,27 +102,6 @@ class EarlyStopping(Callback):
         self.restore_best = restore_best
 
     def setup(self, plan: Any) -> None:
-        self._require(
-            "patience",
-            isinstance(self.patience, numbers.Integral)
-            and not isinstance(self.patience, bool)
-            and self.patience >= 0,
-            "an int >= 0",
-        )
-        self._require("mode", self.mode in ("auto", "min", "max"), "'auto', 'min' or 'max'")
-        self._require(
-            "min_delta",
-            isinstance(self.min_delta, numbers.Real)
-            and not isinstance(self.min_delta, bool)
-            and self.min_delta >= 0,
-            "a number >= 0",
-        )
-        self._require(
-            "threshold",
-            self.threshold is None
-            or (isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)),
-            "None or a number",
-        )
         self._monitor = Monitor.for_plan(
             plan, "EarlyStopping", self.monitor, self.mode, self.min_delta
         )

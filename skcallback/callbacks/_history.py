@@ -7,6 +7,7 @@ from typing import Any
 
 from .._context import Context
 from ._base import Callback, import_extra
+from ._monitor import Monitor
 
 
 class History(Callback):
@@ -23,7 +24,9 @@ class History(Callback):
         One record per epoch, oldest first.
     lower_is_better_ : dict
         For each recorded metric with a direction, whether lower is better
-        (``plot`` marks the best epoch of those).
+        (``plot`` marks the best epoch of those, by
+        [`Monitor`][skcallback.callbacks.Monitor]'s rule: ties keep the first
+        epoch, NaN is never best).
 
     Examples
     --------
@@ -155,7 +158,12 @@ class History(Callback):
         for key in metrics:
             values = self.get(key)
             (line,) = ax.plot(epochs, values, label=key)
-            best = _best_index(values, directions.get(key))
+            lower = directions.get(key)
+            best = (
+                None
+                if lower is None
+                else Monitor(key, "min" if lower else "max").best_index(values)
+            )
             if best is not None:
                 ax.plot(
                     epochs[best],
@@ -180,15 +188,3 @@ class History(Callback):
 
     def __repr__(self) -> str:
         return f"History(epochs={len(self)})"
-
-
-def _best_index(values: list[Any], lower_is_better: bool | None) -> int | None:
-    """The index of the best finite value (the first of ties), or None."""
-    finite = [
-        (value, i)
-        for i, value in enumerate(values)
-        if isinstance(value, int | float) and value == value and abs(value) != float("inf")
-    ]
-    if lower_is_better is None or not finite:
-        return None
-    return (min(finite) if lower_is_better else max(finite, key=lambda vi: (vi[0], -vi[1])))[1]

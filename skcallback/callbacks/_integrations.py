@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .._context import Context
-from ._base import Callback, epoch_numbers, import_extra, metric_keys
+from ._base import METRIC_KEYS, Callback, epoch_numbers, import_extra, metric_keys
 from ._checkpoint import ensure_writable
 
 
@@ -72,6 +72,7 @@ class OptunaPruning(Callback):
     """
 
     shared_params = ("trial",)
+    parameter_constraints = {"monitor": (lambda v: isinstance(v, str), "a metric name")}
 
     def __init__(self, trial: Any = None, monitor: str = "valid_loss") -> None:
         self.trial = trial
@@ -79,7 +80,6 @@ class OptunaPruning(Callback):
 
     def setup(self, plan: Any) -> None:
         optuna = import_extra("optuna", "optuna", "OptunaPruning")
-        self._require("monitor", isinstance(self.monitor, str), "a metric name")
         self._require(
             "trial",
             isinstance(self.trial, optuna.trial.BaseTrial),
@@ -177,13 +177,17 @@ class TensorBoardLogger(Callback):
     [1, 2, 3]
     """
 
+    parameter_constraints = {
+        "log_dir": (lambda v: isinstance(v, str | os.PathLike), "a folder path"),
+        "keys": METRIC_KEYS,
+    }
+
     def __init__(self, log_dir: str | os.PathLike = "runs", keys: list[str] | None = None) -> None:
         self.log_dir = log_dir
         self.keys = keys
 
     def setup(self, plan: Any) -> None:
         self._summary = import_extra("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
-        self._require("log_dir", isinstance(self.log_dir, str | os.PathLike), "a folder path")
         self._keys = metric_keys(self, plan)
         previous = Path(getattr(self, "run_dir_", "")).name
         self._run = str(Path(self.log_dir) / plan.run_name(previous))
@@ -283,6 +287,16 @@ class MlflowLogger(Callback):
     [1, 2, 3]
     """
 
+    parameter_constraints = {
+        "tracking_uri": (
+            lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+            "None or a URI",
+        ),
+        "experiment": (lambda v: isinstance(v, str) and v.strip() != "", "a name"),
+        "parent_run_id": (lambda v: v is None or isinstance(v, str), "None or an MLflow run id"),
+        "keys": METRIC_KEYS,
+    }
+
     def __init__(
         self,
         tracking_uri: str | None = None,
@@ -306,22 +320,6 @@ class MlflowLogger(Callback):
 
     def setup(self, plan: Any) -> None:
         mlflow = import_extra("mlflow", "mlflow", "MlflowLogger")
-        self._require(
-            "tracking_uri",
-            self.tracking_uri is None
-            or (isinstance(self.tracking_uri, str) and self.tracking_uri.strip() != ""),
-            "None or a URI",
-        )
-        self._require(
-            "experiment",
-            isinstance(self.experiment, str) and self.experiment.strip() != "",
-            "a name",
-        )
-        self._require(
-            "parent_run_id",
-            self.parent_run_id is None or isinstance(self.parent_run_id, str),
-            "None or an MLflow run id",
-        )
         self._keys = metric_keys(self, plan)
         where_uri, active = _fit_context(mlflow, self._where)
         uri = self.tracking_uri if self.tracking_uri is not None else where_uri

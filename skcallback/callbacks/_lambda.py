@@ -83,13 +83,9 @@ class LambdaCallback(Callback):
     def _given_hooks(self) -> list[str]:
         return [hook for hook in _FUNCTIONS if hook in vars(self)]
 
-    def _hook_handlers(self) -> dict[str, Callable[[Any], Any]]:
-        handlers = {}
-        for hook in HOOKS:
-            function = vars(self).get(hook)
-            if function:
-                handlers[hook] = self._with_state(function) if _takes_state(function) else function
-        return handlers
+    def _handler(self, hook: str) -> Callable[[Any], Any]:
+        function = vars(self)[hook]
+        return self._with_state(function) if _takes_state(function) else function
 
     def _with_state(self, function: Callable[[Any, Any], Any]) -> Callable[[Any], Any]:
         def handler(ctx: Any) -> Any:

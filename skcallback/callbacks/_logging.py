@@ -17,6 +17,7 @@ from typing import Any
 from .._context import Context
 from ._base import Callback, import_extra, positive_int
 from ._checkpoint import ensure_writable
+from ._monitor import Monitor
 
 
 def _format(value: Any) -> str:
@@ -30,10 +31,18 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+#: The constraint of a ``sink`` parameter.
+_SINK = (callable, "a callable taking a line of text")
+
+
 class PrintLog(Callback):
     """Print a table line per epoch, marking each value that is the best so
     far with ``*`` (used by ``verbose=1``), and why the fit stopped early
     when a callback stopped it.
+
+    A value is marked when it beats every earlier one of its column
+    (strictly: a tie is not marked; NaN never is), for the metrics with a
+    direction, the rule of [`Monitor`][skcallback.callbacks.Monitor].
 
     Parameters
     ----------
@@ -44,21 +53,19 @@ class PrintLog(Callback):
     """
 
     order = 900
+    parameter_constraints = {
+        "keys": (
+            lambda v: v is None or (not isinstance(v, str) and all(isinstance(k, str) for k in v)),
+            "None or a list of metric names",
+        ),
+        "sink": _SINK,
+    }
 
     def __init__(
         self, keys: Sequence[str] | None = None, sink: Callable[[str], Any] = print
     ) -> None:
         self.keys = keys
         self.sink = sink
-
-    def setup(self, plan: Any) -> None:
-        self._require(
-            "keys",
-            self.keys is None
-            or (not isinstance(self.keys, str) and all(isinstance(k, str) for k in self.keys)),
-            "None or a list of metric names",
-        )
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
 
     def on_fit_begin(self, ctx: Context) -> None:
         self._columns: list[str] | None = None
@@ -91,11 +98,11 @@ class PrintLog(Callback):
 
     def _is_best(self, key: str, value: float, lower: bool | None) -> bool:
         """Whether ``value`` is the best so far, for metrics declared with a
-        direction (not ``epoch``, ``lr`` or ``dur``)."""
-        if lower is None or math.isnan(value):
+        direction (not ``epoch``, ``lr`` or ``dur``), by the rule of
+        [`Monitor`][skcallback.callbacks.Monitor]."""
+        if lower is None:
             return False
-        best = self.best_.get(key)
-        if best is None or (value < best if lower else value > best):
+        if Monitor(key, "min" if lower else "max").is_improvement(value, self.best_.get(key)):
             self.best_[key] = value
             return True
         return False
@@ -153,13 +160,13 @@ class LossMonitor(Callback):
         Called with each line.
     """
 
+    parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
+
     def __init__(self, every: int = 1, sink: Callable[[str], Any] = print) -> None:
         self.every = every
         self.sink = sink
 
     def setup(self, plan: Any) -> None:
-        self._require("every", positive_int(self.every), "an int >= 1")
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
         self._batches = 0  # training batches seen in this fit
 
     def on_train_batch_end(self, ctx: Context) -> None:
@@ -192,6 +199,11 @@ class MetricLogger(Callback):
         The running mean training loss every ``every`` batches.
     """
 
+    parameter_constraints = {
+        "every": (lambda v: positive_int(v, allow_none=True), "None or an int >= 1"),
+        "sink": _SINK,
+    }
+
     def __init__(
         self,
         every: int | None = None,
@@ -205,8 +217,6 @@ class MetricLogger(Callback):
         self.sink = sink
 
     def setup(self, plan: Any) -> None:
-        self._require("every", positive_int(self.every, allow_none=True), "None or an int >= 1")
-        self._require("sink", callable(self.sink), "a callable taking a line of text")
         recorded = f"a metric of the fit {sorted(plan.metrics)}"
         self._require("train", self.train in plan.metrics, recorded)
         self._require("valid", self.valid in plan.metrics or not plan.has_validation, recorded)

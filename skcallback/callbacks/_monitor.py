@@ -1,5 +1,6 @@
-"""One helper for every callback that watches a metric: EarlyStopping,
-Checkpoint's best-only mode and plateau scheduling share it.
+"""One helper for every callback that watches a metric, and the one rule
+for "best so far": EarlyStopping, Checkpoint's best-only mode, PrintLog's
+``*`` marker and the best epoch ``History.plot`` marks all use it.
 
 Which metric is watched and in which direction is decided once, in the
 callback's ``setup``, from the fit plan: ``plan.monitored`` resolves the key
@@ -10,13 +11,23 @@ callback's ``setup``, from the fit plan: ``plan.monitored`` resolves the key
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from typing import Any
 
 
 class Monitor:
     """Decide whether a metric improved, in one direction, for the callbacks
-    that watch one (EarlyStopping, Checkpoint's best-only mode, plateau
-    scheduling); the callback keeps the best value itself.
+    that watch one (EarlyStopping, Checkpoint's best-only mode, PrintLog's
+    marker, History's best epoch); the callback keeps the best value itself.
+
+    The rule for "best so far": a value is an improvement when it beats the
+    best so far by more than ``min_delta``, strictly. So the first epoch
+    that reaches the best value stays best when a later one only ties it
+    (or beats it by ``min_delta`` or less), and a value that is not a finite
+    number (NaN, an infinity) or is missing (None) never becomes best.
+    ``LRScheduler`` with ``"ReduceLROnPlateau"`` keeps torch's own rule (see
+    its notes).
 
     Parameters
     ----------
@@ -38,6 +49,8 @@ class Monitor:
     >>> monitor = Monitor("valid_loss", "min", min_delta=0.01)
     >>> monitor.is_improvement(0.5, best=0.505), monitor.is_improvement(0.4, best=0.5)
     (False, True)
+    >>> monitor.best_index([0.5, float("nan"), 0.495, 0.3, 0.3])
+    3
     """
 
     def __init__(self, key: str, mode: str, min_delta: float = 0.0) -> None:
@@ -101,21 +114,46 @@ class Monitor:
         Parameters
         ----------
         value : float or None
-            This epoch's value; None or NaN never improves.
+            This epoch's value; None, NaN or an infinity never improves.
         best : float or None
-            The best so far; None or NaN is beaten by any value.
+            The best so far; None or NaN is beaten by any finite value.
 
         Returns
         -------
         bool
         """
-        if value is None or math.isnan(value):
+        if value is None or not math.isfinite(value):
             return False
         if best is None or math.isnan(best):
             return True
         if self.minimize:
             return value < best - self.min_delta
         return value > best + self.min_delta
+
+    def best_index(self, values: Sequence[Any]) -> int | None:
+        """The position of the best of ``values`` (one per epoch), by the
+        same rule as [`is_improvement`][skcallback.callbacks.Monitor.is_improvement]
+        applied epoch after epoch.
+
+        Parameters
+        ----------
+        values : sequence
+            The metric per epoch, oldest first; entries that are not real
+            numbers (None, a string) are skipped.
+
+        Returns
+        -------
+        int or None
+            None when no value is a finite number.
+        """
+        best: float | None = None
+        index = None
+        for i, value in enumerate(values):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                continue
+            if self.is_improvement(float(value), best):
+                best, index = float(value), i
+        return index
 
     def passes(self, value: float | None, threshold: float) -> bool:
         """Whether ``value`` is better than ``threshold`` (MXNet's early stop).

@@ -37,12 +37,36 @@ class LRScheduler(Callback):
         ``OneCycleLR`` gets its number of steps filled in from the fit when
         not given.
 
+    Notes
+    -----
+    ``ReduceLROnPlateau`` decides what an improvement is by torch's own rule,
+    not by [`Monitor`][skcallback.callbacks.Monitor]'s, which
+    EarlyStopping and Checkpoint follow. They agree on ties (a value equal
+    to the best, or to the best moved by the threshold, is no improvement)
+    and on NaN (never an improvement). They differ in:
+
+    - the margin: torch's default ``threshold_mode="rel"`` asks for
+      ``value < best * (1 - threshold)`` (``> best * (1 + threshold)`` in
+      ``"max"`` mode, which a negative score makes looser, not stricter)
+      with ``threshold=1e-4``, where ``min_delta`` is absolute.
+      ``threshold_mode="abs", threshold=d`` is EarlyStopping's
+      ``min_delta=d``. (EarlyStopping's own ``threshold`` is another thing:
+      a value to pass.)
+    - infinities: torch takes ``-inf`` (``+inf`` in ``"max"`` mode) as a
+      best nothing beats; Monitor never takes an infinity as best.
+    - patience: torch lowers the rate after ``patience + 1`` epochs without
+      improvement, EarlyStopping stops after ``patience``.
+
     Examples
     --------
     >>> from skcallback.callbacks import LRScheduler
     >>> LRScheduler("StepLR", step_size=10, gamma=0.5).get_params()["gamma"]
     0.5
     """
+
+    parameter_constraints = {
+        "step_every": (lambda v: v in ("epoch", "batch"), "'epoch' or 'batch'"),
+    }
 
     def __init__(
         self,
@@ -146,7 +170,6 @@ class LRScheduler(Callback):
         return policy
 
     def setup(self, plan: Any) -> None:
-        self._require("step_every", self.step_every in ("epoch", "batch"), "'epoch' or 'batch'")
         cls = self._policy_class()
         plateau = cls is torch.optim.lr_scheduler.ReduceLROnPlateau
         self._require(

@@ -72,6 +72,11 @@ class EpochScoring(Callback):
     5
     """
 
+    parameter_constraints = {
+        "lower_is_better": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
+        "scoring": (lambda v: isinstance(v, str) or callable(v), "a scorer name or a callable"),
+    }
+
     def __init__(
         self,
         scoring: str | Callable[..., float],
@@ -95,11 +100,6 @@ class EpochScoring(Callback):
         return f"{'train' if self.on_train else 'valid'}_{label}"
 
     def setup(self, plan: Any) -> None:
-        self._require(
-            "lower_is_better",
-            self.lower_is_better is None or isinstance(self.lower_is_better, bool),
-            "None, True or False",
-        )
         if isinstance(self.scoring, str):
             try:
                 self._scorer = get_scorer(self.scoring)
@@ -109,10 +109,8 @@ class EpochScoring(Callback):
                     f"name (see sklearn.metrics.get_scorer_names()) or a callable "
                     f"scorer(estimator, X, y); got {self.scoring!r}."
                 ) from None
-        elif callable(self.scoring):
-            self._scorer = self.scoring
         else:
-            self._require("scoring", False, "a scorer name or a callable")
+            self._scorer = self.scoring
         response = getattr(self._scorer, "_response_method", "predict")
         needs = {response} if isinstance(response, str) else set(response)
         if needs <= _PROBABILISTIC and not hasattr(plan.outputs, "predict_proba"):
