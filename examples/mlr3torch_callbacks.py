@@ -44,7 +44,7 @@ class CustomLogger(Callback):
         self.alpha = alpha
         self.verbose = verbose
 
-    def setup(self, plan) -> None:
+    def declare(self, plan) -> None:
         plan.declare_metric("moving_loss", lower_is_better=True)  # so it can be watched
 
     def on_train_batch_end(self, ctx) -> None:  # mlr3torch's on_batch_end

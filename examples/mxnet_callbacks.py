@@ -67,7 +67,7 @@ def rmse_callback() -> LambdaCallback:
         ctx.metrics[f"{ctx.phase}_rmse"] = value
         print(f"[{ctx.epoch}] {'Train' if ctx.phase == 'train' else 'Validation'}-rmse={value}")
 
-    return LambdaCallback(name="rmse", setup=declare, on_train_end=record, on_valid_end=record)
+    return LambdaCallback(name="rmse", declare=declare, on_train_end=record, on_valid_end=record)
 
 
 def log_train_metric(period: int):

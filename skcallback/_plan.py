@@ -469,14 +469,17 @@ def _ours(work: Any) -> bool:
 
 
 def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:
-    """Phase 6: each callback's ``setup``, in dispatch order, with a note
-    naming the callback on an error."""
-    for name, cb in callbacks:
-        try:
-            cb.setup(plan)
-        except Exception as exc:
-            exc.add_note(f"raised by callback {name!r} in setup, before training started")
-            raise
+    """Phase 6: every callback declares the metrics it records, then each
+    checks itself against the plan (``setup``), in dispatch order: the
+    order of the list never decides whether a watched metric is known. An
+    error gets a note naming the callback."""
+    for method in ("declare", "setup"):
+        for name, cb in callbacks:
+            try:
+                getattr(cb, method)(plan)
+            except Exception as exc:
+                exc.add_note(f"raised by callback {name!r} in {method}, before training started")
+                raise
 
 
 def split(work: Any, settings: Settings, data: Dataset, inputs: Inputs) -> Split:

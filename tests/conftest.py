@@ -38,6 +38,6 @@ def scripted():
         def write(ctx):
             ctx.metrics[key] = values[ctx.epoch - 1]
 
-        return LambdaCallback(name=f"script_{key}", setup=declare, on_valid_end=write)
+        return LambdaCallback(name=f"script_{key}", declare=declare, on_valid_end=write)
 
     return make

@@ -320,3 +320,48 @@ def test_fit_names_work_for_a_random_state_over_any_generator(regression_data, t
     assert pcg == name(np.random.RandomState(np.random.PCG64(0)))  # same state, same name
     assert pcg != name(np.random.RandomState(np.random.PCG64(1)))
     assert name(np.random.RandomState(0)) != name(np.random.RandomState(1))
+
+
+@pytest.mark.parametrize(
+    "watcher",
+    [
+        EarlyStopping(monitor="valid_accuracy"),
+        MetricLogger(valid="valid_accuracy"),
+        LRScheduler("ReduceLROnPlateau", monitor="valid_accuracy", mode="max"),
+        Checkpoint(monitor="valid_accuracy", save_best_only=True),
+    ],
+    ids=lambda cb: type(cb).__name__,
+)
+def test_a_watcher_listed_before_the_callback_recording_its_metric(
+    watcher, classification_data, tmp_path
+):
+    # Every callback declares what it records before any checks what it
+    # watches: the order of the list decides nothing.
+    X, y = classification_data
+    if isinstance(watcher, Checkpoint):
+        watcher.set_params(dirname=tmp_path)
+    est = NeuralClassifier(
+        max_epochs=2, callbacks=[watcher, EpochScoring("accuracy")], random_state=0
+    ).fit(X, y)
+    assert "valid_accuracy" in est.history_[-1]
+
+
+def test_declarations_come_before_every_setup(regression_data):
+    X, y = regression_data
+    calls = []
+
+    class Recorder(Callback):
+        def __init__(self, key="a"):
+            self.key = key
+
+        def declare(self, plan):
+            calls.append(("declare", self.key))
+            plan.declare_metric(f"valid_{self.key}", lower_is_better=True)
+
+        def setup(self, plan):
+            calls.append(("setup", self.key))
+            assert {"valid_a", "valid_b"} <= set(plan.metrics)
+
+    callbacks = [("a", Recorder("a")), ("b", Recorder("b"))]
+    NeuralRegressor(max_epochs=1, callbacks=callbacks).fit(X, y)
+    assert calls == [("declare", "a"), ("declare", "b"), ("setup", "a"), ("setup", "b")]

@@ -129,7 +129,7 @@ def _thread_probe():
         ctx.metrics["torch_threads"] = torch.get_num_threads()
         ctx.metrics["pid"] = os.getpid()
 
-    return LambdaCallback(name="probe", setup=declare, on_epoch_end=record)
+    return LambdaCallback(name="probe", declare=declare, on_epoch_end=record)
 
 
 def _fits_on_workers(data):

@@ -299,18 +299,39 @@ class Callback:
         handler: Callable[[Any], Any] = getattr(self, hook)
         return handler
 
+    def declare(self, plan: Any) -> None:
+        """Declare the metrics this callback records, before any callback's
+        [`setup`][skcallback.Callback.setup].
+
+        Called once per fit, for every callback (in dispatch order) before
+        the first ``setup``, so a callback that watches a metric finds it
+        declared wherever the callback recording it stands in the list.
+        Call ``plan.declare_metric(name, lower_is_better=...)`` for each
+        metric; check nothing and touch nothing here. The default declares
+        nothing.
+
+        Parameters
+        ----------
+        plan : FitPlan
+            The plan of the fit about to start.
+        """
+
     def setup(self, plan: Any) -> None:
         """Check the parameters against the fit before training starts.
 
         Called once per fit on the fit's copy of the callback, in dispatch
-        order, after the data, module, criterion and optimizer were checked
-        and before any hook. Raise ``ValueError`` (or ``OSError`` for files)
+        order, after the data, module, criterion and optimizer were checked,
+        after every callback's [`declare`][skcallback.Callback.declare] and
+        before any hook. Raise ``ValueError`` (or ``OSError`` for files)
         here, so a configuration error never surfaces after an epoch of
-        training. ``plan`` is the fit's ``FitPlan`` (also ``ctx.plan``):
+        training. Check only: the fit may still fail in a later callback's
+        ``setup``, so create files, folders, runs or threads in
+        ``on_fit_begin``, which runs once every check has passed (and whose
+        failures ``on_exception`` and ``on_fit_end`` clean up after).
+        ``plan`` is the fit's ``FitPlan`` (also ``ctx.plan``):
 
-        - ``plan.metrics``: the metrics each epoch will record; a callback
-          that records one calls ``plan.declare_metric(name,
-          lower_is_better=...)``, and one that watches one calls
+        - ``plan.metrics``: the metrics each epoch will record (declared in
+          ``declare``); a callback that watches one calls
           ``plan.monitored(owner, key)`` and ``plan.minimizes(owner, key,
           mode)``;
         - ``plan.has_validation``, ``plan.n_batches``, ``plan.first_epoch``,

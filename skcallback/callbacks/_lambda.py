@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - joblib < 1.6
 
 from ._base import HOOKS, Callback
 
-_FUNCTIONS = ("setup", *HOOKS)
+_FUNCTIONS = ("declare", "setup", *HOOKS)
 
 
 class LambdaCallback(Callback):
@@ -41,9 +41,11 @@ class LambdaCallback(Callback):
         The callback's name (default ``"lambda_callback"``); give one to use
         several LambdaCallbacks in one estimator.
     **hooks : callable
-        Functions keyed by hook name, e.g. ``on_epoch_end=f``; ``setup=g``
-        is called with the fit plan before training (e.g. to declare a
-        metric with ``plan.declare_metric``).
+        Functions keyed by hook name, e.g. ``on_epoch_end=f``; ``declare=d``
+        and ``setup=g`` are called with the fit plan before training, as
+        [`Callback.declare`][skcallback.Callback.declare] (to declare a
+        metric with ``plan.declare_metric``) and
+        [`Callback.setup`][skcallback.Callback.setup] (to check).
 
     Attributes
     ----------
@@ -74,7 +76,7 @@ class LambdaCallback(Callback):
         if unknown:
             raise TypeError(
                 f"LambdaCallback got unknown hook(s) {unknown}; the hooks are {list(HOOKS)}, "
-                "and 'setup' takes a function of the fit plan."
+                "and 'declare' and 'setup' take a function of the fit plan."
             )
         self.name = name
         for hook, function in hooks.items():
@@ -92,6 +94,11 @@ class LambdaCallback(Callback):
             return function(ctx, vars(self).setdefault("state_", {}))
 
         return handler
+
+    def declare(self, plan: Any) -> None:
+        function = vars(self).get("declare")
+        if function:
+            function(plan)
 
     def setup(self, plan: Any) -> None:
         if not (plan.continuing or plan.resume is not None) or not isinstance(

@@ -120,8 +120,7 @@ class EpochScoring(Callback):
                 "such as 'r2' or 'neg_mean_squared_error'."
             )
         self._try_scorer(plan)
-        self._active = self.on_train or plan.has_validation
-        if not self._active:
+        if not self._records(plan):
             warnings.warn(
                 f"EpochScoring({self.scoring!r}) scores validation data but this fit has "
                 "none, so it records nothing; set on_train=True, validation_fraction, or "
@@ -129,8 +128,15 @@ class EpochScoring(Callback):
                 UserWarning,
                 stacklevel=2,
             )
-            return
-        plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
+
+    def declare(self, plan: Any) -> None:
+        if self._records(plan):
+            plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
+
+    def _records(self, plan: Any) -> bool:
+        """Whether this fit has the data the score is computed on."""
+        self._active = self.on_train or plan.has_validation
+        return self._active
 
     def _try_scorer(self, plan: Any) -> None:
         """Score perfect predictions of the fit's own targets: a scorer that
