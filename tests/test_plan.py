@@ -365,3 +365,27 @@ def test_declarations_come_before_every_setup(regression_data):
     callbacks = [("a", Recorder("a")), ("b", Recorder("b"))]
     NeuralRegressor(max_epochs=1, callbacks=callbacks).fit(X, y)
     assert calls == [("declare", "a"), ("declare", "b"), ("setup", "a"), ("setup", "b")]
+
+
+def test_a_fit_failing_in_setup_creates_no_file_or_folder(tmp_path, regression_data):
+    # setup only checks: folders are made, and crash leftovers removed, once
+    # every check has passed (a later callback's setup fails here).
+    X, y = regression_data
+    orphan_folder = tmp_path / "checkpoints"
+    callbacks = [
+        Checkpoint(dirname=orphan_folder),
+        CSVLogger(tmp_path / "logs" / "fit.csv"),
+        EarlyStopping(monitor="valid_nothing"),
+    ]
+    with pytest.raises(ValueError, match="valid_nothing"):
+        NeuralRegressor(max_epochs=1, callbacks=callbacks, random_state=0).fit(X, y)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_setup_refuses_a_file_where_a_folder_should_be(tmp_path, regression_data):
+    X, y = regression_data
+    (tmp_path / "taken").write_text("")
+    est = NeuralRegressor(max_epochs=1, callbacks=[Checkpoint(dirname=tmp_path / "taken" / "x")])
+    with pytest.raises(NotADirectoryError, match="is a file; choose another dirname"):
+        est.fit(X, y)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]

@@ -4,6 +4,7 @@ and exact resume from them."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -18,6 +19,28 @@ from .. import _snapshot
 from .._context import Context
 from ._base import Callback, positive_int
 from ._monitor import Monitor
+
+
+def check_writable(folder: Path, owner: str, parameter: str) -> None:
+    """Raise an ``OSError`` naming ``folder`` and the parameter to change
+    unless it is a folder this process may write in, or its nearest existing
+    ancestor is one (so it can be made); create nothing. For ``setup``,
+    which only checks: ``ensure_writable`` makes the folder once the fit
+    starts."""
+    path = folder.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"{owner} cannot write to the folder {str(folder)!r}: {str(existing)!r} is a file; "
+            f"choose another {parameter}.",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES,
+            f"{owner} cannot write to the folder {str(folder)!r} ({str(existing)!r} is not "
+            f"writable); choose a writable {parameter}.",
+        )
 
 
 def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
@@ -295,10 +318,7 @@ class Checkpoint(Callback):
             else Monitor.for_plan(plan, "Checkpoint", self.monitor, "auto", 0.0)
         )
         folder = self._folder(plan)
-        ensure_writable(folder, "Checkpoint", "dirname")
-        for orphan in folder.glob(f".{glob_escape(self.prefix)}-*.pt.*.tmp"):
-            with contextlib.suppress(OSError):  # left by a write a crash interrupted
-                orphan.unlink()
+        check_writable(folder, "Checkpoint", "dirname")
         self.run_dir_ = str(folder)
         self.resumed_from_ = plan.resumed_from
         if not hasattr(self, "best_score_"):
@@ -311,7 +331,12 @@ class Checkpoint(Callback):
         return {"on_after_step"} if self.every_n_steps is None else set()
 
     def on_fit_begin(self, ctx: Context) -> None:
-        self.saved_paths_ = [str(p) for p in checkpoint_files(self.run_dir_, self.prefix)]
+        folder = Path(self.run_dir_)
+        ensure_writable(folder, "Checkpoint", "dirname")
+        for orphan in folder.glob(f".{glob_escape(self.prefix)}-*.pt.*.tmp"):
+            with contextlib.suppress(OSError):  # left by a write a crash interrupted
+                orphan.unlink()
+        self.saved_paths_ = [str(p) for p in checkpoint_files(folder, self.prefix)]
 
     def on_exception(self, ctx: Context) -> None:
         assert ctx.exception is not None  # the loop sets it before on_exception

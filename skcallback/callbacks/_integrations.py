@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from .._context import Context
 from ._base import METRIC_KEYS, Callback, epoch_numbers, import_extra, metric_keys
-from ._checkpoint import ensure_writable
+from ._checkpoint import check_writable, ensure_writable
 
 
 class OptunaPruning(Callback):
@@ -191,9 +191,10 @@ class TensorBoardLogger(Callback):
         self._keys = metric_keys(self, plan)
         previous = Path(getattr(self, "run_dir_", "")).name
         self._run = str(Path(self.log_dir) / plan.run_name(previous))
-        ensure_writable(Path(self._run), "TensorBoardLogger", "log_dir")
+        check_writable(Path(self._run), "TensorBoardLogger", "log_dir")
 
     def on_fit_begin(self, ctx: Context) -> None:
+        ensure_writable(Path(self._run), "TensorBoardLogger", "log_dir")
         self._writer = self._summary.SummaryWriter(self._run)
         self._writer.add_text("estimator", repr(ctx.estimator), global_step=ctx.epoch)
         self.run_dir_ = self._run

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._context import Context
 from ._base import Callback, import_extra, positive_int
-from ._checkpoint import ensure_writable
+from ._checkpoint import check_writable, ensure_writable
 from ._monitor import Monitor
 
 
@@ -353,7 +353,7 @@ class CSVLogger(Callback):
                     errno.EISDIR, f"CSVLogger cannot write {str(path)!r}: it is a folder."
                 )
         self._path = path
-        ensure_writable(path.parent, "CSVLogger", "path")
+        check_writable(path.parent, "CSVLogger", "path")
         if path.exists() and not os.access(path, os.W_OK):
             raise PermissionError(
                 errno.EACCES, f"CSVLogger cannot write to {str(path)!r}; choose a writable path."
@@ -361,6 +361,7 @@ class CSVLogger(Callback):
 
     def on_fit_begin(self, ctx: Context) -> None:
         path = self._path
+        ensure_writable(path.parent, "CSVLogger", "path")
         self.path_ = str(path)
         self._header = None
         try:
