@@ -158,7 +158,7 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tens
         with safe_open(str(path), framework="pt", device="cpu") as file:
             metadata = file.metadata() or {}
             tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise ValueError(f"{path} is not a readable skcallback model file: {exc}") from exc
     text, saved = metadata.get("skcallback"), metadata.get("skcallback-checksum")
     if text is None:

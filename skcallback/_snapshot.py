@@ -6,11 +6,13 @@ read back with ``torch.load(weights_only=True)``, so loading never unpickles
 an object. Files carry data, never authority: no path is saved, and every
 field is checked on load against the estimator that loads it.
 
-A snapshot holds everything the rest of the fit depends on: module,
-optimizer, gradient scaler, every callback's state (history included), the
-fit's random generators, its position in the current epoch (the batches
+A snapshot holds everything the rest of the fit depends on: the fitted
+state every format stores (``_fitted_state.encode``: module, optimizer,
+every callback's state (history included), the NumPy generator, the seed of
+the validation split, the counts), and on top of it the gradient scaler, the
+fit's torch generators and its position in the current epoch (the batches
 done, the losses so far, the generator state the epoch's permutation was
-drawn from) and the seed of the validation split.
+drawn from).
 """
 
 from __future__ import annotations
