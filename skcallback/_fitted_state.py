@@ -220,6 +220,10 @@ def plain(value: Any) -> Any:
     return value
 
 
+#: The dtype kinds of arrays of strings (objects, unicode, bytes).
+_TEXT_KINDS = "OUS"
+
+
 def _plain_data(value: Any) -> Any:
     """A data attribute as plain data; an array of strings keeps its dtype."""
     if isinstance(value, np.ndarray) and value.dtype.kind in _TEXT_KINDS:
@@ -227,10 +231,7 @@ def _plain_data(value: Any) -> Any:
     return plain(value)
 
 
-_TEXT_KINDS = "OUS"
-
-
-def _data_arrays(data: dict[str, Any]) -> dict[str, Any]:
+def _data_arrays(data: dict[str, Any], path: Any) -> dict[str, Any]:
     """Undo ``_plain_data``: the estimator's array attributes as arrays
     (checkpoints of format 2 stored arrays of strings as lists)."""
     data = dict(data)
@@ -239,7 +240,7 @@ def _data_arrays(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict):
             dtype = np.dtype(value["dtype"])
             if dtype.kind not in _TEXT_KINDS:
-                raise ValueError(f"{key!r} has the dtype {dtype}, not a text dtype.")
+                raise ValueError(f"{path} is malformed: {key!r} has the dtype {dtype}.")
             value = np.asarray(value["values"], dtype=dtype)
         elif isinstance(value, torch.Tensor):
             value = value.numpy()
@@ -309,7 +310,7 @@ def check_state(state: Any, path: Any) -> None:
     if not all(isinstance(v, dict) for v in state["callbacks"].values()):
         raise ValueError(f"{path} is malformed: a callback state is not a dict.")
     with malformed(path):
-        state["data"] = _data_arrays(state["data"])
+        state["data"] = _data_arrays(state["data"], path)
 
 
 def restore(estimator: Any, state: dict[str, Any], device: Any, path: Any) -> Any:
