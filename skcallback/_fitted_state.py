@@ -91,8 +91,8 @@ def attach_callbacks(work: Any, callbacks: list[tuple[str, Any]]) -> None:
 def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> None:
     """Rebuild the torch objects of a saved fit on ``work`` (whose parameters
     and data attributes are set): module, criterion and optimizer from the
-    parameters, their states and the callbacks' from ``state``. Shared by
-    ``load_checkpoint``, ``skcallback.load``, unpickling and resuming."""
+    parameters, their states and the callbacks' from ``state`` (the last
+    step of ``restore``)."""
     build_objects(work, device, seed=0)
     load_objects(work, state, path)
     callbacks = _routing.fitted_callbacks(work)
