@@ -19,7 +19,7 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
-from ._fitted_state import adopt, rebuild_fitted, start_fresh, working_copy
+from ._fitted_state import adopt, data_state, restore
 from ._loop import run_fit
 from ._modules import takes_sparse_batches
 from ._params import validate_parameters
@@ -259,8 +259,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
     def _data_state(self) -> dict[str, Any]:
         """What the fit learned about its data (saved in checkpoints)."""
-        keys = ("n_features_in_", "feature_names_in_", "n_outputs_", "classes_", "_y_ndim")
-        return {key: vars(self)[key] for key in keys if key in vars(self)}
+        return data_state(self)
 
     def load_checkpoint(self, path: str | os.PathLike) -> NeuralEstimatorBase:
         """Restore module, optimizer, callback states and history from a
@@ -295,15 +294,9 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         device = resolve_device(self.device)
         state = _snapshot.read(path, device)
         _snapshot.check_matches(state, self, path)
-        work = working_copy(self, fitted=False)
-        vars(work).update(state["data"])
-        start_fresh(work, epoch=state["epoch"], step=state["step"])
-        with _snapshot.malformed(path):
-            _snapshot.restore_rng(work, state)
-            torch.Generator().set_state(state["shuffle_state"])
+        work = restore(self, state, device, path)
         work.stop_reason_ = None
         work.fast_path_ = False  # restored, not trained
-        rebuild_fitted(work, state, device, path)
         # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
         del work.history_.records_[state["epoch"] :]
         adopt(self, work)
@@ -472,15 +465,13 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         return tags
 
     def __getstate__(self) -> dict[str, Any]:
-        return _persistence.pack(super().__getstate__())
+        return _persistence.pack(self, super().__getstate__())
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        blob = state.pop("_torch_state", None)
-        others = state.pop("_callback_states", {})
-        super().__setstate__(state)
-        if blob is not None:
-            _persistence.rebuild(self, blob, others)
+        params, fitted = _persistence.unpack(state)
+        super().__setstate__(params)
+        if fitted is not None:
+            _persistence.restore_pickled(self, fitted)
 
 
 #: The ids of the estimators being fitted now, in any thread.

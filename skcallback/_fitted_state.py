@@ -1,20 +1,33 @@
-"""The fitted state of an estimator and the fit's transaction.
+"""The fitted state of an estimator: the fit's transaction, and the one
+schema every saved format stores.
 
 A fit trains a *working copy* of the estimator (``working_copy``) and the
 estimator takes the copy's fitted state only when the fit completes
-(``adopt``). Checkpoints, pickles and ``skcallback.load`` rebuild a fitted
-state on a working copy the same way (``rebuild_fitted``).
+(``adopt``).
+
+A fitted estimator is made of its parameters and of the state the schema
+below describes: module and optimizer state, callback states, the NumPy
+generator and split seed, what the fit learned about its data, the counts
+``n_iter_`` and ``n_steps_``, ``stop_reason_`` and ``fast_path_``. Everything
+else fitted (``criterion_``, ``device_``, ``history_``, the objects
+themselves) is rebuilt from the parameters. Checkpoints, pickles and
+``skcallback.save`` encode it with ``encode``, check it with ``check_state``
+and restore it with ``restore``; each format adds only its own framing
+(checkpoints: the position within an epoch).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.utils import check_random_state
 
-from . import _routing, _snapshot
+from . import _routing
 from ._dispatch import CallbackMap
 from ._factories import build_objects
 
@@ -78,13 +91,13 @@ def attach_callbacks(work: Any, callbacks: list[tuple[str, Any]]) -> None:
 def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> None:
     """Rebuild the torch objects of a saved fit on ``work`` (whose parameters
     and data attributes are set): module, criterion and optimizer from the
-    parameters, their states and the callbacks' from ``state``. Shared by
-    ``load_checkpoint``, ``skcallback.load`` and unpickling."""
+    parameters, their states and the callbacks' from ``state`` (the last
+    step of ``restore``)."""
     build_objects(work, device, seed=0)
-    _snapshot.load_objects(work, state, path)
+    load_objects(work, state, path)
     callbacks = _routing.fitted_callbacks(work)
     stop_reason = getattr(work, "stop_reason_", None)
-    with _snapshot.malformed(path):
+    with malformed(path):
         load_callback_states(callbacks, state["callbacks"])
         attach_callbacks(work, callbacks)
     work.stop_reason_ = stop_reason
@@ -102,3 +115,213 @@ def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:
             cb.load_state_dict(previous)
         elif type(previous) is type(cb):
             cb.load_state_dict(previous.state_dict())
+
+
+#: Optimizer state entries that are one number per parameter (step counters).
+_SCALAR_STATE = ("step", "mu_product")
+
+
+def load_objects(work: Any, state: dict[str, Any], path: Any) -> None:
+    """Load module, optimizer (with its tensors checked against the
+    parameters) into ``work``'s freshly built objects."""
+    try:
+        work.module_.load_state_dict(state["module"])
+        work.optimizer_.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path} does not match this estimator's module or optimizer; build the "
+            f"estimator with the parameters that saved it. ({exc})"
+        ) from exc
+    for group in work.optimizer_.param_groups:
+        for parameter in group["params"]:
+            for name, value in work.optimizer_.state.get(parameter, {}).items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                expected = () if name in _SCALAR_STATE else tuple(parameter.shape)
+                if tuple(value.shape) != expected or not value.is_floating_point():
+                    raise ValueError(
+                        f"{path} is malformed: optimizer state {name!r} has shape "
+                        f"{tuple(value.shape)} ({value.dtype}); expected {expected} floats for "
+                        f"a parameter of shape {tuple(parameter.shape)}."
+                    )
+
+
+@contextlib.contextmanager
+def malformed(path: Any) -> Iterator[None]:
+    """Report any failure to restore a file's contents as a ValueError."""
+    try:
+        yield
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is malformed: restoring it failed ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+# ----------------------------------------------------------------------
+# The schema: what a fitted estimator is made of, as plain data
+# ----------------------------------------------------------------------
+#: What the fit learned about its data.
+DATA_KEYS = ("n_features_in_", "feature_names_in_", "n_outputs_", "classes_", "_y_ndim")
+
+#: The fields of a fitted state and their types. ``epoch`` and ``step`` are
+#: the counts ``n_iter_`` and ``n_steps_``; ``rng`` is the NumPy generator's
+#: state (``rng_state``); ``data`` holds the ``DATA_KEYS`` the fit set.
+FIELDS: dict[str, Any] = {
+    "epoch": int,
+    "step": int,
+    "rng": list,
+    "split_seed": int,
+    "module": dict,
+    "optimizer": dict,
+    "callbacks": dict,
+    "data": dict,
+}
+
+#: Fields that must be present and may be None.
+NULLABLE: dict[str, Any] = {"stop_reason": str}
+
+
+def data_state(estimator: Any) -> dict[str, Any]:
+    """The ``DATA_KEYS`` attributes ``estimator`` has."""
+    return {key: vars(estimator)[key] for key in DATA_KEYS if key in vars(estimator)}
+
+
+def encode(estimator: Any) -> dict[str, Any]:
+    """The fitted state of ``estimator`` (fitted, or training) as plain data:
+    tensors, numbers, strings, lists and dicts, which
+    ``torch.load(weights_only=True)`` reads back; a callback state that is
+    not plain data is left as it is, for each format to store or refuse."""
+    return {
+        "epoch": estimator.n_iter_,
+        "step": estimator.n_steps_,
+        "stop_reason": estimator.stop_reason_,
+        "fast_path": bool(getattr(estimator, "fast_path_", False)),
+        "rng": rng_state(estimator._rng),
+        "split_seed": estimator._split_seed,
+        "module": estimator.module_.state_dict(),
+        "optimizer": estimator.optimizer_.state_dict(),
+        "callbacks": {name: plain(cb.state_dict()) for name, cb in estimator.callbacks_.items()},
+        "data": {key: _plain_data(value) for key, value in data_state(estimator).items()},
+    }
+
+
+def plain(value: Any) -> Any:
+    """NumPy values as types ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy()) if value.dtype.kind in "biuf" else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+#: The dtype kinds of arrays of strings (objects, unicode, bytes).
+_TEXT_KINDS = "OUS"
+
+
+def _plain_data(value: Any) -> Any:
+    """A data attribute as plain data; an array of strings keeps its dtype."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in _TEXT_KINDS:
+        return {"values": value.tolist(), "dtype": value.dtype.str}
+    return plain(value)
+
+
+def _data_arrays(data: dict[str, Any], path: Any) -> dict[str, Any]:
+    """Undo ``_plain_data``: the estimator's array attributes as arrays
+    (checkpoints of format 2 stored arrays of strings as lists)."""
+    data = dict(data)
+    for key in ("classes_", "feature_names_in_"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            dtype = np.dtype(value["dtype"])
+            if dtype.kind not in _TEXT_KINDS:
+                raise ValueError(f"{path} is malformed: {key!r} has the dtype {dtype}.")
+            value = np.asarray(value["values"], dtype=dtype)
+        elif isinstance(value, torch.Tensor):
+            value = value.numpy()
+        if key in data:
+            data[key] = np.asarray(value, dtype=object if key == "feature_names_in_" else None)
+    return data
+
+
+def rng_state(rng: np.random.RandomState) -> list[Any]:
+    """A NumPy generator's state as plain data."""
+    key, keys, pos, has_gauss, cached = rng.get_state()
+    return [key, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached]
+
+
+def rng_from(state: Any, rng: np.random.RandomState | None = None) -> np.random.RandomState:
+    """A NumPy generator (``rng``, or a new one) set to ``state``."""
+    rng = np.random.RandomState() if rng is None else rng
+    key, keys, pos, has_gauss, cached = state
+    rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    return rng
+
+
+def restore_rng(work: Any, state: dict[str, Any]) -> None:
+    """The estimator's NumPy generator and split seed as saved (its own
+    generator, when it has one, is set in place)."""
+    work._rng = rng_from(state["rng"], getattr(work, "_rng", None))
+    work._split_seed = state["split_seed"]
+
+
+def check_types(state: dict[str, Any], path: Any, fields: dict, nullable: dict) -> None:
+    """Raise a ValueError unless each of ``fields`` is of its type (a bool is
+    no int) and each of ``nullable`` is present, of its type or None."""
+    for key, kind in fields.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            raise ValueError(f"{path} is malformed: {key!r} is not a {kind.__name__}.")
+    for key, kind in nullable.items():
+        if key not in state or not (state[key] is None or isinstance(state[key], kind)):
+            raise ValueError(f"{path} is malformed: {key!r} is missing or of the wrong type.")
+
+
+def check_state(state: Any, path: Any) -> None:
+    """Raise a ValueError unless ``state`` is a fitted state of the schema;
+    complete it (``fast_path`` defaults to False, as files that predate it
+    had) and turn its data attributes back into arrays."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is malformed: its fitted state is not a dict.")
+    check_types(state, path, FIELDS, NULLABLE)
+    if not isinstance(state.setdefault("fast_path", False), bool):
+        raise ValueError(f"{path} is malformed: 'fast_path' is not a bool.")
+    rng = state["rng"]
+    if not (
+        len(rng) == 5
+        and isinstance(rng[0], str)
+        and isinstance(rng[1], torch.Tensor)
+        and rng[1].shape == (624,)
+        and all(isinstance(v, int | float) for v in rng[2:])
+    ):
+        raise ValueError(f"{path} is malformed: 'rng' is not a NumPy generator state.")
+    if set(state["data"]) - set(DATA_KEYS):
+        raise ValueError(f"{path} is malformed: unknown data attributes.")
+    for key in ("n_features_in_", "n_outputs_", "_y_ndim"):
+        count = state["data"].get(key, 0)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"{path} is malformed: {key!r} is not a count.")
+    if min(state["epoch"], state["step"]) < 0:
+        raise ValueError(f"{path} is malformed: negative epoch, step or batch count.")
+    if not all(isinstance(v, dict) for v in state["callbacks"].values()):
+        raise ValueError(f"{path} is malformed: a callback state is not a dict.")
+    with malformed(path):
+        state["data"] = _data_arrays(state["data"], path)
+
+
+def restore(estimator: Any, state: dict[str, Any], device: Any, path: Any) -> Any:
+    """A working copy of ``estimator`` holding the checked fitted state
+    ``state`` (on ``device``), for the caller to adopt. Shared by
+    ``load_checkpoint``, ``skcallback.load`` and unpickling."""
+    work = working_copy(estimator, fitted=False)
+    vars(work).update(state["data"])
+    with malformed(path):
+        restore_rng(work, state)
+    work.n_iter_, work.n_steps_ = state["epoch"], state["step"]
+    work.stop_reason_, work.fast_path_ = state["stop_reason"], state["fast_path"]
+    rebuild_fitted(work, state, device, path)
+    return work

@@ -1,13 +1,17 @@
-"""Pickling a fitted estimator.
+"""Pickling an estimator.
 
-The torch objects of a fit do not travel as objects: their state (the
-module's and the optimizer's state dicts, the callbacks' states) travels as
-one ``torch.save`` blob of plain data, read back with
-``torch.load(weights_only=True)``, and the objects are rebuilt from the
-estimator's own parameters, as ``load_checkpoint`` rebuilds them. So
-unpickling an estimator never runs torch's full unpickler on an embedded
-blob (an allow-list unpickler such as skops' means what it says), and a model
-fitted on a GPU loads on a CPU-only machine.
+The parameters travel as ordinary pickled objects. A fitted estimator's
+fitted state (``_fitted_state.encode``) travels as one ``torch.save`` blob of
+plain data, read back with ``torch.load(weights_only=True)``, and the torch
+objects are rebuilt from the estimator's own parameters, as
+``load_checkpoint`` rebuilds them. So unpickling an estimator never runs
+torch's full unpickler on an embedded blob (an allow-list unpickler such as
+skops' means what it says), and a model fitted on a GPU loads on a CPU-only
+machine.
+
+A checksum over the blob and a description of everything else in the pickled
+dict (``_fingerprint.describe``) is verified before anything is restored: a
+flipped bit is a ValueError, never a silently different model.
 """
 
 from __future__ import annotations
@@ -19,48 +23,80 @@ from typing import Any
 import torch
 
 from ._device import cuda_index_available
-from ._snapshot import _plain
+from ._files import checksum
+from ._fingerprint import describe
+from ._fitted_state import adopt, check_state, encode, is_fitted_key, restore
 
-#: Fitted attributes that are rebuilt rather than pickled.
-REBUILT = ("module_", "optimizer_", "criterion_", "callbacks_", "history_")
+_WHERE = "The pickled estimator"
+_BLOB, _OTHER, _CHECKSUM = "_torch_state", "_callback_states", "_checksum"
 
 
-def pack(state: dict[str, Any]) -> dict[str, Any]:
-    """``state`` with the fit's torch objects replaced by a plain-data blob.
+def pack(estimator: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """The pickled form of ``estimator``, whose ``__dict__`` (and
+    scikit-learn's additions) is ``state``: the parameters, the fitted state
+    as a plain-data blob, and the checksum.
 
     A callback whose state is not plain data (tensors, numbers, strings,
     lists, dicts) keeps it in the pickle itself, under ``_callback_states``.
     """
+    packed = {key: value for key, value in state.items() if not is_fitted_key(key)}
+    if estimator.__sklearn_is_fitted__():
+        fitted = encode(estimator)
+        other = {k: v for k, v in fitted["callbacks"].items() if not _is_plain(v)}
+        fitted["callbacks"] = {k: v for k, v in fitted["callbacks"].items() if k not in other}
+        fitted["device"] = str(estimator.device_)
+        buffer = io.BytesIO()
+        torch.save(fitted, buffer)
+        packed[_BLOB] = buffer.getvalue()
+        if other:
+            packed[_OTHER] = other
+    packed[_CHECKSUM] = _checksum(packed)
+    return packed
+
+
+def unpack(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The parameters and the checked fitted state (None when unfitted) of a
+    pickled estimator.
+
+    Raises
+    ------
+    ValueError
+        If the checksum does not match, the pickle predates checksums, or the
+        fitted state is not plain data or is malformed.
+    """
     state = dict(state)
-    if "module_" not in state:
-        return state
-    objects = {key: state.pop(key) for key in REBUILT if key in state}
-    plain: dict[str, Any] = {}
-    other: dict[str, Any] = {}
-    for name, cb in objects["callbacks_"].items():
-        cb_state = _plain(cb.state_dict())
-        (plain if _is_plain(cb_state) else other)[name] = cb_state
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "module": objects["module_"].state_dict(),
-            "optimizer": objects["optimizer_"].state_dict(),
-            "callbacks": plain,
-        },
-        buffer,
-    )
-    state["_torch_state"] = buffer.getvalue()
-    if other:
-        state["_callback_states"] = other
-    return state
+    if _CHECKSUM not in state:
+        raise ValueError(
+            "This pickled skcallback estimator was made by an earlier version, without a "
+            "checksum, and is not loaded. With the version that made it, save the estimator "
+            "with skcallback.save(estimator, path); this version loads that file with "
+            "skcallback.load(path) and can pickle it again."
+        )
+    if state.pop(_CHECKSUM) != _checksum(state):
+        raise ValueError(f"{_WHERE} is corrupt: its checksum does not match its contents.")
+    blob = state.pop(_BLOB, None)
+    other = state.pop(_OTHER, {})
+    if blob is None:
+        return state, None
+    try:
+        fitted = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"{_WHERE}'s torch state is not plain data (was the file tampered with?); it is "
+            f"not loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+    check_state(fitted, _WHERE)
+    if not isinstance(fitted.get("device"), str):
+        raise ValueError(f"{_WHERE} is malformed: it names no device.")
+    fitted["callbacks"] = {**fitted["callbacks"], **other}
+    return state, fitted
 
 
-def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
-    """Rebuild an unpickled estimator's torch objects from ``pack``'s blob
-    (and the non-plain callback states ``other``)."""
-    from ._fitted_state import rebuild_fitted
-
-    device = getattr(estimator, "device_", torch.device("cpu"))
+def restore_pickled(estimator: Any, fitted: dict[str, Any]) -> None:
+    """Give an unpickled ``estimator`` (its parameters set) the fitted state
+    ``unpack`` returned, on the device it was fitted on, or the CPU with a
+    warning when that device is not here."""
+    device = torch.device(fitted["device"])
     if device.type == "cuda" and not cuda_index_available(device):
         warnings.warn(
             f"This model was fitted on {device}, which is not available here; it is "
@@ -69,15 +105,15 @@ def rebuild(estimator: Any, blob: bytes, other: dict[str, Any]) -> None:
             stacklevel=3,
         )
         device = torch.device("cpu")
-    try:
-        saved = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
-    except Exception as exc:
-        raise ValueError(
-            "The pickled estimator's torch state is not plain data (was the file tampered "
-            f"with?); it is not loaded: {type(exc).__name__}: {exc}"
-        ) from exc
-    saved["callbacks"] = {**saved["callbacks"], **other}
-    rebuild_fitted(estimator, saved, device, "the pickled estimator")
+    adopt(estimator, restore(estimator, fitted, device, _WHERE))
+
+
+def _checksum(state: dict[str, Any]) -> bytes:
+    """The checksum of a pickled dict (without its checksum): the blob's
+    bytes and a description of everything else that is equal for equal
+    values in any process."""
+    rest = {key: value for key, value in state.items() if key != _BLOB}
+    return checksum(state.get(_BLOB, b""), describe(rest).encode())
 
 
 _PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)

@@ -39,10 +39,17 @@ from ._device import resolve_device
 from ._dry_run import dry_run
 from ._factories import build_objects, loss_function, owns_its_randomness
 from ._fingerprint import fingerprint
-from ._fitted_state import attach_callbacks, load_callback_states, start_fresh, working_copy
+from ._fitted_state import (
+    attach_callbacks,
+    load_callback_states,
+    load_objects,
+    malformed,
+    restore_rng,
+    start_fresh,
+    working_copy,
+)
 from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
-from ._snapshot import load_objects
 
 _SEED_BOUND = np.iinfo(np.int32).max
 
@@ -418,8 +425,8 @@ def find_resume_point(
             )
         if state["epoch"] > work.max_epochs:
             raise ValueError(f"{path} is malformed: epoch {state['epoch']} is past max_epochs.")
-        with _snapshot.malformed(path):
-            _snapshot.restore_rng(work, state)
+        with malformed(path):
+            restore_rng(work, state)
             torch.Generator().set_state(state["shuffle_state"])
         return ResumePoint(str(path), state)
     return None
@@ -449,7 +456,7 @@ def build_fit_objects(
         dry_run(work, data, compute_loss, parts.train.w is not None, ours=_ours(work))
     if resume is not None:
         load_objects(work, resume.state, resume.path)
-        with _snapshot.malformed(resume.path):
+        with malformed(resume.path):
             load_callback_states(callbacks, resume.state["callbacks"])
         if resume.state["batches_done"] > parts.train.n_batches(work.batch_size):
             raise ValueError(f"{resume.path} is malformed: more batches than an epoch has.")

@@ -2,8 +2,10 @@
 that is never unpickled.
 
 The file is a safetensors file: its tensors (module, optimizer and callback
-state) are stored as raw data, and everything else (parameters, fitted
-attributes, callback states) as JSON in its metadata. Classes and functions
+state) are stored as raw data, and everything else (parameters, the fitted
+state of ``_fitted_state.encode``) as JSON in its metadata, with a BLAKE2b
+checksum over the JSON document and every tensor, verified before anything
+is decoded. Classes and functions
 are stored by import path; on load, those outside skcallback, scikit-learn,
 ``torch.nn`` and ``torch.optim`` are imported only when named in
 ``trusted``.
@@ -16,7 +18,6 @@ import importlib
 import inspect
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path, PurePath
 from typing import Any
@@ -24,7 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT = "skcallback-model-1"
+from ._files import atomic_write, checksum
+from ._fitted_state import adopt, check_state, malformed, restore, rng_from, rng_state
+from ._fitted_state import encode as encode_fitted
+
+FORMAT = "skcallback-model-2"
+#: The first format: no checksum; loaded with a warning.
+_FORMAT_1 = "skcallback-model-1"
 #: Import paths that load without being trusted.
 TRUSTED_PREFIXES = ("skcallback.", "sklearn.", "torch.nn.", "torch.optim.")
 _TAGS = ("__class__", "__function__", "__callback__")
@@ -65,7 +72,7 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
     >>> np.array_equal(skcallback.load(path).predict(X), est.predict(X))
     True
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
 
     tensors: dict[str, torch.Tensor] = {}
     encode = _Encoder(tensors)
@@ -76,35 +83,15 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         "fitted": None,
     }
     if estimator.__sklearn_is_fitted__():
+        fitted = encode_fitted(estimator)
         callbacks = {
-            name: encode(cb.state_dict(), f"the state of callback {name!r}")
-            for name, cb in estimator.callbacks_.items()
-        }
-        fitted = {
-            "data": estimator._data_state(),
-            "rng": list(estimator._rng.get_state()),
-            "split_seed": estimator._split_seed,
-            "n_iter": estimator.n_iter_,
-            "n_steps": estimator.n_steps_,
-            "stop_reason": estimator.stop_reason_,
-            "fast_path": bool(getattr(estimator, "fast_path_", False)),
-            "module": estimator.module_.state_dict(),
-            "optimizer": estimator.optimizer_.state_dict(),
+            name: encode(state, f"the state of callback {name!r}")
+            for name, state in fitted.pop("callbacks").items()
         }
         document["fitted"] = encode(fitted, "the fitted state") | {"callbacks": callbacks}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"skcallback": json.dumps(document)})
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OSError(exc.errno, f"Could not write {str(path)!r}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    text = json.dumps(document)
+    metadata = {"skcallback": text, "skcallback-checksum": _checksum(text, tensors)}
+    return atomic_write(safetensors_bytes(tensors, metadata=metadata), path, "the model file")
 
 
 def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) -> Any:
@@ -126,9 +113,15 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     Raises
     ------
     ValueError
-        If the file is not an skcallback model, or names classes or
-        functions that are not trusted (all of them are listed); nothing has
-        been imported then.
+        If the file is corrupt (its checksum), not an skcallback model, or
+        names classes or functions that are not trusted (all of them are
+        listed); nothing has been imported then.
+
+    Warns
+    -----
+    UserWarning
+        For a file of the first format (``"skcallback-model-1"``), which has
+        no checksum: it loads unchecked; save it again to add one.
 
     Notes
     -----
@@ -137,6 +130,25 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     its ``Checkpoint`` or ``CSVLogger`` say. Look at ``est.get_params()``
     before fitting a model from a source you do not trust.
     """
+    document, tensors = _read(path)
+    cls = _estimator_class(document, path, trusted)
+    decode = _Decoder(tensors)
+    estimator = cls(**decode(document["params"]))
+    if document.get("fitted") is not None:
+        with malformed(path):
+            fitted = decode({k: v for k, v in document["fitted"].items() if k != "callbacks"})
+            callbacks = document["fitted"].get("callbacks", {})
+            fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
+            if document["format"] == _FORMAT_1:
+                fitted = _from_format_1(fitted)
+        check_state(fitted, path)
+        adopt(estimator, restore(estimator, fitted, _device(estimator, path), path))
+    return estimator
+
+
+def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The document and the tensors of a model file whose checksum holds,
+    checked to name a format and an estimator class; nothing is decoded."""
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
 
@@ -146,16 +158,49 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
         with safe_open(str(path), framework="pt", device="cpu") as file:
             metadata = file.metadata() or {}
             tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise ValueError(f"{path} is not a readable skcallback model file: {exc}") from exc
+    text, saved = metadata.get("skcallback"), metadata.get("skcallback-checksum")
+    if text is None:
+        raise ValueError(f"{path} is not an skcallback model file (no model metadata).")
+    if saved is not None and saved != _checksum(text, tensors):
+        raise ValueError(f"{path} is corrupt: its checksum does not match its contents.")
     try:
-        document = json.loads(metadata["skcallback"])
-    except (KeyError, json.JSONDecodeError) as exc:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ValueError(f"{path} is not an skcallback model file (no model metadata).") from exc
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
+    format_ = document.get("format") if isinstance(document, dict) else None
+    if format_ not in (FORMAT, _FORMAT_1):
         raise ValueError(f"{path} is not an skcallback model file of format {FORMAT!r}.")
+    if saved is None and format_ == FORMAT:
+        raise ValueError(f"{path} is corrupt: it lacks its checksum.")
+    if saved is None:
+        warnings.warn(
+            f"{path} is of the first skcallback model format, which has no checksum: it is "
+            "loaded unchecked. Save it again (skcallback.save(skcallback.load(path), path)) "
+            "to add one.",
+            UserWarning,
+            stacklevel=3,
+        )
     if not isinstance(document.get("class"), str):
         raise ValueError(f"{path} is malformed: it names no estimator class.")
+    return document, tensors
+
+
+def _checksum(text: str, tensors: dict[str, torch.Tensor]) -> str:
+    """The checksum of a model file: its document and every tensor (name,
+    dtype, shape and bytes)."""
+    parts = [text.encode()]
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        parts.append(f"\n{key}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
+        parts.append(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return checksum(*parts).hex()
+
+
+def _estimator_class(document: dict[str, Any], path: Any, trusted: Any) -> Any:
+    """The estimator class a document names, once every class and function it
+    names is trusted (nothing is imported before)."""
     classes, functions = _named_paths(document)
     classes.add(document["class"])
     # A function runs when the estimator uses it: functions always need trust.
@@ -174,34 +219,24 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
 
     if not (isinstance(cls, type) and issubclass(cls, NeuralEstimatorBase)):
         raise ValueError(f"{path} names {document['class']}, which is not an skcallback estimator.")
-    decode = _Decoder(tensors)
-    estimator = cls(**decode(document["params"]))
-    if document.get("fitted") is not None:
-        encoded = dict(document["fitted"])
-        callbacks = encoded.pop("callbacks", {})
-        from ._snapshot import malformed
-
-        with malformed(path):
-            fitted = decode(encoded)
-            fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
-            counts = (fitted["n_iter"], fitted["n_steps"])
-            if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
-                raise ValueError(f"{path} is malformed: negative or non-integer counts.")
-            if not (fitted["stop_reason"] is None or isinstance(fitted["stop_reason"], str)):
-                raise ValueError(f"{path} is malformed: the stop reason is not a string.")
-            if not isinstance(fitted.setdefault("fast_path", False), bool):
-                raise ValueError(f"{path} is malformed: 'fast_path' is not a bool.")
-            _restore_fitted(estimator, fitted, path)
-    return estimator
+    return cls
 
 
-def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
-    """The fitted state, rebuilt by the path ``load_checkpoint`` takes."""
+def _from_format_1(fitted: dict[str, Any]) -> dict[str, Any]:
+    """A fitted state of the first format in the schema's terms (that format
+    named the counts ``n_iter`` and ``n_steps`` and kept arrays as arrays)."""
+    fitted["epoch"], fitted["step"] = fitted.pop("n_iter"), fitted.pop("n_steps")
+    fitted["rng"] = rng_state(rng_from(fitted["rng"]))
+    return fitted
+
+
+def _device(estimator: Any, path: Any) -> torch.device:
+    """Where a loaded model goes: its ``device`` parameter's device, or the
+    CPU (with a warning, and ``device="cpu"``) when that is not here."""
     from ._device import resolve_device
-    from ._fitted_state import adopt, rebuild_fitted, working_copy
 
     try:
-        device = resolve_device(estimator.device)
+        return resolve_device(estimator.device)
     except ValueError:
         warnings.warn(
             f"{path} was saved for device={estimator.device!r}, which is not available here; "
@@ -210,19 +245,7 @@ def _restore_fitted(estimator: Any, fitted: dict[str, Any], path: Any) -> None:
             stacklevel=3,
         )
         estimator.set_params(device="cpu")
-        device = torch.device("cpu")
-    work = working_copy(estimator, fitted=False)
-    data = dict(fitted["data"])
-    vars(work).update(data)
-    key, keys, pos, has_gauss, cached = fitted["rng"]
-    work._rng = np.random.RandomState()
-    work._rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    work._split_seed = fitted["split_seed"]
-    work.n_iter_, work.n_steps_ = fitted["n_iter"], fitted["n_steps"]
-    work.stop_reason_ = fitted["stop_reason"]
-    work.fast_path_ = fitted["fast_path"]
-    rebuild_fitted(work, fitted, device, path)
-    adopt(estimator, work)
+        return torch.device("cpu")
 
 
 class _Encoder:
@@ -257,7 +280,7 @@ class _Encoder:
         if isinstance(value, torch.dtype):
             return {"__dtype__": str(value).removeprefix("torch.")}
         if isinstance(value, np.random.RandomState):
-            return {"__random_state__": self(list(value.get_state()), where)}
+            return {"__random_state__": self(rng_state(value), where)}
         from .callbacks._base import Callback
 
         if isinstance(value, Callback):
@@ -319,10 +342,7 @@ class _Decoder:
                 raise ValueError(f"The file names an unknown dtype {value['__dtype__']!r}.")
             return dtype
         if "__random_state__" in value:
-            rng = np.random.RandomState()
-            key, keys, pos, has_gauss, cached = self(value["__random_state__"])
-            rng.set_state((key, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-            return rng
+            return rng_from(self(value["__random_state__"]))
         if "__callback__" in value:
             cls = _resolve(value["__callback__"], kind="callback")
             callback = cls(**self(value["params"]))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -30,6 +31,15 @@ class Net(nn.Module):
 
     def forward(self, X):
         return self.layers(X)
+
+
+def write_model(path, document, tensors=None):
+    """A crafted model file: hostile contents under a valid checksum."""
+    from skcallback._saving import _checksum
+
+    text = json.dumps(document)
+    metadata = {"skcallback": text, "skcallback-checksum": _checksum(text, tensors or {})}
+    save_file(tensors or {}, str(path), metadata=metadata)
 
 
 def count_epochs(ctx):
@@ -106,7 +116,7 @@ def test_what_cannot_be_stored_is_named_at_save(regression_data, tmp_path):
 
 def test_loading_a_hostile_file_imports_and_runs_nothing(tmp_path):
     document = {
-        "format": "skcallback-model-1",
+        "format": "skcallback-model-2",
         "class": "skcallback.NeuralRegressor",
         "params": {"__dict__": [["module", {"__class__": "this.Anything"}]]},
         "fitted": None,
@@ -115,7 +125,7 @@ def test_loading_a_hostile_file_imports_and_runs_nothing(tmp_path):
         bytearray(b"cos\nsystem\n(S'touch /tmp/owned'\ntR."), dtype=torch.uint8
     )
     path = tmp_path / "hostile.skc"
-    save_file({"t0": payload}, str(path), metadata={"skcallback": json.dumps(document)})
+    write_model(path, document, {"t0": payload})
     sys.modules.pop("this", None)
     with pytest.raises(ValueError, match=r"not trusted: \['this.Anything'\]"):
         skcallback.load(path)
@@ -162,14 +172,14 @@ def test_a_path_reached_through_another_module_is_refused(tmp_path):
         ["module__command", "touch /tmp/skcallback-owned"],
     ]
     hostile = tmp_path / "hostile.skc"
-    save_file({}, str(hostile), metadata={"skcallback": json.dumps(document)})
+    write_model(hostile, document)
     with pytest.raises(ValueError, match=r"not trusted: \['sklearn.os.system'\]"):
         skcallback.load(hostile)
     with pytest.raises(ValueError, match="does not import as a function"):
         skcallback.load(hostile, trusted=["sklearn.os.system"])
     assert not os.path.exists("/tmp/skcallback-owned")
     document["params"]["__dict__"][-2] = ["module", {"__dtype__": "save"}]
-    save_file({}, str(hostile), metadata={"skcallback": json.dumps(document)})
+    write_model(hostile, document)
     with pytest.raises(ValueError, match="unknown dtype 'save'"):
         skcallback.load(hostile)
 
@@ -177,3 +187,75 @@ def test_a_path_reached_through_another_module_is_refused(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No model file"):
         skcallback.load(tmp_path / "nothing.skc")
+
+
+def flipped_bits(data, positions):
+    """``data`` with each of the bit ``positions`` flipped, one at a time."""
+    for position in positions:
+        damaged = bytearray(data)
+        damaged[position // 8] ^= 1 << (position % 8)
+        yield bytes(damaged)
+
+
+def test_every_flipped_bit_in_a_model_file_is_a_value_error(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(hidden_layer_sizes=(4,), max_epochs=1, random_state=0).fit(X, y)
+    good = skcallback.save(est, tmp_path / "model.skc").read_bytes()
+    header = 8 + int.from_bytes(good[:8], "little")  # safetensors: length, JSON header, data
+    rng = random.Random(0)
+    positions = [
+        *range(16 * 8),  # the header's length and its start
+        *rng.sample(range(16 * 8, header * 8), 300),  # the header: the document, the checksum
+        *rng.sample(range(header * 8, len(good) * 8), 100),  # the tensors
+    ]
+    target = tmp_path / "flipped.skc"
+    for damaged in flipped_bits(good, positions):
+        target.write_bytes(damaged)
+        with pytest.raises(ValueError, match=r"corrupt|not a readable|not an skcallback model"):
+            skcallback.load(target)
+
+
+def test_a_file_of_the_first_format_loads_with_a_warning(tmp_path):
+    # Saved by skcallback before files carried a checksum (format 1).
+    saved = np.load(os.path.join(os.path.dirname(__file__), "data", "model-format-1.npz"))
+    path = os.path.join(os.path.dirname(__file__), "data", "model-format-1.skc")
+    with pytest.warns(UserWarning, match=r"no checksum.*skcallback.save\(skcallback.load"):
+        est = skcallback.load(path)
+    np.testing.assert_array_equal(est.predict_proba(saved["X"]), saved["proba"])
+    assert est.classes_.dtype == object and est.n_iter_ == saved["n_iter"]
+    again = skcallback.load(skcallback.save(est, tmp_path / "model.skc"))  # no warning now
+    np.testing.assert_array_equal(again.predict_proba(saved["X"]), saved["proba"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("epoch", -1, "negative"), ("stop_reason", 3, "'stop_reason'"), ("fast_path", 1, "bool")],
+)
+def test_a_malformed_fitted_state_is_a_value_error(
+    regression_data, tmp_path, field, value, message
+):
+    from safetensors.torch import load_file, safe_open
+
+    X, y = regression_data
+    path = skcallback.save(NeuralRegressor(max_epochs=1).fit(X, y), tmp_path / "model.skc")
+    with safe_open(str(path), framework="pt") as file:
+        document = json.loads(file.metadata()["skcallback"])
+    pairs = document["fitted"]["__dict__"]
+    pairs[[key for key, _ in pairs].index(field)][1] = value
+    write_model(path, document, load_file(str(path)))
+    with pytest.raises(ValueError, match=message):
+        skcallback.load(path)
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path, monkeypatch, error):
+    def fail(*args):
+        raise error
+
+    monkeypatch.setattr("os.fsync", fail)
+    expected = OSError if isinstance(error, OSError) else type(error)
+    with pytest.raises(expected) as info:
+        skcallback.save(NeuralRegressor(), tmp_path / "model.skc")
+    if isinstance(error, OSError):
+        assert "model.skc" in str(info.value) and "No space" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,7 @@ import torch
 
 from .. import _snapshot
 from .._context import Context
+from .._files import atomic_write
 from ._base import Callback, positive_int
 from ._monitor import Monitor
 
@@ -135,7 +136,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return _snapshot.atomic_write(buffer.getvalue(), path)
+    return atomic_write(buffer.getvalue(), path)
 
 
 def checkpoint_files(folder: str | os.PathLike, prefix: str) -> list[Path]:

@@ -1,0 +1,58 @@
+"""Writing files atomically, and the checksum every saved format carries.
+
+Checkpoints, ``skcallback.save`` files and pickles all end up here: one
+writer (so every format survives a crash the same way) and one digest (so a
+flipped bit is an error in every format, never a silently different model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+DIGEST_SIZE = 32
+
+
+def checksum(*parts: bytes) -> bytes:
+    """The BLAKE2b digest of ``parts``, one after the other."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
+
+
+def atomic_write(data: bytes, path: str | os.PathLike, what: str = "the file") -> Path:
+    """Write ``data`` to ``path`` atomically: to a temporary file in the same
+    folder, flushed, synced, then renamed. A crash never leaves a truncated
+    file under ``path``, and no failure (of any kind) leaves the temporary
+    file behind.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written; the message names ``what`` and the path.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise OSError(
+            exc.errno, f"Could not write {what} {str(path)!r}: {exc.strerror or exc}"
+        ) from exc
+    finally:
+        if tmp is not None:
+            # A failed clean-up must not hide the error that caused it.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return path
