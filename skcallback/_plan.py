@@ -425,9 +425,8 @@ def find_resume_point(
             )
         if state["epoch"] > work.max_epochs:
             raise ValueError(f"{path} is malformed: epoch {state['epoch']} is past max_epochs.")
-        with malformed(path):
+        with malformed(path):  # the generator states were checked by read
             restore_rng(work, state)
-            torch.Generator().set_state(state["shuffle_state"])
         return ResumePoint(str(path), state)
     return None
 
