@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import signal
 import threading
 import time
@@ -180,6 +181,7 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     _train_phase(ctx, hooks, plan.train, plan.batch_size, plan.shuffle, run, done)
     if plan.valid is not None:
         _valid_phase(ctx, hooks, plan.valid, plan.batch_size, run)
+    _check_finite_metrics(ctx)
     ctx.metrics["lr"] = ctx.progress.lr
     ctx.metrics["dur"] = time.perf_counter() - started
     ctx.progress.complete = True
@@ -300,15 +302,34 @@ def _check_finite(ctx: Context) -> None:
     loss = ctx.metrics["train_loss"]
     parameters = [p.detach() for p in ctx.module.parameters()]
     finite_weights = bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
-    if math.isfinite(loss) and finite_weights:
+    if not math.isfinite(loss):
+        _diverged(ctx, f"the training loss is {loss}")
+    if not finite_weights:
+        _diverged(ctx, "a weight is not finite")
+
+
+def _check_finite_metrics(ctx: Context) -> None:
+    """After both phases: a non-finite validation loss or score (weights that
+    overflow on the validation data, a score of NaN) is divergence too,
+    unless a callback asked to stop this fit (``TerminateOnNaN`` does). The
+    training loss was checked after its phase; it is NaN, not diverged, when
+    callbacks skipped every batch."""
+    if ctx.stop_requested:
         return
-    what = f"the training loss is {loss}" if not math.isfinite(loss) else "a weight is not finite"
+    for key, value in ctx.metrics.items():
+        if key == "train_loss":
+            continue
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            _diverged(ctx, f"{key} is {value}")
+
+
+def _diverged(ctx: Context, what: str) -> None:
     lr = ctx.optimizer.param_groups[0]["lr"]
     raise ValueError(
         f"Training diverged in epoch {ctx.epoch}: {what}. Scale the inputs and targets "
         f"(e.g. StandardScaler), lower lr (now {lr:g}) or add GradientClipping. "
-        "TerminateOnNaN() stops at the first non-finite loss instead of failing, but cannot "
-        "undo a step that made the weights non-finite."
+        "TerminateOnNaN() stops at the first non-finite loss or metric instead of failing, "
+        "but cannot undo a step that made the weights non-finite."
     )
 
 

@@ -383,6 +383,70 @@ def test_terminate_on_nan_keeps_the_last_good_weights_instead(regression_data):
     assert np.isfinite(est.predict(X)).all()
 
 
+def test_a_non_finite_validation_loss_is_divergence_and_leaves_the_estimator(regression_data):
+    X, y = regression_data
+    # SGD at lr=1e6: epoch 2's training loss is finite (1e24) but the weights
+    # now overflow the validation forward pass to NaN.
+    est = NeuralRegressor(optimizer="sgd", lr=1e6, max_epochs=1, random_state=0).fit(X, y)
+    before = fitted_state(est)
+    est.set_params(max_epochs=2)
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 2: valid_loss is nan"):
+        est.fit(X, y)
+    assert_same_state(before, fitted_state(est))
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 1: valid_loss is inf"):
+        NeuralRegressor(max_epochs=2, random_state=0).fit(X, y, X_val=X[:10] * 1e37, y_val=y[:10])
+
+
+def test_a_non_finite_score_is_divergence(regression_data):
+    from skcallback.callbacks import EpochScoring
+
+    X, y = regression_data
+    nan_score = EpochScoring(lambda est, X, y: float("nan"), name="valid_nan")
+    est = NeuralRegressor(max_epochs=2, callbacks=[nan_score], random_state=0)
+    with pytest.raises(ValueError, match=r"diverged in epoch 1: valid_nan is nan"):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("listed_first", [True, False])
+def test_terminate_on_nan_stops_on_a_non_finite_validation_metric(regression_data, listed_first):
+    from skcallback.callbacks import EpochScoring
+
+    X, y = regression_data
+    scores = iter([0.0, 0.5, float("inf"), 0.5])  # the first one is setup's try
+    scoring = EpochScoring(lambda est, X, y: next(scores), name="valid_odd")
+    callbacks = [TerminateOnNaN(), scoring] if listed_first else [scoring, TerminateOnNaN()]
+    est = NeuralRegressor(max_epochs=3, callbacks=callbacks, random_state=0).fit(X, y)
+    assert est.n_iter_ == 2 and est.history_.get("valid_odd") == [0.5, float("inf")]
+    assert est.stop_reason_ == "terminate_on_nan: valid_odd is inf at epoch 2"
+    est = NeuralRegressor(optimizer="sgd", lr=1e6, max_epochs=5, callbacks=[TerminateOnNaN()])
+    est.set_params(random_state=0).fit(X, y)
+    assert est.n_iter_ == 2 and est.stop_reason_.startswith("terminate_on_nan: valid_loss is nan")
+
+
+@pytest.mark.parametrize("where", ["sample_weight", "sample_weight_val"])
+def test_weights_whose_sum_overflows_are_refused(regression_data, where):
+    X, y = regression_data
+    weights = {where: np.full(len(y) if where == "sample_weight" else 10, 1.7e308)}
+    if where == "sample_weight_val":
+        weights.update(X_val=X[:10], y_val=y[:10])
+    est = NeuralRegressor(max_epochs=1)
+    with pytest.raises(ValueError, match=r"sum of sample_weight overflows float64.*scale"):
+        est.fit(X, y, **weights)
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes"), [([0.0, 1.0, np.nan], None), ([0.0, 1.0], [0.0, 1.0, np.nan])]
+)
+def test_non_finite_class_labels_are_refused(regression_data, labels, classes):
+    X, _ = regression_data
+    y = np.resize(np.array(labels), len(X))
+    clf = NeuralClassifier(max_epochs=1)
+    with pytest.raises(ValueError, match=r"(y|classes) contains NaN"):
+        clf.partial_fit(X, y, classes=classes if classes is not None else np.unique(y))
+    with pytest.raises(ValueError, match=r"contains NaN or infinity"):
+        clf.partial_fit(X, y[:1].repeat(len(y)), classes=[0.0, np.inf])
+
+
 def test_non_finite_predictions_are_an_error(regression_data):
     X, y = regression_data
     est = NeuralRegressor(max_epochs=1, random_state=0).fit(X, y)
