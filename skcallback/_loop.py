@@ -37,8 +37,12 @@ def run_fit(ctx: Context) -> None:
     their errors are collected and raised together after all have run. When
     the fit fails (in a hook, in training, or in ``on_fit_end``), every
     ``on_exception`` runs and then every ``on_fit_end``, with
-    ``ctx.exception`` set, and the error is re-raised. Ctrl-C stops training
-    after the current batch; a second Ctrl-C raises ``KeyboardInterrupt``.
+    ``ctx.exception`` set, and the error is re-raised. Cleanup hooks run for
+    every callback whatever another raised, ``KeyboardInterrupt`` and
+    ``SystemExit`` included; a ``KeyboardInterrupt`` raised by a cleanup
+    hook fails the fit (after the others ran) as any error would. Ctrl-C
+    stops training after the current batch; a second Ctrl-C raises
+    ``KeyboardInterrupt``.
     """
     plan = ctx.plan
     hooks = plan.hooks
@@ -58,13 +62,9 @@ def run_fit(ctx: Context) -> None:
         except BaseException as exc:
             _clean_up_after(ctx, hooks, exc, fit_end=True)
             raise
-        errors = [exc for _, exc in _fire_each(hooks.on_fit_end, ctx)]
-        if errors:
-            error = (
-                errors[0]
-                if len(errors) == 1
-                else ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", errors)
-            )
+        failures = _fire_each(hooks.on_fit_end, ctx)
+        if failures:
+            error = _one_error(failures)
             _clean_up_after(ctx, hooks, error, fit_end=False)
             raise error
     if interrupted():
@@ -345,16 +345,35 @@ def _clean_up_after(ctx: Context, hooks: HookTable, error: BaseException, *, fit
             )
 
 
-def _fire_each(handlers: tuple, ctx: Context) -> list[tuple[Any, Exception]]:
-    """Call every handler even when some raise; return ``(handler, error)``
-    pairs."""
+def _fire_each(handlers: tuple, ctx: Context) -> list[tuple[Any, BaseException]]:
+    """Call every handler even when some raise, ``KeyboardInterrupt`` and
+    ``SystemExit`` included (cleanup must reach every callback: an open
+    file, a writer thread); return ``(handler, error)`` pairs."""
     errors = []
     for handler in handlers:
         try:
             fire((handler,), ctx)
-        except Exception as exc:
+        except BaseException as exc:
             errors.append((handler, exc))
     return errors
+
+
+def _one_error(failures: list[tuple[Any, BaseException]]) -> BaseException:
+    """The error to raise for failed ``on_fit_end`` hooks: the only one; else
+    the first ``KeyboardInterrupt`` or ``SystemExit``, so that it still
+    aborts as itself, with notes naming the others; else an
+    ``ExceptionGroup`` of them all."""
+    errors = [exc for _, exc in failures]
+    aborts = [exc for exc in errors if not isinstance(exc, Exception)]
+    if len(errors) == 1:
+        return errors[0]
+    if not aborts:
+        return ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", errors)
+    first = aborts[0]
+    for (name, hook, _), exc in failures:
+        if exc is not first:
+            first.add_note(f"callback {name!r} also raised in {hook}: {type(exc).__name__}: {exc}")
+    return first
 
 
 #: A Ctrl-C this soon after one that stopped a fit aborts (seconds), so a
