@@ -58,6 +58,23 @@ def test_epoch_scoring_drives_early_stopping_in_the_right_direction(regression_d
     assert es.best_score_ == max(est.history_.get("valid_r2"))
 
 
+def test_a_classification_scorer_on_integer_regression_targets_fails_before_training():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    y = rng.randint(0, 5, 90)  # integers, but predictions of a regressor are not
+    started = []
+    est = NeuralRegressor(
+        max_epochs=2,
+        callbacks=[
+            EpochScoring("accuracy"),
+            LambdaCallback(on_fit_begin=lambda ctx: started.append(True)),
+        ],
+    )
+    with pytest.raises(ValueError, match=r"EpochScoring\('accuracy'\) cannot score.*continuous"):
+        est.fit(X, y)
+    assert not started
+
+
 @pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss", "balanced_accuracy"])
 def test_epoch_scoring_with_probability_scorers(scoring):
     rng = np.random.RandomState(0)
