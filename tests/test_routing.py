@@ -131,6 +131,25 @@ def test_typos_in_keyword_arguments_fail_at_fit_with_the_allowed_prefixes(regres
         est.fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        ({"lr_": 3}, TypeError, r"unexpected parameter\(s\) \['lr_'\].*cb__"),
+        ({"module__size_": 7}, ValueError, r"module__ parameters \['size_'\]"),
+        ({"optimizer__momentum_": 0.9}, ValueError, r"optimizer__ parameters.*momentum_"),
+    ],
+)
+def test_keyword_arguments_ending_in_an_underscore_are_parameters_too(
+    regression_data, params, error, message
+):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, optimizer="sgd", **params)
+    assert est.get_params().items() >= params.items()
+    for candidate in (est, clone(est)):  # a search fits clones
+        with pytest.raises(error, match=message):
+            candidate.fit(X, y)
+
+
 def test_pipeline_routes_nested_callback_params(classification_data):
     X, y = classification_data
     pipe = make_pipeline(
