@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcallback import Callback, NeuralClassifier, NeuralRegressor
+from skcallback import Callback, InvalidParameterError, NeuralClassifier, NeuralRegressor
 from skcallback.callbacks import LambdaCallback
 
 
@@ -129,6 +129,45 @@ def test_typos_in_keyword_arguments_fail_at_fit_with_the_allowed_prefixes(regres
     est = NeuralRegressor(lerning_rate=0.1)  # stored, like every parameter
     with pytest.raises(TypeError, match=r"lerning_rate.*cb__"):
         est.fit(X, y)
+
+
+class StepsBySteps(torch.optim.SGD):
+    """An SGD whose step divides by a hyperparameter only its step reads."""
+
+    def __init__(self, params, lr=0.1, steps=1):
+        super().__init__(params, lr=lr)
+        self.steps = steps
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["lr"] = group["lr"] / self.steps
+        return super().step(closure)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # Torch's fused Adam is built with betas=(0.9,) and fails at its first
+        # step; its default implementation refuses it when built.
+        ({"optimizer__betas": (0.9,)}, r"Adam with lr=0.001 and optimizer__ parameters "),
+        (
+            {"optimizer": StepsBySteps, "optimizer__steps": 0},
+            r"StepsBySteps with lr=0.001 and optimizer__ parameters \{'steps': 0\} fails at "
+            r"its first step: ZeroDivisionError",
+        ),
+    ],
+)
+def test_optimizer_parameters_that_fail_at_the_first_step_are_refused_before_training(
+    regression_data, params, message
+):
+    X, y = regression_data
+    started = []
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[LambdaCallback(on_fit_begin=lambda ctx: started.append(1))]
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        est.set_params(**params).fit(X, y)
+    assert not started
 
 
 @pytest.mark.parametrize(
