@@ -64,6 +64,15 @@ def test_classifier_handles_string_labels_and_probabilities(classification_data)
     assert clf.score(X, y) > 0.85
 
 
+def test_predict_proba_is_the_softmax_of_the_module_logits(classification_data):
+    X, y = classification_data
+    clf = NeuralClassifier(max_epochs=3, random_state=0).fit(X, y)
+    with torch.no_grad():
+        logits = clf.module_(torch.as_tensor(X, dtype=torch.float32)).double()
+    expected = torch.softmax(logits, dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-6, atol=1e-12)
+
+
 def test_binary_classification_with_integer_labels():
     rng = np.random.RandomState(1)
     X = rng.normal(size=(100, 3))
@@ -169,6 +178,16 @@ def test_pandas_input_records_feature_names(regression_data):
     est = NeuralRegressor(max_epochs=2, random_state=0).fit(frame, pd.Series(y))
     assert est.feature_names_in_.tolist() == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(est.predict(frame), est.predict(frame.astype(np.float64)))
+
+
+def test_a_refit_drops_the_fitted_attributes_of_the_previous_fit(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, random_state=0)
+    est.fit(pd.DataFrame(X, columns=["a", "b", "c", "d"]), y)
+    assert hasattr(est, "feature_names_in_")
+    est.fit(X, y)  # no names now: the old ones would make predict warn and check them
+    assert not hasattr(est, "feature_names_in_")
+    est.predict(X)
 
 
 class _Linear(torch.nn.Module):
@@ -445,6 +464,26 @@ def test_non_finite_class_labels_are_refused(regression_data, labels, classes):
         clf.partial_fit(X, y, classes=classes if classes is not None else np.unique(y))
     with pytest.raises(ValueError, match=r"contains NaN or infinity"):
         clf.partial_fit(X, y[:1].repeat(len(y)), classes=[0.0, np.inf])
+
+
+def test_weights_made_non_finite_are_divergence_even_with_a_finite_loss(regression_data):
+    X, y = regression_data
+
+    def poison_after_the_last_step(ctx):
+        if ctx.batch == ctx.n_batches:  # the epoch's losses are all finite by now
+            with torch.no_grad():
+                ctx.module.linear.weight[0, 0] = float("inf")
+
+    est = NeuralRegressor(
+        max_epochs=2,
+        module=_Linear,
+        callbacks=[LambdaCallback(on_after_step=poison_after_the_last_step)],
+        random_state=0,
+    )
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 1: a weight is not finite"):
+        est.fit(X, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
 
 
 def test_non_finite_predictions_are_an_error(regression_data):

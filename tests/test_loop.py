@@ -666,6 +666,24 @@ def test_stop_requested_and_stop_reason_follow_request_stop(regression_data):
     assert est.stop_reason_ == "plateau"
 
 
+def test_the_first_stop_reason_is_kept(regression_data):
+    X, y = regression_data
+
+    def stop_twice(ctx):
+        ctx.request_stop("first")
+        ctx.request_stop("second")
+        return False  # a third request, by return value
+
+    est = NeuralRegressor(
+        max_epochs=3,
+        callbacks=[
+            LambdaCallback(name="a", on_train_batch_end=stop_twice),
+            LambdaCallback(name="b", on_epoch_end=lambda ctx: ctx.request_stop("later")),
+        ],
+    ).fit(X, y)
+    assert est.stop_reason_ == "first" and est.n_iter_ == 1
+
+
 def test_request_stop_without_a_reason_still_stops_with_a_reason(regression_data):
     X, y = regression_data
     est = NeuralRegressor(

@@ -189,6 +189,27 @@ def test_keyword_arguments_ending_in_an_underscore_are_parameters_too(
             candidate.fit(X, y)
 
 
+def test_a_callback_and_its_parameter_set_in_one_call_as_grid_search_does(regression_data):
+    from skcallback.callbacks import EarlyStopping, TimeLimit
+
+    X, y = regression_data
+    # The new callback's parameter is unknown to the one it replaces, and comes
+    # first in the call: the callback is replaced first all the same.
+    est = NeuralRegressor(max_epochs=2, callbacks=[("stop", TimeLimit(seconds=100))])
+    est.set_params(cb__stop__patience=1, cb__stop=EarlyStopping(monitor="train_loss"))
+    params = est.get_params()
+    assert params["cb__stop__patience"] == 1 and params["cb__stop__monitor"] == "train_loss"
+    stop = est.fit(X, y).callbacks_["stop"]
+    assert (type(stop), stop.patience, stop.monitor) == (EarlyStopping, 1, "train_loss")
+    search = GridSearchCV(
+        NeuralRegressor(max_epochs=1, callbacks=[("stop", TimeLimit(seconds=100))]),
+        {"cb__stop": [EarlyStopping(monitor="train_loss")], "cb__stop__patience": [2, 3]},
+        cv=2,
+    ).fit(X, y)
+    stop = search.best_estimator_.callbacks_["stop"]
+    assert type(stop) is EarlyStopping and stop.patience in (2, 3)
+
+
 def test_pipeline_routes_nested_callback_params(classification_data):
     X, y = classification_data
     pipe = make_pipeline(
