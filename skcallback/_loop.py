@@ -364,12 +364,12 @@ def _one_error(failures: list[tuple[Any, BaseException]]) -> BaseException:
     aborts as itself, with notes naming the others; else an
     ``ExceptionGroup`` of them all."""
     errors = [exc for _, exc in failures]
-    aborts = [exc for exc in errors if not isinstance(exc, Exception)]
+    ordinary = [exc for exc in errors if isinstance(exc, Exception)]
     if len(errors) == 1:
         return errors[0]
-    if not aborts:
-        return ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", errors)
-    first = aborts[0]
+    if len(ordinary) == len(errors):
+        return ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", ordinary)
+    first = next(exc for exc in errors if not isinstance(exc, Exception))
     for (name, hook, _), exc in failures:
         if exc is not first:
             first.add_note(f"callback {name!r} also raised in {hook}: {type(exc).__name__}: {exc}")
