@@ -102,7 +102,15 @@ def _first_step(factory: Callable[..., Any], parameters: list[Any], kwargs: dict
         )
         tensor.grad = torch.zeros_like(tensor)
         throwaway.append(tensor)
-    factory(throwaway, **kwargs).step()
+    optimizer = factory(throwaway, **kwargs)
+    # Torch wraps every optimizer's step to run the step hooks (a user's
+    # global ones too) and the profiler; the function it wraps steps alone,
+    # so neither sees a step that trains nothing.
+    step = getattr(type(optimizer).step, "__wrapped__", None)
+    if step is None:
+        optimizer.step()
+    else:
+        step(optimizer)
 
 
 def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], lr: float) -> None:
