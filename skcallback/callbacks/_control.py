@@ -47,7 +47,11 @@ class TerminateOnNaN(Callback):
             )
 
     def _check_metrics(self, ctx: Context) -> None:
+        # The training loss was watched batch by batch; it is NaN, not
+        # diverged, when every batch of the epoch was skipped.
         for key, value in ctx.metrics.items():
+            if key == "train_loss":
+                continue
             if isinstance(value, numbers.Real) and not math.isfinite(value):
                 self.stopped_step_ = ctx.step
                 ctx.request_stop(f"terminate_on_nan: {key} is {value} at epoch {ctx.epoch}")
