@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from typing import Any
 
 import torch
@@ -211,13 +210,15 @@ class LRScheduler(Callback):
         except Exception:  # building the real one says what is wrong
             return
         given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        # Torch's mark of an optimizer that has stepped: without it, the
+        # scheduler warns that it steps first (catch_warnings is not
+        # thread-safe, and stepping the throwaway would reach step hooks).
+        throwaway._opt_called = True
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # a scheduler step before an optimizer step
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(0.0)
-                else:
-                    scheduler.step()
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(0.0)
+            else:
+                scheduler.step()
         except Exception as exc:
             raise ValueError(
                 f"LRScheduler({self._policy_name()!r}, {given}) fails at its first step: "
