@@ -321,6 +321,13 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         )
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight must be finite; it contains NaN or infinity.")
+        with np.errstate(over="ignore"):
+            total = sample_weight.sum()
+        if not np.isfinite(total):
+            raise ValueError(
+                "The sum of sample_weight overflows float64 (the weights reach "
+                f"{sample_weight.max():g}); scale them down, only their ratios matter."
+            )
         if not sample_weight.any():
             raise ValueError(
                 "Sample weights must contain at least one non-zero number; all are zero."

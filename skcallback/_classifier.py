@@ -168,6 +168,13 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     )
 
     def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
+        for name, labels in (("y", y), ("classes", classes)):
+            labels = np.asarray(labels)
+            if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
+                raise ValueError(
+                    f"{name} contains NaN or infinity; class labels must be finite numbers "
+                    "or other values (strings, integers)."
+                )
         check_classification_targets(y)
         kind = type_of_target(y, input_name="y")
         if kind not in ("binary", "multiclass"):

@@ -63,20 +63,54 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
             f"The module {type(module).__name__} has no parameters to train; give it at "
             "least one nn.Parameter."
         )
-    if not {"fused", "foreach"} & set(params) and _takes(cls, "fused"):
-        # The fused kernels (CPU and CUDA) update every tensor in one call;
-        # where this optimizer or device has none, use the default.
+    # The fused kernels (CPU and CUDA) update every tensor in one call; where
+    # this optimizer or device has none, or it fails, use the default.
+    fused = not {"fused", "foreach"} & set(params) and _takes(cls, "fused")
+    failure: tuple[str, Exception] | None = None
+    for extra in ({"fused": True}, {}) if fused else ({},):
         try:
-            return factory(parameters, fused=True, **kwargs)
-        except (RuntimeError, ValueError, TypeError):
-            pass
-    try:
-        return factory(parameters, **kwargs)
-    except Exception as exc:
-        raise InvalidParameterError(
-            f"Could not build the optimizer {cls.__name__} with lr={estimator.lr!r} and "
-            f"optimizer__ parameters {params}: {type(exc).__name__}: {exc}"
-        ) from exc
+            optimizer = factory(parameters, **extra, **kwargs)
+        except Exception as exc:
+            failure = ("Could not build the optimizer {} with {}: ", exc)
+            continue
+        try:
+            _first_step(factory, parameters, {**extra, **kwargs})
+        except Exception as exc:
+            failure = ("The optimizer {} with {} fails at its first step: ", exc)
+            continue
+        return optimizer
+    assert failure is not None
+    template, error = failure
+    given = f"lr={estimator.lr!r} and optimizer__ parameters {params}"
+    raise InvalidParameterError(
+        template.format(cls.__name__, given) + f"{type(error).__name__}: {error}"
+    ) from error
+
+
+def _first_step(factory: Callable[..., Any], parameters: list[Any], kwargs: dict) -> None:
+    """Step a throwaway optimizer built as the fit's is, over small zero
+    tensors shaped like the parameters (their number of dimensions, dtype
+    and device) with zero gradients: hyperparameters that only its step
+    reads (``betas=(0.9,)``) fail now rather than at the first batch."""
+    throwaway = []
+    for parameter in parameters:
+        tensor = torch.zeros(
+            (1,) * parameter.ndim,
+            dtype=parameter.dtype,
+            device=parameter.device,
+            requires_grad=True,
+        )
+        tensor.grad = torch.zeros_like(tensor)
+        throwaway.append(tensor)
+    optimizer = factory(throwaway, **kwargs)
+    # Torch wraps every optimizer's step to run the step hooks (a user's
+    # global ones too) and the profiler; the function it wraps steps alone,
+    # so neither sees a step that trains nothing.
+    step = getattr(type(optimizer).step, "__wrapped__", None)
+    if step is None:
+        optimizer.step()
+    else:
+        step(optimizer)
 
 
 def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], lr: float) -> None:

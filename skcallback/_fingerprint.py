@@ -11,15 +11,28 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ._device import resolve_device
+
+#: Parameters that change how fast a fit runs or what it prints, not the
+#: model it trains: a fit re-run with other values is the same fit (and
+#: ``Checkpoint(resume=True)`` finds its files). ``compile`` runs the same
+#: module's forward through a compiler; ``fast_path`` computes what autograd
+#: would, within float rounding; ``threads`` splits the same operations.
+#: ``precision`` and the device type stay: they change the numbers trained.
+SPEED_ONLY = ("verbose", "fast_path", "threads", "compile")
+
 
 def fingerprint(estimator: Any, arrays: list[Any]) -> str:
-    """A hex digest of ``estimator``'s parameters (``verbose`` aside, which
-    only prints) and of ``arrays`` (the fit's data, None where absent)."""
+    """A hex digest of ``estimator``'s parameters (those in ``SPEED_ONLY``
+    aside; ``device`` as the type it resolves to, so ``"auto"`` on a machine
+    without CUDA is ``"cpu"``) and of ``arrays`` (the fit's data, None where
+    absent)."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
     params = estimator.get_params(deep=False)
+    params["device"] = resolve_device(params["device"]).type
     for key in sorted(params):
-        if key != "verbose":
+        if key not in SPEED_ONLY:
             digest.update(f"\n{key}={describe(params[key])}".encode())
     for array in arrays:
         _update_with_array(digest, array)

@@ -63,8 +63,11 @@ _PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim")
 def is_fitted_key(key: str) -> bool:
     """Fitted attributes end with ``_`` (scikit-learn's convention), plus the
     fit's private state; other private attributes (scikit-learn's own, such
-    as a callback context) are left alone."""
-    return (key.endswith("_") and not key.startswith("__")) or key in _PRIVATE_FIT_STATE
+    as a callback context) and routed parameters (``module__size_``) are
+    left alone."""
+    return (
+        key.endswith("_") and not key.startswith("__") and not _routing.is_routed(key)
+    ) or key in _PRIVATE_FIT_STATE
 
 
 def adopt(estimator: Any, work: Any) -> None:

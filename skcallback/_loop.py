@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import signal
 import threading
 import time
@@ -36,8 +37,12 @@ def run_fit(ctx: Context) -> None:
     their errors are collected and raised together after all have run. When
     the fit fails (in a hook, in training, or in ``on_fit_end``), every
     ``on_exception`` runs and then every ``on_fit_end``, with
-    ``ctx.exception`` set, and the error is re-raised. Ctrl-C stops training
-    after the current batch; a second Ctrl-C raises ``KeyboardInterrupt``.
+    ``ctx.exception`` set, and the error is re-raised. Cleanup hooks run for
+    every callback whatever another raised, ``KeyboardInterrupt`` and
+    ``SystemExit`` included; a ``KeyboardInterrupt`` raised by a cleanup
+    hook fails the fit (after the others ran) as any error would. Ctrl-C
+    stops training after the current batch; a second Ctrl-C raises
+    ``KeyboardInterrupt``.
     """
     plan, live = ctx.plan, ctx.run
     hooks = live.hooks
@@ -57,13 +62,9 @@ def run_fit(ctx: Context) -> None:
         except BaseException as exc:
             _clean_up_after(ctx, hooks, exc, fit_end=True)
             raise
-        errors = [exc for _, exc in _fire_each(hooks.on_fit_end, ctx)]
-        if errors:
-            error = (
-                errors[0]
-                if len(errors) == 1
-                else ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", errors)
-            )
+        failures = _fire_each(hooks.on_fit_end, ctx)
+        if failures:
+            error = _one_error(failures)
             _clean_up_after(ctx, hooks, error, fit_end=False)
             raise error
     if interrupted():
@@ -180,6 +181,7 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     _train_phase(ctx, hooks, plan.train, plan.batch_size, ctx.run.shuffle, run, done)
     if plan.valid is not None:
         _valid_phase(ctx, hooks, plan.valid, plan.batch_size, run)
+    _check_finite_metrics(ctx)
     ctx.metrics["lr"] = ctx.progress.lr
     ctx.metrics["dur"] = time.perf_counter() - started
     ctx.progress.complete = True
@@ -300,15 +302,34 @@ def _check_finite(ctx: Context) -> None:
     loss = ctx.metrics["train_loss"]
     parameters = [p.detach() for p in ctx.module.parameters()]
     finite_weights = bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
-    if math.isfinite(loss) and finite_weights:
+    if not math.isfinite(loss):
+        _diverged(ctx, f"the training loss is {loss}")
+    if not finite_weights:
+        _diverged(ctx, "a weight is not finite")
+
+
+def _check_finite_metrics(ctx: Context) -> None:
+    """After both phases: a non-finite validation loss or score (weights that
+    overflow on the validation data, a score of NaN) is divergence too,
+    unless a callback asked to stop this fit (``TerminateOnNaN`` does). The
+    training loss was checked after its phase; it is NaN, not diverged, when
+    callbacks skipped every batch."""
+    if ctx.stop_requested:
         return
-    what = f"the training loss is {loss}" if not math.isfinite(loss) else "a weight is not finite"
+    for key, value in ctx.metrics.items():
+        if key == "train_loss":
+            continue
+        if isinstance(value, numbers.Real) and not math.isfinite(value):
+            _diverged(ctx, f"{key} is {value}")
+
+
+def _diverged(ctx: Context, what: str) -> None:
     lr = ctx.optimizer.param_groups[0]["lr"]
     raise ValueError(
         f"Training diverged in epoch {ctx.epoch}: {what}. Scale the inputs and targets "
         f"(e.g. StandardScaler), lower lr (now {lr:g}) or add GradientClipping. "
-        "TerminateOnNaN() stops at the first non-finite loss instead of failing, but cannot "
-        "undo a step that made the weights non-finite."
+        "TerminateOnNaN() stops at the first non-finite loss or metric instead of failing, "
+        "but cannot undo a step that made the weights non-finite."
     )
 
 
@@ -324,16 +345,35 @@ def _clean_up_after(ctx: Context, hooks: HookTable, error: BaseException, *, fit
             )
 
 
-def _fire_each(handlers: tuple, ctx: Context) -> list[tuple[Any, Exception]]:
-    """Call every handler even when some raise; return ``(handler, error)``
-    pairs."""
+def _fire_each(handlers: tuple, ctx: Context) -> list[tuple[Any, BaseException]]:
+    """Call every handler even when some raise, ``KeyboardInterrupt`` and
+    ``SystemExit`` included (cleanup must reach every callback: an open
+    file, a writer thread); return ``(handler, error)`` pairs."""
     errors = []
     for handler in handlers:
         try:
             fire((handler,), ctx)
-        except Exception as exc:
+        except BaseException as exc:
             errors.append((handler, exc))
     return errors
+
+
+def _one_error(failures: list[tuple[Any, BaseException]]) -> BaseException:
+    """The error to raise for failed ``on_fit_end`` hooks: the only one; else
+    the first ``KeyboardInterrupt`` or ``SystemExit``, so that it still
+    aborts as itself, with notes naming the others; else an
+    ``ExceptionGroup`` of them all."""
+    errors = [exc for _, exc in failures]
+    ordinary = [exc for exc in errors if isinstance(exc, Exception)]
+    if len(errors) == 1:
+        return errors[0]
+    if len(ordinary) == len(errors):
+        return ExceptionGroup(f"on_fit_end failed in {len(errors)} callbacks", ordinary)
+    first = next(exc for exc in errors if not isinstance(exc, Exception))
+    for (name, hook, _), exc in failures:
+        if exc is not first:
+            first.add_note(f"callback {name!r} also raised in {hook}: {type(exc).__name__}: {exc}")
+    return first
 
 
 #: A Ctrl-C this soon after one that stopped a fit aborts (seconds), so a

@@ -27,12 +27,20 @@ def is_routed(key: str) -> bool:
 
 def extra_params(estimator: Any) -> dict[str, Any]:
     """Keyword arguments that ``__init__`` (or ``set_params``) stored beyond
-    the signature's parameters: the routed ones, and typos to report at fit."""
+    the signature's parameters: the routed ones, and typos to report at fit.
+
+    A name ending in ``_`` is a fitted attribute on a fitted estimator, but a
+    keyword argument when routed (``module__size_``) or when the estimator
+    is not fitted (``lr_``, a typo): kept, it reaches ``get_params``, clones
+    and the check at fit instead of being dropped silently."""
     declared = set(estimator._get_param_names())
+    fitted = estimator.__sklearn_is_fitted__()
     return {
         key: value
         for key, value in vars(estimator).items()
-        if key not in declared and not key.startswith("_") and not key.endswith("_")
+        if key not in declared
+        and not key.startswith("_")
+        and (not key.endswith("_") or not fitted or is_routed(key))
     }
 
 

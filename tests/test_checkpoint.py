@@ -230,6 +230,21 @@ def test_keep_max_prunes_the_files_and_the_list(regression_data, tmp_path):
     ]
 
 
+def test_keep_max_never_deletes_the_best_file(regression_data, tmp_path, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=4,
+        callbacks=[
+            scripted([1.0, 2.0, 3.0, 4.0]),  # epoch 1 stays the best
+            Checkpoint(dirname=tmp_path, monitor="valid_loss", keep_max=2),
+        ],
+    ).fit(X, y)
+    checkpoint = est.callbacks_.checkpoint
+    assert Path(checkpoint.best_path_).name == "model-0001.pt"
+    folder = Path(checkpoint.run_dir_)
+    assert sorted(p.name for p in folder.glob("*.pt")) == ["model-0001.pt", "model-0004.pt"]
+
+
 def test_checkpoint_monitor_falls_back_to_train_metrics_without_validation(
     regression_data, tmp_path
 ):

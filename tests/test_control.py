@@ -91,6 +91,13 @@ def test_terminate_on_nan_leaves_a_finite_fit_alone(regression_data):
     assert est.callbacks_["terminate_on_nan"].stopped_step_ is None
 
 
+def test_terminate_on_nan_leaves_an_epoch_whose_batches_were_all_skipped_alone(regression_data):
+    X, y = regression_data
+    skip_all = LambdaCallback(on_train_batch_begin=lambda ctx: ctx.skip_batch())
+    est = NeuralRegressor(callbacks=[skip_all, TerminateOnNaN()], max_epochs=2).fit(X, y)
+    assert est.n_iter_ == 2 and est.stop_reason_ is None  # no loss: NaN, not diverged
+
+
 def test_gradient_clipping_uses_the_norm_type(regression_data):
     X, y = regression_data
     norms = []

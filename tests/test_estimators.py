@@ -65,6 +65,15 @@ def test_classifier_handles_string_labels_and_probabilities(classification_data)
     assert clf.score(X, y) > 0.85
 
 
+def test_predict_proba_is_the_softmax_of_the_module_logits(classification_data):
+    X, y = classification_data
+    clf = NeuralClassifier(max_epochs=3, random_state=0).fit(X, y)
+    with torch.no_grad():
+        logits = clf.module_(torch.as_tensor(X, dtype=torch.float32)).double()
+    expected = torch.softmax(logits, dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-6, atol=1e-12)
+
+
 def test_binary_classification_with_integer_labels():
     rng = np.random.RandomState(1)
     X = rng.normal(size=(100, 3))
@@ -170,6 +179,16 @@ def test_pandas_input_records_feature_names(regression_data):
     est = NeuralRegressor(max_epochs=2, random_state=0).fit(frame, pd.Series(y))
     assert est.feature_names_in_.tolist() == ["a", "b", "c", "d"]
     np.testing.assert_array_equal(est.predict(frame), est.predict(frame.astype(np.float64)))
+
+
+def test_a_refit_drops_the_fitted_attributes_of_the_previous_fit(regression_data):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, random_state=0)
+    est.fit(pd.DataFrame(X, columns=["a", "b", "c", "d"]), y)
+    assert hasattr(est, "feature_names_in_")
+    est.fit(X, y)  # no names now: the old ones would make predict warn and check them
+    assert not hasattr(est, "feature_names_in_")
+    est.predict(X)
 
 
 class _Linear(torch.nn.Module):
@@ -382,6 +401,90 @@ def test_terminate_on_nan_keeps_the_last_good_weights_instead(regression_data):
     ).fit(X, y)
     assert est.stop_reason_.startswith("terminate_on_nan") and est.n_iter_ == 2
     assert np.isfinite(est.predict(X)).all()
+
+
+def test_a_non_finite_validation_loss_is_divergence_and_leaves_the_estimator(regression_data):
+    X, y = regression_data
+    # SGD at lr=1e6: epoch 2's training loss is finite (1e24) but the weights
+    # now overflow the validation forward pass to NaN.
+    est = NeuralRegressor(optimizer="sgd", lr=1e6, max_epochs=1, random_state=0).fit(X, y)
+    before = fitted_state(est)
+    est.set_params(max_epochs=2)
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 2: valid_loss is nan"):
+        est.fit(X, y)
+    assert_same_state(before, fitted_state(est))
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 1: valid_loss is inf"):
+        NeuralRegressor(max_epochs=2, random_state=0).fit(X, y, X_val=X[:10] * 1e37, y_val=y[:10])
+
+
+def test_a_non_finite_score_is_divergence(regression_data):
+    from skcallback.callbacks import EpochScoring
+
+    X, y = regression_data
+    nan_score = EpochScoring(lambda est, X, y: float("nan"), name="valid_nan")
+    est = NeuralRegressor(max_epochs=2, callbacks=[nan_score], random_state=0)
+    with pytest.raises(ValueError, match=r"diverged in epoch 1: valid_nan is nan"):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("listed_first", [True, False])
+def test_terminate_on_nan_stops_on_a_non_finite_validation_metric(regression_data, listed_first):
+    from skcallback.callbacks import EpochScoring
+
+    X, y = regression_data
+    scores = iter([0.0, 0.5, float("inf"), 0.5])  # the first one is setup's try
+    scoring = EpochScoring(lambda est, X, y: next(scores), name="valid_odd")
+    callbacks = [TerminateOnNaN(), scoring] if listed_first else [scoring, TerminateOnNaN()]
+    est = NeuralRegressor(max_epochs=3, callbacks=callbacks, random_state=0).fit(X, y)
+    assert est.n_iter_ == 2 and est.history_.get("valid_odd") == [0.5, float("inf")]
+    assert est.stop_reason_ == "terminate_on_nan: valid_odd is inf at epoch 2"
+    est = NeuralRegressor(optimizer="sgd", lr=1e6, max_epochs=5, callbacks=[TerminateOnNaN()])
+    est.set_params(random_state=0).fit(X, y)
+    assert est.n_iter_ == 2 and est.stop_reason_.startswith("terminate_on_nan: valid_loss is nan")
+
+
+@pytest.mark.parametrize("where", ["sample_weight", "sample_weight_val"])
+def test_weights_whose_sum_overflows_are_refused(regression_data, where):
+    X, y = regression_data
+    weights = {where: np.full(len(y) if where == "sample_weight" else 10, 1.7e308)}
+    if where == "sample_weight_val":
+        weights.update(X_val=X[:10], y_val=y[:10])
+    est = NeuralRegressor(max_epochs=1)
+    with pytest.raises(ValueError, match=r"sum of sample_weight overflows float64.*scale"):
+        est.fit(X, y, **weights)
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes"), [([0.0, 1.0, np.nan], None), ([0.0, 1.0], [0.0, 1.0, np.nan])]
+)
+def test_non_finite_class_labels_are_refused(regression_data, labels, classes):
+    X, _ = regression_data
+    y = np.resize(np.array(labels), len(X))
+    clf = NeuralClassifier(max_epochs=1)
+    with pytest.raises(ValueError, match=r"(y|classes) contains NaN"):
+        clf.partial_fit(X, y, classes=classes if classes is not None else np.unique(y))
+    with pytest.raises(ValueError, match=r"contains NaN or infinity"):
+        clf.partial_fit(X, y[:1].repeat(len(y)), classes=[0.0, np.inf])
+
+
+def test_weights_made_non_finite_are_divergence_even_with_a_finite_loss(regression_data):
+    X, y = regression_data
+
+    def poison_after_the_last_step(ctx):
+        if ctx.batch == ctx.n_batches:  # the epoch's losses are all finite by now
+            with torch.no_grad():
+                ctx.module.linear.weight[0, 0] = float("inf")
+
+    est = NeuralRegressor(
+        max_epochs=2,
+        module=_Linear,
+        callbacks=[LambdaCallback(on_after_step=poison_after_the_last_step)],
+        random_state=0,
+    )
+    with pytest.raises(ValueError, match=r"Training diverged in epoch 1: a weight is not finite"):
+        est.fit(X, y)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
 
 
 def test_non_finite_predictions_are_an_error(regression_data):

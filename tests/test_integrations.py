@@ -19,11 +19,14 @@ def data():
     return X, X @ rng.randn(4)
 
 
-def _objective(data, max_epochs=6):
+def _objective(data, max_epochs=6, raise_pruned=True):
     def objective(trial):
         est = NeuralRegressor(max_epochs=max_epochs, random_state=0)
-        est.set_params(callbacks=[OptunaPruning(trial)])
-        est.fit(*data)
+        est.set_params(callbacks=[OptunaPruning(trial, raise_pruned=raise_pruned)])
+        try:
+            est.fit(*data)
+        finally:
+            trial.set_user_attr("fitted", hasattr(est, "module_"))
         trial.set_user_attr("n_iter", est.n_iter_)
         trial.set_user_attr("stop_reason", est.stop_reason_)
         if trial.should_prune():
@@ -33,14 +36,37 @@ def _objective(data, max_epochs=6):
     return objective
 
 
-def test_a_pruned_trial_stops_its_fit_cleanly_and_is_marked_pruned(data):
+def test_a_pruned_trial_raises_trial_pruned_from_the_fit_and_is_marked_pruned(data):
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
     study.optimize(_objective(data), n_trials=1)
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs == {"fitted": False}  # the fit raised: no code after it ran
+    assert list(trial.intermediate_values) == [1]
+
+
+def test_a_fit_that_raises_trial_pruned_leaves_the_estimator_as_it_was(data):
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    est = NeuralRegressor(max_epochs=2, warm_start=True, random_state=0).fit(*data)
+    before = est.predict(data[0])
+    est.set_params(callbacks=[OptunaPruning(study.ask())])
+    with pytest.raises(optuna.TrialPruned, match="Optuna pruned trial 0 after epoch 3") as info:
+        est.fit(*data)
+    assert "raised by callback 'optuna_pruning' in on_epoch_end" in info.value.__notes__
+    assert est.n_iter_ == 2 and "optuna_pruning" not in est.callbacks_
+    np.testing.assert_array_equal(est.predict(data[0]), before)
+
+
+def test_with_raise_pruned_false_a_pruned_fit_stops_cleanly(data):
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    study.optimize(_objective(data, raise_pruned=False), n_trials=1)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["n_iter"] == 1
     assert "Optuna pruned trial 0 after epoch 1" in trial.user_attrs["stop_reason"]
     assert list(trial.intermediate_values) == [1]
+    with pytest.raises(ValueError, match="'raise_pruned' parameter of OptunaPruning"):
+        NeuralRegressor(callbacks=[OptunaPruning(study.ask(), raise_pruned="yes")]).fit(*data)
 
 
 def test_the_trial_is_shared_with_the_fit_not_copied(data):
@@ -81,7 +107,9 @@ def test_mistaken_trials_and_directions_are_refused_before_training(data):
 def test_a_warm_started_fit_of_a_pruned_trial_can_be_pruned_again(data):
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
     trial = study.ask()
-    est = NeuralRegressor(max_epochs=3, warm_start=True, callbacks=[OptunaPruning(trial)])
+    est = NeuralRegressor(
+        max_epochs=3, warm_start=True, callbacks=[OptunaPruning(trial, raise_pruned=False)]
+    )
     est.fit(*data)
     assert est.n_iter_ == 1 and est.callbacks_["optuna_pruning"].pruned_epoch_ == 1
     est.fit(*data)

@@ -1,5 +1,6 @@
 """The training loop: hook order, stop/skip semantics, failures, Ctrl-C."""
 
+import contextlib
 import os
 import signal
 from signal import SIGINT
@@ -368,6 +369,95 @@ def test_every_on_fit_end_runs_and_their_errors_are_raised_together(regression_d
         est.predict(X)
 
 
+def open_files():
+    """The paths this process holds open (Linux's /proc)."""
+    fds = "/proc/self/fd"
+    paths = set()
+    for fd in os.listdir(fds):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
+            paths.add(os.readlink(os.path.join(fds, fd)))
+    return paths
+
+
+def raise_in_on_fit_end(error):
+    def hook(ctx):
+        raise error
+
+    return LambdaCallback(name="raiser", on_fit_end=hook)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit, RuntimeError])
+@pytest.mark.parametrize("training_fails", [False, True])
+def test_every_cleanup_hook_runs_whatever_another_raises(
+    tmp_path, regression_data, error, training_fails
+):
+    from skcallback.callbacks import CSVLogger
+
+    X, y = regression_data
+    seen = []
+
+    def fail_training(ctx):
+        if training_fails:
+            raise ValueError("training failed")
+
+    callbacks = [
+        ("first_csv", CSVLogger(tmp_path / "first.csv")),
+        LambdaCallback(name="fails", on_epoch_end=fail_training),
+        raise_in_on_fit_end(error("cleanup raised")),
+        ("second_csv", CSVLogger(tmp_path / "second.csv")),
+        LambdaCallback(name="watch", on_exception=lambda ctx: seen.append(ctx.exception)),
+    ]
+    est = NeuralRegressor(max_epochs=1, callbacks=callbacks)
+    # A training error stays the one raised; else the cleanup hook's own.
+    with pytest.raises(ValueError if training_fails else error) as info:
+        est.fit(X, y)
+    assert not {str(tmp_path / "first.csv"), str(tmp_path / "second.csv")} & open_files()
+    assert seen == [info.value]
+    notes = getattr(info.value, "__notes__", [])
+    if training_fails:
+        expected = f"callback 'raiser' raised in on_fit_end: {error.__name__}: cleanup raised"
+        assert f"while handling it, {expected}" in notes
+    else:
+        assert "raised by callback 'raiser' in on_fit_end" in notes
+    with pytest.raises(NotFittedError):  # a cleanup hook's error fails the fit
+        est.predict(X)
+
+
+def test_an_interrupt_among_several_cleanup_errors_is_the_one_raised(regression_data):
+    X, y = regression_data
+    callbacks = [
+        ("a", raise_in_on_fit_end(RuntimeError("a"))),
+        ("b", raise_in_on_fit_end(KeyboardInterrupt("b"))),
+        ("c", raise_in_on_fit_end(RuntimeError("c"))),
+    ]
+    with pytest.raises(KeyboardInterrupt) as info:
+        NeuralRegressor(max_epochs=1, callbacks=callbacks).fit(X, y)
+    notes = info.value.__notes__
+    assert "callback 'a' also raised in on_fit_end: RuntimeError: a" in notes
+    assert "callback 'c' also raised in on_fit_end: RuntimeError: c" in notes
+
+
+def test_a_tensorboard_writer_is_closed_when_another_cleanup_hook_interrupts(
+    tmp_path, regression_data
+):
+    import threading
+
+    pytest.importorskip("tensorboard")
+    from skcallback.callbacks import TensorBoardLogger
+
+    X, y = regression_data
+    est = NeuralRegressor(
+        max_epochs=1,
+        callbacks=[raise_in_on_fit_end(KeyboardInterrupt()), TensorBoardLogger(tmp_path)],
+    )
+    threads = threading.active_count()
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(X, y)
+    assert threading.active_count() == threads
+
+
 @pytest.mark.parametrize("value", [False, np.False_, torch.tensor(False)])
 def test_false_values_request_a_stop(regression_data, value):
     X, y = regression_data
@@ -574,6 +664,24 @@ def test_stop_requested_and_stop_reason_follow_request_stop(regression_data):
     ).fit(X, y)
     assert seen == [(1, False, None), (2, False, None), ("end", True, "plateau")]
     assert est.stop_reason_ == "plateau"
+
+
+def test_the_first_stop_reason_is_kept(regression_data):
+    X, y = regression_data
+
+    def stop_twice(ctx):
+        ctx.request_stop("first")
+        ctx.request_stop("second")
+        return False  # a third request, by return value
+
+    est = NeuralRegressor(
+        max_epochs=3,
+        callbacks=[
+            LambdaCallback(name="a", on_train_batch_end=stop_twice),
+            LambdaCallback(name="b", on_epoch_end=lambda ctx: ctx.request_stop("later")),
+        ],
+    ).fit(X, y)
+    assert est.stop_reason_ == "first" and est.n_iter_ == 1
 
 
 def test_request_stop_without_a_reason_still_stops_with_a_reason(regression_data):

@@ -170,6 +170,29 @@ def test_a_checkpoint_of_another_fit_is_not_resumed(tmp_path, data):
     assert other.callbacks_.checkpoint.resumed_from_ is None
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fast_path": False},
+        {"threads": None},
+        {"verbose": 1},
+        {"device": "cuda" if torch.cuda.is_available() else "cpu"},  # what "auto" resolves to
+    ],
+)
+def test_settings_that_only_change_speed_or_output_resume_the_same_fit(tmp_path, data, change):
+    X, y = data
+    CRASH_AT[0] = 23
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            make(tmp_path).fit(X, y)
+    finally:
+        CRASH_AT[0] = None
+    resumed = make(tmp_path, **change).fit(X, y)
+    assert resumed.callbacks_.checkpoint.resumed_from_ is not None
+    other = make(tmp_path, precision="64").fit(X, y)  # another model: a fit of its own
+    assert other.callbacks_.checkpoint.resumed_from_ is None
+
+
 def test_warm_start_and_load_checkpoint_continue_for_more_epochs(tmp_path, regression_data):
     X, y = regression_data
     est = NeuralRegressor(max_epochs=3, callbacks=[Checkpoint(dirname=tmp_path)], random_state=0)

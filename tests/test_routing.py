@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skcallback import Callback, NeuralClassifier, NeuralRegressor
+from skcallback import Callback, InvalidParameterError, NeuralClassifier, NeuralRegressor
 from skcallback.callbacks import LambdaCallback
 
 
@@ -129,6 +129,85 @@ def test_typos_in_keyword_arguments_fail_at_fit_with_the_allowed_prefixes(regres
     est = NeuralRegressor(lerning_rate=0.1)  # stored, like every parameter
     with pytest.raises(TypeError, match=r"lerning_rate.*cb__"):
         est.fit(X, y)
+
+
+class StepsBySteps(torch.optim.SGD):
+    """An SGD whose step divides by a hyperparameter only its step reads."""
+
+    def __init__(self, params, lr=0.1, steps=1):
+        super().__init__(params, lr=lr)
+        self.steps = steps
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            group["lr"] = group["lr"] / self.steps
+        return super().step(closure)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # Torch's fused Adam is built with betas=(0.9,) and fails at its first
+        # step; its default implementation refuses it when built.
+        ({"optimizer__betas": (0.9,)}, r"Adam with lr=0.001 and optimizer__ parameters "),
+        (
+            {"optimizer": StepsBySteps, "optimizer__steps": 0},
+            r"StepsBySteps with lr=0.001 and optimizer__ parameters \{'steps': 0\} fails at "
+            r"its first step: ZeroDivisionError",
+        ),
+    ],
+)
+def test_optimizer_parameters_that_fail_at_the_first_step_are_refused_before_training(
+    regression_data, params, message
+):
+    X, y = regression_data
+    started = []
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[LambdaCallback(on_fit_begin=lambda ctx: started.append(1))]
+    )
+    with pytest.raises(InvalidParameterError, match=message):
+        est.set_params(**params).fit(X, y)
+    assert not started
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        ({"lr_": 3}, TypeError, r"unexpected parameter\(s\) \['lr_'\].*cb__"),
+        ({"module__size_": 7}, ValueError, r"module__ parameters \['size_'\]"),
+        ({"optimizer__momentum_": 0.9}, ValueError, r"optimizer__ parameters.*momentum_"),
+    ],
+)
+def test_keyword_arguments_ending_in_an_underscore_are_parameters_too(
+    regression_data, params, error, message
+):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, optimizer="sgd", **params)
+    assert est.get_params().items() >= params.items()
+    for candidate in (est, clone(est)):  # a search fits clones
+        with pytest.raises(error, match=message):
+            candidate.fit(X, y)
+
+
+def test_a_callback_and_its_parameter_set_in_one_call_as_grid_search_does(regression_data):
+    from skcallback.callbacks import EarlyStopping, TimeLimit
+
+    X, y = regression_data
+    # The new callback's parameter is unknown to the one it replaces, and comes
+    # first in the call: the callback is replaced first all the same.
+    est = NeuralRegressor(max_epochs=2, callbacks=[("stop", TimeLimit(seconds=100))])
+    est.set_params(cb__stop__patience=1, cb__stop=EarlyStopping(monitor="train_loss"))
+    params = est.get_params()
+    assert params["cb__stop__patience"] == 1 and params["cb__stop__monitor"] == "train_loss"
+    stop = est.fit(X, y).callbacks_["stop"]
+    assert (type(stop), stop.patience, stop.monitor) == (EarlyStopping, 1, "train_loss")
+    search = GridSearchCV(
+        NeuralRegressor(max_epochs=1, callbacks=[("stop", TimeLimit(seconds=100))]),
+        {"cb__stop": [EarlyStopping(monitor="train_loss")], "cb__stop__patience": [2, 3]},
+        cv=2,
+    ).fit(X, y)
+    stop = search.best_estimator_.callbacks_["stop"]
+    assert type(stop) is EarlyStopping and stop.patience in (2, 3)
 
 
 def test_pipeline_routes_nested_callback_params(classification_data):

@@ -8,6 +8,7 @@ from sklearn.model_selection import GridSearchCV
 
 from skcallback import NeuralRegressor
 from skcallback.callbacks import (
+    LambdaCallback,
     LRScheduler,
 )
 
@@ -68,6 +69,33 @@ def test_unknown_scheduler_is_a_clear_error(regression_data):
     X, y = regression_data
     with pytest.raises(ValueError, match=r"policy.*StepLR.*got 'StepLRR'"):
         NeuralRegressor(callbacks=[LRScheduler("StepLRR")]).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("policy", "kwargs", "step_every"),
+    [
+        ("StepLR", {"step_size": 0}, "epoch"),
+        ("CosineAnnealingLR", {"T_max": 0}, "epoch"),
+        ("CosineAnnealingLR", {"T_max": 0}, "batch"),
+    ],
+)
+def test_a_policy_that_fails_at_its_first_step_is_refused_before_training(
+    regression_data, policy, kwargs, step_every
+):
+    X, y = regression_data
+    started = []
+    est = NeuralRegressor(
+        max_epochs=2,
+        callbacks=[
+            LRScheduler(policy, step_every=step_every, **kwargs),
+            LambdaCallback(on_fit_begin=lambda ctx: started.append(True)),
+        ],
+    )
+    name, value = next(iter(kwargs.items()))
+    message = rf"LRScheduler\({policy!r}, {name}={value}\) fails at its first step: ZeroDivision"
+    with pytest.raises(ValueError, match=message):
+        est.fit(X, y)
+    assert not started
 
 
 def test_reduce_on_plateau_maximises_scores_by_default(regression_data, scripted):

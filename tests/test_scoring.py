@@ -58,6 +58,37 @@ def test_epoch_scoring_drives_early_stopping_in_the_right_direction(regression_d
     assert es.best_score_ == max(est.history_.get("valid_r2"))
 
 
+def test_epoch_scoring_weighs_the_validation_samples(regression_data):
+    from sklearn.metrics import r2_score
+
+    X, y = regression_data
+    X_val, y_val = X[:40], y[:40]
+    w_val = np.linspace(0.1, 5.0, 40)
+    est = NeuralRegressor(max_epochs=1, callbacks=[EpochScoring("r2")], random_state=0)
+    est.fit(X[40:], y[40:], X_val=X_val, y_val=y_val, sample_weight_val=w_val)
+    predicted = est.predict(X_val)
+    weighted = r2_score(y_val, predicted, sample_weight=w_val)
+    assert est.history_[-1]["valid_r2"] == pytest.approx(weighted, rel=1e-6)
+    assert weighted != pytest.approx(r2_score(y_val, predicted), rel=1e-3)
+
+
+def test_a_classification_scorer_on_integer_regression_targets_fails_before_training():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(90, 3))
+    y = rng.randint(0, 5, 90)  # integers, but predictions of a regressor are not
+    started = []
+    est = NeuralRegressor(
+        max_epochs=2,
+        callbacks=[
+            EpochScoring("accuracy"),
+            LambdaCallback(on_fit_begin=lambda ctx: started.append(True)),
+        ],
+    )
+    with pytest.raises(ValueError, match=r"EpochScoring\('accuracy'\) cannot score.*continuous"):
+        est.fit(X, y)
+    assert not started
+
+
 @pytest.mark.parametrize("scoring", ["roc_auc", "neg_log_loss", "balanced_accuracy"])
 def test_epoch_scoring_with_probability_scorers(scoring):
     rng = np.random.RandomState(0)

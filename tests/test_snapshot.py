@@ -103,6 +103,17 @@ def test_malformed_fields_are_value_errors(saved, tmp_path, field, value, messag
         NeuralRegressor().load_checkpoint(tmp_path / "bad.pt")
 
 
+def test_a_checkpoint_with_more_losses_than_batches_is_refused(saved, tmp_path):
+    _, path = saved
+    state = read_checkpoint(path)
+    state.update(batches_done=1, epoch_losses=[torch.tensor(1.0)] * 2, epoch_sizes=[10, 10])
+    _snapshot.write(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="malformed: the losses of the unfinished epoch"):
+        NeuralRegressor(callbacks=[Checkpoint(), EarlyStopping()]).load_checkpoint(
+            tmp_path / "bad.pt"
+        )
+
+
 def test_an_optimizer_state_of_the_wrong_shape_is_refused(saved, tmp_path):
     _, path = saved
     state = read_checkpoint(path)

@@ -589,12 +589,25 @@ class Callback:
         """At the end of each epoch; ``ctx.metrics`` is complete."""
 
     def on_fit_end(self, ctx: Context) -> bool | None:
-        """After the last epoch, after a stop, and after a failure."""
+        """After the last epoch, after a stop, and after a failure.
+
+        A cleanup hook (this one and ``on_exception``): it runs for every
+        callback whatever another callback raised, ``KeyboardInterrupt`` and
+        ``SystemExit`` included, so each can close its files and threads.
+        An error raised here fails the fit once every callback's cleanup
+        ran, with a note naming the callback and the hook; when several
+        callbacks raise, one ``ExceptionGroup`` holds them, unless one of
+        them is a ``KeyboardInterrupt`` or ``SystemExit``: the first such is
+        raised as itself, with notes naming the others. After a failure in
+        training, that failure stays the error raised, and errors of the
+        cleanup hooks become notes on it."""
 
     def on_exception(self, ctx: Context) -> bool | None:
         """When the fit fails after ``on_fit_begin`` ran (errors found before
         training, in the plan or a ``setup``, fire no hook); ``ctx.exception``
-        holds the error."""
+        holds the error. A cleanup hook: it runs for every callback whatever
+        another raises (see ``on_fit_end``): before the ``on_fit_end`` hooks
+        when training failed, after them when an ``on_fit_end`` failed."""
 
     # -- prediction (predict, predict_proba, score), on the fitted callbacks
     def on_predict_begin(self, ctx: Context) -> bool | None:

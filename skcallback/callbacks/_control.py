@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import time
 
 import torch
@@ -11,11 +13,15 @@ from ._base import Callback, positive_number, real_number
 
 
 class TerminateOnNaN(Callback):
-    """Stop when a training loss is NaN or infinite.
+    """Stop when a training loss, or a metric of the epoch, is NaN or infinite.
 
     The loss is checked before backward, so the bad batch never reaches the
     weights: its step is skipped and training stops. This reads the loss on
-    every batch (one host synchronisation per batch).
+    every batch (one host synchronisation per batch). At the end of each
+    phase, the epoch's metrics (``valid_loss``, EpochScoring's scores) are
+    checked too: a non-finite one stops training after the epoch, where
+    without this callback the fit fails as diverged. It runs after the
+    ordinary callbacks (``order = 800``), so it sees the scores they record.
 
     Attributes
     ----------
@@ -24,6 +30,7 @@ class TerminateOnNaN(Callback):
     """
 
     name = "terminate_on_nan"
+    order = 800
 
     def on_fit_begin(self, ctx: Context) -> None:
         if ctx.plan.resumed_from is None:
@@ -37,6 +44,19 @@ class TerminateOnNaN(Callback):
                 f"terminate_on_nan: loss is {ctx.loss.item()} at epoch {ctx.epoch}, "
                 f"batch {ctx.batch}"
             )
+
+    def _check_metrics(self, ctx: Context) -> None:
+        # The training loss was watched batch by batch; it is NaN, not
+        # diverged, when every batch of the epoch was skipped.
+        for key, value in ctx.metrics.items():
+            if key == "train_loss":
+                continue
+            if isinstance(value, numbers.Real) and not math.isfinite(value):
+                self.stopped_step_ = ctx.step
+                ctx.request_stop(f"terminate_on_nan: {key} is {value} at epoch {ctx.epoch}")
+                return
+
+    on_train_end = on_valid_end = _check_metrics
 
 
 class GradientClipping(Callback):

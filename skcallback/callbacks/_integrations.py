@@ -21,18 +21,23 @@ from ._checkpoint import check_writable, ensure_writable
 
 
 class OptunaPruning(Callback):
-    """Report a metric to an Optuna trial after each epoch and stop the fit
+    """Report a metric to an Optuna trial after each epoch and end the fit
     when the study's pruner says the trial is not promising.
 
     The trial is shared, not copied, by the clones each fit works on (see
     ``shared_params`` in [`Callback`][skcallback.Callback]), so every fit of the
-    objective reports to it. A pruned fit stops cleanly after the epoch, as
-    EarlyStopping does: the estimator keeps the model and ``stop_reason_``
-    says the trial was pruned. The objective then marks the trial pruned the
-    way Optuna asks, by raising ``optuna.TrialPruned`` when
-    ``trial.should_prune()`` (raising from inside ``fit`` would be swallowed
-    as a failed fit by ``cross_val_score`` and by searches with
-    ``error_score=nan``).
+    objective reports to it. By default a pruned fit raises
+    ``optuna.TrialPruned`` after the epoch, as Optuna's own integrations do,
+    so Optuna marks the trial pruned with no code in the objective; the fit
+    fails as a transaction, leaving the estimator as it was before ``fit``.
+
+    With ``raise_pruned=False`` the fit stops cleanly instead, as
+    EarlyStopping does: the estimator keeps the model, ``stop_reason_`` says
+    the trial was pruned, and the objective raises ``optuna.TrialPruned``
+    itself when ``trial.should_prune()``. Use this when the estimator is fitted
+    inside ``cross_val_score``, ``cross_validate`` or a search: they catch an
+    error raised by ``fit`` (with ``error_score=nan``, their default) and
+    record a failed fold, so the trial would not end pruned.
 
     Requires optuna (``pip install skcallback[optuna]``).
 
@@ -45,6 +50,9 @@ class OptunaPruning(Callback):
         ``valid_loss`` or an [`EpochScoring`][skcallback.callbacks.EpochScoring]
         name). The study's
         direction decides whether lower is better.
+    raise_pruned : bool, default=True
+        Raise ``optuna.TrialPruned`` from ``fit`` when the trial is pruned;
+        False stops the fit cleanly after the epoch instead.
 
     Attributes
     ----------
@@ -61,9 +69,7 @@ class OptunaPruning(Callback):
     ...     est = NeuralRegressor(lr=trial.suggest_float("lr", 1e-4, 1e-1, log=True),
     ...                           max_epochs=5, random_state=0,
     ...                           callbacks=[OptunaPruning(trial)])
-    ...     est.fit(X, y)
-    ...     if trial.should_prune():
-    ...         raise optuna.TrialPruned()
+    ...     est.fit(X, y)  # raises optuna.TrialPruned when the trial is pruned
     ...     return est.history_[-1]["valid_loss"]
     >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     >>> study.optimize(objective, n_trials=4)
@@ -72,11 +78,17 @@ class OptunaPruning(Callback):
     """
 
     shared_params = ("trial",)
-    parameter_constraints = {"monitor": (lambda v: isinstance(v, str), "a metric name")}
+    parameter_constraints = {
+        "monitor": (lambda v: isinstance(v, str), "a metric name"),
+        "raise_pruned": (lambda v: isinstance(v, bool), "True or False"),
+    }
 
-    def __init__(self, trial: Any = None, monitor: str = "valid_loss") -> None:
+    def __init__(
+        self, trial: Any = None, monitor: str = "valid_loss", raise_pruned: bool = True
+    ) -> None:
         self.trial = trial
         self.monitor = monitor
+        self.raise_pruned = raise_pruned
 
     def setup(self, plan: Any) -> None:
         optuna = import_extra("optuna", "optuna", "OptunaPruning")
@@ -119,10 +131,14 @@ class OptunaPruning(Callback):
         self.trial.report(value, step=ctx.epoch)
         if self.pruned_epoch_ is None and self.trial.should_prune():
             self.pruned_epoch_ = ctx.epoch
-            ctx.request_stop(
+            reason = (
                 f"Optuna pruned trial {self.trial.number} after epoch {ctx.epoch} "
                 f"({self._key}={value:.6g})"
             )
+            if self.raise_pruned:
+                optuna = import_extra("optuna", "optuna", "OptunaPruning")
+                raise optuna.TrialPruned(reason)
+            ctx.request_stop(reason)
 
 
 def _finished(optuna: Any) -> tuple[Any, ...]:

@@ -196,6 +196,7 @@ class LRScheduler(Callback):
                 kwargs["mode"] = "min" if plan.minimizes("LRScheduler", self._key) else "max"
         optimizer = plan.estimator.optimizer_
         groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        self._try_first_step(cls, optimizer, groups, kwargs)
         try:
             self._scheduler = cls(optimizer, **kwargs)
         except Exception as exc:
@@ -215,6 +216,38 @@ class LRScheduler(Callback):
                 group.update(saved)
             if plan.continuing:
                 self._check_cycle_left(plan)
+
+    def _try_first_step(
+        self, cls: type, optimizer: Any, groups: list[dict[str, Any]], kwargs: dict[str, Any]
+    ) -> None:
+        """Build the policy on a throwaway optimizer with the fit's settings
+        and step it once, so that arguments it only divides by at its first
+        step (``StepLR(step_size=0)``, ``CosineAnnealingLR(T_max=0)``) fail
+        now, in our words, rather than after the first epoch."""
+        device = next((p.device for g in optimizer.param_groups for p in g["params"]), None)
+        try:
+            throwaway = type(optimizer)(
+                [{**group, "params": [torch.zeros(1, device=device)]} for group in groups]
+            )
+            scheduler = cls(throwaway, **kwargs)
+        except Exception:  # building the real one says what is wrong
+            return
+        given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        # Torch's mark of an optimizer that has stepped: without it, the
+        # scheduler warns that it steps first (catch_warnings is not
+        # thread-safe, and stepping the throwaway would reach step hooks).
+        throwaway._opt_called = True
+        try:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(0.0)
+            else:
+                scheduler.step()
+        except Exception as exc:
+            raise ValueError(
+                f"LRScheduler({self._policy_name()!r}, {given}) fails at its first step: "
+                f"{type(exc).__name__}: {exc}. Check the policy's arguments (a step_size "
+                "or T_max must be > 0)."
+            ) from exc
 
     def _check_cycle_left(self, plan: Any) -> None:
         """OneCycleLR cannot step past its cycle: say so before training."""

@@ -139,14 +139,16 @@ class EpochScoring(Callback):
         return self._active
 
     def _try_scorer(self, plan: Any) -> None:
-        """Score perfect predictions of the fit's own targets: a scorer that
-        cannot score this task (a binary metric on three classes, a
-        classification metric on a regressor, a ``pos_label`` that is no
-        label) fails now rather than after an epoch."""
+        """Score predictions of the fit's own targets: a scorer that cannot
+        score this task (a binary metric on three classes, a classification
+        metric on a regressor, a ``pos_label`` that is no label) fails now
+        rather than after an epoch. The output is the perfect one scaled and
+        shifted: a classifier's labels and ranking stay, while a regressor's
+        integer targets become fractions, as its predictions will be."""
         y = plan.target_sample
-        proxy = _CachedPredictions(plan, plan.outputs.perfect_output(y))
+        output = plan.outputs.perfect_output(y) * 1.25 + 0.37
         try:
-            float(self._scorer(proxy, None, plan.outputs.targets(y)))
+            float(self._scorer(_CachedPredictions(plan, output), None, plan.outputs.targets(y)))
         except Exception as exc:
             raise ValueError(
                 f"EpochScoring({self.scoring!r}) cannot score this fit's targets "
