@@ -21,7 +21,7 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
-from ._fused import FusedMLP
+from ._mlp_backprop import HandwrittenMLPStep
 from ._modules import dropout_generator, global_rng_scope
 from ._precision import Precision
 
@@ -41,7 +41,7 @@ def run_fit(ctx: Context) -> None:
     """
     plan = ctx.plan
     hooks = plan.hooks
-    run = _Step(plan.compute_loss, plan.precision, plan.forward, plan.fused)
+    run = _Step(plan.compute_loss, plan.precision, plan.forward, plan.mlp_step)
     saved = plan.resume
     resume = _resume(ctx)
     with (
@@ -78,19 +78,19 @@ def run_fit(ctx: Context) -> None:
 class _Step:
     """What one batch needs besides the context: the (compiled) forward, the
     loss, the precision policy and, where the plan chose it, the built-in
-    MLP's hand-derived training step (``fused``)."""
+    MLP's hand-derived training step (``mlp_step``)."""
 
-    __slots__ = ("compute_loss", "forward", "fused", "precision")
+    __slots__ = ("compute_loss", "forward", "mlp_step", "precision")
 
     def __init__(
         self,
         compute_loss: LossFn,
         precision: Precision,
         forward: Callable,
-        fused: FusedMLP | None = None,
+        mlp_step: HandwrittenMLPStep | None = None,
     ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
-        self.fused = fused
+        self.mlp_step = mlp_step
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
@@ -112,12 +112,12 @@ class _Step:
 
         The hand-derived step runs only where no callback has a hook between
         forward and backward (the plan checked) and for batches it computes
-        as autograd would (``FusedMLP.takes``); it sets ``ctx.y_pred`` and
+        as autograd would (``HandwrittenMLPStep.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
         replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
-        if self.fused is not None and self.fused.takes(X_b, y_b, w_b, replaced=replaced):
-            ctx.y_pred, ctx.loss = self.fused.step(X_b, y_b, w_b, share, fresh=fresh)
+        if self.mlp_step is not None and self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced):
+            ctx.y_pred, ctx.loss = self.mlp_step.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:
             self.predict_and_score(ctx, hooks, X_b, y_b, w_b)

@@ -33,7 +33,7 @@ from ._fitted_state import (
     start_fresh,
     working_copy,
 )
-from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
+from ._mlp_backprop import ACTIVATION_STEPS, LOSSES, HandwrittenMLPStep
 from ._modules import MLP, global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 from ._precision import Precision, autocast, compiled_forward
@@ -91,7 +91,7 @@ class FitPlan:
         declare it with ``declare_metric``.
     resumed_from : str or None
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
-    fused : object or None
+    mlp_step : object or None
         The hand-derived training step of the built-in MLP when this fit
         trains with it (``fast_path``; see ``choose_fast_path``), else None:
         autograd.
@@ -125,7 +125,7 @@ class FitPlan:
     compute_loss: Any
     precision: Any
     hooks: Any
-    fused: FusedMLP | None
+    mlp_step: HandwrittenMLPStep | None
 
     def __init__(self, **fields: Any) -> None:
         vars(self).update(fields)
@@ -325,7 +325,7 @@ _GRAPH_HOOKS = ("on_after_forward", "on_after_loss", "on_before_backward")
 
 
 def choose_fast_path(plan: FitPlan) -> None:
-    """Train with the hand-derived step of the built-in MLP (``plan.fused``)
+    """Train with the hand-derived step of the built-in MLP (``plan.mlp_step``)
     where it gives the model autograd would, else with autograd (None); the
     working estimator records the choice as ``fast_path_``.
 
@@ -350,9 +350,9 @@ def choose_fast_path(plan: FitPlan) -> None:
         and plan.device.type in ("cpu", "cuda")  # where its every op is implemented
         and not any(getattr(plan.hooks, hook) for hook in _GRAPH_HOOKS)
     )
-    plan.fused = None
+    plan.mlp_step = None
     if eligible and loss is not None:
-        plan.fused = FusedMLP(
+        plan.mlp_step = HandwrittenMLPStep(
             work.module_,
             activation=work.activation,
             dropout=float(work.dropout),
@@ -360,7 +360,7 @@ def choose_fast_path(plan: FitPlan) -> None:
             batch_size=min(plan.batch_size, plan.n_train),  # no batch has more rows
             generator=plan.dropout,
         )
-    work.fast_path_ = plan.fused is not None
+    work.fast_path_ = plan.mlp_step is not None
 
 
 def _target_sample(y: np.ndarray, n_rows: int = 1000) -> torch.Tensor:

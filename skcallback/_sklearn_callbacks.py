@@ -19,8 +19,7 @@ from ._fitted_state import is_fitted_key
 from .callbacks._base import Callback
 
 try:
-    from sklearn.callback import CallbackSupportMixin
-    from sklearn.callback._callback_support import callback_management_context
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
 
     AVAILABLE = True
 except ImportError:  # scikit-learn < 1.9
@@ -61,8 +60,16 @@ def fit_scope(estimator: Any) -> Iterator[None]:
     if not wanted(estimator):
         yield
         return
-    with callback_management_context(estimator):
+    try:
         yield
+    finally:
+        # scikit-learn's public with_callbacks tears down, after the method
+        # it wraps, the callbacks the fit set up: here a method doing nothing.
+        with_callbacks(_set_up_by_the_fit)(estimator)
+
+
+def _set_up_by_the_fit(estimator: Any) -> None:
+    """Nothing: the fit, which ran before, set its callbacks up."""
 
 
 def epoch_tasks(estimator: Any, plan: Any, X: Any, y: Any, sample_weight: Any) -> Any:

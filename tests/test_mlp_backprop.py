@@ -337,12 +337,12 @@ def test_batches_a_callback_changed_train_as_autograd_trains_them(case):
 
 def test_batches_left_as_they_are_keep_the_fast_step(regression_data, monkeypatch):
     """A callback reading every batch does not cost the fast path."""
-    from skcallback._fused import FusedMLP
+    from skcallback._mlp_backprop import HandwrittenMLPStep
 
     steps = []
-    step = FusedMLP.step
+    step = HandwrittenMLPStep.step
     monkeypatch.setattr(
-        FusedMLP, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k)
+        HandwrittenMLPStep, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k)
     )
     X, y = regression_data
     seen = LambdaCallback(name="seen", on_train_batch_begin=lambda ctx: ctx.X_batch.sum())
