@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 import inspect
+import numbers
 import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import sklearn
+import sklearn.utils.validation
 import torch
-from sklearn.utils import check_array
+import torch.nn.modules.module as torch_module
+import torch.optim.optimizer as torch_optimizer
+from sklearn.utils.validation import check_array, check_non_negative
 from torch import Tensor, nn
 
 #: A hook registry that is never empty: where torch keeps its hooks
@@ -54,6 +57,9 @@ def cpu_has_bf16() -> bool:
 #: torch's fused Adam kernels by ``decoupled_weight_decay``, the kernels
 #: ``Adam.step`` and ``AdamW.step`` call with ``fused=True``.
 ADAM_KERNELS = {False: "_fused_adam_", True: "_fused_adamw_"}
+#: torch's in-place add over a list of tensors, which ``Adam.step`` counts
+#: steps with.
+FOREACH_ADD = "_foreach_add_"
 #: The optimizer's own step hooks (``register_step_pre_hook``, ...).
 OPTIMIZER_HOOKS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")
 #: Every optimizer's step hooks (``register_optimizer_step_pre_hook``, ...).
@@ -73,7 +79,7 @@ def add_one(tensors: list[Tensor]) -> None:
     """Add 1 to each of ``tensors`` in place, as ``Adam.step`` counts steps:
     ``torch._foreach_add_``; missing: one ``add_`` per tensor (the same
     values)."""
-    foreach_add = getattr(torch, "_foreach_add_", None)
+    foreach_add = getattr(torch, FOREACH_ADD, None)
     if foreach_add is None:
         for tensor in tensors:
             tensor.add_(1)
@@ -85,10 +91,9 @@ def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
     """Whether a step hook would run on ``optimizer.step()``: its own
     registries and torch's global ones; one missing: True (assume hooks: the
     caller runs ``optimizer.step()``, which runs them)."""
-    module = importlib.import_module("torch.optim.optimizer")
-    registries = [getattr(optimizer, name, _ASSUME_HOOKS) for name in OPTIMIZER_HOOKS]
-    registries += [getattr(module, name, _ASSUME_HOOKS) for name in GLOBAL_OPTIMIZER_HOOKS]
-    return any(registries)
+    return any(getattr(optimizer, name, _ASSUME_HOOKS) for name in OPTIMIZER_HOOKS) or any(
+        getattr(torch_optimizer, name, _ASSUME_HOOKS) for name in GLOBAL_OPTIMIZER_HOOKS
+    )
 
 
 def unwrapped_step(cls: type) -> Any:
@@ -160,7 +165,6 @@ class ModuleWatch:
 
     def __init__(self, module: nn.Module, parameters: list[tuple[nn.Module, str, Tensor]]) -> None:
         modules = list(module.modules())
-        torch_module = importlib.import_module("torch.nn.modules.module")
         self.known = all(
             isinstance(vars(layer).get(name), dict)
             for layer in modules
@@ -212,26 +216,29 @@ class ModuleWatch:
 def check_sample_weight(sample_weight: Any, X: Any) -> np.ndarray:
     """``sample_weight`` as a float64 array of one non-negative weight per
     row of ``X``: ``sklearn.utils.validation._check_sample_weight``;
-    missing, or without ``ensure_non_negative``: ``check_array`` and the same
-    checks here."""
-    validation = importlib.import_module("sklearn.utils.validation")
-    check = getattr(validation, "_check_sample_weight", None)
+    missing, or without ``ensure_non_negative``: the same checks, with the
+    same messages, through the public ``check_array`` and
+    ``check_non_negative``."""
+    check = getattr(sklearn.utils.validation, "_check_sample_weight", None)
     if check is not None and _takes(check, ("dtype", "ensure_non_negative")):
         return check(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
     n_samples = X.shape[0]
-    if np.ndim(sample_weight) == 0 and not isinstance(sample_weight, str):
-        return np.full(n_samples, sample_weight, dtype=np.float64)
-    weights = check_array(
-        sample_weight, ensure_2d=False, dtype=np.float64, input_name="sample_weight"
-    )
-    if weights.ndim != 1:
-        raise ValueError(
-            f"Sample weights must be 1D array or scalar; got an array of shape {weights.shape}."
+    if isinstance(sample_weight, numbers.Number):
+        weights = np.full(n_samples, sample_weight, dtype=np.float64)
+    else:
+        weights = check_array(
+            sample_weight, ensure_2d=False, dtype=np.float64, order="C", input_name="sample_weight"
         )
-    if weights.shape != (n_samples,):
-        raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
-    if (weights < 0).any():
-        raise ValueError("Negative values in data passed to sample_weight")
+        if weights.ndim != 1:
+            raise ValueError(
+                f"Sample weights must be 1D array or scalar, got {weights.ndim}D array. Expected "
+                f"either a scalar value or a 1D array of length {n_samples}."
+            )
+        if weights.shape != (n_samples,):
+            raise ValueError(f"sample_weight.shape == {weights.shape}, expected {(n_samples,)}!")
+    if not weights.any():
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    check_non_negative(weights, "`sample_weight`")
     return weights
 
 
