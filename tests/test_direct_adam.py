@@ -9,6 +9,10 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 from skcallback import NeuralRegressor, _direct_adam, _internals
 from skcallback.callbacks import LambdaCallback, LRScheduler
@@ -215,3 +219,23 @@ def test_a_missing_private_torch_name_leaves_the_step_to_optimizer_step(fresh, m
     scheduler = LRScheduler("StepLR", step_every="batch", step_size=3, gamma=0.5)
     _, plain, (direct_steps, _) = _direct_and_plain(callbacks=[scheduler])
     assert direct_steps == (1 if stays else plain.n_steps_)
+
+
+@pytest.mark.parametrize(
+    "register",
+    [
+        register_optimizer_step_pre_hook,
+        register_optimizer_step_post_hook,
+    ],
+    ids=["pre", "post"],
+)
+def test_global_step_hooks_run_at_every_step(register):
+    """A hook registered for every optimizer sees every step: those steps
+    go to optimizer.step()."""
+    calls = []
+    handle = register(lambda *args: calls.append(1))
+    try:
+        est = NeuralRegressor(max_epochs=1, validation_fraction=None).fit(*_data())
+    finally:
+        handle.remove()
+    assert len(calls) == est.n_steps_
