@@ -252,6 +252,72 @@ def _takes(function: Callable[..., Any], names: tuple[str, ...]) -> bool:
     return all(name in parameters for name in names)
 
 
+#: scikit-learn's reader of an estimator's constructor parameters.
+SKLEARN_PARAM_NAMES = "_get_param_names"
+
+
+def param_names(estimator: Any) -> list[str]:
+    """The names of ``estimator``'s constructor parameters, sorted:
+    ``BaseEstimator._get_param_names``; missing: read from the signature of
+    ``__init__`` as it reads them (no ``self``, ``*args`` or ``**kwargs``)."""
+    get = getattr(type(estimator), SKLEARN_PARAM_NAMES, None)
+    if get is not None:
+        return list(get())
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    parameters = inspect.signature(type(estimator).__init__).parameters.values()
+    return sorted(p.name for p in parameters if p.name != "self" and p.kind not in variadic)
+
+
+#: Where scikit-learn's ``set_callbacks`` (and a meta-estimator's
+#: propagation) stores an estimator's callbacks.
+SKLEARN_CALLBACKS = "_skl_callbacks"
+#: The method scikit-learn documents for an estimator to open its root task
+#: and set its callbacks up (``CallbackSupportMixin``).
+SKLEARN_ROOT_TASK = "_init_callback_context"
+
+
+def sklearn_callbacks_set(estimator: Any) -> bool:
+    """Whether scikit-learn callbacks are set on ``estimator`` or propagated
+    to it: read where ``set_callbacks`` stores them (``_skl_callbacks``);
+    where it no longer does (checked once), True: assume some, and the fit
+    reports to scikit-learn's machinery, which finds none. False where the
+    estimator cannot open its root task (``_init_callback_context`` gone):
+    no reports."""
+    if not hasattr(estimator, SKLEARN_ROOT_TASK):
+        return False
+    if not _callbacks_stored_as(SKLEARN_CALLBACKS):
+        return True
+    return bool(getattr(estimator, SKLEARN_CALLBACKS, None))
+
+
+def open_root_task(estimator: Any, max_subtasks: int) -> Any:
+    """Open the fit's root task, named "fit", setting its callbacks up
+    (``_init_callback_context``; called where ``sklearn_callbacks_set``)."""
+    return getattr(estimator, SKLEARN_ROOT_TASK)(task_name="fit", max_subtasks=max_subtasks)
+
+
+@functools.cache
+def _callbacks_stored_as(name: str) -> bool:
+    """Whether ``set_callbacks`` stores callbacks in the attribute ``name``."""
+    from sklearn.callback import CallbackSupportMixin
+
+    class Probe(CallbackSupportMixin):
+        pass
+
+    class Callback:
+        def setup(self, estimator: Any, context: Any) -> None: ...
+        def on_fit_task_begin(self, estimator: Any, context: Any, **kwargs: Any) -> None: ...
+        def on_fit_task_end(self, estimator: Any, context: Any, **kwargs: Any) -> None: ...
+        def teardown(self, estimator: Any, context: Any) -> None: ...
+
+    probe, callback = Probe(), Callback()
+    try:
+        probe.set_callbacks(callback)
+    except Exception:
+        return False
+    return getattr(probe, name, None) == [callback]
+
+
 #: The scikit-learn versions whose ``validate_data`` the predict shortcut
 #: was compared with (``tests/test_validation.py``): from 1.6, which made
 #: ``validate_data`` public, up to this one.

@@ -14,6 +14,7 @@ from typing import Any
 
 from sklearn.base import clone
 
+from ._internals import param_names
 from .callbacks._base import Callback, check_hook_names
 
 PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
@@ -26,7 +27,7 @@ def is_routed(key: str) -> bool:
 def extra_params(estimator: Any) -> dict[str, Any]:
     """Keyword arguments that ``__init__`` (or ``set_params``) stored beyond
     the signature's parameters: the routed ones, and typos to report at fit."""
-    declared = set(estimator._get_param_names())
+    declared = set(param_names(estimator))
     return {
         key: value
         for key, value in vars(estimator).items()
@@ -49,7 +50,7 @@ def check_extra_params(estimator: Any) -> None:
     if unknown:
         raise TypeError(
             f"{type(estimator).__name__} got unexpected parameter(s) {unknown}; besides "
-            f"{sorted(estimator._get_param_names())}, parameters must start with one of "
+            f"{sorted(param_names(estimator))}, parameters must start with one of "
             f"{list(PREFIXES)} followed by a name."
         )
 

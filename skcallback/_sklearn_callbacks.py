@@ -16,6 +16,7 @@ from typing import Any
 import sklearn
 
 from ._fitted_state import is_fitted_key
+from ._internals import open_root_task, sklearn_callbacks_set
 from .callbacks._base import Callback
 
 try:
@@ -50,7 +51,7 @@ def wanted(estimator: Any) -> bool:
     own or those a meta-estimator propagated to it. A search or pipeline
     links every fit to its task tree, but with no callback listening the
     fit skips the tasks."""
-    return AVAILABLE and bool(getattr(estimator, "_skl_callbacks", None))
+    return AVAILABLE and sklearn_callbacks_set(estimator)
 
 
 @contextlib.contextmanager
@@ -79,7 +80,7 @@ def epoch_tasks(estimator: Any, plan: Any, X: Any, y: Any, sample_weight: Any) -
     if not wanted(estimator):
         return None
     done = plan.first_epoch if plan.resume is None else plan.resume["epoch"]
-    root = estimator._init_callback_context(task_name="fit", max_subtasks=plan.max_epochs - done)
+    root = open_root_task(estimator, max_subtasks=plan.max_epochs - done)
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     root.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
     return _EpochTasks(estimator, root, X, y, metadata)

@@ -165,3 +165,58 @@ def test_the_mlflow_probe_is_skipped_where_mlflows_internals_changed(monkeypatch
     assert _internals.probe_tracking_server(uri, "skcallback", timeout=5) is None
     monkeypatch.setitem(sys.modules, "mlflow.utils.rest_utils", None)
     assert _internals.probe_tracking_server(uri, "skcallback", timeout=5) is None
+
+
+def test_routing_reads_the_constructor_without_get_param_names(regression_data, monkeypatch):
+    X, y = regression_data
+
+    def outcome():
+        with pytest.raises(TypeError) as raised:
+            NeuralRegressor(max_epochs=1, optimiser__lr=0.1).fit(X, y)
+        routed = NeuralRegressor(max_epochs=1, random_state=0, optimizer__weight_decay=0.1)
+        return str(raised.value), routed.fit(X, y).predict(X)
+
+    message, predictions = outcome()
+    assert "optimiser__lr" in message and "'warm_start']" in message
+    monkeypatch.setattr(_internals, "SKLEARN_PARAM_NAMES", "_gone")
+    assert outcome()[0] == message
+    np.testing.assert_array_equal(outcome()[1], predictions)
+
+
+class _Tasks:
+    """A scikit-learn FitCallback recording the tasks it hears of."""
+
+    def __init__(self):
+        self.heard = []
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        self.heard.append("teardown")
+
+    def on_fit_task_begin(self, estimator, context):
+        self.heard.append(context.task_name)
+
+    def on_fit_task_end(self, estimator, context):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("table", "heard"),
+    [
+        ("SKLEARN_CALLBACKS", ["fit", "epoch", "epoch", "teardown"]),  # every fit reports
+        ("SKLEARN_ROOT_TASK", []),  # no fit can: none does
+    ],
+)
+def test_scikit_learn_callbacks_where_their_names_changed(
+    regression_data, monkeypatch, table, heard
+):
+    pytest.importorskip("sklearn.callback")
+    X, y = regression_data
+    monkeypatch.setattr(_internals, table, "_gone")
+    tasks = _Tasks()
+    plain = NeuralRegressor(max_epochs=2, random_state=0).fit(X, y)
+    with_tasks = NeuralRegressor(max_epochs=2, random_state=0).set_callbacks(tasks).fit(X, y)
+    assert tasks.heard == heard
+    np.testing.assert_array_equal(plain.predict(X), with_tasks.predict(X))
