@@ -1,10 +1,14 @@
 """The one door to private names of torch, scikit-learn and MLflow.
 
-Every private name skcallback reads or writes is read or written here, and
-nowhere else, each with the public path taken when the name is missing or
-has changed. The private names only make things faster (or a failure
-quicker): a fallback is slower, never different. ``tests/test_internals.py``
-takes each name away and fits again.
+Every private name of these libraries that skcallback reads or writes is
+read or written here, and nowhere else, each with the public path taken
+when the name is missing or has changed. Most only make things faster (or
+a failure quicker): their fallback is slower, with the same model. Two have
+a visible fallback: without oneDNN's bfloat16 query, ``precision=
+"bf16-mixed"`` warns that it may be slow; without scikit-learn's documented
+``_init_callback_context``, scikit-learn's own callbacks hear of no fit.
+``tests/test_internals.py`` and ``tests/test_direct_adam.py`` take each
+name away and fit again.
 
 Names are looked up when used, not at import, so a torch, scikit-learn or
 MLflow without one still imports skcallback. The tables of attribute names
