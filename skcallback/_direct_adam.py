@@ -9,9 +9,9 @@ are those ``step()`` would use, so the parameters and the optimizer's
 ``state_dict`` are bit for bit the same.
 
 Three guards keep it so. Each parameter group may hold only the options of
-``ALLOWED_OPTIONS``, with the values listed there; an option a newer torch
-adds is unknown, and the step goes to ``optimizer.step()``. Once per process
-(and device type and dtype), before its first use, the direct step is
+``KNOWN_OPTIONS``, with the values ``_kernel`` accepts; an option a newer
+torch adds is unknown, and the step goes to ``optimizer.step()``. Once per process
+(and device and dtype), before its first use, the direct step is
 compared bit for bit with ``optimizer.step()`` on a tiny problem; if they
 differ, every step of the process goes to ``optimizer.step()``, and the
 ``skcallback`` logger says so (level INFO). And the environment variable
@@ -36,49 +36,40 @@ from . import _internals
 SWITCH = "SKCALLBACK_DIRECT_ADAM"
 
 
-def _anything(value: Any) -> bool:
-    return True
-
-
-def _python_float(value: Any) -> bool:
-    return type(value) is float
-
-
-def _number(value: Any) -> bool:
-    return type(value) in (int, float)
-
-
-#: The parameter-group options the direct step knows, each with the values
-#: it takes as ``step()`` would; any other option, or value, goes to
-#: ``optimizer.step()``.
-ALLOWED_OPTIONS: dict[str, Callable[[Any], bool]] = {
-    "params": _anything,
-    "lr": _python_float,  # a tensor lr is step()'s
-    "betas": lambda v: type(v) in (tuple, list) and len(v) == 2 and all(map(_python_float, v)),
-    "eps": _number,
-    "weight_decay": _number,
-    "amsgrad": lambda v: v is False,
-    "maximize": lambda v: v is False,
-    "foreach": lambda v: v is None or v is False,
-    "capturable": lambda v: v is False,
-    "differentiable": lambda v: v is False,
-    "fused": lambda v: v is True,
-    "decoupled_weight_decay": lambda v: v is True or v is False,
-    # Written and read by torch's LR schedulers; the step does not read them.
-    "initial_lr": _anything,
-    "max_lr": _anything,
-    "min_lr": _anything,
-    "base_momentum": _anything,
-    "max_momentum": _anything,
-}
+#: The parameter-group options the direct step knows: Adam's and AdamW's,
+#: and those torch's LR schedulers write and read (the step reads none of
+#: them). A group holding any other goes to ``optimizer.step()``, and so
+#: does one whose values ``_kernel`` does not accept.
+KNOWN_OPTIONS = frozenset(
+    {
+        "params",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+        "foreach",
+        "capturable",
+        "differentiable",
+        "fused",
+        "decoupled_weight_decay",
+        # torch's LR schedulers
+        "initial_lr",
+        "max_lr",
+        "min_lr",
+        "base_momentum",
+        "max_momentum",
+    }
+)
 
 #: The optimizers stepped directly, with their ``step`` as torch defines it
 #: (a subclass overriding it, or a patched class, is not one of them).
 _STEPS: dict[type, Any] = {
     cls: _internals.unwrapped_step(cls) for cls in (torch.optim.Adam, torch.optim.AdamW)
 }
-#: Whether the self-check passed, by device type and dtype; and the switch.
-_VERDICTS: dict[tuple[str, torch.dtype], bool] = {}
+#: Whether the self-check passed, by device index and dtype; and the switch.
+_VERDICTS: dict[tuple[int, torch.dtype], bool] = {}
 _SWITCHED_ON: list[bool] = []
 
 _log = logging.getLogger("skcallback")
@@ -94,7 +85,8 @@ def direct_adam_step(optimizer: torch.optim.Optimizer) -> bool:
     """Take ``optimizer.step()`` by calling the fused Adam kernel directly,
     and say whether it did. It declines (returns False, and the caller runs
     ``step()``) for another optimizer class or a patched ``step``, step
-    hooks, an option or value not in ``ALLOWED_OPTIONS``, state not yet
+    hooks, an option not in ``KNOWN_OPTIONS`` or a value ``_kernel`` does
+    not take, state not yet
     created (the first step creates it), sparse gradients, parameters of
     mixed devices or dtypes, a failed self-check, and the switch off."""
     if not _switched_on():
@@ -105,7 +97,7 @@ def direct_adam_step(optimizer: torch.optim.Optimizer) -> bool:
     calls, like = gathered
     if like is not None and not _verified(like):
         return False
-    if _internals.instance_step_is_schedulers(optimizer):
+    if "step" in vars(optimizer):  # the LR scheduler's wrapper (_gather checked)
         _internals.record_step_for_scheduler(optimizer)
     _run(calls)
     return True
@@ -123,15 +115,36 @@ def _steps_as_torch(optimizer: torch.optim.Optimizer) -> bool:
     )
 
 
-def _kernel(cls: type, group: dict) -> Callable[..., Any] | None:
-    """The kernel ``step()`` calls for ``group``, where every option of
-    the group is known and has a value the direct step takes; else None."""
-    if not all(key in ALLOWED_OPTIONS and ALLOWED_OPTIONS[key](v) for key, v in group.items()):
+def _kernel(cls: type, group: dict[str, Any]) -> Callable[..., Any] | None:
+    """The kernel ``step()`` calls for ``group``, where the group holds only
+    ``KNOWN_OPTIONS``, with the values the direct step takes (checked one by
+    one: this runs at every step); else None."""
+    try:
+        betas, foreach, decoupled = (
+            group["betas"],
+            group["foreach"],
+            group.get("decoupled_weight_decay", cls is torch.optim.AdamW),
+        )
+        takes = (
+            group.keys() <= KNOWN_OPTIONS
+            and group["fused"] is True
+            and group["amsgrad"] is False
+            and group["maximize"] is False
+            and group["capturable"] is False
+            and group["differentiable"] is False
+            and (foreach is None or foreach is False)
+            and type(group["lr"]) is float  # a tensor lr is step()'s
+            and type(betas) in (tuple, list)
+            and len(betas) == 2
+            and type(betas[0]) is float
+            and type(betas[1]) is float
+            and type(group["eps"]) in (int, float)
+            and type(group["weight_decay"]) in (int, float)
+            and decoupled is (cls is torch.optim.AdamW)
+        )
+    except KeyError:  # an option this torch does not have
         return None
-    decoupled = group.get("decoupled_weight_decay", cls is torch.optim.AdamW)
-    if decoupled is not (cls is torch.optim.AdamW):
-        return None
-    return _internals.adam_kernel(decoupled)
+    return _internals.adam_kernel(decoupled) if takes else None
 
 
 def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | None] | None:
@@ -153,11 +166,13 @@ def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | Non
             grad = p.grad
             if grad is None:
                 continue
-            like = p if like is None else like
+            if like is None:
+                like = p
+                if not p.dtype.is_floating_point:
+                    return None
             p_state = state.get(p)
             if (
-                not like.dtype.is_floating_point
-                or not p_state
+                not p_state
                 or grad.is_sparse
                 or grad.dtype is not like.dtype
                 or p.dtype is not like.dtype
@@ -212,9 +227,9 @@ def _switched_on() -> bool:
 
 
 def _verified(like: Tensor) -> bool:
-    """Whether the self-check passed on ``like``'s device type and dtype
-    (run there once per process)."""
-    key = (like.device.type, like.dtype)
+    """Whether the self-check passed on ``like``'s device and dtype (run
+    there once per process)."""
+    key = (like.get_device(), like.dtype)  # -1 on the CPU, else the index
     verdict = _VERDICTS.get(key)
     if verdict is None:
         verdict = _VERDICTS[key] = _self_check(like.device, like.dtype)
@@ -222,7 +237,7 @@ def _verified(like: Tensor) -> bool:
             _log.info(
                 "The direct Adam step differs from optimizer.step() on %s %s: "
                 "skcallback runs optimizer.step() for the rest of the process.",
-                like.device.type,
+                like.device,
                 like.dtype,
             )
     return verdict

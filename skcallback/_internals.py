@@ -21,7 +21,6 @@ import contextlib
 import functools
 import inspect
 import numbers
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -95,9 +94,13 @@ def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
     """Whether a step hook would run on ``optimizer.step()``: its own
     registries and torch's global ones; one missing: True (assume hooks: the
     caller runs ``optimizer.step()``, which runs them)."""
-    return any(getattr(optimizer, name, _ASSUME_HOOKS) for name in OPTIMIZER_HOOKS) or any(
-        getattr(torch_optimizer, name, _ASSUME_HOOKS) for name in GLOBAL_OPTIMIZER_HOOKS
-    )
+    for name in OPTIMIZER_HOOKS:
+        if getattr(optimizer, name, _ASSUME_HOOKS):
+            return True
+    for name in GLOBAL_OPTIMIZER_HOOKS:  # noqa: SIM110 (loops: cheaper at every step)
+        if getattr(torch_optimizer, name, _ASSUME_HOOKS):
+            return True
+    return False
 
 
 def unwrapped_step(cls: type) -> Any:
@@ -192,7 +195,7 @@ class ModuleWatch:
             (vars(layer)[params], name, vars(layer)[params][name], view)
             for layer, name, view in parameters
         ]
-        self.tensor_hooks = operator.attrgetter(*TENSOR_HOOKS)
+        self.gradient_hooks, self.accumulate_hooks = TENSOR_HOOKS
 
     def unchanged(self) -> bool:
         """Whether the module has the children and parameters it had, and no
@@ -206,7 +209,7 @@ class ModuleWatch:
                 params.get(name) is p
                 and p.data_ptr() == view.data_ptr()
                 # A tensor's gradient hooks live in dicts made at the first one.
-                and not any(self.tensor_hooks(p))
+                and not (getattr(p, self.gradient_hooks) or getattr(p, self.accumulate_hooks))
                 for params, name, p, view in self.slots
             )
         )
