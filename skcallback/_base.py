@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
+from . import _internals, _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
@@ -316,9 +316,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _check_weights(self, sample_weight, X) -> np.ndarray | None:
         if sample_weight is None:
             return None
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        sample_weight = _internals.check_sample_weight(sample_weight, X)
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight must be finite; it contains NaN or infinity.")
         with np.errstate(over="ignore"):
@@ -382,61 +380,17 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         return output
 
     def _predict_input(self, X: Any) -> Any:
-        """``X`` validated for prediction. Plain numeric data of the fitted
-        width (see ``_plain_array``) is checked here directly, with the
-        checks scikit-learn's path would make (width, dtype, finite values),
-        saving its generic path on every small predict; anything else, and
-        any failure, goes through ``validate_data`` and its messages.
-
-        The data takes the fitted module's dtype (float64 when it was
-        trained with ``precision="64"``), whatever ``precision`` says now."""
+        """``X`` validated for prediction: plain numeric data of the fitted
+        width by a shorter path with the same results (see
+        ``_internals.predict_shortcut``), anything else, and any failure,
+        by ``validate_data`` and its messages. The data takes the fitted
+        module's dtype (float64 when it was trained with ``precision="64"``),
+        whatever ``precision`` says now."""
         dtype = _module_dtype(self.module_)
-        array = self._plain_array(X)
-        if (
-            array is not None
-            and array.ndim == 2
-            and array.dtype.kind in "fiu"
-            and array.shape[0] > 0
-            and array.shape[1] == self.n_features_in_
-        ):
-            # An overflow, or inf - inf, goes to validate_data, which warns once.
-            with np.errstate(over="ignore", invalid="ignore"):
-                converted = np.asarray(array, dtype=dtype)
-                # A finite sum means finite values, as in scikit-learn's own
-                # check; summed in the data's dtype (float32: a third of the
-                # time), a sum that overflows takes validate_data's path.
-                if np.isfinite(converted.sum()):
-                    return converted
+        array = _internals.predict_shortcut(self, X, dtype)
+        if array is not None:
+            return array
         return validate_data(self, _host(X), reset=False, accept_sparse="csr", dtype=dtype)
-
-    def _plain_array(self, X: Any) -> np.ndarray | None:
-        """``X`` as the NumPy array scikit-learn's validation would make of
-        it, where that is a plain conversion and no feature-name check can
-        warn: a NumPy array or a (nested) list of floats from an estimator fitted
-        without feature names; a pandas DataFrame of NumPy numeric columns
-        named exactly as in the fit, from one fitted with names. Else None."""
-        named = hasattr(self, "feature_names_in_")
-        if type(X) is np.ndarray:
-            return None if named else X
-        if type(X) is list:
-            if named:
-                return None
-            try:
-                array = np.asarray(X)
-            except (ValueError, TypeError):  # ragged: validate_data says so
-                return None
-            # Python ints past 2**53 round differently through int64 than
-            # through validate_data's float64: only float lists are plain.
-            return array if array.dtype.kind == "f" else None
-        if (
-            named
-            and type(X).__name__ == "DataFrame"
-            and type(X).__module__.startswith("pandas")
-            and X.columns.tolist() == self.feature_names_in_.tolist()
-            and all(isinstance(dtype, np.dtype) and dtype.kind in "fiu" for dtype in X.dtypes)
-        ):
-            return X.to_numpy()
-        return None
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""

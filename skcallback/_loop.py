@@ -22,7 +22,7 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
-from ._fused import FusedMLP
+from ._mlp_backprop import HandwrittenMLPStep
 from ._modules import dropout_generator, global_rng_scope
 from ._precision import Precision
 
@@ -46,7 +46,7 @@ def run_fit(ctx: Context) -> None:
     """
     plan, live = ctx.plan, ctx.run
     hooks = live.hooks
-    run = _Step(live.compute_loss, live.precision, live.forward, live.fused)
+    run = _Step(live.compute_loss, live.precision, live.forward, live.mlp_step)
     saved = plan.resume
     resume = _resume(ctx)
     with (
@@ -79,19 +79,19 @@ def run_fit(ctx: Context) -> None:
 class _Step:
     """What one batch needs besides the context: the (compiled) forward, the
     loss, the precision policy and, where the plan chose it, the built-in
-    MLP's hand-derived training step (``fused``)."""
+    MLP's hand-derived training step (``mlp_step``)."""
 
-    __slots__ = ("compute_loss", "forward", "fused", "precision")
+    __slots__ = ("compute_loss", "forward", "mlp_step", "precision")
 
     def __init__(
         self,
         compute_loss: LossFn,
         precision: Precision,
         forward: Callable,
-        fused: FusedMLP | None = None,
+        mlp_step: HandwrittenMLPStep | None = None,
     ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
-        self.fused = fused
+        self.mlp_step = mlp_step
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
@@ -113,12 +113,12 @@ class _Step:
 
         The hand-derived step runs only where no callback has a hook between
         forward and backward (the plan checked) and for batches it computes
-        as autograd would (``FusedMLP.takes``); it sets ``ctx.y_pred`` and
+        as autograd would (``HandwrittenMLPStep.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
         replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
-        if self.fused is not None and self.fused.takes(X_b, y_b, w_b, replaced=replaced):
-            ctx.y_pred, ctx.loss = self.fused.step(X_b, y_b, w_b, share, fresh=fresh)
+        if self.mlp_step is not None and self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced):
+            ctx.y_pred, ctx.loss = self.mlp_step.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:
             self.predict_and_score(ctx, hooks, X_b, y_b, w_b)
@@ -310,15 +310,14 @@ def _check_finite(ctx: Context) -> None:
 
 def _check_finite_metrics(ctx: Context) -> None:
     """After both phases: a non-finite validation loss or score (weights that
-    overflow on the validation data, a score of NaN) is divergence too,
-    unless a callback asked to stop this fit (``TerminateOnNaN`` does). The
-    training loss was checked after its phase; it is NaN, not diverged, when
-    callbacks skipped every batch."""
+    overflow on the validation data, a score of NaN; the metrics declared
+    ``finite``) is divergence too, unless a callback asked to stop this fit
+    (``TerminateOnNaN`` does). The training loss was checked after its
+    phase; it is NaN, not diverged, when callbacks skipped every batch."""
     if ctx.stop_requested:
         return
-    for key, value in ctx.metrics.items():
-        if key == "train_loss":
-            continue
+    for key in ctx.plan.finite_metrics:
+        value = ctx.metrics.get(key)
         if isinstance(value, numbers.Real) and not math.isfinite(value):
             _diverged(ctx, f"{key} is {value}")
 

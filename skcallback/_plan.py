@@ -250,14 +250,26 @@ class FitPlan(FitIdentity):
             "lr": None,
             "dur": None,
         }
+        #: The metrics that must stay finite (``declare_metric(finite=True)``).
+        self.finite_metrics: set[str] = set()
         if self.has_validation:
-            self.metrics["valid_loss"] = True
+            self.declare_metric("valid_loss", lower_is_better=True, finite=True)
         self._warned: set[tuple[str, str]] = set()
 
-    def declare_metric(self, name: str, *, lower_is_better: bool | None = None) -> None:
+    def declare_metric(
+        self, name: str, *, lower_is_better: bool | None = None, finite: bool = False
+    ) -> None:
         """Announce that the fit's callbacks record ``name`` each epoch, and
-        whether lower values are better (None: no direction)."""
+        whether lower values are better (None: no direction).
+
+        With ``finite=True`` a non-finite value of it (NaN, infinity) ends
+        the fit as diverged, as a non-finite loss does (or stops it, where a
+        callback such as ``TerminateOnNaN`` asks to): for a score of the
+        model, which a diverged model makes NaN. Other metrics may be NaN,
+        a value that is never best."""
         self.metrics[name] = lower_is_better
+        if finite:
+            self.finite_metrics.add(name)
 
     def monitored(self, owner: str, key: str) -> str:
         """The metric a callback watches: ``key``, or ``train_*`` in place of

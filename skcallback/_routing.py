@@ -15,6 +15,7 @@ from typing import Any
 
 from sklearn.base import clone
 
+from ._internals import param_names
 from .callbacks._base import Callback, check_hook_names, check_parameters
 from .callbacks._defaults import ALWAYS_PRESENT, default_callbacks
 
@@ -33,7 +34,7 @@ def extra_params(estimator: Any) -> dict[str, Any]:
     keyword argument when routed (``module__size_``) or when the estimator
     is not fitted (``lr_``, a typo): kept, it reaches ``get_params``, clones
     and the check at fit instead of being dropped silently."""
-    declared = set(estimator._get_param_names())
+    declared = set(param_names(estimator))
     fitted = estimator.__sklearn_is_fitted__()
     return {
         key: value
@@ -59,7 +60,7 @@ def check_extra_params(estimator: Any) -> None:
     if unknown:
         raise TypeError(
             f"{type(estimator).__name__} got unexpected parameter(s) {unknown}; besides "
-            f"{sorted(estimator._get_param_names())}, parameters must start with one of "
+            f"{sorted(param_names(estimator))}, parameters must start with one of "
             f"{list(PREFIXES)} followed by a name."
         )
 

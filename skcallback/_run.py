@@ -18,7 +18,7 @@ import torch
 from . import _routing
 from ._dispatch import HookTable
 from ._factories import LossFn, loss_function
-from ._fused import ACTIVATION_STEPS, LOSSES, FusedMLP
+from ._mlp_backprop import ACTIVATION_STEPS, LOSSES, HandwrittenMLPStep
 from ._modules import MLP
 from ._plan import FitPlan
 from ._precision import Precision, compiled_forward
@@ -40,7 +40,7 @@ class FitRun:
         ``(output, y, sample_weight) -> loss``.
     precision : Precision
         Autocast, backward and optimizer step of the fit's precision.
-    fused : FusedMLP or None
+    mlp_step : HandwrittenMLPStep or None
         The built-in MLP's hand-derived training step, where the fit trains
         with it; None: autograd.
     """
@@ -51,7 +51,7 @@ class FitRun:
     forward: Callable[[Any], Any]
     compute_loss: LossFn
     precision: Precision
-    fused: FusedMLP | None
+    mlp_step: HandwrittenMLPStep | None
 
 
 def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitRun:
@@ -68,15 +68,15 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
         forward=compiled_forward(work.module_, work.compile),
         compute_loss=loss_function(work.criterion_, weighted=plan.weighted),
         precision=Precision(work.precision, plan.device, direct_step=bool(work.fast_path)),
-        fused=None,
+        mlp_step=None,
     )
     if plan.resume is not None:
         state = plan.resume
         run.dropout.set_state(state["dropout_state"])
         if state["grad_scaler"] and run.precision.scaler:
             run.precision.scaler.load_state_dict(state["grad_scaler"])
-    run.fused = choose_fast_path(plan, run)
-    work.fast_path_ = run.fused is not None
+    run.mlp_step = choose_fast_path(plan, run)
+    work.fast_path_ = run.mlp_step is not None
     return run
 
 
@@ -84,7 +84,7 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
 _GRAPH_HOOKS = ("on_after_forward", "on_after_loss", "on_before_backward")
 
 
-def choose_fast_path(plan: FitPlan, run: FitRun) -> FusedMLP | None:
+def choose_fast_path(plan: FitPlan, run: FitRun) -> HandwrittenMLPStep | None:
     """The hand-derived step of the built-in MLP where it gives the model
     autograd would, else None (autograd).
 
@@ -112,7 +112,7 @@ def choose_fast_path(plan: FitPlan, run: FitRun) -> FusedMLP | None:
     )
     if not eligible or loss is None:  # loss tested again for type checkers
         return None
-    return FusedMLP(
+    return HandwrittenMLPStep(
         work.module_,
         activation=work.activation,
         dropout=float(work.dropout),

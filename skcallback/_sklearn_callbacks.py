@@ -16,11 +16,11 @@ from typing import Any
 import sklearn
 
 from ._fitted_state import is_fitted_key
+from ._internals import open_root_task, sklearn_callbacks_set
 from .callbacks._base import Callback
 
 try:
-    from sklearn.callback import CallbackSupportMixin
-    from sklearn.callback._callback_support import callback_management_context
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
 
     AVAILABLE = True
 except ImportError:  # scikit-learn < 1.9
@@ -51,7 +51,7 @@ def wanted(estimator: Any) -> bool:
     own or those a meta-estimator propagated to it. A search or pipeline
     links every fit to its task tree, but with no callback listening the
     fit skips the tasks."""
-    return AVAILABLE and bool(getattr(estimator, "_skl_callbacks", None))
+    return AVAILABLE and sklearn_callbacks_set(estimator)
 
 
 @contextlib.contextmanager
@@ -61,8 +61,16 @@ def fit_scope(estimator: Any) -> Iterator[None]:
     if not wanted(estimator):
         yield
         return
-    with callback_management_context(estimator):
+    try:
         yield
+    finally:
+        # scikit-learn's public with_callbacks tears down, after the method
+        # it wraps, the callbacks the fit set up: here a method doing nothing.
+        with_callbacks(_set_up_by_the_fit)(estimator)
+
+
+def _set_up_by_the_fit(estimator: Any) -> None:
+    """Nothing: the fit, which ran before, set its callbacks up."""
 
 
 def epoch_tasks(estimator: Any, plan: Any, X: Any, y: Any, sample_weight: Any) -> Any:
@@ -72,7 +80,7 @@ def epoch_tasks(estimator: Any, plan: Any, X: Any, y: Any, sample_weight: Any) -
     if not wanted(estimator):
         return None
     done = plan.first_epoch if plan.resume is None else plan.resume["epoch"]
-    root = estimator._init_callback_context(task_name="fit", max_subtasks=plan.max_epochs - done)
+    root = open_root_task(estimator, max_subtasks=plan.max_epochs - done)
     metadata = None if sample_weight is None else {"sample_weight": sample_weight}
     root.call_on_fit_task_begin(estimator=estimator, X=X, y=y, metadata=metadata)
     return _EpochTasks(estimator, root, X, y, metadata)

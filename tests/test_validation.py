@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from skcallback import InvalidParameterError, NeuralClassifier, NeuralRegressor
+from skcallback import InvalidParameterError, NeuralClassifier, NeuralRegressor, _internals
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
         (named, frame.astype("Float64")),  # a pandas extension dtype
     ]
     short = [est.predict(data) for est, data in inputs]
-    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    monkeypatch.setattr(_internals, "plain_array", lambda estimator, X: None)
     for (est, data), ours in zip(inputs, short, strict=True):
         np.testing.assert_array_equal(ours, est.predict(data))
     monkeypatch.undo()
@@ -172,7 +172,7 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
     errors = [error(est, data) for est, data in bad]
     assert "NaN" in errors[0] and "Expected #D array" in errors[3] and "infinity" in errors[5]
     assert "feature names" in errors[4] and "feature names" in errors[6]
-    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    monkeypatch.setattr(_internals, "plain_array", lambda estimator, X: None)
     assert [error(est, data) for est, data in bad] == errors
     monkeypatch.undo()
     # inf - inf in the finiteness sum: validate_data's warnings, no more.
@@ -180,7 +180,7 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
     with warnings.catch_warnings(record=True) as ours:
         warnings.simplefilter("always")
         error(plain, both_infinities)
-    monkeypatch.setattr(NeuralRegressor, "_plain_array", lambda self, X: None)
+    monkeypatch.setattr(_internals, "plain_array", lambda estimator, X: None)
     with warnings.catch_warnings(record=True) as theirs:
         warnings.simplefilter("always")
         error(plain, both_infinities)

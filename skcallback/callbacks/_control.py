@@ -18,8 +18,9 @@ class TerminateOnNaN(Callback):
     The loss is checked before backward, so the bad batch never reaches the
     weights: its step is skipped and training stops. This reads the loss on
     every batch (one host synchronisation per batch). At the end of each
-    phase, the epoch's metrics (``valid_loss``, EpochScoring's scores) are
-    checked too: a non-finite one stops training after the epoch, where
+    phase, the metrics that must stay finite (``valid_loss``, EpochScoring's
+    scores: those declared ``finite``) are checked too: a non-finite one
+    stops training after the epoch, where
     without this callback the fit fails as diverged. It runs after the
     ordinary callbacks (``order = 800``), so it sees the scores they record.
 
@@ -48,9 +49,8 @@ class TerminateOnNaN(Callback):
     def _check_metrics(self, ctx: Context) -> None:
         # The training loss was watched batch by batch; it is NaN, not
         # diverged, when every batch of the epoch was skipped.
-        for key, value in ctx.metrics.items():
-            if key == "train_loss":
-                continue
+        for key in ctx.plan.finite_metrics:
+            value = ctx.metrics.get(key)
             if isinstance(value, numbers.Real) and not math.isfinite(value):
                 self.stopped_step_ = ctx.step
                 ctx.request_stop(f"terminate_on_nan: {key} is {value} at epoch {ctx.epoch}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from .._context import Context
+from .._internals import probe_tracking_server
 from ._base import METRIC_KEYS, Callback, epoch_numbers, import_extra, metric_keys
 from ._checkpoint import check_writable, ensure_writable
 
@@ -545,21 +546,8 @@ def _fit_context(mlflow: Any, where: tuple[str, str | None, int, int] | None) ->
 def _probe(uri: str, experiment: str) -> None:
     """Ask an HTTP tracking server once, without MLflow's retries, so that
     one that does not answer fails the fit in seconds, not minutes."""
-    if urllib.parse.urlsplit(uri).scheme not in ("http", "https"):
-        return
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
-
-    http_request(
-        get_default_host_creds(uri),
-        "/api/2.0/mlflow/experiments/get-by-name",
-        "GET",
-        max_retries=0,
-        backoff_factor=0,
-        timeout=_PROBE_TIMEOUT,
-        raise_on_status=False,
-        params={"experiment_name": experiment},
-    )
+    if urllib.parse.urlsplit(uri).scheme in ("http", "https"):
+        probe_tracking_server(uri, experiment, _PROBE_TIMEOUT)
 
 
 def _scalar(value: Any) -> bool:

@@ -131,7 +131,8 @@ class EpochScoring(Callback):
 
     def declare(self, plan: Any) -> None:
         if self._records(plan):
-            plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
+            name, lower = self._default_name(), bool(self.lower_is_better)
+            plan.declare_metric(name, lower_is_better=lower, finite=True)
 
     def _records(self, plan: Any) -> bool:
         """Whether this fit has the data the score is computed on."""

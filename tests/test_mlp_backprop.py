@@ -18,7 +18,6 @@ from skcallback.callbacks import (
     EpochScoring,
     GradientClipping,
     LambdaCallback,
-    LRScheduler,
 )
 
 ACTIVATIONS = [
@@ -337,12 +336,12 @@ def test_batches_a_callback_changed_train_as_autograd_trains_them(case):
 
 def test_batches_left_as_they_are_keep_the_fast_step(regression_data, monkeypatch):
     """A callback reading every batch does not cost the fast path."""
-    from skcallback._fused import FusedMLP
+    from skcallback._mlp_backprop import HandwrittenMLPStep
 
     steps = []
-    step = FusedMLP.step
+    step = HandwrittenMLPStep.step
     monkeypatch.setattr(
-        FusedMLP, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k)
+        HandwrittenMLPStep, "step", lambda self, *a, **k: steps.append(1) or step(self, *a, **k)
     )
     X, y = regression_data
     seen = LambdaCallback(name="seen", on_train_batch_begin=lambda ctx: ctx.X_batch.sum())
@@ -477,80 +476,3 @@ def test_fast_path_survives_pickle_save_and_load(regression_data, tmp_path):
     restored = NeuralRegressor(max_epochs=1, random_state=0)
     assert restored.load_checkpoint(path).fast_path_ is False
     np.testing.assert_array_equal(restored.predict(X), trained.predict(X))
-
-
-class _TwoLayers(nn.Module):
-    """A user's module: the hand-derived step does not apply, the direct
-    optimizer step does."""
-
-    def __init__(self, n_features_in, n_outputs):
-        super().__init__()
-        self.hidden = nn.Linear(n_features_in, 9)
-        self.out = nn.Linear(9, n_outputs)
-
-    def forward(self, X):
-        return self.out(torch.tanh(self.hidden(X)))
-
-
-def _profiled_fit(est, X, y):
-    """Fit ``est``; return how many times torch's ``Optimizer.step`` ran."""
-    with torch.autograd.profiler.profile() as prof:
-        est.fit(X, y)
-    return sum(1 for event in prof.function_events if event.name.startswith("Optimizer.step#"))
-
-
-OPTIMIZERS = {
-    "adam": {},
-    "adam, weight decay": {"optimizer__weight_decay": 0.1},
-    "adamw": {"optimizer": torch.optim.AdamW, "optimizer__weight_decay": 0.1},
-    "adam, step-wise scheduler": {
-        "callbacks": [LRScheduler("StepLR", step_every="batch", step_size=3, gamma=0.5)]
-    },
-}
-
-
-@pytest.mark.parametrize("module", [None, _TwoLayers], ids=["built-in MLP", "custom module"])
-@pytest.mark.parametrize("case", list(OPTIMIZERS))
-def test_fused_adam_steps_directly_with_the_model_and_state_of_optimizer_step(case, module):
-    """fast_path=True calls the fused Adam kernel itself after the first
-    step: the parameters and the optimizer's state are bit for bit those of
-    torch's optimizer.step(), which fast_path=False runs at every step."""
-    X, y = _data("regression", 0)
-    params = dict(
-        module=module,
-        hidden_layer_sizes=(8,),
-        batch_size=32,
-        max_epochs=3,
-        validation_fraction=None,
-        random_state=0,
-        **OPTIMIZERS[case],
-    )
-    direct, plain = NeuralRegressor(**params), NeuralRegressor(fast_path=False, **params)
-    assert _profiled_fit(direct, X, y) == 1  # the first step creates the state
-    assert _profiled_fit(plain, X, y) == plain.n_steps_ == direct.n_steps_ == 21
-    if module is not None:  # the same gradients: the same model, exactly
-        for a, b in zip(direct.module_.parameters(), plain.module_.parameters(), strict=True):
-            torch.testing.assert_close(a, b, rtol=0, atol=0)
-        mine, theirs = direct.optimizer_.state_dict(), plain.optimizer_.state_dict()
-        assert mine["param_groups"] == theirs["param_groups"]
-        for i, state in theirs["state"].items():
-            for key, value in state.items():
-                torch.testing.assert_close(mine["state"][i][key], value, rtol=0, atol=0)
-
-
-def test_step_hooks_and_other_optimizers_get_optimizer_step(regression_data):
-    X, y = regression_data
-    calls = []
-
-    def register(ctx):
-        if ctx.epoch == 1:
-            ctx.optimizer.register_step_post_hook(lambda *args: calls.append(1))
-
-    hooked = NeuralRegressor(
-        max_epochs=1, callbacks=[LambdaCallback(name="hook", on_train_begin=register)]
-    )
-    _profiled_fit(hooked, X, y)
-    assert len(calls) == hooked.n_steps_
-    for params in ({"optimizer": "sgd"}, {"optimizer__amsgrad": True}, {"optimizer__fused": False}):
-        est = NeuralRegressor(max_epochs=1, **params)
-        assert _profiled_fit(est, X, y) == est.n_steps_

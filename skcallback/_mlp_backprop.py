@@ -1,5 +1,7 @@
-"""The built-in MLP's training step by hand: forward, loss and backward into
-buffers allocated once per fit, as scikit-learn's MLP does in NumPy.
+"""Hand-written backpropagation for the built-in MLP: its training step's
+forward, loss and backward computed by hand into buffers allocated once per
+fit, as scikit-learn's MLP does in NumPy (no fused kernel: matrix products
+and element-wise operations of torch).
 
 On small data autograd's bookkeeping costs more than the arithmetic: for
 the S benchmark's 64-64 MLP and batches of 128, forward and backward took
@@ -20,8 +22,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch.nn.modules import module as _torch_module
 
+from ._internals import ModuleWatch
 from ._modules import ACTIVATIONS, Dropout
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -145,27 +147,7 @@ def _sparse_weight_grad(weight: Tensor, delta: Tensor, X: Tensor, fresh: bool) -
         weight.grad.t().addmm_(X.t(), delta)
 
 
-def _hook_registries(modules: list[nn.Module]) -> list[dict]:
-    """The dicts that hold forward and backward hooks for ``modules`` and
-    for every module (torch's global ones): registering a hook adds to
-    them, so checking them is checking for hooks."""
-    registries = [
-        _torch_module._global_forward_hooks,
-        _torch_module._global_forward_pre_hooks,
-        _torch_module._global_backward_hooks,
-        _torch_module._global_backward_pre_hooks,
-    ]
-    for module in modules:
-        registries += (
-            module._forward_hooks,
-            module._forward_pre_hooks,
-            module._backward_hooks,
-            module._backward_pre_hooks,
-        )
-    return registries
-
-
-class FusedMLP:
+class HandwrittenMLPStep:
     """The training step of a built-in ``MLP`` computed by hand.
 
     Parameters
@@ -199,10 +181,6 @@ class FusedMLP:
         generator: torch.Generator,
     ) -> None:
         linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-        self.hook_registries = _hook_registries(list(module.modules()))
-        # Each module's children as the step found them: a callback may swap
-        # or add a layer, which the module's forward would then run.
-        self.tree = [(layer._modules, dict(layer._modules)) for layer in module.modules()]
         self.dropouts = [layer for layer in module.modules() if isinstance(layer, Dropout)]
         self.parameters = [(layer.weight, layer.bias) for layer in linears]
         # Detached views read the live weights without recording a graph.
@@ -241,14 +219,16 @@ class FusedMLP:
         self.n_outputs, self.dtype, self.device = n_outputs, first.dtype, first.device
         self.target_dtype = first.dtype if loss == "mse" else torch.int64
         self.target_dims = 2 if loss == "mse" else 1
-        # Where each parameter the step reads lives, with the view it reads:
-        # a callback may put another tensor there (a new Parameter, a
-        # parametrization, a load_state_dict(assign=True)) or swap its data.
-        self.slots: list[tuple[dict, str, Tensor, Tensor]] = [
-            (layer._parameters, name, getattr(layer, name), view)
-            for layer, weight, bias in zip(linears, self.weights, self.biases, strict=True)
-            for name, view in (("weight", weight), ("bias", bias))
-        ]
+        # What the step relies on in the module: its layers, no hooks, each
+        # parameter still the tensor it reads (whose storage its views share).
+        self.watch = ModuleWatch(
+            module,
+            [
+                (layer, name, view)
+                for layer, weight, bias in zip(linears, self.weights, self.biases, strict=True)
+                for name, view in (("weight", weight), ("bias", bias))
+            ],
+        )
 
     def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, replaced: bool) -> bool:
         """Whether ``step`` computes this batch as autograd would, checked at
@@ -264,16 +244,8 @@ class FusedMLP:
         About 3 us; where it says no, the loop trains the batch with
         autograd."""
         return (
-            all(children == found for children, found in self.tree)
+            self.watch.unchanged()
             and all(layer.training and layer.p == self.dropout_p for layer in self.dropouts)
-            and not any(self.hook_registries)
-            and all(
-                params.get(name) is p
-                and p.data_ptr() == view.data_ptr()
-                # A tensor's gradient hooks live in dicts made at the first one.
-                and not (p._backward_hooks or p._post_accumulate_grad_hooks)
-                for params, name, p, view in self.slots
-            )
             and not X.requires_grad
             and (not replaced or self._batch_fits(X, y, w))
         )
