@@ -206,7 +206,8 @@ def test_deleted_experiments_and_runs_are_refused_before_training(data, store):
     est = NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(experiment="gone")])
     with pytest.raises(ValueError, match=r"experiment 'gone' .* is deleted") as info:
         est.fit(*data)
-    assert "in setup" in " ".join(info.value.__notes__) and not hasattr(est, "n_iter_")
+    # Found when the store is opened, once every setup has passed, before training.
+    assert "in on_fit_begin" in " ".join(info.value.__notes__) and not hasattr(est, "n_iter_")
     parent = store.create_run(store.create_experiment("parents")).info.run_id
     store.delete_run(parent)
     orphan = NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger(parent_run_id=parent)])
@@ -323,3 +324,15 @@ def test_only_finite_numbers_are_logged(data, store):
     (run,) = _runs(store)
     assert {"score", "train_loss"} <= set(run.data.metrics)
     assert not {"broken", "flag", "note", "epoch"} & set(run.data.metrics)
+
+
+def test_a_fit_failing_in_setup_opens_no_store(data, tmp_path):
+    # setup only checks: the store (here a local SQLite file) is opened, and
+    # an experiment created, once every callback's setup has passed.
+    uri = f"sqlite:///{tmp_path / 'never.db'}"
+    callbacks = [MlflowLogger(tracking_uri=uri, experiment="e"), EarlyStopping(monitor="nothing")]
+    with pytest.raises(ValueError, match="nothing"):
+        NeuralRegressor(max_epochs=1, callbacks=callbacks).fit(*data)
+    assert not (tmp_path / "never.db").exists()
+    NeuralRegressor(max_epochs=1, callbacks=callbacks[:1]).fit(*data)
+    assert mlflow.tracking.MlflowClient(uri).get_experiment_by_name("e") is not None

@@ -342,8 +342,53 @@ class MlflowLogger(Callback):
         where_uri, active = _fit_context(mlflow, self._where)
         uri = self.tracking_uri if self.tracking_uri is not None else where_uri
         try:
-            _probe(uri, self.experiment)
-            client = mlflow.tracking.MlflowClient(uri)
+            _probe(uri, self.experiment)  # reads only: a dead server fails here, at once
+        except Exception as exc:
+            raise ValueError(
+                f"MlflowLogger cannot open experiment {self.experiment!r} at tracking_uri "
+                f"{uri!r}: {exc}"
+            ) from exc
+        parent = self.parent_run_id
+        if parent is None and self.tracking_uri in (None, where_uri):
+            parent = active
+        self._uri, self._parent, self._fit_name = uri, parent, plan.fit_name()
+        # Only a run this fit's logger created continues: a saved or
+        # checkpointed run id is data, and must not open someone else's run.
+        previous = getattr(self, "run_id_", None)
+        continuing = plan.continuing or plan.resume is not None
+        self._previous = previous if continuing and isinstance(previous, str) else None
+        self._resumed = plan.resume is not None
+
+    def on_fit_begin(self, ctx: Context) -> None:
+        # The store is opened (an experiment created, a local store's file
+        # made) here, once every callback's setup has passed.
+        mlflow = import_extra("mlflow", "mlflow", "MlflowLogger")
+        self._experiment_id = self._open_experiment(mlflow)
+        self._continue = self._continued_run()
+        params = self._params(ctx)
+        self._skipped: set[str] = set()
+        self.tracking_uri_ = self._uri
+        if self._continue is not None:
+            self.run_id_ = self._continue
+            self._client.update_run(self.run_id_, status="RUNNING")
+            self._status: str | None = "FINISHED"  # the run is open: on_fit_end closes it
+            return
+        tags = {"skcallback.fit": self._fit_name, "estimator": type(ctx.estimator).__name__}
+        if self._parent is not None:
+            tags["mlflow.parentRunId"] = self._parent
+        run = self._client.create_run(self._experiment_id, tags=tags)
+        self.run_id_ = run.info.run_id
+        self._status = "FINISHED"
+        for start in range(0, len(params), 100):
+            self._client.log_batch(self.run_id_, params=params[start : start + 100])
+
+    def _open_experiment(self, mlflow: Any) -> str:
+        """The id of the experiment the fit's run goes to: the parent run's
+        (MLflow shows children under their parent within one experiment),
+        else ``experiment``, created when missing."""
+        uri = self._uri
+        try:
+            client = self._client = mlflow.tracking.MlflowClient(uri)
             experiment = client.get_experiment_by_name(self.experiment)
             experiment_id = (
                 experiment.experiment_id
@@ -355,57 +400,51 @@ class MlflowLogger(Callback):
                 f"MlflowLogger cannot open experiment {self.experiment!r} at tracking_uri "
                 f"{uri!r}: {exc}"
             ) from exc
-        parent = self.parent_run_id
-        if parent is None and self.tracking_uri in (None, where_uri):
-            parent = active
-        if parent is not None:
-            parent_run = _run_exists(client, parent)
+        if self._parent is not None:
+            parent_run = _run_exists(client, self._parent)
             if parent_run is None or not _active(client, parent_run):
-                given = self.parent_run_id is not None
                 raise ValueError(
-                    f"MlflowLogger's parent run {parent!r} does not exist at {uri!r}, or it or "
-                    "its experiment is deleted; "
+                    f"MlflowLogger's parent run {self._parent!r} does not exist at {uri!r}, or "
+                    "it or its experiment is deleted; "
                     + (
                         "pass parent_run_id=None or a run of that store."
-                        if given
+                        if self.parent_run_id is not None
                         else "it is the active MLflow run: end it, or pass parent_run_id."
                     )
                 )
-            # MLflow shows children under their parent within one experiment.
-            experiment_id = parent_run.info.experiment_id
-        elif experiment is not None and experiment.lifecycle_stage != "active":
+            return str(parent_run.info.experiment_id)
+        if experiment is not None and experiment.lifecycle_stage != "active":
             raise ValueError(
                 f"MlflowLogger's experiment {self.experiment!r} at {uri!r} is deleted, and MLflow "
                 "logs no runs to it nor creates another of that name; restore it (mlflow "
                 "experiments restore) or pass another experiment."
             )
-        previous = getattr(self, "run_id_", None)
-        self._continue = None
-        if (plan.continuing or plan.resume is not None) and isinstance(previous, str):
-            # Only a run this fit's logger created: a saved or checkpointed
-            # run id is data, and must not open someone else's run.
-            run = _run_exists(client, previous)
-            fit = None if run is None else run.data.tags.get("skcallback.fit")
-            if (
-                run is not None
-                and run.info.experiment_id == experiment_id
-                and run.info.lifecycle_stage == "active"
-                and fit is not None
-                and (plan.resume is None or fit == plan.fit_name())
-            ):
-                self._continue = previous
-        self._client, self._experiment_id, self._parent, self._uri = (
-            client,
-            experiment_id,
-            parent,
-            uri,
-        )
-        self._fit_name = plan.fit_name()
+        return str(experiment_id)
 
-    def on_fit_begin(self, ctx: Context) -> None:
+    def _continued_run(self) -> str | None:
+        """The run a continuing fit logs on: the previous fit's, when this
+        logger's fit created it (tagged with a fit name; the same fit's when
+        resumed) and it is live in the experiment."""
+        if self._previous is None:
+            return None
+        run = _run_exists(self._client, self._previous)
+        fit = None if run is None else run.data.tags.get("skcallback.fit")
+        if (
+            run is not None
+            and run.info.experiment_id == self._experiment_id
+            and run.info.lifecycle_stage == "active"
+            and fit is not None
+            and (not self._resumed or fit == self._fit_name)
+        ):
+            return self._previous
+        return None
+
+    def _params(self, ctx: Context) -> list[Any]:
+        """The estimator's parameters as MLflow params, with its metric and
+        parameter names checked (here, not in setup: callbacks set up later
+        may declare metrics)."""
         from mlflow.entities import Param
 
-        # Here, not in setup: callbacks set up later may declare metrics.
         keys = self._keys if self._keys is not None else list(ctx.plan.metrics)
         bad = [key for key in keys if key != "epoch" and not _mlflow_name(key)]
         if bad:
@@ -428,21 +467,7 @@ class MlflowLogger(Callback):
                 f"{_MLFLOW_KEY_LENGTH} letters, digits, '_', '-', '.', '/', ':' and spaces, and "
                 "are not paths. Rename the callbacks whose names they hold."
             )
-        self._skipped: set[str] = set()
-        if self._continue is not None:
-            self.run_id_ = self._continue
-            self._client.update_run(self.run_id_, status="RUNNING")
-            self._status: str | None = "FINISHED"  # the run is open: on_fit_end closes it
-        else:
-            tags = {"skcallback.fit": self._fit_name, "estimator": type(ctx.estimator).__name__}
-            if self._parent is not None:
-                tags["mlflow.parentRunId"] = self._parent
-            run = self._client.create_run(self._experiment_id, tags=tags)
-            self.run_id_ = run.info.run_id
-            self._status = "FINISHED"
-            for start in range(0, len(params), 100):
-                self._client.log_batch(self.run_id_, params=params[start : start + 100])
-        self.tracking_uri_ = self._uri
+        return params
 
     def on_epoch_end(self, ctx: Context) -> None:
         from mlflow.entities import Metric
