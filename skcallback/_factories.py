@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _routing
+from . import _internals, _routing
 from ._modules import build_module, global_rng_scope, signature_names
 from ._params import OPTIMIZERS, InvalidParameterError
 
@@ -74,7 +74,8 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
             failure = ("Could not build the optimizer {} with {}: ", exc)
             continue
         try:
-            _first_step(factory, parameters, {**extra, **kwargs})
+            if params or cls not in _BUILT_IN:  # the defaults of torch's own step
+                _first_step(factory, parameters, {**extra, **kwargs})
         except Exception as exc:
             failure = ("The optimizer {} with {} fails at its first step: ", exc)
             continue
@@ -85,6 +86,12 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
     raise InvalidParameterError(
         template.format(cls.__name__, given) + f"{type(error).__name__}: {error}"
     ) from error
+
+
+#: torch's optimizers, by the names the ``optimizer`` parameter takes: with
+#: no ``optimizer__`` options (``lr`` is checked by its constraint) their
+#: first step cannot fail, and a fit skips the throwaway one.
+_BUILT_IN = frozenset(OPTIMIZERS.values())
 
 
 def _first_step(factory: Callable[..., Any], parameters: list[Any], kwargs: dict) -> None:
@@ -106,11 +113,7 @@ def _first_step(factory: Callable[..., Any], parameters: list[Any], kwargs: dict
     # Torch wraps every optimizer's step to run the step hooks (a user's
     # global ones too) and the profiler; the function it wraps steps alone,
     # so neither sees a step that trains nothing.
-    step = getattr(type(optimizer).step, "__wrapped__", None)
-    if step is None:
-        optimizer.step()
-    else:
-        step(optimizer)
+    _internals.unwrapped_step(type(optimizer))(optimizer)
 
 
 def _check_optimizer(cls: type[torch.optim.Optimizer], params: dict[str, Any], lr: float) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .. import _internals
 from .._context import Context
 from ._base import Callback
 
@@ -236,7 +237,7 @@ class LRScheduler(Callback):
         # Torch's mark of an optimizer that has stepped: without it, the
         # scheduler warns that it steps first (catch_warnings is not
         # thread-safe, and stepping the throwaway would reach step hooks).
-        throwaway._opt_called = True
+        _internals.record_step_for_scheduler(throwaway)
         try:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(0.0)
