@@ -56,11 +56,36 @@ class Dropout(nn.Dropout):
         return X * mask / keep
 
 
-class SparseInputLinear(nn.Linear):
-    """``nn.Linear`` that also takes a torch sparse input, multiplied as it
-    is (``X @ weight.T + bias`` from a sparse ``X``, autograd included):
-    the MLP's first layer, which receives the sparse batches of a sparse
-    ``X``."""
+class Linear(nn.Linear):
+    """``nn.Linear`` whose initial weights come from ``generator``, in
+    PyTorch's default scheme (uniform in ``±1/sqrt(in_features)``), never
+    from torch's global generator; without one, as ``nn.Linear``."""
+
+    def __init__(
+        self, in_features: int, out_features: int, generator: torch.Generator | None = None
+    ) -> None:
+        # nn.Linear's __init__ calls reset_parameters, which reads it. (No
+        # skip_init: building on the meta device costs five times as much
+        # on the small layers of a small fit.)
+        self._init_generator = generator
+        super().__init__(in_features, out_features)
+        del self._init_generator
+
+    def reset_parameters(self) -> None:
+        generator = getattr(self, "_init_generator", None)
+        if generator is None:
+            super().reset_parameters()
+            return
+        bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound, generator=generator)
+            self.bias.uniform_(-bound, bound, generator=generator)
+
+
+class SparseInputLinear(Linear):
+    """``Linear`` that also takes a torch sparse input, multiplied as it is
+    (``X @ weight.T + bias`` from a sparse ``X``, autograd included): the
+    MLP's first layer, which receives the sparse batches of a sparse ``X``."""
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         if X.layout == torch.strided:
@@ -121,17 +146,7 @@ def _linear(
 ) -> nn.Linear:
     """A ``Linear`` layer (the ``first`` one taking sparse inputs too)
     initialised as PyTorch does, from ``generator``."""
-    # The layer's own initialisation draws from torch's global generator:
-    # forked, so that the user's stream is left as it was. (skip_init, which
-    # draws nothing, costs five times as much on the small layers of a
-    # small fit.)
-    with torch.random.fork_rng(devices=[]):
-        layer = (SparseInputLinear if first else nn.Linear)(n_in, n_out)
-    bound = 1 / math.sqrt(n_in) if n_in > 0 else 0.0
-    with torch.no_grad():
-        layer.weight.uniform_(-bound, bound, generator=generator)
-        layer.bias.uniform_(-bound, bound, generator=generator)
-    return layer
+    return (SparseInputLinear if first else Linear)(n_in, n_out, generator)
 
 
 #: The parameters that configure the built-in MLP.
