@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from . import _routing, _snapshot
+from . import _continuation, _routing, _snapshot
 from ._data import Dataset, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
@@ -85,10 +85,13 @@ class Settings:
 
 def read_settings(estimator: Any, *, partial: bool) -> Settings:
     """Phase 1: check every parameter (declared constraints, routed
-    parameters) and resolve the device."""
+    parameters; a continued fit's module parameters are those that built
+    the fitted module) and resolve the device."""
     validate_parameters(estimator)
     _routing.check_extra_params(estimator)
     continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
+    if continuing:
+        _continuation.check_architecture(estimator, partial=partial)
     device = resolve_device(estimator.device)
     fitted = estimator.module_ if continuing else None
     sparse = takes_sparse_batches(
@@ -454,13 +457,16 @@ def build_fit_objects(
     resume: ResumePoint | None,
 ) -> None:
     """Phase 5: module, criterion and optimizer on ``work``: new (from
-    ``seed``), continued (a fitted state with its ``previous`` callbacks) or
-    restored from ``resume``; tried by a dry run on the first rows; then
+    ``seed``), continued (a fitted state with its ``previous`` callbacks,
+    its changed optimizer and criterion settings applied) or restored from
+    ``resume``; tried by a dry run on the first rows; then
     the callbacks, with their states, become the fitted callbacks."""
     if previous is not None:
         load_callback_states(callbacks, previous)
+        _continuation.apply_changed_settings(work)
     else:
         build_objects(work, settings.device, seed)
+        _continuation.record(work)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
     custom_seed = None if owns_its_randomness(work) else seed + 1
     with global_rng_scope(custom_seed, settings.device):
