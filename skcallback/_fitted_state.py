@@ -57,7 +57,9 @@ _REBUILT = ("module_", "optimizer_", "callbacks_", "history_")
 
 
 #: Private attributes a fit sets besides the public fitted ones.
-_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim", "_built_with")
+#: ``_fit_name`` (the name loggers give the fit, ``FitIdentity.run_name``)
+#: is kept in memory only: no file says which log a loaded model continues.
+_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim", "_built_with", "_fit_name")
 
 
 def is_fitted_key(key: str) -> bool:

@@ -23,7 +23,6 @@ first batch:
 from __future__ import annotations
 
 import math
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -52,9 +51,6 @@ from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 
 _SEED_BOUND = np.iinfo(np.int32).max
-
-#: What ``FitIdentity.fit_name`` gives: 16 hexadecimal digits.
-_FIT_NAME = re.compile(r"[0-9a-f]{16}")
 
 Callbacks = list[tuple[str, Any]]
 
@@ -136,12 +132,17 @@ class FitIdentity:
     def run_name(self, previous: Any = None) -> str:
         """The name a logger gives this fit's file, folder or run: a fit that
         continues training (``warm_start``, ``partial_fit``) keeps the name
-        ``previous`` the logger gave the fit it continues, when that is a
-        name ``fit_name`` could have given; any other fit is named
-        ``fit_name``."""
-        if self.continuing and isinstance(previous, str) and _FIT_NAME.fullmatch(previous):
-            return previous
-        return self.fit_name()
+        of the fit it continues, which the estimator recorded in this
+        process; any other fit, and one that continues a fitted state loaded
+        from a file (which names no fit: a file does not choose which log a
+        fit writes to), is named ``fit_name``. ``previous``, the name a
+        logger recorded, is not used (callers written for earlier versions
+        pass it)."""
+        work = self.estimator
+        name = vars(work).get("_fit_name") if self.continuing else None
+        if name is None:
+            name = work._fit_name = self.fit_name()
+        return name
 
 
 @dataclass(frozen=True, slots=True)
