@@ -33,6 +33,9 @@ ARCHITECTURE = ("module", "hidden_layer_sizes", "activation", "dropout", "precis
 #: The parameters that decide the optimizer (with ``optimizer__*``).
 _OPTIMIZER = ("optimizer", "lr")
 
+#: The routed parameters of the objects a fit builds.
+_ROUTED = ("module__", "optimizer__", "criterion__")
+
 _NOT_SET = "(not set)"
 
 
@@ -48,9 +51,9 @@ def built_with(estimator: Any) -> dict[str, str]:
         OPTIMIZERS.get(name.lower(), name) if isinstance(name, str) else name
     )
     record["criterion"] = describe(estimator.criterion)
-    for prefix in ("module__", "optimizer__", "criterion__"):
-        for key, value in _routing.routed(estimator, prefix).items():
-            record[prefix + key] = describe(value)
+    for key, value in _routing.extra_params(estimator).items():
+        if key.startswith(_ROUTED):
+            record[key] = describe(value)
     return record
 
 
