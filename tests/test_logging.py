@@ -301,7 +301,8 @@ def test_a_continued_fit_continues_only_the_kept_models_rows(regression_data, tm
         file.write("3,9.0,9.0,0.001,0.1\n4,9.0,9.0,0.001,0.1\n")
     est.fit(X, y)
     assert _epochs(path) == [1, 2, 3, 4]
-    assert [float(row["train_loss"]) != 9.0 for row in csv.DictReader(path.open())] == [True] * 4
+    with path.open(newline="") as file:
+        assert all(float(row["train_loss"]) != 9.0 for row in csv.DictReader(file))
 
 
 def test_a_checkpoints_logger_state_does_not_choose_the_log_a_fit_continues(
