@@ -207,7 +207,12 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         EarlyStopping, TimeLimit or Ctrl-C counts as completion), or it raises
         and leaves the estimator exactly as it was. With ``warm_start=True`` a
         fitted estimator continues: module, optimizer, callback state,
-        history and the validation split carry on.
+        history and the validation split carry on; changed ``lr``,
+        ``optimizer``, ``optimizer__*``, ``criterion`` and ``criterion__*``
+        apply (the optimizer keeps its state unless its class changed), and
+        a changed module parameter (``module``, ``module__*``,
+        ``hidden_layer_sizes``, ``activation``, ``dropout``, ``precision``)
+        is a ValueError.
 
         Parameters
         ----------

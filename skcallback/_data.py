@@ -11,7 +11,6 @@ scale of an unweighted mean and ``sample_weight=c * w`` trains exactly as
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterator
 from typing import cast
 
@@ -21,11 +20,6 @@ import torch
 
 #: Rows per batch for validation and prediction (no gradients are kept).
 EVAL_BATCH_SIZE = 16384
-
-
-# We never write to the tensors made from the user's arrays, so a read-only
-# array is fine; one filter at import, as catch_warnings is not thread-safe.
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 
 #: The most bytes of features gathered at once when batching an epoch. The
@@ -39,7 +33,30 @@ CHUNK_BYTES = 4 * 2**20
 
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """A tensor on ``device``; on the CPU it shares ``array``'s memory."""
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+    return shared_tensor(np.ascontiguousarray(array)).to(device)
+
+
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory, which is never written.
+
+    ``torch.from_numpy`` warns about a read-only array (once per process,
+    under the user's warning filters, which a filter of ours cannot
+    outrank), though the library never writes to it. Such an array is
+    taken through a writable view of the same memory where NumPy allows one
+    (the read-only flag was set on writable memory), else through DLPack,
+    which carries the flag without a warning (a read-only memory map), else
+    copied."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    view = array.view()
+    try:
+        view.setflags(write=True)
+    except ValueError:  # the memory itself is read-only
+        try:
+            return torch.from_dlpack(array)
+        except (BufferError, RuntimeError, TypeError):
+            return torch.from_numpy(array.copy())
+    return torch.from_numpy(view)
 
 
 def normalized_weights(sample_weight: np.ndarray | None, dtype: np.dtype) -> np.ndarray | None:
@@ -199,9 +216,9 @@ class SparseRows:
         if sparse:
             counts = torch.from_numpy(np.diff(self.indptr))
             row_of = torch.repeat_interleave(torch.arange(self.rows.shape[0]), counts)
-            columns = torch.from_numpy(self.rows.indices).long()
+            columns = shared_tensor(self.rows.indices).long()
             self.indices = torch.stack([row_of, columns]).to(device)
-            self.values = torch.from_numpy(self.rows.data).to(device)
+            self.values = shared_tensor(self.rows.data).to(device)
 
     def __len__(self) -> int:
         return self.rows.shape[0]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from . import _routing
+from . import _continuation, _routing
 from ._dispatch import CallbackMap
 from ._factories import build_objects
 
@@ -57,7 +57,9 @@ _REBUILT = ("module_", "optimizer_", "callbacks_", "history_")
 
 
 #: Private attributes a fit sets besides the public fitted ones.
-_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim")
+#: ``_fit_name`` (the name loggers give the fit, ``FitIdentity.run_name``)
+#: is kept in memory only: no file says which log a loaded model continues.
+_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim", "_built_with", "_fit_name")
 
 
 def is_fitted_key(key: str) -> bool:
@@ -97,6 +99,7 @@ def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> 
     parameters, their states and the callbacks' from ``state`` (the last
     step of ``restore``)."""
     build_objects(work, device, seed=0)
+    _continuation.record(work)  # the parameters that saved it built its module
     load_objects(work, state, path)
     callbacks = _routing.fitted_callbacks(work)
     stop_reason = getattr(work, "stop_reason_", None)

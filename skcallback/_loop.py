@@ -25,6 +25,7 @@ from ._factories import LossFn
 from ._mlp_backprop import HandwrittenMLPStep
 from ._modules import dropout_generator, global_rng_scope
 from ._precision import Precision
+from ._stack import user_stacklevel
 
 INTERRUPTED = "KeyboardInterrupt"
 
@@ -72,7 +73,7 @@ def run_fit(ctx: Context) -> None:
             f"Training was interrupted (Ctrl-C) in epoch {ctx.epoch}: the fit ended after "
             "the current batch, as if stopped. Press Ctrl-C twice to abort instead.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

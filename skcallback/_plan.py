@@ -23,7 +23,6 @@ first batch:
 from __future__ import annotations
 
 import math
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from . import _routing, _snapshot
+from . import _continuation, _routing, _snapshot
 from ._data import Dataset, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
@@ -52,9 +51,6 @@ from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 
 _SEED_BOUND = np.iinfo(np.int32).max
-
-#: What ``FitIdentity.fit_name`` gives: 16 hexadecimal digits.
-_FIT_NAME = re.compile(r"[0-9a-f]{16}")
 
 Callbacks = list[tuple[str, Any]]
 
@@ -85,10 +81,13 @@ class Settings:
 
 def read_settings(estimator: Any, *, partial: bool) -> Settings:
     """Phase 1: check every parameter (declared constraints, routed
-    parameters) and resolve the device."""
+    parameters; a continued fit's module parameters are those that built
+    the fitted module) and resolve the device."""
     validate_parameters(estimator)
     _routing.check_extra_params(estimator)
     continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
+    if continuing:
+        _continuation.check_architecture(estimator, partial=partial)
     device = resolve_device(estimator.device)
     fitted = estimator.module_ if continuing else None
     sparse = takes_sparse_batches(
@@ -133,12 +132,17 @@ class FitIdentity:
     def run_name(self, previous: Any = None) -> str:
         """The name a logger gives this fit's file, folder or run: a fit that
         continues training (``warm_start``, ``partial_fit``) keeps the name
-        ``previous`` the logger gave the fit it continues, when that is a
-        name ``fit_name`` could have given; any other fit is named
-        ``fit_name``."""
-        if self.continuing and isinstance(previous, str) and _FIT_NAME.fullmatch(previous):
-            return previous
-        return self.fit_name()
+        of the fit it continues, which the estimator recorded in this
+        process; any other fit, and one that continues a fitted state loaded
+        from a file (which names no fit: a file does not choose which log a
+        fit writes to), is named ``fit_name``. ``previous``, the name a
+        logger recorded, is not used (callers written for earlier versions
+        pass it)."""
+        work = self.estimator
+        name = vars(work).get("_fit_name") if self.continuing else None
+        if name is None:
+            name = work._fit_name = self.fit_name()
+        return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,13 +458,16 @@ def build_fit_objects(
     resume: ResumePoint | None,
 ) -> None:
     """Phase 5: module, criterion and optimizer on ``work``: new (from
-    ``seed``), continued (a fitted state with its ``previous`` callbacks) or
-    restored from ``resume``; tried by a dry run on the first rows; then
+    ``seed``), continued (a fitted state with its ``previous`` callbacks,
+    its changed optimizer and criterion settings applied) or restored from
+    ``resume``; tried by a dry run on the first rows; then
     the callbacks, with their states, become the fitted callbacks."""
     if previous is not None:
         load_callback_states(callbacks, previous)
+        _continuation.apply_changed_settings(work)
     else:
         build_objects(work, settings.device, seed)
+        _continuation.record(work)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
     custom_seed = None if owns_its_randomness(work) else seed + 1
     with global_rng_scope(custom_seed, settings.device):

@@ -161,10 +161,23 @@ def check_callback_param(estimator: Any, key: str) -> None:
         given = {
             k[len(prefix) :]: v for k, v in extra_params(estimator).items() if k.startswith(prefix)
         }
-        try:
-            copy.copy(cb).set_params(**given)
-        except ValueError as exc:
-            raise ValueError(f"{exc} (from {key!r}, callback {name!r})") from None
+        set_callback_params(copy.copy(cb), name, given)
+
+
+def set_callback_params(cb: Callback, name: str, params: dict[str, Any]) -> None:
+    """Set the routed ``cb__<name>__*`` parameters ``params`` on ``cb``;
+    an unknown one is reported alike when ``set_params`` stores it (as a
+    search sets it) and when a fit reads it (passed to the constructor).
+
+    Raises
+    ------
+    ValueError
+        Naming the callback and the parameters it takes.
+    """
+    try:
+        cb.set_params(**params)
+    except ValueError as exc:
+        raise ValueError(f"Callback {name!r} (cb__{name}__...): {exc}") from None
 
 
 def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
@@ -191,10 +204,7 @@ def fitted_callbacks(estimator: Any) -> list[tuple[str, Callback]]:
                 f"{type(exc).__name__}: {exc}. Every fit works on a copy of each callback, "
                 "parameters included: give parameters that copy.deepcopy can copy."
             ) from exc
-        try:
-            cb.set_params(**params.get(name, {}))
-        except ValueError as exc:
-            raise ValueError(f"Callback {name!r}: {exc}") from None
+        set_callback_params(cb, name, params.get(name, {}))
         check_parameters(cb, name)
         check_hook_names(cb, name)
         clones.append((cb.order, position, name, cb))

@@ -2,6 +2,8 @@
 validation split is over samples (stratified for classifiers)."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -318,3 +320,34 @@ def test_an_epoch_gathered_in_many_chunks_trains_on_the_batches_of_one(
             ]
         )
         np.testing.assert_allclose(ratios, ratios[0], rtol=1e-5)
+
+
+def test_read_only_inputs_raise_no_torch_warning_under_the_users_filters(tmp_path):
+    # torch warns once per process about a read-only array: a new process,
+    # whose filters (set after import, as a user's or pytest's are) turn
+    # every warning into an error.
+    script = """
+import warnings
+import numpy as np
+import scipy.sparse as sp
+import skcallback
+warnings.simplefilter("error")
+rng = np.random.RandomState(0)
+X = rng.normal(size=(40, 3)).astype(np.float32)
+y = X.sum(axis=1).astype(np.float32)
+np.save("x.npy", X)
+mapped = np.load("x.npy", mmap_mode="r")  # memory that cannot be written
+sparse = sp.csr_matrix(X)
+for array in (X, y, sparse.data, sparse.indices, sparse.indptr):
+    array.setflags(write=False)
+for data in (X, mapped, sparse):
+    est = skcallback.NeuralRegressor(max_epochs=1, validation_fraction=None).fit(data, y)
+    est.predict(data)
+assert not X.flags.writeable and not mapped.flags.writeable
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"

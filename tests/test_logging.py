@@ -11,6 +11,7 @@ from skcallback.callbacks import (
     CSVLogger,
     EarlyStopping,
     EpochScoring,
+    LambdaCallback,
     LossMonitor,
     MetricLogger,
     PrintLog,
@@ -252,3 +253,74 @@ def test_loss_monitor_counts_batches_across_epochs_as_mindspore(regression_data)
     ).fit(X, y)
     heads = [line.split(",")[0] for line in lines]
     assert heads == ["epoch: 2 step: 1", "epoch: 3 step: 2"]  # batches 4 and 8 of the fit
+
+
+def _crash_at_epoch(epoch):
+    def crash(ctx):
+        if ctx.epoch == epoch:
+            raise RuntimeError("simulated failure")
+
+    return LambdaCallback(name="crash", on_epoch_begin=crash)
+
+
+def _epochs(path):
+    with open(path, newline="") as file:
+        return [int(row["epoch"]) for row in csv.DictReader(file)]
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_failed_fit_leaves_the_kept_models_log_as_it_was(regression_data, tmp_path, warm_start):
+    X, y = regression_data
+    path = tmp_path / "log.csv"
+    est = NeuralRegressor(max_epochs=2, warm_start=warm_start, callbacks=[CSVLogger(path)])
+    est.fit(X, y)
+    kept = path.read_bytes()
+    # a refit would rewrite the file, a warm start add to it: both fail after a row
+    est.set_params(callbacks=[CSVLogger(path), _crash_at_epoch(4 if warm_start else 2)])
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        est.fit(X, y)
+    assert path.read_bytes() == kept
+    if warm_start:  # the kept model goes on, and so does its log
+        est.set_params(callbacks=[CSVLogger(path)]).fit(X[:60], y[:60])
+        assert _epochs(path) == [1, 2, 3, 4]
+
+
+def test_a_failed_first_fit_leaves_no_log(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=3, callbacks=[CSVLogger(tmp_path), _crash_at_epoch(3)])
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        est.fit(X, y)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_continued_fit_continues_only_the_kept_models_rows(regression_data, tmp_path):
+    X, y = regression_data
+    path = tmp_path / "log.csv"
+    est = NeuralRegressor(max_epochs=2, warm_start=True, callbacks=[CSVLogger(path)]).fit(X, y)
+    with path.open("a") as file:  # rows of a continued fit that was killed
+        file.write("3,9.0,9.0,0.001,0.1\n4,9.0,9.0,0.001,0.1\n")
+    est.fit(X, y)
+    assert _epochs(path) == [1, 2, 3, 4]
+    with path.open(newline="") as file:
+        assert all(float(row["train_loss"]) != 9.0 for row in csv.DictReader(file))
+
+
+def test_a_checkpoints_logger_state_does_not_choose_the_log_a_fit_continues(
+    regression_data, tmp_path
+):
+    from skcallback.callbacks import Checkpoint, checkpoint_files
+
+    X, y = regression_data
+    logs = tmp_path / "logs"
+    NeuralRegressor(
+        max_epochs=2, callbacks=[CSVLogger(f"{logs}/"), Checkpoint(dirname=tmp_path / "ck")]
+    ).fit(X[:60], y[:60])
+    (other_log,) = logs.iterdir()
+    kept = other_log.read_bytes()
+    (folder,) = (tmp_path / "ck").iterdir()
+    est = NeuralRegressor(max_epochs=1, warm_start=True, callbacks=[CSVLogger(logs)])
+    est.load_checkpoint(checkpoint_files(folder, "model")[-1])
+    est.fit(X, y)
+    assert other_log.read_bytes() == kept  # another fit's log is not touched
+    assert est.callbacks_["csv_logger"].path_ != str(other_log)
+    assert _epochs(est.callbacks_["csv_logger"].path_) == [3]

@@ -264,13 +264,36 @@ def test_ctrl_c_stops_after_the_current_batch_and_leaves_a_fitted_estimator(regr
         max_epochs=50,
         random_state=0,
     )
-    with pytest.warns(RuntimeWarning, match="interrupted"):
+    with pytest.warns(RuntimeWarning, match="interrupted") as record:
         est.fit(X, y)
+    assert record[0].filename == __file__  # the user's line, not the library's
     assert est.n_steps_ == 2
     assert est.n_iter_ == 1
     assert "valid_loss" in est.history_[0]
     assert est.predict(X).shape == (120,)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_the_ctrl_c_warning_points_at_the_users_line_through_a_search(
+    regression_data, fresh_interrupts
+):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    X, y = regression_data
+    pressed = []
+
+    def press_once(ctx):  # a second press within seconds would abort the search
+        if ctx.step == 2 and not pressed:
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    once = LambdaCallback(name="ctrl_c", on_after_step=press_once)
+    est = NeuralRegressor(callbacks=[once], batch_size=10, max_epochs=2)
+    search = GridSearchCV(make_pipeline(est), {"neuralregressor__lr": [1e-3]}, cv=2, refit=False)
+    with pytest.warns(RuntimeWarning, match="interrupted") as record:
+        search.fit(X, y)
+    assert {w.filename for w in record if "interrupted" in str(w.message)} == {__file__}
 
 
 def test_a_keyboard_interrupt_raised_in_a_hook_aborts_after_clean_up(regression_data):

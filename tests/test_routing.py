@@ -84,6 +84,22 @@ def test_unknown_callback_names_and_params_list_what_is_valid(regression_data):
         NeuralRegressor(callbacks=[Scale()], cb__nope__x=1).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [("cb__scale__factr", 1.0), ("cb__scal__factor", 1.0), ("cb__scale__factor__x", 1.0)],
+)
+def test_a_misspelled_callback_parameter_reads_the_same_at_fit_and_in_set_params(
+    regression_data, key, value
+):
+    X, y = regression_data
+    with pytest.raises(ValueError) as at_fit:
+        NeuralRegressor(callbacks=[Scale()], max_epochs=1, **{key: value}).fit(X, y)
+    with pytest.raises(ValueError) as in_set_params:  # as a grid search sets it
+        NeuralRegressor(callbacks=[Scale()]).set_params(**{key: value})
+    assert str(at_fit.value) == str(in_set_params.value)
+    assert key.split("__")[1] in str(at_fit.value)
+
+
 def test_a_callback_can_be_replaced_or_disabled_by_name(regression_data):
     X, y = regression_data
     est = NeuralRegressor(callbacks=[Scale()], cb__scale=None, max_epochs=1).fit(X, y)

@@ -303,19 +303,28 @@ class CSVLogger(Callback):
         parallel or not, keeps its rows, and a fit run again rewrites its
         file. A fit that continues training (``warm_start``, each
         ``partial_fit`` call, a resumed fit) adds to the file of the fit it
-        continues. Identical fits run at the same time (same parameters and
+        continues (a model loaded from a file, which names no fit, starts
+        the file of its own ``<fit>``). Identical fits run at the same time (same parameters and
         data, ``random_state=None``) share a name: give them different
         folders. A single file is rewritten by each fit of a search, so only
         the last fit's rows remain.
     append : bool, default=False
         Add to an existing file instead of replacing it. A fit that continues
         training (``warm_start``, ``partial_fit``, a resumed fit) always adds
-        its rows.
+        its rows, after those of the epochs it continues (rows of later
+        epochs, left by a fit that was killed, are dropped).
 
     Attributes
     ----------
     path_ : str
         The file the last fit wrote.
+
+    Notes
+    -----
+    A fit that raises leaves the file as it was before the fit (the kept
+    model's rows, or no file), as it leaves the estimator; unless running
+    it again resumes it from a checkpoint (``Checkpoint(resume=True)``),
+    which continues its rows. A killed fit's rows stay.
 
     Examples
     --------
@@ -346,13 +355,13 @@ class CSVLogger(Callback):
         self._append = self.append or plan.continuing or plan.resumed_from is not None
         path = Path(self.path)
         if path.is_dir() or str(self.path).endswith(("/", os.sep)):
-            previous = Path(getattr(self, "path_", "")).stem
-            path = path / f"{plan.run_name(previous)}.csv"
+            path = path / f"{plan.run_name()}.csv"
             if path.is_dir():
                 raise IsADirectoryError(
                     errno.EISDIR, f"CSVLogger cannot write {str(path)!r}: it is a folder."
                 )
         self._path = path
+        self._kept: _KeptFile | None = None
         check_writable(path.parent, "CSVLogger", "path")
         if path.exists() and not os.access(path, os.W_OK):
             raise PermissionError(
@@ -364,12 +373,20 @@ class CSVLogger(Callback):
         ensure_writable(path.parent, "CSVLogger", "path")
         self.path_ = str(path)
         self._header = None
+        plan = ctx.plan
         try:
+            stale = False
             if self._append and path.exists() and path.stat().st_size > 0:
-                if ctx.plan.resumed_from is not None:
-                    _drop_rows_after(path, ctx.epoch)  # they are written again
                 with path.open(newline="") as file:
                     self._header = next(csv.reader(file), None)
+                # A fit that continues (or resumes) follows the epochs it
+                # continues: later rows are those of a fit killed since.
+                stale = (plan.continuing or plan.resumed_from is not None) and _has_rows_after(
+                    path, self._header, ctx.epoch
+                )
+            self._kept = _KeptFile(path, rewrites=stale or not self._append)
+            if stale:
+                _drop_rows_after(path, ctx.epoch)
             self._file = path.open("a" if self._append else "w", newline="")
         except OSError as exc:
             raise OSError(exc.errno, f"CSVLogger cannot write {str(path)!r}: {exc}") from exc
@@ -398,11 +415,63 @@ class CSVLogger(Callback):
         except OSError as exc:
             raise OSError(exc.errno, f"CSVLogger cannot write {str(self._path)!r}: {exc}") from exc
 
+    def on_exception(self, ctx: Context) -> None:
+        # A fit that raises leaves the file as it found it (the kept model's
+        # rows, or no file), unless re-running it resumes it from a
+        # checkpoint, which continues its rows. A killed fit runs no hook:
+        # its rows stay, for a resumed or continued fit to follow.
+        self.on_fit_end(ctx)
+        kept, self._kept = self._kept, None
+        if kept is not None and not _resumable(ctx):
+            kept.restore()
+
     def on_fit_end(self, ctx: Context) -> None:
         file = getattr(self, "_file", None)
         if file is not None:
             file.close()
             del self._file
+
+
+class _KeptFile:
+    """A file as it was before a fit wrote to it, to put back if the fit
+    fails: its size (a fit that only adds rows) or, when the fit
+    ``rewrites`` it, its contents; or that it did not exist."""
+
+    def __init__(self, path: Path, *, rewrites: bool) -> None:
+        self.path = path
+        self.size = path.stat().st_size if path.exists() else None
+        self.contents = path.read_bytes() if rewrites and self.size is not None else None
+
+    def restore(self) -> None:
+        if self.size is None:
+            self.path.unlink(missing_ok=True)
+        elif self.contents is not None:
+            self.path.write_bytes(self.contents)
+        else:
+            os.truncate(self.path, self.size)
+
+
+def _resumable(ctx: Context) -> bool:
+    """Whether running the failed fit again continues it from a checkpoint
+    (``Checkpoint(resume=True)`` names one), which continues its log too."""
+    plan = ctx.plan
+    if plan.continuing or plan.partial:  # only a new fit resumes
+        return False
+    return any(cb.resume_from(plan) is not None for cb in ctx.callbacks.values())
+
+
+def _has_rows_after(path: Path, header: list[str] | None, epoch: int) -> bool:
+    """Whether the last row of ``path`` (read from its end: a long log is
+    not read whole at every ``partial_fit`` call) is of an epoch after
+    ``epoch``."""
+    if not header or "epoch" not in header:
+        return False
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - 2**16))
+        lines = [line for line in file.read().decode(errors="replace").splitlines() if line]
+    last = next(csv.reader(lines[-1:]), [])
+    column = header.index("epoch")
+    return column < len(last) and last[column].isdigit() and int(last[column]) > epoch
 
 
 def _drop_rows_after(path: Path, epoch: int) -> None:
