@@ -386,7 +386,7 @@ class Callback:
         ----------
         plan : FitIdentity
             Which fit is about to start: ``fingerprint()``, ``fit_name()``,
-            ``run_name(previous)``, ``estimator``, ``partial`` and
+            ``run_name()``, ``estimator``, ``partial`` and
             ``continuing`` (the rest of the plan depends on the answer).
 
         Returns

@@ -206,8 +206,7 @@ class TensorBoardLogger(Callback):
     def setup(self, plan: Any) -> None:
         self._summary = import_extra("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
         self._keys = metric_keys(self, plan)
-        previous = Path(getattr(self, "run_dir_", "")).name
-        self._run = str(Path(self.log_dir) / plan.run_name(previous))
+        self._run = str(Path(self.log_dir) / plan.run_name())
         check_writable(Path(self._run), "TensorBoardLogger", "log_dir")
 
     def on_fit_begin(self, ctx: Context) -> None:
