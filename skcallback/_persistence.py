@@ -25,7 +25,7 @@ import torch
 from ._device import cuda_index_available
 from ._files import checksum
 from ._fingerprint import describe
-from ._fitted_state import adopt, check_state, encode, is_fitted_key, restore
+from ._fitted_state import adopt, check_state, encode, is_fitted_key, is_plain, restore
 
 _WHERE = "The pickled estimator"
 _BLOB, _OTHER, _CHECKSUM = "_torch_state", "_callback_states", "_checksum"
@@ -42,7 +42,7 @@ def pack(estimator: Any, state: dict[str, Any]) -> dict[str, Any]:
     packed = {key: value for key, value in state.items() if not is_fitted_key(key)}
     if estimator.__sklearn_is_fitted__():
         fitted = encode(estimator)
-        other = {k: v for k, v in fitted["callbacks"].items() if not _is_plain(v)}
+        other = {k: v for k, v in fitted["callbacks"].items() if not is_plain(v)}
         fitted["callbacks"] = {k: v for k, v in fitted["callbacks"].items() if k not in other}
         fitted["device"] = str(estimator.device_)
         buffer = io.BytesIO()
@@ -114,17 +114,3 @@ def _checksum(state: dict[str, Any]) -> bytes:
     values in any process."""
     rest = {key: value for key, value in state.items() if key != _BLOB}
     return checksum(state.get(_BLOB, b""), describe(rest).encode())
-
-
-_PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether ``torch.load(weights_only=True)`` reads ``value`` back."""
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, list | tuple):
-        return all(_is_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str | int) and _is_plain(v) for k, v in value.items())
-    return False
