@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
 from . import _routing, _untrusted
@@ -317,8 +318,10 @@ def check_state(state: Any, path: Any) -> None:
         and all(isinstance(v, int | float) for v in rng[2:])
     ):
         raise ValueError(f"{path} is malformed: 'rng' is not a NumPy generator state.")
-    if set(state["data"]) - set(DATA_KEYS):
-        raise ValueError(f"{path} is malformed: unknown data attributes.")
+    if set(state["data"]) - set(DATA_KEYS) or not {"n_features_in_", "n_outputs_"} <= set(
+        state["data"]
+    ):
+        raise ValueError(f"{path} is malformed: unknown or missing data attributes.")
     for key in ("n_features_in_", "n_outputs_", "_y_ndim"):
         count = state["data"].get(key, 0)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -335,6 +338,8 @@ def restore(estimator: Any, state: dict[str, Any], device: Any, path: Any) -> An
     ``state`` (on ``device``), for the caller to adopt. Shared by
     ``load_checkpoint``, ``skcallback.load`` and unpickling."""
     work = working_copy(estimator, fitted=False)
+    if is_classifier(estimator) and "classes_" not in state["data"]:
+        raise ValueError(f"{path} is malformed: a classifier's state without 'classes_'.")
     vars(work).update(state["data"])
     with malformed(path):
         restore_rng(work, state)

@@ -184,14 +184,16 @@ def check_options(optimizer: Any, expected: list[dict[str, Any]], scheduled: boo
 
 
 def _check_rate(key: str, value: Any, path: Any, like: Any = 0.0) -> None:
-    """A scheduled number (or tuple of them, as ``like``): finite, >= 0."""
-    values = value if isinstance(like, tuple) else (value,)
+    """A scheduled number (or tuple of them, as ``like``): finite, >= 0
+    (and < 1 for Adam's ``betas``)."""
+    values = value if isinstance(value, tuple) else (value,)
     numbers = [float(v) for v in values if _is_number(v)]
     if (
         isinstance(like, tuple) != isinstance(value, tuple)
         or len(values) != (len(like) if isinstance(like, tuple) else 1)
         or len(numbers) != len(values)
         or not all(math.isfinite(v) and v >= 0 for v in numbers)
+        or (key == "betas" and not all(v < 1 for v in numbers))
     ):
         raise ValueError(
             f"{path} is malformed: the optimizer option {key}={value!r} is not a finite rate."

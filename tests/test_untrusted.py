@@ -8,6 +8,7 @@ import io
 import json
 import math
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from sklearn.base import clone
 
 import skcallback
 from skcallback import Callback, NeuralClassifier, NeuralRegressor, _persistence, _snapshot
+from skcallback._fitted_state import _plain_data
 from skcallback._saving import _checksum, _Decoder, _Encoder
 from skcallback.callbacks import Checkpoint, EarlyStopping, LRScheduler, read_checkpoint
 
@@ -27,6 +29,7 @@ from skcallback.callbacks import Checkpoint, EarlyStopping, LRScheduler, read_ch
 
 def craft_checkpoint(est, change, tmp_path):
     state = read_checkpoint(est.callbacks_.checkpoint.saved_paths_[-1])
+    state["data"] = {key: _plain_data(value) for key, value in state["data"].items()}  # as saved
     change(state)
     path = _snapshot.write(state, tmp_path / "crafted.pt")
     return lambda: clone(est).load_checkpoint(path)
@@ -353,3 +356,32 @@ def test_a_checkpoint_refuses_a_state_it_could_not_read_back(regression_data, tm
     with pytest.raises(ValueError, match="cannot store the state of callback 'stamped'"):
         est.fit(X, y)
     assert not list(tmp_path.rglob("*.pt"))
+
+
+@pytest.mark.parametrize("device", ["", "meta", "x", 0])
+def test_a_pickle_naming_no_fitting_device_is_refused(regressor, device):
+    def change(state):
+        state["device"] = device
+
+    with pytest.raises(ValueError, match="names no device"):
+        craft_pickle(regressor, change, None)()
+
+
+@pytest.mark.parametrize("key", ["n_features_in_", "classes_"])
+def test_a_state_without_what_the_fit_learned_about_its_data_is_refused(classifier, craft, key):
+    with pytest.raises(ValueError, match=r"missing data attributes|without 'classes_'"):
+        craft(classifier, lambda state: state["data"].pop(key))()
+
+
+def test_a_checkpoint_without_a_history_loads_with_an_empty_one(regressor):
+    def change(state):
+        del state["callbacks"]["history"]
+
+    loaded = craft_checkpoint(regressor, change, Path(regressor.callbacks_.checkpoint.run_dir_))()
+    assert loaded.history_.get("train_loss") == []
+
+
+def test_a_scheduled_option_of_another_type_is_refused(regression_data, craft, tmp_path):
+    est = scheduled_fit(regression_data, tmp_path / "ck")
+    with pytest.raises(ValueError, match="betas=5 is not a finite rate"):
+        craft(est, set_group("betas", 5))()

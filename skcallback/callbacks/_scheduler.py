@@ -285,7 +285,18 @@ class LRScheduler(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Keep the scheduler's saved state until ``setup`` builds the
-        scheduler, which checks it against a fresh one's."""
+        scheduler, which checks it against a fresh one's.
+
+        Parameters
+        ----------
+        state : dict
+            ``{"scheduler": <the scheduler's state_dict, or None>}``.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not of that form.
+        """
         saved = state.get("scheduler") if isinstance(state, dict) else None
         if set(state if isinstance(state, dict) else ()) != {"scheduler"} or not (
             saved is None or (isinstance(saved, dict) and all(isinstance(k, str) for k in saved))
