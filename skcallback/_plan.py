@@ -459,6 +459,7 @@ def build_fit_objects(
     the callbacks, with their states, become the fitted callbacks."""
     if previous is not None:
         load_callback_states(callbacks, previous)
+        _untrusted.align_options(work, scheduled=_untrusted.scheduled(callbacks))
     else:
         build_objects(work, settings.device, seed)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)

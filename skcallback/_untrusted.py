@@ -23,6 +23,9 @@ import torch
 #: scheduler's ``initial_lr``), and the options it changes.
 SCHEDULER_KEYS = frozenset({"initial_lr", "max_lr", "min_lr", "max_momentum", "base_momentum"})
 SCHEDULED_OPTIONS = frozenset({"lr", "momentum", "betas"})
+#: Options that choose an implementation (the same steps, by other kernels):
+#: the loading machine's choice, whatever the file says.
+IMPLEMENTATION_OPTIONS = frozenset({"fused", "foreach", "capturable"})
 
 #: Tensors that alias one storage (tied weights) may hold more bytes than the
 #: file does, by this factor; beyond it, a file is refused as a memory bomb.
@@ -174,13 +177,30 @@ def check_options(optimizer: Any, expected: list[dict[str, Any]], scheduled: boo
             _check_rate(key, group[key], path)
         for key, value in own.items():
             loaded = group.setdefault(key, value)
-            if scheduled and key in SCHEDULED_OPTIONS:
+            if key in IMPLEMENTATION_OPTIONS:
+                group[key] = value
+            elif scheduled and key in SCHEDULED_OPTIONS:
                 _check_rate(key, loaded, path, like=value)
             elif not _same(loaded, value):
                 raise ValueError(
                     f"{path} holds the optimizer option {key}={loaded!r}, but this estimator's "
                     f"parameters give {key}={value!r}; a file does not set options."
                 )
+
+
+def align_options(work: Any, scheduled: bool) -> None:
+    """Give a continued fit's optimizer the options its estimator's
+    parameters give now (``set_params(lr=...)`` before a warm start takes
+    effect, as in scikit-learn's MLP), except the rates an LRScheduler
+    schedules; so a fitted estimator's options are always the ones a file
+    of it must hold."""
+    from ._factories import build_optimizer
+
+    fresh = build_optimizer(work, work.module_)
+    if type(fresh) is not type(work.optimizer_):
+        return
+    for group, own in zip(work.optimizer_.param_groups, option_groups(fresh), strict=True):
+        group.update({k: v for k, v in own.items() if not (scheduled and k in SCHEDULED_OPTIONS)})
 
 
 def _check_rate(key: str, value: Any, path: Any, like: Any = 0.0) -> None:

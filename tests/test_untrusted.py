@@ -385,3 +385,16 @@ def test_a_scheduled_option_of_another_type_is_refused(regression_data, craft, t
     est = scheduled_fit(regression_data, tmp_path / "ck")
     with pytest.raises(ValueError, match="betas=5 is not a finite rate"):
         craft(est, set_group("betas", 5))()
+
+
+def test_a_warm_start_takes_the_new_options_and_its_model_loads(regression_data, tmp_path):
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, warm_start=True, random_state=0).fit(X, y)
+    est.set_params(lr=0.01, optimizer__weight_decay=0.1).fit(X, y)
+    assert est.optimizer_.param_groups[0]["lr"] == 0.01
+    assert est.optimizer_.param_groups[0]["weight_decay"] == 0.1
+    for loaded in (
+        pickle.loads(pickle.dumps(est)),
+        skcallback.load(skcallback.save(est, tmp_path / "m.skc")),
+    ):
+        assert loaded.optimizer_.param_groups[0]["lr"] == 0.01
