@@ -9,6 +9,8 @@ hyperparameter of the learner, ``cb.custom_logger.alpha``; here it is
 - ``train_learner`` is the vignette: iris, 5 epochs, batches of 64, 20
   neurons, ``alpha=0.05``; ``model.callbacks_.custom_logger.state_dict()``
   is mlr3torch's ``mlp$model$callbacks$custom_logger``.
+- ``round_trip`` saves the learner with ``skcallback.save`` and pickles
+  it: the logger's state, a bare number, comes back with the model.
 - ``tune_alpha`` tunes ``alpha`` by cross-validation. A logger's parameter
   changes the model only if something acts on what it logs, so the logger
   also records the moving average in the history as ``moving_loss`` and
@@ -27,11 +29,15 @@ Run ``python examples/mlr3torch_callbacks.py``.
 from __future__ import annotations
 
 import argparse
+import pickle
+import tempfile
+from pathlib import Path
 
 import torch
 from sklearn.datasets import load_iris
 from sklearn.model_selection import GridSearchCV
 
+import skcallback
 from skcallback import Callback, NeuralClassifier
 from skcallback.callbacks import EarlyStopping
 
@@ -87,6 +93,19 @@ def train_learner(alpha: float = 0.05, max_epochs: int = 5) -> NeuralClassifier:
     return mlp
 
 
+def round_trip(learner: NeuralClassifier, folder: str) -> dict:
+    """The learner through ``skcallback.save``/``load`` and through pickle:
+    the logger's state (whatever ``state_dict()`` returns, here a number)
+    comes back with it. Loading a file imports the logger's class only when
+    ``trusted`` names it."""
+    path = skcallback.save(learner, Path(folder) / "mlp.skc")
+    from_file = skcallback.load(path, trusted=[f"{CustomLogger.__module__}.CustomLogger"])
+    from_pickle = pickle.loads(pickle.dumps(learner))
+    for how, model in (("skcallback.load", from_file), ("pickle", from_pickle)):
+        print(f"after {how}: state_dict() = {model.callbacks_.custom_logger.state_dict()}")
+    return {"file": from_file, "pickle": from_pickle}
+
+
 def epochs_run(estimator, X, y) -> int:
     """A "score" that reports how many epochs a fit ran."""
     return estimator.n_iter_
@@ -134,9 +153,12 @@ def tune_alpha(alphas=(0.05, 0.3, 0.9), max_epochs: int = 300) -> GridSearchCV:
 def main(max_epochs: int = 5) -> dict:
     print("== the vignette: alpha = 0.05, 5 epochs")
     learner = train_learner(max_epochs=max_epochs)
+    print("== saved and loaded again")
+    with tempfile.TemporaryDirectory() as folder:
+        reloaded = round_trip(learner, folder)
     print("== tuning alpha (3-fold cross-validated accuracy), EarlyStopping on moving_loss")
     search = tune_alpha()
-    return {"learner": learner, "search": search}
+    return {"learner": learner, "reloaded": reloaded, "search": search}
 
 
 if __name__ == "__main__":

@@ -303,7 +303,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         work.stop_reason_ = None
         work.fast_path_ = False  # restored, not trained
         # A mid-epoch file: the unfinished epoch is not one of the fit's epochs.
-        del work.history_.records_[state["epoch"] :]
+        # A file may hold no history state (then the history is empty).
+        del getattr(work.history_, "records_", [])[state["epoch"] :]
         adopt(self, work)
         return self
 

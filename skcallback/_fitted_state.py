@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 
-from . import _continuation, _routing
+from . import _continuation, _routing, _untrusted
 from ._dispatch import CallbackMap
 from ._factories import build_objects
 
@@ -98,10 +99,11 @@ def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> 
     and data attributes are set): module, criterion and optimizer from the
     parameters, their states and the callbacks' from ``state`` (the last
     step of ``restore``)."""
+    _untrusted.check_module_size(work, state["module"], path)
     build_objects(work, device, seed=0)
     _continuation.record(work)  # the parameters that saved it built its module
-    load_objects(work, state, path)
     callbacks = _routing.fitted_callbacks(work)
+    load_objects(work, state, path, scheduled=_untrusted.scheduled(callbacks))
     stop_reason = getattr(work, "stop_reason_", None)
     with malformed(path):
         load_callback_states(callbacks, state["callbacks"])
@@ -111,25 +113,36 @@ def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> 
 
 
 def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:
-    """Give each new callback the state of the same-named callback of the
-    same class (a replaced callback starts afresh)."""
+    """Give each new callback the state of the same-named callback: a saved
+    state (plain data, of any type its ``state_dict`` returns), or a previous
+    fit's callback of the same class (a replaced callback starts afresh)."""
+    from .callbacks._base import Callback
+
     for name, cb in callbacks:
         previous = states.get(name) if hasattr(states, "get") else None
         if previous is None:
             continue
-        if isinstance(previous, dict):
-            cb.load_state_dict(previous)
-        elif type(previous) is type(cb):
-            cb.load_state_dict(previous.state_dict())
+        if isinstance(previous, Callback) and type(previous) is not type(cb):
+            continue
+        try:
+            cb.load_state_dict(
+                previous.state_dict() if isinstance(previous, Callback) else previous
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"The saved state of callback {name!r} does not load into it: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
 
-#: Optimizer state entries that are one number per parameter (step counters).
-_SCALAR_STATE = ("step", "mu_product")
-
-
-def load_objects(work: Any, state: dict[str, Any], path: Any) -> None:
-    """Load module, optimizer (with its tensors checked against the
-    parameters) into ``work``'s freshly built objects."""
+def load_objects(work: Any, state: dict[str, Any], path: Any, *, scheduled: bool) -> None:
+    """Load module and optimizer states into ``work``'s freshly built
+    objects, checked first against them (``_untrusted``): finite tensors of
+    the parameters' shapes, and the options the estimator's parameters give
+    (an LRScheduler, when ``scheduled``, may have changed the rates)."""
+    _untrusted.check_module_state(state["module"], path)
+    _untrusted.check_optimizer_state(work.optimizer_, state["optimizer"], path)
+    expected = _untrusted.option_groups(work.optimizer_)
     try:
         work.module_.load_state_dict(state["module"])
         work.optimizer_.load_state_dict(state["optimizer"])
@@ -138,18 +151,7 @@ def load_objects(work: Any, state: dict[str, Any], path: Any) -> None:
             f"{path} does not match this estimator's module or optimizer; build the "
             f"estimator with the parameters that saved it. ({exc})"
         ) from exc
-    for group in work.optimizer_.param_groups:
-        for parameter in group["params"]:
-            for name, value in work.optimizer_.state.get(parameter, {}).items():
-                if not isinstance(value, torch.Tensor):
-                    continue
-                expected = () if name in _SCALAR_STATE else tuple(parameter.shape)
-                if tuple(value.shape) != expected or not value.is_floating_point():
-                    raise ValueError(
-                        f"{path} is malformed: optimizer state {name!r} has shape "
-                        f"{tuple(value.shape)} ({value.dtype}); expected {expected} floats for "
-                        f"a parameter of shape {tuple(parameter.shape)}."
-                    )
+    _untrusted.check_options(work.optimizer_, expected, scheduled, path)
 
 
 @contextlib.contextmanager
@@ -226,6 +228,20 @@ def plain(value: Any) -> Any:
     return value
 
 
+_PLAIN = (type(None), bool, int, float, str, bytes, torch.Tensor, torch.Size)
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``torch.load(weights_only=True)`` reads ``value`` back."""
+    if isinstance(value, _PLAIN):
+        return True
+    if isinstance(value, list | tuple):
+        return all(is_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str | int) and is_plain(v) for k, v in value.items())
+    return False
+
+
 #: The dtype kinds of arrays of strings (objects, unicode, bytes).
 _TEXT_KINDS = "OUS"
 
@@ -244,10 +260,9 @@ def _data_arrays(data: dict[str, Any], path: Any) -> dict[str, Any]:
     for key in ("classes_", "feature_names_in_"):
         value = data.get(key)
         if isinstance(value, dict):
-            dtype = np.dtype(value["dtype"])
-            if dtype.kind not in _TEXT_KINDS:
-                raise ValueError(f"{path} is malformed: {key!r} has the dtype {dtype}.")
-            value = np.asarray(value["values"], dtype=dtype)
+            value = _untrusted.text_array(value.get("values"), value.get("dtype"), path)
+            if value.dtype.kind not in _TEXT_KINDS:
+                raise ValueError(f"{path} is malformed: {key!r} has the dtype {value.dtype}.")
         elif isinstance(value, torch.Tensor):
             value = value.numpy()
         if key in data:
@@ -293,6 +308,7 @@ def check_state(state: Any, path: Any) -> None:
     had) and turn its data attributes back into arrays."""
     if not isinstance(state, dict):
         raise ValueError(f"{path} is malformed: its fitted state is not a dict.")
+    _untrusted.check_tensor_sizes(state, path)
     check_types(state, path, FIELDS, NULLABLE)
     if not isinstance(state.setdefault("fast_path", False), bool):
         raise ValueError(f"{path} is malformed: 'fast_path' is not a bool.")
@@ -305,18 +321,19 @@ def check_state(state: Any, path: Any) -> None:
         and all(isinstance(v, int | float) for v in rng[2:])
     ):
         raise ValueError(f"{path} is malformed: 'rng' is not a NumPy generator state.")
-    if set(state["data"]) - set(DATA_KEYS):
-        raise ValueError(f"{path} is malformed: unknown data attributes.")
+    if set(state["data"]) - set(DATA_KEYS) or not {"n_features_in_", "n_outputs_"} <= set(
+        state["data"]
+    ):
+        raise ValueError(f"{path} is malformed: unknown or missing data attributes.")
     for key in ("n_features_in_", "n_outputs_", "_y_ndim"):
         count = state["data"].get(key, 0)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError(f"{path} is malformed: {key!r} is not a count.")
     if min(state["epoch"], state["step"]) < 0:
         raise ValueError(f"{path} is malformed: negative epoch, step or batch count.")
-    if not all(isinstance(v, dict) for v in state["callbacks"].values()):
-        raise ValueError(f"{path} is malformed: a callback state is not a dict.")
     with malformed(path):
         state["data"] = _data_arrays(state["data"], path)
+    _untrusted.check_classes(state["data"], path)
 
 
 def restore(estimator: Any, state: dict[str, Any], device: Any, path: Any) -> Any:
@@ -324,6 +341,8 @@ def restore(estimator: Any, state: dict[str, Any], device: Any, path: Any) -> An
     ``state`` (on ``device``), for the caller to adopt. Shared by
     ``load_checkpoint``, ``skcallback.load`` and unpickling."""
     work = working_copy(estimator, fitted=False)
+    if is_classifier(estimator) and "classes_" not in state["data"]:
+        raise ValueError(f"{path} is malformed: a classifier's state without 'classes_'.")
     vars(work).update(state["data"])
     with malformed(path):
         restore_rng(work, state)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from . import _continuation, _routing, _snapshot
+from . import _continuation, _routing, _snapshot, _untrusted
 from ._data import Dataset, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
@@ -465,6 +465,7 @@ def build_fit_objects(
     if previous is not None:
         load_callback_states(callbacks, previous)
         _continuation.apply_changed_settings(work)
+        _untrusted.align_options(work, scheduled=_untrusted.scheduled(callbacks))
     else:
         build_objects(work, settings.device, seed)
         _continuation.record(work)
@@ -473,7 +474,7 @@ def build_fit_objects(
     with global_rng_scope(custom_seed, settings.device):
         dry_run(work, data, compute_loss, parts.train.w is not None, ours=_ours(work))
     if resume is not None:
-        load_objects(work, resume.state, resume.path)
+        load_objects(work, resume.state, resume.path, scheduled=_untrusted.scheduled(callbacks))
         with malformed(resume.path):
             load_callback_states(callbacks, resume.state["callbacks"])
         if resume.state["batches_done"] > parts.train.n_batches(work.batch_size):

@@ -28,6 +28,7 @@ import torch
 from ._files import atomic_write, checksum
 from ._fitted_state import adopt, check_state, malformed, restore, rng_from, rng_state
 from ._fitted_state import encode as encode_fitted
+from ._untrusted import text_array
 
 FORMAT = "skcallback-model-2"
 #: The first format: no checksum; loaded with a warning.
@@ -331,7 +332,7 @@ class _Decoder:
         if "__ndarray__" in value:
             return self(value["__ndarray__"]).numpy()
         if "__array__" in value:
-            return np.asarray(value["__array__"], dtype=np.dtype(value["dtype"]))
+            return text_array(value["__array__"], value.get("dtype"), "The file")
         if "__device__" in value:
             return torch.device(value["__device__"])
         if "__path__" in value:

@@ -51,8 +51,16 @@ def snapshot(ctx: Any) -> dict[str, Any]:
             "(from on_after_step, on_train_batch_end or on_train_end) or between epochs (from "
             "on_fit_begin, on_epoch_end or on_fit_end); it was saved elsewhere."
         )
+    fitted = _fitted_state.encode(work)
+    for name, state in fitted["callbacks"].items():
+        if not _fitted_state.is_plain(state):
+            raise ValueError(
+                f"A checkpoint cannot store the state of callback {name!r}: its state_dict() "
+                "holds something other than plain data (numbers, strings, lists, dicts, "
+                "tensors), which the checkpoint could not read back without unpickling it."
+            )
     # The counts are the context's: the estimator records them when the fit ends.
-    return _fitted_state.encode(work) | {
+    return fitted | {
         "format": FORMAT,
         "estimator": type(work).__name__,
         "architecture": architecture(work),

@@ -319,6 +319,14 @@ def test_mlr3torch_logger_prints_and_exposes_its_state(mlr3torch):
     assert state == learner.history_[-1]["moving_loss"]
 
 
+def test_mlr3torch_logger_state_survives_save_load_and_pickle(mlr3torch):
+    results, out = mlr3torch
+    state = results["learner"].callbacks_.custom_logger.state_dict()
+    for loaded in results["reloaded"].values():
+        assert loaded.callbacks_.custom_logger.state_dict() == state
+    assert section(out, "saved and loaded again").count(f"state_dict() = {state}") == 2
+
+
 def test_mlr3torch_search_selects_alpha_and_keeps_the_logger_state(mlr3torch):
     search = mlr3torch[0]["search"]
     results = search.cv_results_

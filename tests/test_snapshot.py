@@ -88,7 +88,7 @@ def test_a_crafted_checkpoint_cannot_steer_writes_or_deletions(regression_data, 
     [
         ("epoch", -1, "negative"),
         ("epoch", "3", "'epoch' is not a int"),
-        ("callbacks", {"history": [1, 2]}, "callback state is not a dict"),
+        ("callbacks", {"history": [1, 2]}, "state of callback 'history' does not load"),
         ("stop_reason", 5, "'stop_reason' is missing or of the wrong type"),
         ("rng", ["MT19937"], "'rng' is not a NumPy generator state"),
         ("format", 1, "not a skcallback checkpoint of format 2"),

@@ -268,6 +268,14 @@ class Callback:
         ``ValueError``): "The 'patience' parameter of EarlyStopping must be
         an int >= 0; got -1." A subclass extends its parent's with
         ``{**Parent.parameter_constraints, ...}``; empty by default.
+    schedules_optimizer : bool
+        Whether the callback changes the optimizer's rates (``lr``,
+        ``momentum``, ``betas``) during a fit, as
+        [`LRScheduler`][skcallback.callbacks.LRScheduler] does. A saved
+        model's rates must otherwise equal what the estimator's parameters
+        give (a file decides nothing), and a warm start resets them to
+        those; with such a callback, finite rates load and carry on. False
+        by default.
 
     Examples
     --------
@@ -289,6 +297,8 @@ class Callback:
     shared_params: tuple[str, ...] = ()
     # What each parameter may be (see the class docstring).
     parameter_constraints: ClassVar[Constraints] = {}
+    # Whether it changes the optimizer's rates (see the class docstring).
+    schedules_optimizer: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from .._context import Context
+from .._untrusted import check_weights
 from ._base import Callback, non_negative_int, real_number
 from ._monitor import Monitor
 
@@ -113,6 +114,9 @@ class EarlyStopping(Callback):
             # with it): a best score of another metric means nothing here.
             del self.best_score_
         self.best_key_ = self._monitor.key
+        weights = getattr(self, "_best_weights", None)
+        if weights is not None:  # restored: to be put into this module at the end
+            check_weights(weights, plan.estimator.module_, "EarlyStopping's best weights")
         self._partial = plan.partial
         # A new call to fit on a fitted estimator (warm start) gets `patience`
         # epochs anew; a resumed fit carries on counting where it stopped.
@@ -186,10 +190,15 @@ class EarlyStopping(Callback):
             state.get(key) is None or isinstance(state.get(key), numbers.Real)
             for key in ("best_score_", "best_epoch_", "wait_", "stopped_epoch_")
         )
-        weights_ok = weights is None or (
-            isinstance(weights, dict) and all(isinstance(v, torch.Tensor) for v in weights.values())
-        )
-        if not (numbers_ok and weights_ok):
-            raise ValueError("EarlyStopping state: malformed best score, epochs or weights.")
+        if not numbers_ok:
+            raise ValueError("EarlyStopping state: malformed best score or epochs.")
+        if weights is not None and not (
+            isinstance(weights, dict)
+            and all(
+                isinstance(v, torch.Tensor) and (not v.is_floating_point() or v.isfinite().all())
+                for v in weights.values()
+            )
+        ):
+            raise ValueError("EarlyStopping state: the best weights are not finite tensors.")
         self._best_weights = weights
         super().load_state_dict(state)

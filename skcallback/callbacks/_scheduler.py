@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -65,6 +66,7 @@ class LRScheduler(Callback):
     0.5
     """
 
+    schedules_optimizer = True
     parameter_constraints = {
         "step_every": (lambda v: v in ("epoch", "batch"), "'epoch' or 'batch'"),
     }
@@ -208,8 +210,9 @@ class LRScheduler(Callback):
             ) from exc
         pending = getattr(self, "_pending_state", None)
         if pending:  # a warm start or a resume: the schedule carries on
-            self._scheduler.load_state_dict(pending)
-            self._pending_state = None
+            fresh = self._scheduler.state_dict()
+            self._scheduler.load_state_dict(_progress(fresh, pending, cls.__name__))
+            self._pending_state: dict[str, Any] | None = None
             # Building the scheduler reset the learning rates (and momenta,
             # for OneCycleLR) to their start; the optimizer already held where
             # the schedule was.
@@ -283,4 +286,88 @@ class LRScheduler(Callback):
         return {"scheduler": scheduler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._pending_state = state.get("scheduler")
+        """Keep the scheduler's saved state until ``setup`` builds the
+        scheduler, which checks it against a fresh one's.
+
+        Parameters
+        ----------
+        state : dict
+            ``{"scheduler": <the scheduler's state_dict, or None>}``.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not of that form.
+        """
+        saved = state.get("scheduler") if isinstance(state, dict) else None
+        if set(state if isinstance(state, dict) else ()) != {"scheduler"} or not (
+            saved is None or (isinstance(saved, dict) and all(isinstance(k, str) for k in saved))
+        ):
+            raise ValueError("LRScheduler state: expected {'scheduler': the scheduler's state}.")
+        self._pending_state = saved
+
+
+#: The entries of a scheduler's state that record its progress; the others
+#: are its settings, which the callback's parameters give.
+_PROGRESS = frozenset(
+    {
+        "last_epoch",
+        "_step_count",
+        "_last_lr",
+        "_is_initial",
+        "_get_lr_called_within_step",
+        "base_lrs",
+        "best",
+        "num_bad_epochs",
+        "cooldown_counter",
+        "T_cur",
+        "T_i",
+        "total_steps",
+        "_schedule_phases",
+    }
+)
+
+
+def _progress(fresh: dict[str, Any], saved: dict[str, Any], policy: str) -> dict[str, Any]:
+    """The state to load into a freshly built scheduler: its own settings
+    (from this callback's parameters) and the saved progress, which must
+    have the fresh state's entries and types.
+
+    Raises
+    ------
+    ValueError
+        If the saved state has other entries, or progress of another type,
+        NaN, or infinite where the fresh one is finite.
+    """
+    if set(saved) != set(fresh):
+        raise ValueError(
+            f"The saved {policy} state has the entries {sorted(saved)}; a {policy} built from "
+            f"this callback's parameters has {sorted(fresh)}."
+        )
+    for key in _PROGRESS & set(fresh):
+        if not _like(fresh[key], saved[key]):
+            raise ValueError(
+                f"The saved {policy} state has {key}={saved[key]!r}, which is not {policy} "
+                f"progress like {fresh[key]!r}."
+            )
+    return fresh | {key: saved[key] for key in _PROGRESS & set(fresh)}
+
+
+def _like(fresh: Any, saved: Any) -> bool:
+    """Progress of the fresh value's type: numbers not NaN, and finite
+    unless the fresh one is not (ReduceLROnPlateau's first best)."""
+    if isinstance(fresh, bool | str) or fresh is None:
+        return type(saved) is type(fresh) and (not isinstance(fresh, str) or saved == fresh)
+    if isinstance(fresh, int | float):
+        if isinstance(saved, bool) or not isinstance(
+            saved, type(fresh) if isinstance(fresh, int) else int | float
+        ):
+            return False
+        return not math.isnan(saved) and (math.isfinite(saved) or not math.isfinite(fresh))
+    if isinstance(fresh, list | dict):
+        if type(saved) is not type(fresh) or len(saved) != len(fresh):
+            return False
+        if isinstance(fresh, dict):
+            return set(saved) == set(fresh) and all(_like(fresh[k], saved[k]) for k in fresh)
+        return all(map(_like, fresh, saved))
+    return False
