@@ -181,6 +181,21 @@ def test_configuration_errors_come_before_training(data, store):
     assert _runs(store) == []
 
 
+def test_a_fit_failing_in_a_later_setup_creates_no_experiment(data, store):
+    def refuse(plan):
+        raise ValueError("a later callback refuses")
+
+    logger = MlflowLogger(experiment="fresh")
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[logger, LambdaCallback(name="refuse", setup=refuse)]
+    )
+    with pytest.raises(ValueError, match="a later callback refuses"):
+        est.fit(*data)
+    assert store.get_experiment_by_name("fresh") is None
+    est.set_params(cb__refuse=None).fit(*data)
+    assert [run.info.status for run in _runs(store, "fresh")] == ["FINISHED"]
+
+
 def test_without_mlflow_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(ImportError, match=r"skcallback\[mlflow\]"):
