@@ -10,11 +10,11 @@ import types
 
 import numpy as np
 import pytest
-from sklearn.base import clone
 import sklearn.utils.validation
 import torch
 import torch.nn.modules.module as torch_module
 import torch.optim.optimizer as torch_optimizer
+from sklearn.base import clone
 
 from skcallback import NeuralRegressor, _internals
 from skcallback._mlp_backprop import HandwrittenMLPStep
