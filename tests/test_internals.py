@@ -184,9 +184,7 @@ def test_routing_reads_the_constructor_without_get_param_names(regression_data, 
     np.testing.assert_array_equal(outcome()[1], predictions)
 
 
-def test_the_estimators_parameter_reader_where_scikit_learns_is_gone(
-    regression_data, monkeypatch
-):
+def test_the_estimators_parameter_reader_where_scikit_learns_is_gone(regression_data, monkeypatch):
     """Our estimators override scikit-learn's ``_get_param_names`` (to read
     the signature once): the override must reach the fallback too."""
     from sklearn.base import BaseEstimator
