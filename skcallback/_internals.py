@@ -126,8 +126,9 @@ def instance_step_is_schedulers(optimizer: torch.optim.Optimizer) -> bool | None
 
 def record_step_for_scheduler(optimizer: torch.optim.Optimizer) -> None:
     """Record a step as the LR scheduler's wrapper does (``_opt_called``);
-    called only where ``instance_step_is_schedulers`` found the wrapper
-    (the same torch sets both names)."""
+    called only on an optimizer a scheduler has wrapped (where
+    ``instance_step_is_schedulers`` found the wrapper, or one a scheduler
+    was just built on); missing: the scheduler warns that it stepped first."""
     setattr(optimizer, SCHEDULER_RECORD, True)
 
 
