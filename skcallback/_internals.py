@@ -285,7 +285,8 @@ def constructor_params(cls: type) -> list[str]:
     if isinstance(get, classmethod):
         return list(get.__func__(cls))
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    parameters = inspect.signature(cls.__init__).parameters.values()
+    init = cls.__init__  # type: ignore[misc]
+    parameters = inspect.signature(init).parameters.values()
     return sorted(p.name for p in parameters if p.name != "self" and p.kind not in variadic)
 
 
