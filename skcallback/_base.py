@@ -92,7 +92,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         # fit asks a dozen times): a class's signature is read once.
         names = _PARAM_NAMES.get(cls)
         if names is None:
-            names = _PARAM_NAMES[cls] = tuple(super()._get_param_names())
+            names = _PARAM_NAMES[cls] = tuple(_internals.constructor_params(cls))
         return list(names)
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:

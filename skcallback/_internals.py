@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import sklearn
+import sklearn.base
 import sklearn.utils.validation
 import torch
 import torch.nn.modules.module as torch_module
@@ -125,8 +126,9 @@ def instance_step_is_schedulers(optimizer: torch.optim.Optimizer) -> bool | None
 
 def record_step_for_scheduler(optimizer: torch.optim.Optimizer) -> None:
     """Record a step as the LR scheduler's wrapper does (``_opt_called``);
-    called only where ``instance_step_is_schedulers`` found the wrapper
-    (the same torch sets both names)."""
+    called only on an optimizer a scheduler has wrapped (where
+    ``instance_step_is_schedulers`` found the wrapper, or one a scheduler
+    was just built on); missing: the scheduler warns that it stepped first."""
     setattr(optimizer, SCHEDULER_RECORD, True)
 
 
@@ -264,14 +266,27 @@ SKLEARN_PARAM_NAMES = "_get_param_names"
 
 
 def param_names(estimator: Any) -> list[str]:
-    """The names of ``estimator``'s constructor parameters, sorted:
-    ``BaseEstimator._get_param_names``; missing: read from the signature of
-    ``__init__`` as it reads them (no ``self``, ``*args`` or ``**kwargs``)."""
+    """The names of ``estimator``'s constructor parameters, sorted: what
+    its class's ``_get_param_names`` says (scikit-learn's reader, or an
+    override of it); missing: ``constructor_params``."""
     get = getattr(type(estimator), SKLEARN_PARAM_NAMES, None)
     if get is not None:
         return list(get())
+    return constructor_params(type(estimator))
+
+
+def constructor_params(cls: type) -> list[str]:
+    """The names of the constructor parameters of the estimator class
+    ``cls``, sorted: scikit-learn's ``BaseEstimator._get_param_names``
+    applied to ``cls`` (for an override of it, which cannot reach it by
+    name once scikit-learn renames it); missing: read from the signature of
+    ``__init__`` as it reads them (no ``self``, ``*args`` or ``**kwargs``)."""
+    get = vars(sklearn.base.BaseEstimator).get(SKLEARN_PARAM_NAMES)
+    if isinstance(get, classmethod):
+        return list(get.__func__(cls))
     variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
-    parameters = inspect.signature(type(estimator).__init__).parameters.values()
+    init = cls.__init__  # type: ignore[misc]
+    parameters = inspect.signature(init).parameters.values()
     return sorted(p.name for p in parameters if p.name != "self" and p.kind not in variadic)
 
 

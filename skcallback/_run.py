@@ -57,8 +57,7 @@ class FitRun:
 def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitRun:
     """The run of ``plan``: its callbacks' hooks (with ``internal`` ones,
     which are not among ``callbacks_``, dispatched by ``order`` among them),
-    generators seeded from the plan (or restored from its checkpoint), and
-    the training step it takes."""
+    generators seeded from the plan, and the training step it takes."""
     work = plan.estimator
     named = sorted([*work.callbacks_.items(), *internal], key=lambda item: item[1].order)
     run = FitRun(
@@ -70,9 +69,10 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
         precision=Precision(work.precision, plan.device, direct_step=bool(work.fast_path)),
         mlp_step=None,
     )
+    # A resumed fit's generators are restored where the loop resumes it
+    # (``_loop._resume``), with its position in the epoch.
     if plan.resume is not None:
         state = plan.resume
-        run.dropout.set_state(state["dropout_state"])
         if state["grad_scaler"] and run.precision.scaler:
             run.precision.scaler.load_state_dict(state["grad_scaler"])
     run.mlp_step = choose_fast_path(plan, run)

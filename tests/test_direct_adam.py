@@ -148,6 +148,11 @@ GROUP_CHANGES = {
     "betas as tensors": lambda group: group.update(
         betas=tuple(map(torch.as_tensor, group["betas"]))
     ),
+    "amsgrad": lambda group: group.update(amsgrad=True),
+    "maximize": lambda group: group.update(maximize=True),
+    "decoupled weight decay on Adam": lambda group: group.update(
+        decoupled_weight_decay=True, weight_decay=0.1
+    ),
 }
 
 

@@ -885,6 +885,21 @@ def test_a_user_activation_class_runs_under_the_fits_seed(regression_data):
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_zero_weights_on_every_validation_sample_are_an_error(regression_data):
+    X, y = regression_data
+    steps = []
+    est = NeuralRegressor(
+        max_epochs=1,
+        validation_fraction=0.1,
+        random_state=0,
+        callbacks=[LambdaCallback(on_after_step=steps.append)],
+    )
+    with pytest.raises(ValueError, match="Every sample held out for validation has zero weight"):
+        # one weighted sample, which the split (random_state=0) keeps for training
+        est.fit(X, y, sample_weight=np.r_[1.0, np.zeros(119)])
+    assert steps == []
+
+
 def test_zero_weights_on_every_training_sample_are_an_error(regression_data):
     X, y = regression_data
     with pytest.raises(ValueError, match="Every sample left for training has zero weight"):

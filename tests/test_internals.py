@@ -14,6 +14,7 @@ import sklearn.utils.validation
 import torch
 import torch.nn.modules.module as torch_module
 import torch.optim.optimizer as torch_optimizer
+from sklearn.base import clone
 
 from skcallback import NeuralRegressor, _internals
 from skcallback._mlp_backprop import HandwrittenMLPStep
@@ -181,6 +182,23 @@ def test_routing_reads_the_constructor_without_get_param_names(regression_data, 
     monkeypatch.setattr(_internals, "SKLEARN_PARAM_NAMES", "_gone")
     assert outcome()[0] == message
     np.testing.assert_array_equal(outcome()[1], predictions)
+
+
+def test_the_estimators_parameter_reader_where_scikit_learns_is_gone(regression_data, monkeypatch):
+    """Our estimators override scikit-learn's ``_get_param_names`` (to read
+    the signature once): the override must reach the fallback too."""
+    from sklearn.base import BaseEstimator
+
+    from skcallback import _base
+
+    X, y = regression_data
+    params = NeuralRegressor().get_params(deep=False)
+    monkeypatch.setattr(_base, "_PARAM_NAMES", {})
+    monkeypatch.delattr(BaseEstimator, _internals.SKLEARN_PARAM_NAMES)
+    assert NeuralRegressor().get_params(deep=False) == params
+    with pytest.raises(TypeError, match="optimiser__lr"):
+        NeuralRegressor(max_epochs=1, optimiser__lr=0.1).fit(X, y)
+    assert clone(NeuralRegressor(max_epochs=1, lr=0.1)).fit(X, y).lr == 0.1
 
 
 class _Tasks:

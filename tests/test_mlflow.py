@@ -181,6 +181,36 @@ def test_configuration_errors_come_before_training(data, store):
     assert _runs(store) == []
 
 
+def test_a_fit_failing_in_a_later_setup_creates_no_experiment(data, store):
+    def refuse(plan):
+        raise ValueError("a later callback refuses")
+
+    logger = MlflowLogger(experiment="fresh")
+    est = NeuralRegressor(
+        max_epochs=1, callbacks=[logger, LambdaCallback(name="refuse", setup=refuse)]
+    )
+    with pytest.raises(ValueError, match="a later callback refuses"):
+        est.fit(*data)
+    assert store.get_experiment_by_name("fresh") is None
+    est.set_params(cb__refuse=None).fit(*data)
+    assert [run.info.status for run in _runs(store, "fresh")] == ["FINISHED"]
+
+
+def test_a_metric_name_mlflow_refuses_fails_the_fit_before_any_file_is_written(
+    data, store, tmp_path
+):
+    from skcallback.callbacks import CSVLogger, EpochScoring
+
+    log = tmp_path / "logs" / "fit.csv"
+    est = NeuralRegressor(
+        max_epochs=1,
+        callbacks=[CSVLogger(log), EpochScoring("r2", name="r2$"), MlflowLogger()],
+    )
+    with pytest.raises(ValueError, match=r"cannot log the metrics \['r2\$'\]"):
+        est.fit(*data)
+    assert not (tmp_path / "logs").exists() and _runs(store) == []
+
+
 def test_without_mlflow_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(ImportError, match=r"skcallback\[mlflow\]"):

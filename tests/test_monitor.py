@@ -158,3 +158,10 @@ def test_reduce_lr_on_plateau_with_an_absolute_threshold_follows_the_rule(script
         best = value if improved else best
         not_improved.append(not improved)
     assert reduced == not_improved == [False, True, False, True, True]
+
+
+def test_a_nan_best_is_beaten_by_any_finite_value():
+    for mode in ("min", "max"):
+        monitor = Monitor("m", mode, min_delta=0.5)
+        assert monitor.is_improvement(3.0, best=float("nan"))
+        assert not monitor.is_improvement(float("nan"), best=float("nan"))

@@ -389,3 +389,17 @@ def test_setup_refuses_a_file_where_a_folder_should_be(tmp_path, regression_data
     with pytest.raises(NotADirectoryError, match="is a file; choose another dirname"):
         est.fit(X, y)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.parametrize("scale", ["X", "y"])
+def test_data_too_large_for_float32_is_refused_before_training(scale):
+    # The built-in MLP and loss skip the dry run's shape checks, not this one.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(50, 3)).astype(np.float32)
+    y = X.sum(axis=1)
+    X, y = (X * 1e30, y) if scale == "X" else (X, y * 1e30)
+    steps = []
+    est = NeuralRegressor(max_epochs=1, callbacks=[LambdaCallback(on_after_step=steps.append)])
+    with pytest.raises(ValueError, match="too large for float32 arithmetic"):
+        est.fit(X, y)
+    assert steps == [] and not hasattr(est, "module_")

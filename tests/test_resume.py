@@ -464,3 +464,42 @@ def test_a_resumable_fit_validates_its_validation_set_first(layout, tmp_path, re
     ).fit(X, y, X_val=X_val, y_val=y_val)
     assert again.callbacks_["checkpoint"].resumed_from_ is not None
     np.testing.assert_array_equal(again.predict(X), first)
+
+
+RESUME_FROM = [None]
+
+
+class _ResumeFrom(Checkpoint):
+    """A checkpoint callback that resumes from the file in RESUME_FROM,
+    wherever it comes from (a user's own ``resume_from``); a module-level
+    switch, so that the fit that wrote it has the same parameters."""
+
+    def resume_from(self, plan):
+        return RESUME_FROM[0] or super().resume_from(plan)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"lr": 0.01}, {"max_epochs": 3}, {"random_state": 1}, {"data": "other"}],
+)
+def test_a_checkpoint_of_another_fit_is_refused(tmp_path, data, other):
+    def make(**params):
+        return NeuralClassifier(
+            **{"max_epochs": 2, "random_state": 0, **params},
+            callbacks=[("ckpt", _ResumeFrom(dirname=tmp_path, resume=True))],
+        )
+
+    X, y = data
+    first = make().fit(X, y)
+    path = checkpoint_files(first.callbacks_["ckpt"].run_dir_, "model")[-1]
+    RESUME_FROM[0] = path
+    try:
+        X_other = X + 1 if other.pop("data", None) else X
+        with pytest.raises(ValueError, match="is a checkpoint of another fit"):
+            make(**other).fit(X_other, y)
+        # the same fit resumes from it (finished: it trains no further)
+        same = make().fit(X, y)
+    finally:
+        RESUME_FROM[0] = None
+    assert same.callbacks_["ckpt"].resumed_from_ == str(path)
+    np.testing.assert_array_equal(same.predict_proba(X), first.predict_proba(X))

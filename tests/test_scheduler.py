@@ -189,3 +189,18 @@ def test_a_one_cycle_exhausted_by_a_warm_start_is_an_error_before_training(regre
     with pytest.raises(ValueError, match=r"OneCycleLR's cycle of 3 steps would be exceeded"):
         est.fit(X, y)
     np.testing.assert_array_equal(est.predict(X), before)
+
+
+@pytest.mark.parametrize("policy", [("StepLR", {"step_size": 1}), ("OneCycleLR", {"max_lr": 0.1})])
+def test_the_check_of_a_policys_first_step_warns_nothing(regression_data, policy):
+    # setup tries the policy's first step on a throwaway optimizer; torch
+    # warns when a scheduler steps before its optimizer unless told it did.
+    import warnings
+
+    X, y = regression_data
+    name, kwargs = policy
+    est = NeuralRegressor(max_epochs=2, callbacks=[LRScheduler(name, **kwargs)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]

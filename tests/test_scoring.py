@@ -184,3 +184,19 @@ def test_the_default_name_follows_the_scoring_and_the_phase(classification_data)
     ).fit(X, y)
     assert list(clf.callbacks_) == ["history", "valid_accuracy", "train_accuracy", "bal"]
     assert {"valid_accuracy", "train_accuracy", "bal"} <= set(clf.history_[0])
+
+
+@pytest.mark.parametrize("scoring", ["neg_log_loss", "roc_auc_ovr"])
+def test_a_class_first_seen_late_in_the_data_is_scored(scoring):
+    # The scorer is tried before training on a sample of the targets: a
+    # class that appears only after its first rows must be in it, or a
+    # scorer that needs every class refuses a fit it can score.
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(1300, 4)).astype(np.float32)
+    y = np.r_[np.zeros(650, int), np.ones(500, int), np.full(150, 2)]
+    est = NeuralClassifier(
+        max_epochs=1,
+        validation_fraction=None,
+        callbacks=[EpochScoring(scoring, on_train=True)],
+    ).fit(X, y)
+    assert np.isfinite(est.history_[-1][f"train_{scoring}"])

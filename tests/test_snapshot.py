@@ -176,3 +176,23 @@ def test_a_saved_state_cannot_set_callback_parameters(regression_data, tmp_path)
     with pytest.raises(ValueError, match=r"takes learned attributes.*refused \['path'\]"):
         make().fit(X, y)
     assert not outside.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["data"].update(predict=torch.zeros(3)), "unknown data attributes"),
+        (lambda s: s["data"].update(n_features_in_=-1), "'n_features_in_' is not a count"),
+        (lambda s: s["data"].update(n_outputs_=True), "'n_outputs_' is not a count"),
+        (lambda s: s.update(fast_path="yes"), "'fast_path' is not a bool"),
+        (lambda s: s.update(step=-1), "negative"),
+    ],
+)
+def test_a_crafted_fitted_state_sets_no_other_attribute(saved, tmp_path, change, message):
+    est, path = saved
+    state = read_checkpoint(path)
+    change(state)
+    _snapshot.write(state, tmp_path / "bad.pt")  # a valid checksum: crafted, not corrupt
+    with pytest.raises(ValueError, match=message):
+        est.load_checkpoint(tmp_path / "bad.pt")
+    assert callable(est.predict) and est.n_features_in_ == 4

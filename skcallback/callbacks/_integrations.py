@@ -338,6 +338,9 @@ class MlflowLogger(Callback):
     def setup(self, plan: Any) -> None:
         mlflow = import_extra("mlflow", "mlflow", "MlflowLogger")
         self._keys = metric_keys(self, plan)
+        # Every callback has declared its metrics (declare runs before setup):
+        # a name MLflow refuses fails the fit before any callback makes a file.
+        self._check_metric_names(plan)
         where_uri, active = _fit_context(mlflow, self._where)
         uri = self.tracking_uri if self.tracking_uri is not None else where_uri
         try:
@@ -438,13 +441,9 @@ class MlflowLogger(Callback):
             return self._previous
         return None
 
-    def _params(self, ctx: Context) -> list[Any]:
-        """The estimator's parameters as MLflow params, with its metric and
-        parameter names checked (here, not in setup: callbacks set up later
-        may declare metrics)."""
-        from mlflow.entities import Param
-
-        keys = self._keys if self._keys is not None else list(ctx.plan.metrics)
+    def _check_metric_names(self, plan: Any) -> None:
+        """Raise a ValueError naming the metrics to log that MLflow refuses."""
+        keys = self._keys if self._keys is not None else list(plan.metrics)
         bad = [key for key in keys if key != "epoch" and not _mlflow_name(key)]
         if bad:
             raise ValueError(
@@ -453,6 +452,14 @@ class MlflowLogger(Callback):
                 "are not paths such as '/x' or 'a/../b'. Rename them, or pass keys= without "
                 "them."
             )
+
+    def _params(self, ctx: Context) -> list[Any]:
+        """The estimator's parameters as MLflow params, with its metric and
+        parameter names checked (the metrics again: a callback set up after
+        this one may declare one)."""
+        from mlflow.entities import Param
+
+        self._check_metric_names(ctx.plan)
         params = [
             Param(key, str(value)[:6000])
             for key, value in ctx.estimator.get_params(deep=True).items()
