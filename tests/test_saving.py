@@ -259,3 +259,20 @@ def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path, monkeypatch, e
     if isinstance(error, OSError):
         assert "model.skc" in str(info.value) and "No space" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_over_a_file_leaves_the_old_one_whole(tmp_path, monkeypatch):
+    # Written beside it and renamed: a failure (a full disk, a kill) midway
+    # never leaves a truncated or half-new file under the path.
+    X = np.random.RandomState(0).normal(size=(40, 3))
+    fitted = NeuralRegressor(max_epochs=1, random_state=0).fit(X, X[:, 0])
+    path = skcallback.save(fitted, tmp_path / "m.skc")
+    before = path.read_bytes()
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", fail)
+    with pytest.raises(OSError, match="No space"):
+        skcallback.save(NeuralRegressor(max_epochs=2, random_state=1).fit(X, X[:, 1]), path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.skc"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import math
 import numbers
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._context import Context
+from .._files import atomic_write
 from ._base import Callback, import_extra, positive_int
 from ._checkpoint import check_writable, ensure_writable
 from ._monitor import Monitor
@@ -483,6 +485,7 @@ def _drop_rows_after(path: Path, epoch: int) -> None:
         return
     column = rows[0].index("epoch")
     kept = [rows[0]] + [r for r in rows[1:] if r[column].isdigit() and int(r[column]) <= epoch]
-    if len(kept) < len(rows):
-        with path.open("w", newline="") as file:
-            csv.writer(file).writerows(kept)
+    if len(kept) < len(rows):  # rewritten whole or not at all (a kill mid-rewrite)
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(kept)
+        atomic_write(text.getvalue().encode(), path, "the CSV log")
