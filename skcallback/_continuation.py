@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _routing
+from . import _routing, _untrusted
 from ._factories import build_criterion, build_optimizer
 from ._fingerprint import describe
 from ._params import OPTIMIZERS
@@ -146,3 +146,18 @@ def _differs(a: Any, b: Any) -> bool:
         return bool(a != b)
     except (RuntimeError, TypeError, ValueError):  # tensors of several values
         return a is not b
+
+
+def align_options(work: Any, scheduled: bool) -> None:
+    """Give a continued fit's optimizer the options its estimator's
+    parameters give now (``set_params(lr=...)`` before a warm start takes
+    effect, as in scikit-learn's MLP), except the rates a callback schedules
+    (``schedules_optimizer``): a fitted estimator's options are then always
+    those a file of it must hold."""
+    fresh = build_optimizer(work, work.module_)
+    if type(fresh) is not type(work.optimizer_):
+        return
+    kept = _untrusted.SCHEDULED_OPTIONS if scheduled else frozenset()
+    fresh_groups = _untrusted.option_groups(fresh)
+    for group, own in zip(work.optimizer_.param_groups, fresh_groups, strict=True):
+        group.update({key: value for key, value in own.items() if key not in kept})

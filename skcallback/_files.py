@@ -8,6 +8,7 @@ flipped bit is an error in every format, never a silently different model).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -56,3 +57,40 @@ def atomic_write(data: bytes, path: str | os.PathLike, what: str = "the file") -
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return path
+
+
+def check_writable(folder: Path, owner: str, parameter: str) -> None:
+    """Raise an ``OSError`` naming ``folder`` and the parameter to change
+    unless it is a folder this process may write in, or its nearest existing
+    ancestor is one (so it can be made); create nothing. For ``setup``,
+    which only checks: ``ensure_writable`` makes the folder once the fit
+    starts."""
+    path = folder.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            f"{owner} cannot write to the folder {str(folder)!r}: {str(existing)!r} is a file; "
+            f"choose another {parameter}.",
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES,
+            f"{owner} cannot write to the folder {str(folder)!r} ({str(existing)!r} is not "
+            f"writable); choose a writable {parameter}.",
+        )
+
+
+def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
+    """Create ``folder`` and prove a file can be written in it, or raise an
+    ``OSError`` naming the folder and the parameter to change."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OSError(
+            exc.errno,
+            f"{owner} cannot write to the folder {str(folder)!r} ({exc.strerror or exc}); "
+            f"choose a writable {parameter}.",
+        ) from exc

@@ -99,7 +99,7 @@ def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> 
     and data attributes are set): module, criterion and optimizer from the
     parameters, their states and the callbacks' from ``state`` (the last
     step of ``restore``)."""
-    _untrusted.check_module_size(work, state["module"], path)
+    check_module_size(work, state["module"], path)
     build_objects(work, device, seed=0)
     _continuation.record(work)  # the parameters that saved it built its module
     callbacks = _routing.fitted_callbacks(work)
@@ -110,6 +110,27 @@ def rebuild_fitted(work: Any, state: dict[str, Any], device: Any, path: Any) -> 
         attach_callbacks(work, callbacks)
     work.stop_reason_ = stop_reason
     work.module_.eval()
+
+
+def check_module_size(work: Any, saved: dict[str, Any], path: Any) -> None:
+    """Refuse parameters (``module__``, ``hidden_layer_sizes``, the data's
+    widths) that build a module with more elements than the file saved for
+    it: the module is built on the ``meta`` device first, which allocates
+    nothing."""
+    held = sum(v.numel() for v in saved.values() if isinstance(v, torch.Tensor))
+    probe = working_copy(work, fitted=False)
+    vars(probe).update(data_state(work))
+    try:
+        with torch.device("meta"):
+            build_objects(probe, torch.device("meta"), seed=0)
+        needed = sum(v.numel() for v in probe.module_.state_dict().values())
+    except Exception:  # building it for real says what is wrong
+        return
+    if needed > held:
+        raise ValueError(
+            f"{path} is malformed: its parameters build a module of {needed} elements, but it "
+            f"holds {held} for it; build the estimator with the parameters that saved it."
+        )
 
 
 def load_callback_states(callbacks: list[tuple[str, Any]], states: Any) -> None:

@@ -465,7 +465,7 @@ def build_fit_objects(
     if previous is not None:
         load_callback_states(callbacks, previous)
         _continuation.apply_changed_settings(work)
-        _untrusted.align_options(work, scheduled=_untrusted.scheduled(callbacks))
+        _continuation.align_options(work, scheduled=_untrusted.scheduled(callbacks))
     else:
         build_objects(work, settings.device, seed)
         _continuation.record(work)

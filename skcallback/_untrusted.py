@@ -68,30 +68,6 @@ def check_tensor_sizes(state: Any, path: Any) -> None:
         )
 
 
-def check_module_size(work: Any, saved: dict[str, Any], path: Any) -> None:
-    """Refuse parameters (``module__``, ``hidden_layer_sizes``, the data's
-    widths) that build a module with more elements than the file saved for
-    it: the module is built on the ``meta`` device first, which allocates
-    nothing."""
-    from ._factories import build_objects
-    from ._fitted_state import data_state, working_copy
-
-    held = sum(v.numel() for v in saved.values() if isinstance(v, torch.Tensor))
-    probe = working_copy(work, fitted=False)
-    vars(probe).update(data_state(work))
-    try:
-        with torch.device("meta"):
-            build_objects(probe, torch.device("meta"), seed=0)
-        needed = sum(v.numel() for v in probe.module_.state_dict().values())
-    except Exception:  # building it for real says what is wrong
-        return
-    if needed > held:
-        raise ValueError(
-            f"{path} is malformed: its parameters build a module of {needed} elements, but it "
-            f"holds {held} for it; build the estimator with the parameters that saved it."
-        )
-
-
 def _finite(tensor: torch.Tensor) -> bool:
     return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
@@ -193,21 +169,6 @@ def check_options(optimizer: Any, expected: list[dict[str, Any]], scheduled: boo
                     f"{path} holds the optimizer option {key}={loaded!r}, but this estimator's "
                     f"parameters give {key}={value!r}; a file does not set options.{hint}"
                 )
-
-
-def align_options(work: Any, scheduled: bool) -> None:
-    """Give a continued fit's optimizer the options its estimator's
-    parameters give now (``set_params(lr=...)`` before a warm start takes
-    effect, as in scikit-learn's MLP), except the rates an LRScheduler
-    schedules; so a fitted estimator's options are always the ones a file
-    of it must hold."""
-    from ._factories import build_optimizer
-
-    fresh = build_optimizer(work, work.module_)
-    if type(fresh) is not type(work.optimizer_):
-        return
-    for group, own in zip(work.optimizer_.param_groups, option_groups(fresh), strict=True):
-        group.update({k: v for k, v in own.items() if not (scheduled and k in SCHEDULED_OPTIONS)})
 
 
 def _check_rate(key: str, value: Any, path: Any, like: Any = 0.0) -> None:

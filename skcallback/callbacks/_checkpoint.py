@@ -4,11 +4,9 @@ and exact resume from them."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,46 +15,9 @@ import torch
 
 from .. import _snapshot
 from .._context import Context
-from .._files import atomic_write
+from .._files import atomic_write, check_writable, ensure_writable
 from ._base import Callback, positive_int
 from ._monitor import Monitor
-
-
-def check_writable(folder: Path, owner: str, parameter: str) -> None:
-    """Raise an ``OSError`` naming ``folder`` and the parameter to change
-    unless it is a folder this process may write in, or its nearest existing
-    ancestor is one (so it can be made); create nothing. For ``setup``,
-    which only checks: ``ensure_writable`` makes the folder once the fit
-    starts."""
-    path = folder.absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise NotADirectoryError(
-            errno.ENOTDIR,
-            f"{owner} cannot write to the folder {str(folder)!r}: {str(existing)!r} is a file; "
-            f"choose another {parameter}.",
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(
-            errno.EACCES,
-            f"{owner} cannot write to the folder {str(folder)!r} ({str(existing)!r} is not "
-            f"writable); choose a writable {parameter}.",
-        )
-
-
-def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
-    """Create ``folder`` and prove a file can be written in it, or raise an
-    ``OSError`` naming the folder and the parameter to change."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise OSError(
-            exc.errno,
-            f"{owner} cannot write to the folder {str(folder)!r} ({exc.strerror or exc}); "
-            f"choose a writable {parameter}.",
-        ) from exc
 
 
 def save_checkpoint(ctx: Context, path: str | os.PathLike) -> Path:

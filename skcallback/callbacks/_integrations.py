@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from .._context import Context
+from .._files import check_writable, ensure_writable
 from .._internals import probe_tracking_server
 from ._base import METRIC_KEYS, Callback, epoch_numbers, import_extra, metric_keys
-from ._checkpoint import check_writable, ensure_writable
 
 
 class OptunaPruning(Callback):

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .._context import Context
-from .._files import atomic_write
+from .._files import atomic_write, check_writable, ensure_writable
 from ._base import Callback, import_extra, positive_int
-from ._checkpoint import check_writable, ensure_writable
 from ._monitor import Monitor
 
 
