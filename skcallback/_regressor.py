@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._inputs import host, numeric_targets
 from ._precision import float_dtype
 
 
@@ -278,6 +279,7 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         """
+        y = numeric_targets(host(y, "y"))
         return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod

@@ -1,0 +1,129 @@
+"""The data a user passes to ``fit``, ``predict`` and ``score``, made into
+what scikit-learn's validation reads, and its conversion failures said in
+our words.
+
+NumPy, torch and narwhals fail on some inputs (text in X, ragged lists,
+bfloat16 or sparse tensors, duplicate column names, mixed label types) with
+messages that name neither the argument nor what is allowed; those inputs
+are converted here where a conversion is plain, and refused by name where
+it is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+#: NumPy's words for a value that is not a number, and for ragged rows.
+_NOT_A_NUMBER = re.compile(r"could not convert string to float: (np\.str_\()?(?P<value>.*?)\)?$")
+_RAGGED = ("setting an array element with a sequence", "inhomogeneous shape")
+
+
+def host(value: Any, name: str = "X") -> Any:
+    """A torch tensor as the NumPy array (or, sparse, the SciPy CSR matrix)
+    the estimators validate and batch; anything else unchanged.
+
+    Validating in NumPy also keeps torch inputs working under
+    scikit-learn's ``array_api_dispatch=True`` (whose validation would
+    otherwise ask torch for a NumPy dtype). bfloat16 has no NumPy dtype: it
+    widens to float32, which holds every bfloat16 value exactly.
+
+    Raises
+    ------
+    TypeError
+        For a sparse tensor that is not 2-D (X is a matrix).
+    """
+    if not isinstance(value, torch.Tensor):
+        return value
+    tensor = value.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    if tensor.layout == torch.strided:
+        return tensor.cpu().numpy()
+    if tensor.dim() != 2:
+        raise TypeError(
+            f"{name} is a {tensor.dim()}-D sparse torch tensor ({tensor.layout}); a sparse "
+            f"{name} must be 2-D (n_samples, n_features)."
+        )
+    coo = tensor.cpu().to_sparse_coo().coalesce()
+    rows, columns = coo.indices().numpy()
+    return sp.csr_matrix((coo.values().numpy(), (rows, columns)), shape=tuple(coo.shape))
+
+
+def check_columns(X: Any, name: str = "X") -> None:
+    """Refuse a data frame whose column names repeat (its columns cannot be
+    told apart by name, which scikit-learn checks at ``predict``)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "shape"):
+        return
+    names = list(columns)
+    repeated = sorted({str(c) for c in names if names.count(c) > 1})
+    if repeated:
+        raise ValueError(
+            f"{name} has duplicate column names {repeated}; every column of a data frame "
+            "must have its own name."
+        )
+
+
+@contextlib.contextmanager
+def numeric(name: str = "X") -> Iterator[None]:
+    """Say NumPy's failures to make ``name`` a numeric array in our words:
+    a value that is not a number, or rows of different lengths."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        found = _NOT_A_NUMBER.search(message)
+        if found:
+            raise ValueError(
+                f"{name} must hold numbers; it holds {found['value']}, which is not one. "
+                "Encode text or categories first (e.g. with sklearn.preprocessing."
+                "OneHotEncoder or OrdinalEncoder)."
+            ) from exc
+        if any(text in message for text in _RAGGED):
+            raise ValueError(
+                f"{name} is ragged: its rows (nested sequences) have different lengths; every "
+                "row must have the same number of values."
+            ) from exc
+        raise
+
+
+def numeric_targets(y: Any) -> Any:
+    """Regression targets of text or object dtype as float64 (as
+    scikit-learn's ``y_numeric`` makes object targets), failing in our
+    words; numeric targets unchanged."""
+    if y is None:
+        return y
+    with numeric("y"):
+        array = np.asarray(y)
+        return array.astype(np.float64) if array.dtype.kind in "OUS" else y
+
+
+def check_label_types(labels: Any, name: str = "y") -> None:
+    """Refuse class labels that mix strings, numbers and other objects
+    (they cannot be sorted into classes)."""
+    if not hasattr(labels, "dtype"):
+        return  # a list: NumPy makes it all strings, as scikit-learn does
+    array = np.asarray(labels)
+    if array.dtype != object:
+        return
+    kinds = {type(v): _kind(v) for v in array.ravel()}
+    if len(set(kinds.values())) > 1:
+        found = ", ".join(sorted({t.__name__ for t in kinds}))
+        raise ValueError(
+            f"{name} mixes label types ({found}); class labels must be all strings or all numbers."
+        )
+
+
+def _kind(value: Any) -> str:
+    """'str', 'number' (a bool counts) or 'other'."""
+    if isinstance(value, str):
+        return "str"
+    return "number" if isinstance(value, numbers.Number | np.bool_) else "other"
