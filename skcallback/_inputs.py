@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,8 +64,7 @@ def check_columns(X: Any, name: str = "X") -> None:
     columns = getattr(X, "columns", None)
     if columns is None or not hasattr(X, "shape"):
         return
-    names = list(columns)
-    repeated = sorted({str(c) for c in names if names.count(c) > 1})
+    repeated = sorted(str(c) for c, count in Counter(columns).items() if count > 1)
     if repeated:
         raise ValueError(
             f"{name} has duplicate column names {repeated}; every column of a data frame "
@@ -114,16 +114,16 @@ def check_label_types(labels: Any, name: str = "y") -> None:
     array = np.asarray(labels)
     if array.dtype != object:
         return
-    kinds = {type(v): _kind(v) for v in array.ravel()}
-    if len(set(kinds.values())) > 1:
-        found = ", ".join(sorted({t.__name__ for t in kinds}))
+    types = set(map(type, array.ravel()))  # one pass in C: labels may be many
+    if len({_kind(t) for t in types}) > 1:
+        found = ", ".join(sorted(t.__name__ for t in types))
         raise ValueError(
             f"{name} mixes label types ({found}); class labels must be all strings or all numbers."
         )
 
 
-def _kind(value: Any) -> str:
+def _kind(type_: type) -> str:
     """'str', 'number' (a bool counts) or 'other'."""
-    if isinstance(value, str):
+    if issubclass(type_, str):
         return "str"
-    return "number" if isinstance(value, numbers.Number | np.bool_) else "other"
+    return "number" if issubclass(type_, numbers.Number | np.bool_) else "other"
