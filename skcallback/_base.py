@@ -252,8 +252,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial: bool, **options: Any):
         """Plan the fit (the estimator is not touched), train the plan's
         working copy, and adopt its state only when the fit completes."""
-        X, y, sample_weight = host(X), host(y, "y"), host(sample_weight, "sample_weight")
-        options = {key: host(value, key) for key, value in options.items()}
+        X, y, sample_weight = host(X), host(y), host(sample_weight)
+        options = {key: host(value) for key, value in options.items()}
         with _one_fit_at_a_time(self), _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
@@ -327,7 +327,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _check_weights(self, sample_weight, X) -> np.ndarray | None:
         if sample_weight is None:
             return None
-        sample_weight = _internals.check_sample_weight(sample_weight, X)
+        with numeric("sample_weight"):
+            sample_weight = _internals.check_sample_weight(sample_weight, X)
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight must be finite; it contains NaN or infinity.")
         with np.errstate(over="ignore"):

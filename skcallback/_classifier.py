@@ -11,7 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from torch import nn
 
 from ._base import NeuralEstimatorBase
-from ._inputs import check_label_types, host
+from ._inputs import check_label_types, host, numeric_weights
 
 
 class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
@@ -342,8 +342,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         """
-        y = host(y, "y")
+        y = host(y)
         check_label_types(y)
+        sample_weight = numeric_weights(sample_weight)
         return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod

@@ -24,35 +24,28 @@ import torch
 
 #: NumPy's words for a value that is not a number, and for ragged rows.
 _NOT_A_NUMBER = re.compile(r"could not convert string to float: (np\.str_\()?(?P<value>.*?)\)?$")
+_NOT_A_SCALAR = re.compile(r"argument must be a string or a (real )?number, not '(?P<type>\w+)'")
 _RAGGED = ("setting an array element with a sequence", "inhomogeneous shape")
 
 
-def host(value: Any, name: str = "X") -> Any:
-    """A torch tensor as the NumPy array (or, sparse, the SciPy CSR matrix)
-    the estimators validate and batch; anything else unchanged.
+def host(value: Any) -> Any:
+    """A torch tensor as the NumPy array (or, sparse and 2-D, the SciPy CSR
+    matrix) the estimators validate and batch; anything else unchanged.
 
     Validating in NumPy also keeps torch inputs working under
     scikit-learn's ``array_api_dispatch=True`` (whose validation would
     otherwise ask torch for a NumPy dtype). bfloat16 has no NumPy dtype: it
     widens to float32, which holds every bfloat16 value exactly.
-
-    Raises
-    ------
-    TypeError
-        For a sparse tensor that is not 2-D (X is a matrix).
     """
     if not isinstance(value, torch.Tensor):
         return value
     tensor = value.detach()
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.float()
+    if tensor.dim() != 2 and tensor.layout != torch.strided:
+        tensor = tensor.to_dense()  # SciPy's sparse matrices are 2-D
     if tensor.layout == torch.strided:
         return tensor.cpu().numpy()
-    if tensor.dim() != 2:
-        raise TypeError(
-            f"{name} is a {tensor.dim()}-D sparse torch tensor ({tensor.layout}); a sparse "
-            f"{name} must be 2-D (n_samples, n_features)."
-        )
     coo = tensor.cpu().to_sparse_coo().coalesce()
     rows, columns = coo.indices().numpy()
     return sp.csr_matrix((coo.values().numpy(), (rows, columns)), shape=tuple(coo.shape))
@@ -87,10 +80,15 @@ def numeric(name: str = "X") -> Iterator[None]:
                 "Encode text or categories first (e.g. with sklearn.preprocessing."
                 "OneHotEncoder or OrdinalEncoder)."
             ) from exc
+        found = _NOT_A_SCALAR.search(message)
+        if found:
+            raise ValueError(
+                f"{name} must hold numbers; it holds a {found['type']}, which is not one."
+            ) from exc
         if any(text in message for text in _RAGGED):
             raise ValueError(
-                f"{name} is ragged: its rows (nested sequences) have different lengths; every "
-                "row must have the same number of values."
+                f"{name} is not a rectangular array of numbers: its rows (nested sequences) "
+                "have different lengths, or a value is itself a sequence."
             ) from exc
         raise
 
@@ -98,12 +96,23 @@ def numeric(name: str = "X") -> Iterator[None]:
 def numeric_targets(y: Any) -> Any:
     """Regression targets of text or object dtype as float64 (as
     scikit-learn's ``y_numeric`` makes object targets), failing in our
-    words; numeric targets unchanged."""
+    words; sparse targets dense; numeric targets unchanged."""
+    if sp.issparse(y):
+        return y.toarray()  # the targets are dense (one column per target)
     if y is None:
         return y
     with numeric("y"):
         array = np.asarray(y)
         return array.astype(np.float64) if array.dtype.kind in "OUS" else y
+
+
+def numeric_weights(sample_weight: Any) -> Any:
+    """``sample_weight`` of ``score`` as a float64 array (None stays None),
+    failing in our words; ``fit`` checks its weights further."""
+    if sample_weight is None:
+        return None
+    with numeric("sample_weight"):
+        return np.asarray(host(sample_weight), dtype=np.float64)
 
 
 def check_label_types(labels: Any, name: str = "y") -> None:

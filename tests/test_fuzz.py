@@ -734,20 +734,31 @@ def _sparse_tensor(rng: np.random.RandomState, n_rows: int) -> Any:
     return tensor.to_sparse() if rng.rand() < 0.5 else tensor.to_sparse_csr()
 
 
+def _objects_in_X(rng: np.random.RandomState, n_rows: int) -> Any:
+    X = rng.normal(size=(n_rows, N_FEATURES)).astype(object)
+    X[rng.randint(n_rows), rng.randint(N_FEATURES)] = [{"a": 1}, [1.0, 2.0], {3}, b"7"][
+        rng.randint(4)
+    ]
+    return X
+
+
 def _duplicate_columns(rng: np.random.RandomState, n_rows: int) -> Any:
     columns = ["a", "b", "c"]
     columns[rng.randint(1, 3)] = columns[0]
     return pd.DataFrame(rng.normal(size=(n_rows, N_FEATURES)), columns=columns)
 
 
-#: input kind -> a bad (or merely unusual) X of n_rows; None: y is the bad input.
+#: input kind -> a bad (or merely unusual) X of n_rows; None: y or the
+#: sample weights are the bad input.
 INPUT_KINDS = {
     "strings_in_X": _strings_in_X,
     "ragged_list": _ragged_list,
     "bfloat16_tensor": _bfloat16_tensor,
     "sparse_tensor": _sparse_tensor,
+    "objects_in_X": _objects_in_X,
     "duplicate_columns": _duplicate_columns,
     "mixed_labels": None,
+    "text_weights": None,
 }
 #: Kinds a plain conversion accepts: no error at all.
 CONVERTIBLE = ("bfloat16_tensor", "sparse_tensor")
@@ -760,18 +771,27 @@ def _mixed_labels(rng: np.random.RandomState, n_rows: int) -> Any:
     return y if rng.rand() < 0.5 else pd.Series(y)
 
 
-def _input_case(kind: str, estimator: str, seed: int) -> tuple[Any, Any]:
+def _text_weights(rng: np.random.RandomState, n_rows: int) -> Any:
+    weights = rng.uniform(0.5, 2, size=n_rows).astype(object)
+    weights[rng.randint(n_rows)] = rng.choice(["heavy", "1,5", ""])
+    return weights if rng.rand() < 0.5 else weights.tolist()
+
+
+def _input_case(kind: str, estimator: str, seed: int) -> tuple[Any, Any, Any]:
+    """``X``, ``y`` and ``sample_weight``, one of them of the ``kind``."""
     rng = np.random.RandomState(seed)
     n_rows = rng.randint(4, 20)
     good_X = rng.normal(size=(n_rows, N_FEATURES))
     good_y = good_X[:, 0] if estimator == "regressor" else np.arange(n_rows) % 2
     if kind == "mixed_labels":
-        return good_X, _mixed_labels(rng, n_rows)
-    return INPUT_KINDS[kind](rng, n_rows), good_y
+        return good_X, _mixed_labels(rng, n_rows), None
+    if kind == "text_weights":
+        return good_X, good_y, _text_weights(rng, n_rows)
+    return INPUT_KINDS[kind](rng, n_rows), good_y, None
 
 
 def _fitted(estimator: str) -> Any:
-    X, y = _input_case("bfloat16_tensor", estimator, 0)
+    X, y, _ = _input_case("bfloat16_tensor", estimator, 0)
     X = X.float().numpy()
     return ESTIMATORS[estimator](device="cpu", max_epochs=1, hidden_layer_sizes=(3,)).fit(X, y)
 
@@ -783,7 +803,7 @@ def _raw_error(exc: BaseException) -> str | None:
     filename, on_purpose = _raise_site(exc)
     if not (_LIBRARY in filename or _SKLEARN in filename) or not on_purpose:
         return f"not raised on purpose by skcallback or scikit-learn ({filename})"
-    if str(exc).startswith(_RAW_TEXTS):
+    if _LIBRARY in filename and str(exc).startswith(_RAW_TEXTS):
         return "a torch message"
     return None
 
@@ -796,12 +816,12 @@ def test_input_kinds_fail_in_our_words():
     for kind, estimator, method, seed in itertools.product(
         INPUT_KINDS, ESTIMATORS, methods, range(5)
     ):
-        if kind == "mixed_labels" and method == "predict":
-            continue  # predict takes no labels
-        X, y = _input_case(kind, estimator, seed)
+        if kind in ("mixed_labels", "text_weights") and method == "predict":
+            continue  # predict takes neither labels nor weights
+        X, y, sample_weight = _input_case(kind, estimator, seed)
         est = fitted[estimator]
         args: tuple[Any, ...] = (X,) if method == "predict" else (X, y)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {} if sample_weight is None else {"sample_weight": sample_weight}
         if method in ("fit", "partial_fit"):
             est = ESTIMATORS[estimator](device="cpu", max_epochs=1, hidden_layer_sizes=(3,))
             if method == "partial_fit" and estimator == "classifier":
@@ -819,5 +839,5 @@ def test_input_kinds_fail_in_our_words():
                     why = why or (None if "str" in str(exc) else "the label types unnamed")
                 if why:
                     raw.append(f"{kind} {estimator}.{method} (seed {seed}): {why}: {exc!r}")
-    assert cases > 100
+    assert cases >= 300
     assert not raw, f"{len(raw)} of {cases} cases raised raw errors:\n" + "\n".join(raw)
