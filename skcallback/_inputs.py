@@ -82,8 +82,10 @@ def numeric(name: str = "X") -> Iterator[None]:
             ) from exc
         found = _NOT_A_SCALAR.search(message)
         if found:
-            raise ValueError(
-                f"{name} must hold numbers; it holds a {found['type']}, which is not one."
+            # A TypeError in words scikit-learn's check_dtype_object knows.
+            raise TypeError(
+                f"{name} must hold numbers; it holds a {found['type']} (each value goes through "
+                "float(), whose argument must be a string or a number)."
             ) from exc
         if any(text in message for text in _RAGGED):
             raise ValueError(
