@@ -20,6 +20,7 @@ from ._data import EVAL_BATCH_SIZE, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
 from ._fitted_state import adopt, data_state, restore
+from ._inputs import check_columns, host, numeric, numeric_targets
 from ._loop import run_fit
 from ._modules import takes_sparse_batches
 from ._params import validate_parameters
@@ -251,8 +252,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _fit(self, X, y, sample_weight, *, partial: bool, **options: Any):
         """Plan the fit (the estimator is not touched), train the plan's
         working copy, and adopt its state only when the fit completes."""
-        X, y, sample_weight = _host(X), _host(y), _host(sample_weight)
-        options = {key: _host(value) for key, value in options.items()}
+        X, y, sample_weight = host(X), host(y), host(sample_weight)
+        options = {key: host(value) for key, value in options.items()}
         with _one_fit_at_a_time(self), _sklearn_callbacks.fit_scope(self):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
@@ -309,20 +310,25 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         return self
 
     def _validate_inputs(self, X, y, *, reset: bool):
-        return validate_data(
-            self,
-            X,
-            y,
-            reset=reset,
-            accept_sparse="csr",
-            dtype=float_dtype(self.precision),
-            **self._target_validation,
-        )
+        check_columns(X)
+        if self._target_validation.get("y_numeric"):
+            y = numeric_targets(y)
+        with numeric("X"):
+            return validate_data(
+                self,
+                X,
+                y,
+                reset=reset,
+                accept_sparse="csr",
+                dtype=float_dtype(self.precision),
+                **self._target_validation,
+            )
 
     def _check_weights(self, sample_weight, X) -> np.ndarray | None:
         if sample_weight is None:
             return None
-        sample_weight = _internals.check_sample_weight(sample_weight, X)
+        with numeric("sample_weight"):
+            sample_weight = _internals.check_sample_weight(sample_weight, X)
         if not np.isfinite(sample_weight).all():
             raise ValueError("sample_weight must be finite; it contains NaN or infinity.")
         with np.errstate(over="ignore"):
@@ -396,7 +402,10 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         array = _internals.predict_shortcut(self, X, dtype)
         if array is not None:
             return array
-        return validate_data(self, _host(X), reset=False, accept_sparse="csr", dtype=dtype)
+        X = host(X)
+        check_columns(X)
+        with numeric("X"):
+            return validate_data(self, X, reset=False, accept_sparse="csr", dtype=dtype)
 
     def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""
@@ -476,19 +485,6 @@ def _module_dtype(module: torch.nn.Module) -> np.dtype:
         if parameter.is_floating_point():
             return np.dtype(np.float64 if parameter.dtype == torch.float64 else np.float32)
     return np.dtype(np.float32)
-
-
-def _host(value: Any) -> Any:
-    """A torch tensor as a NumPy array (copied from the device if needed).
-
-    The estimators validate and batch their data in NumPy, which also keeps
-    torch inputs working under scikit-learn's ``array_api_dispatch=True``
-    (whose validation would otherwise ask torch for a NumPy dtype).
-    Predictions are NumPy arrays whatever the input.
-    """
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return value
 
 
 def _context(

@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._inputs import check_label_types, host, numeric_weights
 
 
 class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
@@ -169,6 +170,7 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
     def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
         for name, labels in (("y", y), ("classes", classes)):
+            check_label_types(labels, name)
             labels = np.asarray(labels)
             if labels.dtype.kind in "fc" and not np.isfinite(labels).all():
                 raise ValueError(
@@ -340,6 +342,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         """
+        y = host(y)
+        check_label_types(y)
+        sample_weight = numeric_weights(sample_weight)
         return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod

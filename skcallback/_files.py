@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 DIGEST_SIZE = 32
+#: A temporary file untouched this long (seconds) whose writer is gone is
+#: the leftover of a killed write; a live write touches its file sooner.
+STALE_AFTER_S = 120.0
 
 
 def checksum(*parts: bytes) -> bytes:
@@ -29,7 +34,8 @@ def atomic_write(data: bytes, path: str | os.PathLike, what: str = "the file") -
     """Write ``data`` to ``path`` atomically: to a temporary file in the same
     folder, flushed, synced, then renamed. A crash never leaves a truncated
     file under ``path``, and no failure (of any kind) leaves the temporary
-    file behind.
+    file behind. A write killed outright (SIGKILL, power loss) does leave
+    one: the next write to ``path`` removes those (see ``_remove_leftovers``).
 
     Raises
     ------
@@ -40,7 +46,11 @@ def atomic_write(data: bytes, path: str | os.PathLike, what: str = "the file") -
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _remove_leftovers(path)
+        # The writer's process id in the name tells a later write whether
+        # the writer is gone.
+        prefix = f".{path.name}.{os.getpid()}."
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
@@ -94,3 +104,32 @@ def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
             f"{owner} cannot write to the folder {str(folder)!r} ({exc.strerror or exc}); "
             f"choose a writable {parameter}.",
         ) from exc
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of killed writes to ``path``: untouched
+    for ``STALE_AFTER_S`` and written by a process that is gone (or by one
+    that did not say, before the writer's id was in the name). A write to
+    ``path`` in progress, here or on another machine, keeps its file. Each
+    removal is best effort: a file that went meanwhile is no error."""
+    prefix = f".{path.name}."
+    now = time.time()
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        writer, _, _ = leftover.name[len(prefix) :].partition(".")
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > STALE_AFTER_S and not _alive(writer):
+                leftover.unlink()
+
+
+def _alive(writer: str) -> bool:
+    """Whether the process of id ``writer`` (a name's part) runs here; False
+    for a part that is not an id."""
+    if not writer.isdigit():
+        return False
+    try:
+        os.kill(int(writer), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process, or an id this OS cannot ask about
+    return True

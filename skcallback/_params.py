@@ -53,7 +53,10 @@ def _is_module_class(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, nn.Module)
 
 
-def _is_device(value: Any) -> bool:
+DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"
+
+
+def is_device(value: Any) -> bool:
     if isinstance(value, torch.device):
         return value.type in ("cpu", "cuda", "mps")
     return isinstance(value, str) and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value))
@@ -94,7 +97,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or isinstance(v, list | tuple),
         "None or a list of Callback instances or (name, Callback) pairs",
     ),
-    "device": (_is_device, "'auto', 'cpu', 'cuda', 'cuda:<index>', 'mps' or a torch.device"),
+    "device": (is_device, DEVICES),
     "random_state": (
         lambda v: (
             v is None or (_is_int(v) and 0 <= v < 2**32) or isinstance(v, np.random.RandomState)

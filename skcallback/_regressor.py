@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._inputs import host, numeric_targets, numeric_weights
 from ._precision import float_dtype
 
 
@@ -278,6 +279,8 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         sklearn.exceptions.NotFittedError
             If the estimator is not fitted.
         """
+        y = numeric_targets(host(y))
+        sample_weight = numeric_weights(sample_weight)
         return float(super().score(X, y, sample_weight=sample_weight))
 
     @staticmethod

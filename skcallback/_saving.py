@@ -28,6 +28,7 @@ import torch
 from ._files import atomic_write, checksum
 from ._fitted_state import adopt, check_state, malformed, restore, rng_from, rng_state
 from ._fitted_state import encode as encode_fitted
+from ._params import DEVICES, is_device
 from ._untrusted import text_array
 
 FORMAT = "skcallback-model-2"
@@ -36,6 +37,9 @@ _FORMAT_1 = "skcallback-model-1"
 #: Import paths that load without being trusted.
 TRUSTED_PREFIXES = ("skcallback.", "sklearn.", "torch.nn.", "torch.optim.")
 _TAGS = ("__class__", "__function__", "__callback__")
+#: How deep a document may nest; a saved estimator nests far less (its
+#: deepest values are callback states, three levels per dict).
+MAX_DEPTH = 100
 
 
 def save(estimator: Any, path: str | os.PathLike) -> Path:
@@ -134,7 +138,17 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     document, tensors = _read(path)
     cls = _estimator_class(document, path, trusted)
     decode = _Decoder(tensors)
-    estimator = cls(**decode(document["params"]))
+    with malformed(path):
+        try:
+            params = decode(document["params"])
+        except ValueError as exc:
+            raise ValueError(f"{path} is malformed: {exc}") from exc
+        estimator = cls(**params)
+    if not is_device(estimator.device):
+        raise ValueError(
+            f"{path} is malformed: its device parameter is {estimator.device!r}, not a device "
+            f"({DEVICES})."
+        )
     if document.get("fitted") is not None:
         with malformed(path):
             fitted = decode({k: v for k, v in document["fitted"].items() if k != "callbacks"})
@@ -166,10 +180,7 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tens
         raise ValueError(f"{path} is not an skcallback model file (no model metadata).")
     if saved is not None and saved != _checksum(text, tensors):
         raise ValueError(f"{path} is corrupt: its checksum does not match its contents.")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not an skcallback model file (no model metadata).") from exc
+    document = _parse(text, path)
     format_ = document.get("format") if isinstance(document, dict) else None
     if format_ not in (FORMAT, _FORMAT_1):
         raise ValueError(f"{path} is not an skcallback model file of format {FORMAT!r}.")
@@ -186,6 +197,36 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tens
     if not isinstance(document.get("class"), str):
         raise ValueError(f"{path} is malformed: it names no estimator class.")
     return document, tensors
+
+
+def _parse(text: str, path: Any) -> Any:
+    """The JSON document of a model file, refused when it nests deeper than
+    ``MAX_DEPTH`` (every later step walks it, and Python's recursion would
+    fail on it first)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not an skcallback model file (no model metadata).") from exc
+    except RecursionError:
+        document = None  # nested past what the parser can read: deeper still
+    if document is None or _depth(document) > MAX_DEPTH:
+        raise ValueError(
+            f"{path} is malformed: its document nests deeper than {MAX_DEPTH} levels."
+        ) from None
+    return document
+
+
+def _depth(document: Any) -> int:
+    """How deep lists and dicts nest in ``document`` (counted without
+    recursion, and no further than just past ``MAX_DEPTH``)."""
+    deepest, stack = 0, [(document, 1)]
+    while stack and deepest <= MAX_DEPTH:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _checksum(text: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -334,6 +375,8 @@ class _Decoder:
         if "__array__" in value:
             return text_array(value["__array__"], value.get("dtype"), "The file")
         if "__device__" in value:
+            if not is_device(value["__device__"]):
+                raise ValueError(f"The file names an unknown device {value['__device__']!r}.")
             return torch.device(value["__device__"])
         if "__path__" in value:
             return Path(value["__path__"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dis
+import itertools
 import os
 import traceback
 import warnings
@@ -699,3 +700,144 @@ def test_fixed_early_stopping_when_the_monitored_value_is_nan():
             est.fit(X, np.array([0, 1] * 3 + [0]))
         except Exception as exc:
             check_error(exc, "fit")
+
+
+# ----------------------------------------------------------------------
+# Input kinds that NumPy, torch or narwhals fail on: every failure of fit,
+# partial_fit, predict and score is a ValueError or TypeError raised on
+# purpose by skcallback or scikit-learn, and inputs that convert plainly
+# (bfloat16 and sparse tensors) are accepted.
+# ----------------------------------------------------------------------
+N_FEATURES = 3
+
+
+def _strings_in_X(rng: np.random.RandomState, n_rows: int) -> Any:
+    X = rng.normal(size=(n_rows, N_FEATURES)).astype(object)
+    X[rng.randint(n_rows), rng.randint(N_FEATURES)] = rng.choice(["ant", "", "1,5", "nan?"])
+    return X if rng.rand() < 0.5 else pd.DataFrame(X, columns=list("abc"))
+
+
+def _ragged_list(rng: np.random.RandomState, n_rows: int) -> Any:
+    X = rng.normal(size=(n_rows, N_FEATURES)).tolist()
+    row = rng.randint(n_rows)
+    X[row] = X[row][: rng.randint(N_FEATURES)] if rng.rand() < 0.5 else X[row] + [0.5]
+    return X
+
+
+def _bfloat16_tensor(rng: np.random.RandomState, n_rows: int) -> Any:
+    return torch.tensor(rng.normal(size=(n_rows, N_FEATURES))).to(torch.bfloat16)
+
+
+def _sparse_tensor(rng: np.random.RandomState, n_rows: int) -> Any:
+    X = rng.normal(size=(n_rows, N_FEATURES)) * (rng.rand(n_rows, N_FEATURES) < 0.5)
+    tensor = torch.tensor(X, dtype=rng.choice([torch.float32, torch.float64, torch.bfloat16]))
+    return tensor.to_sparse() if rng.rand() < 0.5 else tensor.to_sparse_csr()
+
+
+def _objects_in_X(rng: np.random.RandomState, n_rows: int) -> Any:
+    X = rng.normal(size=(n_rows, N_FEATURES)).astype(object)
+    X[rng.randint(n_rows), rng.randint(N_FEATURES)] = [{"a": 1}, [1.0, 2.0], {3}, b"7"][
+        rng.randint(4)
+    ]
+    return X
+
+
+def _duplicate_columns(rng: np.random.RandomState, n_rows: int) -> Any:
+    columns = ["a", "b", "c"]
+    columns[rng.randint(1, 3)] = columns[0]
+    return pd.DataFrame(rng.normal(size=(n_rows, N_FEATURES)), columns=columns)
+
+
+#: input kind -> a bad (or merely unusual) X of n_rows; None: y or the
+#: sample weights are the bad input.
+INPUT_KINDS = {
+    "strings_in_X": _strings_in_X,
+    "ragged_list": _ragged_list,
+    "bfloat16_tensor": _bfloat16_tensor,
+    "sparse_tensor": _sparse_tensor,
+    "objects_in_X": _objects_in_X,
+    "duplicate_columns": _duplicate_columns,
+    "mixed_labels": None,
+    "text_weights": None,
+}
+#: Kinds a plain conversion accepts: no error at all.
+CONVERTIBLE = ("bfloat16_tensor", "sparse_tensor")
+
+
+def _mixed_labels(rng: np.random.RandomState, n_rows: int) -> Any:
+    values = [1, "a", 2.0, True, np.int64(3), "b"]
+    y = np.array([values[i] for i in rng.randint(len(values), size=n_rows)], dtype=object)
+    y[:2] = [1, "a"]  # both strings and numbers
+    return y if rng.rand() < 0.5 else pd.Series(y)
+
+
+def _text_weights(rng: np.random.RandomState, n_rows: int) -> Any:
+    weights = rng.uniform(0.5, 2, size=n_rows).astype(object)
+    weights[rng.randint(n_rows)] = rng.choice(["heavy", "1,5", ""])
+    return weights if rng.rand() < 0.5 else weights.tolist()
+
+
+def _input_case(kind: str, estimator: str, seed: int) -> tuple[Any, Any, Any]:
+    """``X``, ``y`` and ``sample_weight``, one of them of the ``kind``."""
+    rng = np.random.RandomState(seed)
+    n_rows = rng.randint(4, 20)
+    good_X = rng.normal(size=(n_rows, N_FEATURES))
+    good_y = good_X[:, 0] if estimator == "regressor" else np.arange(n_rows) % 2
+    if kind == "mixed_labels":
+        return good_X, _mixed_labels(rng, n_rows), None
+    if kind == "text_weights":
+        return good_X, good_y, _text_weights(rng, n_rows)
+    return INPUT_KINDS[kind](rng, n_rows), good_y, None
+
+
+def _fitted(estimator: str) -> Any:
+    X, y, _ = _input_case("bfloat16_tensor", estimator, 0)
+    X = X.float().numpy()
+    return ESTIMATORS[estimator](device="cpu", max_epochs=1, hidden_layer_sizes=(3,)).fit(X, y)
+
+
+def _raw_error(exc: BaseException) -> str | None:
+    """None for an error in our (or scikit-learn's) words, else why not."""
+    if type(exc) not in (ValueError, TypeError):
+        return f"a {type(exc).__module__}.{type(exc).__name__}"
+    filename, on_purpose = _raise_site(exc)
+    if not (_LIBRARY in filename or _SKLEARN in filename) or not on_purpose:
+        return f"not raised on purpose by skcallback or scikit-learn ({filename})"
+    if _LIBRARY in filename and str(exc).startswith(_RAW_TEXTS):
+        return "a torch message"
+    return None
+
+
+def test_input_kinds_fail_in_our_words():
+    """Each input kind x method x estimator x seed: the raw errors found."""
+    methods = ("fit", "partial_fit", "predict", "score")
+    fitted = {name: _fitted(name) for name in ESTIMATORS}
+    raw, cases = [], 0
+    for kind, estimator, method, seed in itertools.product(
+        INPUT_KINDS, ESTIMATORS, methods, range(5)
+    ):
+        if kind in ("mixed_labels", "text_weights") and method == "predict":
+            continue  # predict takes neither labels nor weights
+        X, y, sample_weight = _input_case(kind, estimator, seed)
+        est = fitted[estimator]
+        args: tuple[Any, ...] = (X,) if method == "predict" else (X, y)
+        kwargs: dict[str, Any] = {} if sample_weight is None else {"sample_weight": sample_weight}
+        if method in ("fit", "partial_fit"):
+            est = ESTIMATORS[estimator](device="cpu", max_epochs=1, hidden_layer_sizes=(3,))
+            if method == "partial_fit" and estimator == "classifier":
+                kwargs["classes"] = np.unique(y) if kind != "mixed_labels" else [0, 1]
+        cases += 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                getattr(est, method)(*args, **kwargs)
+            except Exception as exc:
+                why = _raw_error(exc)
+                if kind in CONVERTIBLE:
+                    why = "a convertible input refused"
+                elif kind == "mixed_labels" and estimator == "classifier":
+                    why = why or (None if "str" in str(exc) else "the label types unnamed")
+                if why:
+                    raw.append(f"{kind} {estimator}.{method} (seed {seed}): {why}: {exc!r}")
+    assert cases >= 300
+    assert not raw, f"{len(raw)} of {cases} cases raised raw errors:\n" + "\n".join(raw)

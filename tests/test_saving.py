@@ -6,6 +6,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -276,3 +277,37 @@ def test_a_failed_save_over_a_file_leaves_the_old_one_whole(tmp_path, monkeypatc
     with pytest.raises(OSError, match="No space"):
         skcallback.save(NeuralRegressor(max_epochs=2, random_state=1).fit(X, X[:, 1]), path)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.skc"]
+
+
+def _leftover(folder, name, *, age_s, pid=None):
+    """A temporary file as a save killed mid-write leaves it (before the
+    writer's id was in the name: pid=None)."""
+    middle = f"k3x9q_{age_s}" if pid is None else f"{pid}.k3x9q_{age_s}"
+    path = folder / f".{name}.{middle}.tmp"
+    path.write_bytes(b"half a model")
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+def test_a_save_removes_the_leftovers_of_killed_saves_of_the_same_file(tmp_path):
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead_pid = int(gone.stdout)
+    stale = [
+        _leftover(tmp_path, "model.skc", age_s=3600),
+        _leftover(tmp_path, "model.skc", age_s=3600, pid=dead_pid),
+    ]
+    kept = [
+        _leftover(tmp_path, "model.skc", age_s=1),  # a concurrent save, writing now
+        _leftover(tmp_path, "model.skc", age_s=3600, pid=os.getpid()),  # its writer lives
+        _leftover(tmp_path, "other.skc", age_s=3600),  # another file's
+    ]
+    skcallback.save(NeuralRegressor(), tmp_path / "model.skc")
+    assert not [path.name for path in stale if path.exists()]
+    assert all(path.exists() for path in kept)
+    leftovers = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tmp")
+    assert leftovers == sorted(path.name for path in kept)  # the save's own is renamed

@@ -198,3 +198,21 @@ def test_a_non_canonical_matrix_trains_as_its_sum_and_is_left_alone():
     np.testing.assert_allclose(sparse.predict(raw), dense.predict(X), rtol=1e-4, atol=1e-5)
     for a, b in zip(before, (raw.indptr, raw.indices, raw.data), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_torch_tensor_trains_and_predicts_as_its_scipy_or_numpy_twin(layout, dtype):
+    rng = np.random.RandomState(0)
+    dense = rng.normal(size=(40, 5)) * (rng.rand(40, 5) < 0.4)
+    y = dense @ rng.normal(size=5)
+    tensor = torch.tensor(dense).to(dtype)
+    twin = sp.csr_matrix(tensor.float().numpy())  # bfloat16 values widen exactly
+    tensor = tensor.to_sparse() if layout == "coo" else tensor.to_sparse_csr()
+    params = {"device": "cpu", "max_epochs": 2, "random_state": 0, "hidden_layer_sizes": (4,)}
+    from_tensor = NeuralRegressor(**params).fit(tensor, y)
+    from_twin = NeuralRegressor(**params).fit(twin, y)
+    np.testing.assert_array_equal(from_tensor.predict(tensor), from_twin.predict(twin))
+    np.testing.assert_array_equal(
+        from_tensor.predict(tensor.to_dense()), from_twin.predict(twin.toarray())
+    )

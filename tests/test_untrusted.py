@@ -427,3 +427,56 @@ def test_a_custom_callback_that_changes_the_rate_declares_it(callback):
     else:
         with pytest.raises(ValueError, match=r"optimizer option lr=.*schedules_optimizer = True"):
             pickle.loads(pickle.dumps(est))
+
+
+# ----------------------------------------------------------------------
+# A model file's document: nesting and device strings
+# ----------------------------------------------------------------------
+
+
+def set_param(document, name, value):
+    """Set a parameter in a document (a dict is stored as key-value pairs)."""
+    pairs = document["params"]["__dict__"]
+    pairs[[key for key, _ in pairs].index(name)][1] = value
+
+
+def write_model_text(path, text, tensors):
+    save_file(
+        tensors,
+        str(path),
+        metadata={"skcallback": text, "skcallback-checksum": _checksum(text, tensors)},
+    )
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+@pytest.mark.parametrize("depth", [200, 100_000])
+@pytest.mark.parametrize("container", ["[", '{"a":'])
+def test_a_deeply_nested_model_file_is_refused_by_name(
+    regression_data, tmp_path, fitted, depth, container
+):
+    est = NeuralRegressor(max_epochs=1, random_state=0, device="cpu")
+    if fitted:
+        est.fit(*regression_data)
+    document, tensors = read_model(skcallback.save(est, tmp_path / "saved.skc"))
+    set_param(document, "verbose", "DEEP")
+    close = "]" if container == "[" else "}"
+    text = json.dumps(document).replace('"DEEP"', container * depth + "1" + close * depth)
+    path = tmp_path / "deep.skc"
+    write_model_text(path, text, tensors)
+    with pytest.raises(ValueError, match=r"deep\.skc.*nest"):
+        skcallback.load(path)
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+@pytest.mark.parametrize("device", ["nonsense", {"__device__": "nonsense"}, "cuda:-1", 3])
+def test_a_model_file_with_a_bad_device_is_refused_by_name(
+    regression_data, tmp_path, fitted, device
+):
+    est = NeuralRegressor(max_epochs=1, random_state=0, device="cpu")
+    if fitted:
+        est.fit(*regression_data)
+    document, tensors = read_model(skcallback.save(est, tmp_path / "saved.skc"))
+    set_param(document, "device", device)
+    write_model(tmp_path / "device.skc", document, tensors)
+    with pytest.raises(ValueError, match=r"device\.skc.*device"):
+        skcallback.load(tmp_path / "device.skc")

@@ -16,7 +16,7 @@ from skcallback import InvalidParameterError, NeuralClassifier, NeuralRegressor,
         (np.empty((0, 2)), "0 sample"),
         (np.arange(10.0), "Expected 2D array, got 1D array"),
         (np.array([[1 + 1j, 2]] * 10), "Complex data not supported"),
-        (np.array([["a", "b"]] * 10, dtype=object), "could not convert"),
+        (np.array([["a", "b"]] * 10, dtype=object), "X must hold numbers; it holds .a."),
     ],
 )
 def test_bad_X_is_a_clear_error(X, message):

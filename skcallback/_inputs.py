@@ -1,0 +1,140 @@
+"""The data a user passes to ``fit``, ``predict`` and ``score``, made into
+what scikit-learn's validation reads, and its conversion failures said in
+our words.
+
+NumPy, torch and narwhals fail on some inputs (text in X, ragged lists,
+bfloat16 or sparse tensors, duplicate column names, mixed label types) with
+messages that name neither the argument nor what is allowed; those inputs
+are converted here where a conversion is plain, and refused by name where
+it is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import re
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+#: NumPy's words for a value that is not a number, and for ragged rows.
+_NOT_A_NUMBER = re.compile(r"could not convert string to float: (np\.str_\()?(?P<value>.*?)\)?$")
+_NOT_A_SCALAR = re.compile(r"argument must be a string or a (real )?number, not '(?P<type>\w+)'")
+_RAGGED = ("setting an array element with a sequence", "inhomogeneous shape")
+
+
+def host(value: Any) -> Any:
+    """A torch tensor as the NumPy array (or, sparse and 2-D, the SciPy CSR
+    matrix) the estimators validate and batch; anything else unchanged.
+
+    Validating in NumPy also keeps torch inputs working under
+    scikit-learn's ``array_api_dispatch=True`` (whose validation would
+    otherwise ask torch for a NumPy dtype). bfloat16 has no NumPy dtype: it
+    widens to float32, which holds every bfloat16 value exactly.
+    """
+    if not isinstance(value, torch.Tensor):
+        return value
+    tensor = value.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    if tensor.dim() != 2 and tensor.layout != torch.strided:
+        tensor = tensor.to_dense()  # SciPy's sparse matrices are 2-D
+    if tensor.layout == torch.strided:
+        return tensor.cpu().numpy()
+    coo = tensor.cpu().to_sparse_coo().coalesce()
+    rows, columns = coo.indices().numpy()
+    return sp.csr_matrix((coo.values().numpy(), (rows, columns)), shape=tuple(coo.shape))
+
+
+def check_columns(X: Any, name: str = "X") -> None:
+    """Refuse a data frame whose column names repeat (its columns cannot be
+    told apart by name, which scikit-learn checks at ``predict``)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "shape"):
+        return
+    repeated = sorted(str(c) for c, count in Counter(columns).items() if count > 1)
+    if repeated:
+        raise ValueError(
+            f"{name} has duplicate column names {repeated}; every column of a data frame "
+            "must have its own name."
+        )
+
+
+@contextlib.contextmanager
+def numeric(name: str = "X") -> Iterator[None]:
+    """Say NumPy's failures to make ``name`` a numeric array in our words:
+    a value that is not a number, or rows of different lengths."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        found = _NOT_A_NUMBER.search(message)
+        if found:
+            raise ValueError(
+                f"{name} must hold numbers; it holds {found['value']}, which is not one. "
+                "Encode text or categories first (e.g. with sklearn.preprocessing."
+                "OneHotEncoder or OrdinalEncoder)."
+            ) from exc
+        found = _NOT_A_SCALAR.search(message)
+        if found:
+            # A TypeError in words scikit-learn's check_dtype_object knows.
+            raise TypeError(
+                f"{name} must hold numbers; it holds a {found['type']} (each value goes through "
+                "float(), whose argument must be a string or a number)."
+            ) from exc
+        if any(text in message for text in _RAGGED):
+            raise ValueError(
+                f"{name} is not a rectangular array of numbers: its rows (nested sequences) "
+                "have different lengths, or a value is itself a sequence."
+            ) from exc
+        raise
+
+
+def numeric_targets(y: Any) -> Any:
+    """Regression targets of text or object dtype as float64 (as
+    scikit-learn's ``y_numeric`` makes object targets), failing in our
+    words; sparse targets dense; numeric targets unchanged."""
+    if sp.issparse(y):
+        return y.toarray()  # the targets are dense (one column per target)
+    if y is None:
+        return y
+    with numeric("y"):
+        array = np.asarray(y)
+        return array.astype(np.float64) if array.dtype.kind in "OUS" else y
+
+
+def numeric_weights(sample_weight: Any) -> Any:
+    """``sample_weight`` of ``score`` as a float64 array (None stays None),
+    failing in our words; ``fit`` checks its weights further."""
+    if sample_weight is None:
+        return None
+    with numeric("sample_weight"):
+        return np.asarray(host(sample_weight), dtype=np.float64)
+
+
+def check_label_types(labels: Any, name: str = "y") -> None:
+    """Refuse class labels that mix strings, numbers and other objects
+    (they cannot be sorted into classes)."""
+    if not hasattr(labels, "dtype"):
+        return  # a list: NumPy makes it all strings, as scikit-learn does
+    array = np.asarray(labels)
+    if array.dtype != object:
+        return
+    types = set(map(type, array.ravel()))  # one pass in C: labels may be many
+    if len({_kind(t) for t in types}) > 1:
+        found = ", ".join(sorted(t.__name__ for t in types))
+        raise ValueError(
+            f"{name} mixes label types ({found}); class labels must be all strings or all numbers."
+        )
+
+
+def _kind(type_: type) -> str:
+    """'str', 'number' (a bool counts) or 'other'."""
+    if issubclass(type_, str):
+        return "str"
+    return "number" if issubclass(type_, numbers.Number | np.bool_) else "other"
