@@ -181,7 +181,7 @@ def test_a_saved_state_cannot_set_callback_parameters(regression_data, tmp_path)
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s: s["data"].update(predict=torch.zeros(3)), "unknown data attributes"),
+        (lambda s: s["data"].update(predict=torch.zeros(3)), "unknown or missing data attributes"),
         (lambda s: s["data"].update(n_features_in_=-1), "'n_features_in_' is not a count"),
         (lambda s: s["data"].update(n_outputs_=True), "'n_outputs_' is not a count"),
         (lambda s: s.update(fast_path="yes"), "'fast_path' is not a bool"),
