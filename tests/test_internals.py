@@ -125,7 +125,13 @@ def test_sample_weights_are_checked_alike_without_check_sample_weight(
         )
     for ours, theirs in zip(predictions(), expected, strict=True):
         np.testing.assert_array_equal(ours, theirs)
-    assert _weight_errors(X, y) == errors
+    # The same refusals, in scikit-learn's words of the version the fallback
+    # follows (older versions end some sentences sooner).
+    fallback = _weight_errors(X, y)
+    assert len(fallback) == len(errors)
+    for ours, theirs in zip(fallback, errors, strict=True):
+        ours, theirs = ours.rstrip("."), theirs.rstrip(".")
+        assert ours.startswith(theirs) or theirs.startswith(ours), (ours, theirs)
 
 
 def test_predict_on_a_newer_scikit_learn_validates_with_validate_data(regression_data, monkeypatch):
