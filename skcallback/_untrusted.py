@@ -143,13 +143,20 @@ def check_options(optimizer: Any, expected: list[dict[str, Any]], scheduled: boo
     the estimator's parameters built). With a callback that schedules them
     (``schedules_optimizer``, as LRScheduler), the rates may differ (finite
     and not negative) and the keys it adds may be present; an option the
-    file lacks (an older torch) is the built one."""
+    file lacks (an older torch) is the built one, and one this torch does
+    not know (a newer torch's, such as ``decoupled_weight_decay``) is
+    dropped: the estimator's parameters cannot have set it here, so it is
+    not adopted."""
     for group, own in zip(optimizer.param_groups, expected, strict=True):
         extra = set(group) - set(own) - {"params"} - (SCHEDULER_KEYS if scheduled else set())
-        if extra:
+        if extra & SCHEDULER_KEYS:
             raise ValueError(
-                f"{path} is malformed: unknown optimizer options {sorted(map(str, extra))}."
+                f"{path} is malformed: unknown optimizer options "
+                f"{sorted(map(str, extra & SCHEDULER_KEYS))} (a scheduler's, and no callback "
+                "of this estimator schedules the rates)."
             )
+        for key in extra:
+            del group[key]
         for key in set(group) - set(own) - {"params"}:
             _check_rate(key, group[key], path)
         for key, value in own.items():

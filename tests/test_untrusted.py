@@ -480,3 +480,10 @@ def test_a_model_file_with_a_bad_device_is_refused_by_name(
     write_model(tmp_path / "device.skc", document, tensors)
     with pytest.raises(ValueError, match=r"device\.skc.*device"):
         skcallback.load(tmp_path / "device.skc")
+
+
+def test_an_option_this_torch_does_not_know_is_dropped(regressor, craft):
+    # A model saved with a newer torch (Adam's decoupled_weight_decay came
+    # in 2.5) loads on an older one: the option is not adopted.
+    est = craft(regressor, set_group("an_option_of_a_newer_torch", False))()
+    assert all("an_option_of_a_newer_torch" not in g for g in est.optimizer_.param_groups)
