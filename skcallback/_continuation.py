@@ -119,25 +119,30 @@ def check_architecture(estimator: Any, *, partial: bool) -> None:
         )
 
 
-def apply_changed_settings(work: Any) -> None:
-    """Give the continued fit ``work`` the criterion and optimizer settings
-    its parameters now ask for, where they changed since its objects were
-    built (unchanged ones are left as the fit left them: a scheduler's
-    learning rate goes on)."""
+def continue_objects(work: Any, scheduled: bool) -> None:
+    """Give the continued fit ``work`` the criterion and optimizer its
+    parameters now ask for: a changed criterion is rebuilt, another
+    optimizer class built new (its state starts afresh), and the same
+    class keeps its state with the options the parameters give now
+    (``set_params(lr=...)`` before a warm start takes effect, as in
+    scikit-learn's MLP), except the rates a callback schedules
+    (``schedules_optimizer``) where their parameters did not change: a
+    fitted estimator's options are then always those a file of it must
+    hold."""
     _, now, changed = _changes(work)
     if any(key == "criterion" or key.startswith("criterion__") for key in changed):
         work.criterion_ = build_criterion(work, work.device_)
-    if any(_is_optimizer(key) for key in changed):
-        fresh = build_optimizer(work, work.module_)  # checks the new values too
-        optimizer = work.optimizer_
-        if type(fresh) is not type(optimizer):
-            work.optimizer_ = fresh  # another algorithm: its state starts afresh
-        else:
-            for key, value in fresh.defaults.items():
-                if _differs(value, optimizer.defaults.get(key)):
-                    optimizer.defaults[key] = value
-                    for group in optimizer.param_groups:
-                        group[key] = value
+    fresh = build_optimizer(work, work.module_)  # checks the values too
+    optimizer = work.optimizer_
+    if type(fresh) is not type(optimizer):
+        work.optimizer_ = fresh
+    else:
+        moved = {k for k, v in fresh.defaults.items() if _differs(v, optimizer.defaults.get(k))}
+        kept = _untrusted.SCHEDULED_OPTIONS - moved if scheduled else frozenset()
+        optimizer.defaults.update({key: fresh.defaults[key] for key in moved})
+        own_groups = _untrusted.option_groups(fresh)
+        for group, own in zip(optimizer.param_groups, own_groups, strict=True):
+            group.update({key: value for key, value in own.items() if key not in kept})
     work._built_with = now
 
 
@@ -146,18 +151,3 @@ def _differs(a: Any, b: Any) -> bool:
         return bool(a != b)
     except (RuntimeError, TypeError, ValueError):  # tensors of several values
         return a is not b
-
-
-def align_options(work: Any, scheduled: bool) -> None:
-    """Give a continued fit's optimizer the options its estimator's
-    parameters give now (``set_params(lr=...)`` before a warm start takes
-    effect, as in scikit-learn's MLP), except the rates a callback schedules
-    (``schedules_optimizer``): a fitted estimator's options are then always
-    those a file of it must hold."""
-    fresh = build_optimizer(work, work.module_)
-    if type(fresh) is not type(work.optimizer_):
-        return
-    kept = _untrusted.SCHEDULED_OPTIONS if scheduled else frozenset()
-    fresh_groups = _untrusted.option_groups(fresh)
-    for group, own in zip(work.optimizer_.param_groups, fresh_groups, strict=True):
-        group.update({key: value for key, value in own.items() if key not in kept})

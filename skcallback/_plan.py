@@ -464,8 +464,7 @@ def build_fit_objects(
     the callbacks, with their states, become the fitted callbacks."""
     if previous is not None:
         load_callback_states(callbacks, previous)
-        _continuation.apply_changed_settings(work)
-        _continuation.align_options(work, scheduled=_untrusted.scheduled(callbacks))
+        _continuation.continue_objects(work, scheduled=_untrusted.scheduled(callbacks))
     else:
         build_objects(work, settings.device, seed)
         _continuation.record(work)
