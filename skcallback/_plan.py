@@ -222,7 +222,7 @@ class FitPlan(FitIdentity):
         split: Split,
         resume: ResumePoint | None,
         *,
-        seed: int,
+        seeds: tuple[int, int | None],
         target_sample: torch.Tensor,
     ) -> None:
         super().__init__(identity.estimator, settings, identity._fingerprint_of)
@@ -244,10 +244,9 @@ class FitPlan(FitIdentity):
         self.outputs = work._outputs()
         self.target_sample = target_sample
         #: Seeds the run's generators (a resumed fit restores their states).
-        self.seed = seed
         #: Seeds torch's global generator around training when the module may
         #: draw from it (None: the built-in MLP draws from the fit's own).
-        self.custom_seed = None if owns_its_randomness(work) else seed + 1
+        self.seed, self.custom_seed = seeds
         self.metrics: dict[str, bool | None] = {
             "epoch": None,
             "train_loss": True,
@@ -355,9 +354,14 @@ def prepare(
     data = Dataset(inputs.X, inputs.y, settings.device, sparse_batches=settings.sparse_batches)
     parts = split(work, settings, data, inputs)
     previous = estimator.callbacks_ if settings.continuing else None
-    build_fit_objects(work, settings, data, parts, seed, callbacks, previous, resume)
+    # Torch's global generator is seeded around the fit only where the module
+    # may draw from it (None: the built-in MLP draws from the fit's own).
+    custom_seed = None if owns_its_randomness(work) else seed + 1
+    build_fit_objects(work, settings, data, parts, (seed, custom_seed), callbacks, previous, resume)
     target_sample = _target_sample(inputs.y)
-    plan = FitPlan(identity, settings, parts, resume, seed=seed, target_sample=target_sample)
+    plan = FitPlan(
+        identity, settings, parts, resume, seeds=(seed, custom_seed), target_sample=target_sample
+    )
     set_up_callbacks(plan, callbacks)
     return plan
 
@@ -452,28 +456,29 @@ def build_fit_objects(
     settings: Settings,
     data: Dataset,
     parts: Split,
-    seed: int,
+    seeds: tuple[int, int | None],
     callbacks: Callbacks,
     previous: Any,
     resume: ResumePoint | None,
 ) -> None:
-    """Phase 5: module, criterion and optimizer on ``work``: new (from
-    ``seed``), continued (a fitted state with its ``previous`` callbacks,
+    """Phase 5: module, criterion and optimizer on ``work``: new (from the
+    fit's seed; ``seeds`` are it and torch's global one, as ``FitPlan``
+    has them), continued (a fitted state with its ``previous`` callbacks,
     its changed optimizer and criterion settings applied) or restored from
-    ``resume``; tried by a dry run on the first rows; then
-    the callbacks, with their states, become the fitted callbacks."""
+    ``resume``; tried by a dry run on the first rows; then the callbacks,
+    with their states, become the fitted callbacks."""
+    scheduled = _untrusted.scheduled(callbacks)
     if previous is not None:
         load_callback_states(callbacks, previous)
-        _continuation.continue_objects(work, scheduled=_untrusted.scheduled(callbacks))
+        _continuation.continue_objects(work, scheduled=scheduled)
     else:
-        build_objects(work, settings.device, seed)
+        build_objects(work, settings.device, seeds[0])
         _continuation.record(work)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
-    custom_seed = None if owns_its_randomness(work) else seed + 1
-    with global_rng_scope(custom_seed, settings.device):
+    with global_rng_scope(seeds[1], settings.device):
         dry_run(work, data, compute_loss, parts.train.w is not None, ours=_ours(work))
     if resume is not None:
-        load_objects(work, resume.state, resume.path, scheduled=_untrusted.scheduled(callbacks))
+        load_objects(work, resume.state, resume.path, scheduled=scheduled)
         with malformed(resume.path):
             load_callback_states(callbacks, resume.state["callbacks"])
         if resume.state["batches_done"] > parts.train.n_batches(work.batch_size):
