@@ -217,3 +217,15 @@ def owns_its_randomness(estimator: Any) -> bool:
     built-in MLP with a built-in activation (a user's activation class, such
     as RReLU, may use torch's global generator)."""
     return estimator.module is None and isinstance(estimator.activation, str)
+
+
+def module_and_loss_are_ours(estimator: Any) -> bool:
+    """Whether module and loss are the library's own: the built-in MLP with
+    a built-in activation (``owns_its_randomness``) and the default
+    criterion. Their shapes fit the validated targets by construction (the
+    dry run checks less), and the hand-written step may replace autograd."""
+    return (
+        owns_its_randomness(estimator)
+        and estimator.criterion is None
+        and not _routing.routed(estimator, "criterion__")
+    )

@@ -36,7 +36,12 @@ from . import _continuation, _routing, _snapshot, _untrusted
 from ._data import Dataset, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
-from ._factories import build_objects, loss_function, owns_its_randomness
+from ._factories import (
+    build_objects,
+    loss_function,
+    module_and_loss_are_ours,
+    owns_its_randomness,
+)
 from ._fingerprint import fingerprint
 from ._fitted_state import (
     attach_callbacks,
@@ -476,7 +481,9 @@ def build_fit_objects(
         _continuation.record(work)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
     with global_rng_scope(seeds[1], settings.device):
-        dry_run(work, data, compute_loss, parts.train.w is not None, ours=_ours(work))
+        dry_run(
+            work, data, compute_loss, parts.train.w is not None, ours=module_and_loss_are_ours(work)
+        )
     if resume is not None:
         load_objects(work, resume.state, resume.path, scheduled=scheduled)
         with malformed(resume.path):
@@ -484,18 +491,6 @@ def build_fit_objects(
         if resume.state["batches_done"] > parts.train.n_batches(work.batch_size):
             raise ValueError(f"{resume.path} is malformed: more batches than an epoch has.")
     attach_callbacks(work, callbacks)
-
-
-def _ours(work: Any) -> bool:
-    """Whether module and loss are the library's own (the built-in MLP with
-    a built-in activation, the default criterion): their shapes fit the
-    validated targets by construction."""
-    return (
-        work.module is None
-        and isinstance(work.activation, str)
-        and work.criterion is None
-        and not _routing.routed(work, "criterion__")
-    )
 
 
 def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from . import _routing
 from ._dispatch import HookTable
-from ._factories import LossFn, loss_function
+from ._factories import LossFn, loss_function, module_and_loss_are_ours
 from ._mlp_backprop import ACTIVATION_STEPS, LOSSES, HandwrittenMLPStep
 from ._modules import MLP
 from ._plan import FitPlan
@@ -99,12 +98,9 @@ def choose_fast_path(plan: FitPlan, run: FitRun) -> HandwrittenMLPStep | None:
     eligible = (
         bool(work.fast_path)
         and loss is not None
-        and work.module is None
+        and module_and_loss_are_ours(work)
         and isinstance(work.module_, MLP)
-        and isinstance(work.activation, str)
         and work.activation in ACTIVATION_STEPS
-        and work.criterion is None
-        and not _routing.routed(work, "criterion__")
         and work.precision == "32"
         and not work.compile
         and plan.device.type in ("cpu", "cuda")  # where its every op is implemented
