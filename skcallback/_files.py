@@ -46,7 +46,7 @@ def atomic_write(data: bytes, path: str | os.PathLike, what: str = "the file") -
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_leftovers(path)
+        remove_leftovers(path.parent, glob.escape(path.name))
         # The writer's process id in the name tells a later write whether
         # the writer is gone.
         prefix = f".{path.name}.{os.getpid()}."
@@ -106,16 +106,17 @@ def ensure_writable(folder: Path, owner: str, parameter: str) -> None:
         ) from exc
 
 
-def _remove_leftovers(path: Path) -> None:
-    """Remove the temporary files of killed writes to ``path``: untouched
-    for ``STALE_AFTER_S`` and written by a process that is gone (or by one
-    that did not say, before the writer's id was in the name). A write to
-    ``path`` in progress, here or on another machine, keeps its file. Each
-    removal is best effort: a file that went meanwhile is no error."""
-    prefix = f".{path.name}."
+def remove_leftovers(folder: Path, names: str) -> None:
+    """Remove the temporary files that killed writes of files named like
+    ``names`` (a glob pattern) left in ``folder``: untouched for
+    ``STALE_AFTER_S`` and written by a process that is gone (or by one that
+    did not say, before the writer's id was in the name). A write in
+    progress, here or on another machine, keeps its file. Each removal is
+    best effort: a file that went meanwhile is no error."""
     now = time.time()
-    for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        writer, _, _ = leftover.name[len(prefix) :].partition(".")
+    for leftover in Path(folder).glob(f".{names}.*.tmp"):
+        # .<name>.<writer's pid>.<random>.tmp (the random part has no dot)
+        writer = leftover.name[: -len(".tmp")].rsplit(".", 2)[1]
         with contextlib.suppress(OSError):
             if now - leftover.stat().st_mtime > STALE_AFTER_S and not _alive(writer):
                 leftover.unlink()

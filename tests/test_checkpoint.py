@@ -256,3 +256,16 @@ def test_checkpoint_monitor_falls_back_to_train_metrics_without_validation(
             max_epochs=3,
         ).fit(X, y)
     assert est.callbacks_.checkpoint.best_path_ is not None
+
+
+def test_a_fit_keeps_the_temporary_file_of_a_write_in_progress(regression_data, tmp_path):
+    # Crash leftovers go by one rule for every format: a writer that lives
+    # (another fit of the same parameters and data, writing now) keeps its file.
+    X, y = regression_data
+    est = NeuralRegressor(max_epochs=1, callbacks=[Checkpoint(dirname=tmp_path)], random_state=0)
+    folder = Path(est.fit(X, y).callbacks_.checkpoint.run_dir_)
+    writing = folder / f".model-0002.pt.{os.getpid()}.abc.tmp"
+    writing.write_bytes(b"half a write")
+    os.utime(writing, (0, 0))  # however old: its writer runs
+    est.fit(X, y)
+    assert writing.exists()

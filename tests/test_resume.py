@@ -107,7 +107,9 @@ def test_keep_max_holds_across_resumes_and_orphans_are_removed(tmp_path, data):
     finally:
         CRASH_AT[0] = None
     folder = Path(checkpoint_files_folder(tmp_path))
-    (folder / ".model-0002-000000014.pt.abc.tmp").write_bytes(b"half a write")
+    orphan = folder / ".model-0002-000000014.pt.abc.tmp"  # of a write killed long ago
+    orphan.write_bytes(b"half a write")
+    os.utime(orphan, (time.time() - 3600, time.time() - 3600))
     est = make(tmp_path, every_n_steps=7).fit(X, y)
     assert len(checkpoint_files(folder, "model")) == 3
     assert not list(folder.glob("*.tmp"))

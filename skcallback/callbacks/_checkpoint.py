@@ -15,7 +15,7 @@ import torch
 
 from .. import _snapshot
 from .._context import Context
-from .._files import atomic_write, check_writable, ensure_writable
+from .._files import atomic_write, check_writable, ensure_writable, remove_leftovers
 from ._base import Callback, positive_int
 from ._monitor import Monitor
 
@@ -295,9 +295,7 @@ class Checkpoint(Callback):
     def on_fit_begin(self, ctx: Context) -> None:
         folder = Path(self.run_dir_)
         ensure_writable(folder, "Checkpoint", "dirname")
-        for orphan in folder.glob(f".{glob_escape(self.prefix)}-*.pt.*.tmp"):
-            with contextlib.suppress(OSError):  # left by a write a crash interrupted
-                orphan.unlink()
+        remove_leftovers(folder, f"{glob_escape(self.prefix)}-*.pt")  # of killed writes
         self.saved_paths_ = [str(p) for p in checkpoint_files(folder, self.prefix)]
 
     def on_exception(self, ctx: Context) -> None:
