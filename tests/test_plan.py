@@ -403,3 +403,14 @@ def test_data_too_large_for_float32_is_refused_before_training(scale):
     with pytest.raises(ValueError, match="too large for float32 arithmetic"):
         est.fit(X, y)
     assert steps == [] and not hasattr(est, "module_")
+
+
+def test_setup_refuses_a_folder_it_may_not_write_in(tmp_path, regression_data, monkeypatch):
+    # As root every folder is writable: the permission the check reads is
+    # taken away instead.
+    X, y = regression_data
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(tmp_path))
+    est = NeuralRegressor(max_epochs=1, callbacks=[CSVLogger(tmp_path / "logs" / "fit.csv")])
+    with pytest.raises(PermissionError, match="is not writable\\); choose a writable path"):
+        est.fit(X, y)
+    assert list(tmp_path.iterdir()) == []
