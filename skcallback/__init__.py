@@ -2,9 +2,11 @@
 
 from ._classifier import NeuralClassifier
 from ._context import Context
+from ._loading import pad_sequences
 from ._params import InvalidParameterError
 from ._regressor import NeuralRegressor
 from ._saving import load, save
+from ._slicing import SliceDataset, SliceDict
 from .callbacks._base import Callback
 
 __version__ = "0.1.0"
@@ -15,7 +17,10 @@ __all__ = [
     "InvalidParameterError",
     "NeuralClassifier",
     "NeuralRegressor",
+    "SliceDataset",
+    "SliceDict",
     "__version__",
     "load",
+    "pad_sequences",
     "save",
 ]

@@ -6,21 +6,41 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
+from torch.utils.data import Dataset as TorchDataset
 
 from . import _internals, _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
 from ._context import Context
-from ._data import EVAL_BATCH_SIZE, predict_batches
+from ._data import EVAL_BATCH_SIZE, feed, n_rows, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
 from ._fitted_state import adopt, data_state, restore
-from ._inputs import check_columns, host, numeric, numeric_targets
+from ._inputs import (
+    check_columns,
+    check_input_spec,
+    host,
+    input_spec,
+    mapping_features,
+    numeric,
+    numeric_targets,
+    targets,
+)
+from ._loading import (
+    Items,
+    Pairs,
+    as_items,
+    loader_options,
+    predict_item_batches,
+    read_targets,
+    unwrap_tensor_dataset,
+)
 from ._loop import run_fit
 from ._modules import takes_sparse_batches
 from ._params import validate_parameters
@@ -28,6 +48,7 @@ from ._plan import prepare
 from ._precision import autocast, float_dtype
 from ._run import start_run
 from ._sklearn_callbacks import CallbackSupportMixin
+from ._slicing import SliceDataset
 
 
 class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
@@ -195,7 +216,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def fit(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         sample_weight: Any = None,
         *,
         X_val: Any = None,
@@ -217,8 +238,19 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            An array ``(n_samples, ...)`` of any rank, passed to the module
+            with its shape (the built-in MLP takes 2-D ones); a sparse
+            matrix; a dict (or ``SliceDict``) of arrays with one first
+            dimension, passed as ``module(**batch)``; a map-style
+            ``torch.utils.data.Dataset`` of ``(x, y)`` items (or a
+            ``SliceDataset`` of one), loaded by a ``DataLoader`` with the
+            ``dataloader__*`` options; or, with a ``dataloader__collate_fn``,
+            a list of samples of any shapes (such as variable-length
+            sequences with ``pad_sequences``).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), optional
+            The targets; None when ``X`` is a Dataset, whose items carry
+            them.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; each sample's loss is scaled by its weight
             (relative to the mean weight).
@@ -310,23 +342,85 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         return self
 
     def _validate_inputs(self, X, y, *, reset: bool):
+        """``X`` and ``y`` validated: an array of any rank, a sparse matrix
+        or a dict of arrays. What the fit learns of ``X`` (``n_features_in_``
+        for a 2-D ``X``, else its shape) is set when ``reset``, and
+        compared with what it learned otherwise."""
+        X, y = unwrap_tensor_dataset(X, y)
+        items = as_items(X, self._loader_options().get("collate_fn"))
+        if items is not None:
+            y = self._item_targets(X, items, y)
+            self._learn_input_spec(items, reset=reset)
+            return items, y
         check_columns(X)
         if self._target_validation.get("y_numeric"):
             y = numeric_targets(y)
-        with numeric("X"):
-            return validate_data(
-                self,
-                X,
-                y,
-                reset=reset,
-                accept_sparse="csr",
-                dtype=float_dtype(self.precision),
-                **self._target_validation,
-            )
+        dtype = float_dtype(self.precision)
+        if isinstance(X, Mapping) and not sp.issparse(X):  # a DOK matrix is a dict
+            X = mapping_features(X, dtype)
+            y = targets(y, n_rows(X), **self._target_validation)
+        else:
+            with numeric("X"):
+                X, y = validate_data(
+                    self,
+                    X,
+                    y,
+                    reset=reset,
+                    accept_sparse="csr",
+                    allow_nd=True,
+                    dtype=dtype,
+                    **self._target_validation,
+                )
+        self._learn_input_spec(X, reset=reset)
+        return X, y
+
+    def _loader_options(self) -> dict[str, Any]:
+        """The ``dataloader__*`` options, checked."""
+        return loader_options(_routing.routed(self, "dataloader__"))
+
+    def _item_targets(self, X: Any, items: Items, y: Any) -> Any:
+        """The targets of item-wise data: read from the items of a Dataset
+        (``y=None``) or of the ``SliceDataset`` given as ``y``, else ``y``
+        (a list of samples, a ``SliceDataset`` X), validated."""
+        if isinstance(X, TorchDataset) and not isinstance(X, SliceDataset):
+            if y is not None:
+                raise ValueError(
+                    "X is a Dataset, whose items carry their targets as (x, y); pass y=None. "
+                    "(To give targets apart from the items, pass SliceDataset(dataset) as X.)"
+                )
+            y = read_targets(items, self._loader_options())
+        elif isinstance(y, SliceDataset):
+            y = np.asarray(y)
+        elif isinstance(items.dataset, Pairs):
+            if y is None:
+                raise ValueError("y must be given with a list of samples (one target per sample).")
+            items.dataset.targets = y
+        if self._target_validation.get("y_numeric"):
+            y = numeric_targets(y)
+        return targets(y, len(items), **self._target_validation)
+
+    def _learn_input_spec(self, X: Any, *, reset: bool) -> None:
+        """Record (``reset``) or check the kind and shape of ``X``: its
+        ``n_features_in_`` where it is 2-D, as scikit-learn's validation
+        sets it, else ``_input_spec``."""
+        spec = input_spec(X)
+        if reset:
+            if spec is not None:
+                self.__dict__.pop("n_features_in_", None)
+                self.__dict__.pop("feature_names_in_", None)
+                self._input_spec = spec
+            return
+        fitted = vars(self).get("_input_spec")
+        if fitted is not None and fitted["kind"] == "dataset" and not reset:
+            return  # items have no recorded shape: what the module takes predicts
+        if spec != fitted:
+            check_input_spec(X, fitted, getattr(self, "n_features_in_", None), type(self).__name__)
 
     def _check_weights(self, sample_weight, X) -> np.ndarray | None:
         if sample_weight is None:
             return None
+        if isinstance(X, dict | Items):  # count rows, not a dict's keys or an item's fields
+            X = np.empty((len(X) if isinstance(X, Items) else n_rows(X), 0))
         with numeric("sample_weight"):
             sample_weight = _internals.check_sample_weight(sample_weight, X)
         if not np.isfinite(sample_weight).all():
@@ -360,22 +454,18 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             module.eval()
         try:
             with torch.inference_mode(), autocast(self.precision, device):
-                batches = predict_batches(
-                    X,
-                    max(self.batch_size, EVAL_BATCH_SIZE),
-                    device,
-                    sparse=takes_sparse_batches(
-                        self.module, module, self.precision, self.compile, device
-                    ),
-                )
+                batches = self._predict_batches(X)
                 if hooks is None:
                     # In the module's dtype until joined: converting each batch
                     # costs 5-15% of a large predict (1M x 20), once costs 1%.
-                    outputs = [module(X_b).cpu() for X_b in batches]
+                    outputs = [feed(module, X_b).cpu() for X_b in batches]
                     output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
                     output = output.to(torch.float64)
                 else:
-                    output = self._forward_with_hooks(hooks, batches, X.shape[0])
+                    size = self.batch_size
+                    if not isinstance(X, Items):
+                        size = max(size, EVAL_BATCH_SIZE)
+                    output = self._forward_with_hooks(hooks, batches, -(-n_rows(X) // size))
         finally:
             if was_training:
                 module.train()
@@ -391,6 +481,19 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             )
         return output
 
+    def _predict_batches(self, X: Any) -> Iterator[Any]:
+        """Validated ``X`` in batches on the fitted device: arrays in large
+        ones, items (a Dataset's) in batches of ``batch_size``."""
+        device = self.device_
+        if isinstance(X, Items):
+            dtype = torch.float64 if _module_dtype(self.module_) == np.float64 else torch.float32
+            options = self._loader_options()
+            return predict_item_batches(X, self.batch_size, device, options, dtype)
+        sparse = takes_sparse_batches(
+            self.module, self.module_, self.precision, self.compile, device
+        )
+        return predict_batches(X, max(self.batch_size, EVAL_BATCH_SIZE), device, sparse=sparse)
+
     def _predict_input(self, X: Any) -> Any:
         """``X`` validated for prediction: plain numeric data of the fitted
         width by a shorter path with the same results (see
@@ -399,26 +502,38 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         module's dtype (float64 when it was trained with ``precision="64"``),
         whatever ``precision`` says now."""
         dtype = _module_dtype(self.module_)
+        X, _ = unwrap_tensor_dataset(X, None)
+        items = as_items(X, self._loader_options().get("collate_fn"))
+        if items is not None:
+            self._learn_input_spec(items, reset=False)
+            return items
         array = _internals.predict_shortcut(self, X, dtype)
         if array is not None:
             return array
         X = host(X)
         check_columns(X)
-        with numeric("X"):
-            return validate_data(self, X, reset=False, accept_sparse="csr", dtype=dtype)
+        if isinstance(X, Mapping) and not sp.issparse(X):
+            X = mapping_features(X, dtype)
+        else:
+            with numeric("X"):
+                X = validate_data(
+                    self, X, reset=False, accept_sparse="csr", allow_nd=True, dtype=dtype
+                )
+        self._learn_input_spec(X, reset=False)
+        return X
 
-    def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_rows: int) -> torch.Tensor:
+    def _forward_with_hooks(self, hooks: HookTable, batches: Any, n_batches: int) -> torch.Tensor:
         """The prediction loop when fitted callbacks have prediction hooks."""
         ctx = _context(self, None, None, self.device_, epoch=self.n_iter_, max_epochs=self.n_iter_)
         ctx.phase = "predict"
-        ctx.n_batches = -(-n_rows // max(self.batch_size, EVAL_BATCH_SIZE))
+        ctx.n_batches = n_batches
         fire(hooks.on_predict_begin, ctx)
         outputs = []
         for X_b in batches:
             ctx.batch += 1
             ctx.X_batch, ctx.y_pred = X_b, None
             fire(hooks.on_predict_batch_begin, ctx)
-            ctx.y_pred = self.module_(ctx.X_batch)
+            ctx.y_pred = feed(self.module_, ctx.X_batch)
             fire(hooks.on_predict_batch_end, ctx)
             outputs.append(torch.as_tensor(ctx.y_pred).to(torch.float64).cpu())
         ctx.X_batch, ctx.y_pred = None, torch.cat(outputs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -69,10 +69,11 @@ def normalized_weights(sample_weight: np.ndarray | None, dtype: np.dtype) -> np.
     return (weights / weights.mean()).astype(dtype)
 
 
-class Dataset:
-    """Features and targets held once.
+class ArrayData:
+    """Features and targets held once, in memory.
 
-    Dense features become one tensor: on the training device when they fit in
+    Dense features (an array of any rank, or a dict of such arrays, one
+    tensor per key) become tensors: on the training device when they fit in
     a quarter of its free memory, otherwise in pinned host memory, from which
     each batch is copied asynchronously. Sparse features stay CSR on the
     host; each batch is a torch sparse tensor when ``sparse_batches``, else
@@ -81,7 +82,7 @@ class Dataset:
 
     def __init__(
         self,
-        X: np.ndarray | sp.csr_matrix,
+        X: np.ndarray | sp.csr_matrix | dict[str, np.ndarray],
         y: np.ndarray,
         device: torch.device,
         *,
@@ -90,19 +91,25 @@ class Dataset:
         self.device = device
         self.sparse = sp.issparse(X)
         self.sparse_batches = self.sparse and sparse_batches
-        nbytes = (X.data.nbytes if self.sparse else X.nbytes) + y.nbytes
+        parts: list[Any] = list(X.values()) if isinstance(X, dict) else [X]
+        nbytes = (parts[0].data.nbytes if self.sparse else sum(a.nbytes for a in parts)) + y.nbytes
         self.streamed = not _fits_on(device, nbytes)
         self.storage = torch.device("cpu") if self.streamed else device
-        self.X: torch.Tensor | sp.csr_matrix = (
-            canonical_csr(X) if self.sparse else self.hold(as_tensor(X, self.storage))
-        )
+        self.X: Features | sp.csr_matrix
+        if self.sparse:
+            self.X = canonical_csr(X)
+        elif isinstance(X, dict):
+            self.X = {key: self.hold(as_tensor(a, self.storage)) for key, a in X.items()}
+        else:
+            self.X = self.hold(as_tensor(X, self.storage))
         self.y = self.hold(as_tensor(y, self.storage))
-        self.dtype = X.dtype
+        self.dtype = float_dtype_of(X)
         if self.sparse:  # a gathered row: its values and their two int64 indices
-            per_row = cast(sp.csr_matrix, X).nnz / max(1, X.shape[0]) * (X.dtype.itemsize + 16)
+            csr = cast(sp.csr_matrix, X)
+            per_row = csr.nnz / max(1, csr.shape[0]) * (csr.dtype.itemsize + 16)
             self.row_bytes = max(1, math.ceil(per_row))
         else:
-            self.row_bytes = max(1, (X.shape[1] if X.ndim == 2 else 1) * X.dtype.itemsize)
+            self.row_bytes = max(1, sum(a[:1].nbytes for a in parts))
 
     def hold(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor kept on the storage side (pinned when streamed)."""
@@ -118,21 +125,23 @@ class Dataset:
         weights = None if sample_weight is None else sample_weight[rows]
         return TensorData(self, rows, normalized_weights(weights, self.dtype))
 
-    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor | SparseRows, torch.Tensor]:
+    def gather(self, idx: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """The rows ``idx`` (on the storage device), on the device, to slice
-        batches from: features as a tensor (``SparseRows`` for sparse
-        features) and targets as a tensor."""
-        X_c: torch.Tensor | SparseRows
-        if self.sparse:
+        batches from (with ``rows``): features as a tensor, a dict of
+        tensors or ``SparseRows``, and targets as a tensor."""
+        X_c: Any
+        if isinstance(self.X, sp.csr_matrix):
             X_c = SparseRows(self.X[idx.cpu().numpy()], self.device, sparse=self.sparse_batches)
+        elif isinstance(self.X, dict):
+            X_c = {key: self.send(t.index_select(0, idx)) for key, t in self.X.items()}
         else:
             X_c = self.send(self.X.index_select(0, idx))
         return X_c, self.send(self.y.index_select(0, idx))
 
-    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def take(self, idx: torch.Tensor) -> tuple[Any, torch.Tensor]:
         """The rows ``idx`` (on the storage device) as one batch on the device."""
         X_c, y_c = self.gather(idx)
-        return X_c[: len(y_c)], y_c
+        return slice_rows(X_c, slice(0, len(y_c))), y_c
 
 
 def _fits_on(device: torch.device, nbytes: int) -> bool:
@@ -143,10 +152,10 @@ def _fits_on(device: torch.device, nbytes: int) -> bool:
 
 
 class TensorData:
-    """Some rows of a ``Dataset`` (with normalised weights), batched by
+    """Some rows of an ``ArrayData`` (with normalised weights), batched by
     index."""
 
-    def __init__(self, source: Dataset, rows: np.ndarray, weights: np.ndarray | None) -> None:
+    def __init__(self, source: ArrayData, rows: np.ndarray, weights: np.ndarray | None) -> None:
         self.source = source
         self.n_samples = len(rows)
         self.rows = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(source.storage)
@@ -182,8 +191,8 @@ class TensorData:
             X_c, y_c = source.gather(rows)
             w_c = None if w_part is None else source.send(w_part)
             for start in range(0, len(y_c), batch_size):
-                end = start + batch_size
-                yield X_c[start:end], y_c[start:end], None if w_c is None else w_c[start:end]
+                part = slice(start, start + batch_size)
+                yield slice_rows(X_c, part), y_c[part], None if w_c is None else w_c[part]
 
 
 def canonical_csr(X: sp.csr_matrix) -> sp.csr_matrix:
@@ -243,14 +252,90 @@ class SparseRows:
 
 
 def predict_batches(
-    X: np.ndarray | sp.csr_matrix, batch_size: int, device: torch.device, *, sparse: bool
-) -> Iterator[torch.Tensor]:
+    X: np.ndarray | sp.csr_matrix | dict[str, np.ndarray],
+    batch_size: int,
+    device: torch.device,
+    *,
+    sparse: bool,
+) -> Iterator[Any]:
     """Yield ``X`` in batches of ``batch_size`` rows, on ``device``; a sparse
-    ``X`` as torch sparse tensors when ``sparse``, else dense ones."""
-    chunk: torch.Tensor | SparseRows
+    ``X`` as torch sparse tensors when ``sparse``, else dense ones; a dict
+    of arrays as a dict of tensors."""
+    chunk: Any
+    cpu = torch.device("cpu")
     if sp.issparse(X):
         chunk = SparseRows(X, device, sparse=sparse)
+    elif isinstance(X, dict):
+        chunk = {key: as_tensor(array, cpu) for key, array in X.items()}
     else:
-        chunk = as_tensor(X, torch.device("cpu"))
-    for start in range(0, X.shape[0], batch_size):
-        yield chunk[start : start + batch_size].to(device, non_blocking=True)
+        chunk = as_tensor(X, cpu)
+    for start in range(0, n_rows(X), batch_size):
+        yield to_device(slice_rows(chunk, slice(start, start + batch_size)), device)
+
+
+#: A batch's features: a tensor, or a dict of tensors for a multi-input
+#: module.
+Features = torch.Tensor | dict[str, torch.Tensor]
+
+
+def slice_rows(X: Any, part: slice) -> Any:
+    """The rows ``part`` of a batch's features (a tensor, a dict of them,
+    ``SparseRows``)."""
+    if type(X) is dict:
+        return {key: value[part] for key, value in X.items()}
+    return X[part]
+
+
+def n_rows(X: Any) -> int:
+    """The number of samples of features: a first dimension, or a dict's
+    (one for all its values), or a sequence's length."""
+    if isinstance(X, dict):
+        return n_rows(next(iter(X.values())))
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None else len(X)
+
+
+def to_device(X: Any, device: torch.device) -> Any:
+    """Features moved to ``device`` (asynchronously from pinned memory)."""
+    if isinstance(X, dict):
+        return {key: to_device(value, device) for key, value in X.items()}
+    if isinstance(X, tuple | list):
+        return type(X)(to_device(value, device) for value in X)
+    if isinstance(X, torch.Tensor):
+        return X.to(device, non_blocking=True)
+    return X
+
+
+def feed(module: Any, X: Any) -> Any:
+    """The module's output for a batch's features: a dict is passed as
+    keyword arguments (``module(**X)``), a tuple or list as positional ones
+    (``module(*X)``, e.g. a padded batch and its lengths), anything else as
+    the one argument."""
+    if isinstance(X, dict):
+        return module(**X)
+    if isinstance(X, tuple | list):
+        return module(*X)
+    return module(X)
+
+
+def float_dtype_of(X: Any) -> np.dtype:
+    """The floating dtype of features (a dict's first floating array; float32
+    when none is floating), which normalised sample weights take."""
+    for array in X.values() if isinstance(X, dict) else [X]:
+        if array.dtype.kind == "f":
+            return array.dtype
+    return np.dtype(np.float32)
+
+
+def describe_batch(X: Any) -> str:
+    """A batch's features in words, for error messages: ``shape (8, 20)``,
+    or each key's shape, or each element's."""
+    if isinstance(X, dict):
+        return "keys " + ", ".join(f"{key!r}: {describe_batch(v)}" for key, v in X.items())
+    if isinstance(X, tuple | list):
+        return "elements (" + ", ".join(describe_batch(v) for v in X) + ")"
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        return f"type {type(X).__name__}"
+    dtype = getattr(X, "dtype", None)
+    return f"shape {tuple(shape)}" + (f" ({dtype})" if dtype is not None else "")

@@ -10,14 +10,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._data import Dataset
+from ._data import ArrayData, describe_batch, feed
+from ._loading import ItemData
 from ._precision import autocast
 
 #: Rows of the dry run that checks module, criterion and targets fit together.
 _DRY_ROWS = 8
 
 
-def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool, *, ours: bool) -> None:
+def dry_run(
+    work: Any, data: ArrayData | ItemData, compute_loss: Any, weighted: bool, *, ours: bool
+) -> None:
     """Forward, loss and backward on the first rows, so that a module,
     criterion and targets that do not fit together fail now, in our words.
     The module is in eval mode and its gradients are cleared afterwards, so
@@ -32,7 +35,7 @@ def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool, *, ours
     if n_rows == work.n_outputs_ and n_rows > 1:
         n_rows -= 1  # so that targets cannot broadcast against the outputs by chance
     X_b, y_b = data.take(torch.arange(n_rows, device=data.storage))
-    w_b = torch.ones(n_rows, device=X_b.device) if weighted else None
+    w_b = torch.ones(n_rows, device=data.device) if weighted else None
     was_training = module.training
     module.eval()
     try:
@@ -53,14 +56,13 @@ def dry_run(work: Any, data: Dataset, compute_loss: Any, weighted: bool, *, ours
         module.train(was_training)
 
 
-def _forward(work: Any, X_b: torch.Tensor) -> Any:
+def _forward(work: Any, X_b: Any) -> Any:
     try:
-        return work.module_(X_b)
+        return feed(work.module_, X_b)
     except Exception as exc:
         raise ValueError(
-            f"The module {type(work.module_).__name__} failed on a batch of shape "
-            f"{tuple(X_b.shape)} (n_features_in_={work.n_features_in_}): "
-            f"{type(exc).__name__}: {exc}"
+            f"The module {type(work.module_).__name__} failed on a batch of "
+            f"{describe_batch(X_b)}: {type(exc).__name__}: {exc}"
         ) from exc
 
 
@@ -71,8 +73,8 @@ def _loss(work: Any, compute_loss: Any, output: Any, batch: tuple) -> Any:
     except Exception as exc:
         raise ValueError(
             f"The criterion {type(work.criterion_).__name__} could not compute a loss from "
-            f"the module's output of shape {tuple(output.shape)} and a batch X of shape "
-            f"{tuple(X_b.shape)} and targets y of shape {tuple(y_b.shape)} ({y_b.dtype}): "
+            f"the module's output of shape {tuple(output.shape)} and a batch X of "
+            f"{describe_batch(X_b)} and targets y of shape {tuple(y_b.shape)} ({y_b.dtype}): "
             f"{type(exc).__name__}: {exc}. {work._criterion_hint}"
         ) from exc
 

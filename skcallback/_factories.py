@@ -204,12 +204,26 @@ def build_objects(work: Any, device: torch.device, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     custom_seed = None if owns_its_randomness(work) else seed
     with global_rng_scope(custom_seed, device):
-        module = build_module(work, work.n_features_in_, work.n_outputs_, params, generator)
+        module = build_module(work, input_size(work), work.n_outputs_, params, generator)
     dtype = torch.float64 if work.precision == "64" else None
     work.module_ = module.to(device=device, dtype=dtype)
     work.criterion_ = build_criterion(work, device)
     work.optimizer_ = build_optimizer(work, work.module_)
     work.device_ = device
+
+
+def input_size(work: Any) -> int | tuple | dict:
+    """What the fit learned of the size of ``X``: ``n_features_in_`` for a
+    2-D ``X``; else the shape after the first dimension (a dict of them
+    for a dict ``X``)."""
+    spec = vars(work).get("_input_spec")
+    if spec is None:
+        return work.n_features_in_
+    if spec["kind"] == "array":
+        return tuple(spec["shape"])
+    if spec["kind"] == "dict":
+        return {key: tuple(field["shape"]) for key, field in spec["fields"].items()}
+    return ()
 
 
 def owns_its_randomness(estimator: Any) -> bool:

@@ -19,7 +19,17 @@ from ._device import resolve_device
 #: module's forward through a compiler; ``fast_path`` computes what autograd
 #: would, within float rounding; ``threads`` splits the same operations.
 #: ``precision`` and the device type stay: they change the numbers trained.
-SPEED_ONLY = ("verbose", "fast_path", "threads", "compile")
+SPEED_ONLY = (
+    "verbose",
+    "fast_path",
+    "threads",
+    "compile",
+    # how items load, not which (see _loading: every batch is seeded alike)
+    "dataloader__num_workers",
+    "dataloader__pin_memory",
+    "dataloader__persistent_workers",
+    "dataloader__prefetch_factor",
+)
 
 
 def fingerprint(estimator: Any, arrays: list[Any]) -> str:
@@ -87,6 +97,14 @@ def _hash_bytes(data: bytes) -> str:
 def _update_with_array(digest: Any, array: Any) -> None:
     if array is None:
         digest.update(b"\nNone")
+        return
+    if hasattr(array, "describe") and callable(array.describe):  # items (a Dataset's)
+        digest.update(f"\nitems {array.describe()}".encode())
+        return
+    if isinstance(array, dict):
+        for key in sorted(array):
+            digest.update(f"\nkey {key!r}".encode())
+            _update_with_array(digest, array[key])
         return
     if sp.issparse(array):
         digest.update(f"\nsparse{array.shape}".encode())

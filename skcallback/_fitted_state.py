@@ -60,7 +60,14 @@ _REBUILT = ("module_", "optimizer_", "callbacks_", "history_")
 #: Private attributes a fit sets besides the public fitted ones.
 #: ``_fit_name`` (the name loggers give the fit, ``FitIdentity.run_name``)
 #: is kept in memory only: no file says which log a loaded model continues.
-_PRIVATE_FIT_STATE = ("_rng", "_split_seed", "_y_ndim", "_built_with", "_fit_name")
+_PRIVATE_FIT_STATE = (
+    "_rng",
+    "_split_seed",
+    "_y_ndim",
+    "_input_spec",
+    "_built_with",
+    "_fit_name",
+)
 
 
 def is_fitted_key(key: str) -> bool:
@@ -192,7 +199,14 @@ def malformed(path: Any) -> Iterator[None]:
 # The schema: what a fitted estimator is made of, as plain data
 # ----------------------------------------------------------------------
 #: What the fit learned about its data.
-DATA_KEYS = ("n_features_in_", "feature_names_in_", "n_outputs_", "classes_", "_y_ndim")
+DATA_KEYS = (
+    "n_features_in_",
+    "feature_names_in_",
+    "n_outputs_",
+    "classes_",
+    "_y_ndim",
+    "_input_spec",
+)
 
 #: The fields of a fitted state and their types. ``epoch`` and ``step`` are
 #: the counts ``n_iter_`` and ``n_steps_``; ``rng`` is the NumPy generator's
@@ -342,10 +356,15 @@ def check_state(state: Any, path: Any) -> None:
         and all(isinstance(v, int | float) for v in rng[2:])
     ):
         raise ValueError(f"{path} is malformed: 'rng' is not a NumPy generator state.")
-    if set(state["data"]) - set(DATA_KEYS) or not {"n_features_in_", "n_outputs_"} <= set(
-        state["data"]
+    data = state["data"]
+    if (
+        set(data) - set(DATA_KEYS)
+        or "n_outputs_" not in data
+        or ("n_features_in_" in data) == ("_input_spec" in data)
     ):
         raise ValueError(f"{path} is malformed: unknown or missing data attributes.")
+    if "_input_spec" in data:
+        _untrusted.check_input_spec(data["_input_spec"], path)
     for key in ("n_features_in_", "n_outputs_", "_y_ndim"):
         count = state["data"].get(key, 0)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:

@@ -15,12 +15,15 @@ import contextlib
 import numbers
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils.validation import assert_all_finite, check_array, column_or_1d
+
+from ._loading import Items
 
 #: NumPy's words for a value that is not a number, and for ragged rows.
 _NOT_A_NUMBER = re.compile(r"could not convert string to float: (np\.str_\()?(?P<value>.*?)\)?$")
@@ -138,3 +141,116 @@ def _kind(type_: type) -> str:
     if issubclass(type_, str):
         return "str"
     return "number" if issubclass(type_, numbers.Number | np.bool_) else "other"
+
+
+# ----------------------------------------------------------------------
+# Inputs that are not one 2-D table: arrays of any rank, dicts of arrays
+# ----------------------------------------------------------------------
+def mapping_features(X: Mapping, dtype: np.dtype, name: str = "X") -> dict[str, np.ndarray]:
+    """A dict of arrays (a ``dict`` or ``SliceDict``) for a multi-input
+    module, each validated: floating values (and numbers held as objects)
+    as ``dtype``, integers as int64 (indices, for an embedding), booleans
+    as they are; all finite, at least one row, one first dimension."""
+    if not X:
+        raise ValueError(f"{name} is an empty dict; a multi-input X maps names to arrays.")
+    features: dict[str, np.ndarray] = {}
+    for key, value in X.items():
+        if not isinstance(key, str):
+            raise ValueError(
+                f"{name}'s keys are passed to the module as keyword arguments "
+                f"(module(**batch)); {key!r} is not a str."
+            )
+        label = f"{name}[{key!r}]"
+        value = host(value)
+        if sp.issparse(value):
+            raise ValueError(
+                f"{label} is a sparse matrix; the arrays of a dict X are dense (a sparse X "
+                "is supported as the only input)."
+            )
+        with numeric(label):
+            array = np.asarray(value)
+            if array.ndim == 0:
+                raise ValueError(f"{label} is a scalar; it must hold one row per sample.")
+            if array.dtype.kind in "biu":
+                kind = np.bool_ if array.dtype.kind == "b" else np.int64
+                array = check_array(
+                    array, dtype=kind, ensure_2d=False, allow_nd=True, input_name=label
+                )
+            else:
+                array = check_array(
+                    value, dtype=dtype, ensure_2d=False, allow_nd=True, input_name=label
+                )
+        features[key] = array
+    lengths = {key: len(array) for key, array in features.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"The arrays of {name} must have the same number of rows (one per sample); "
+            f"got {lengths}."
+        )
+    return features
+
+
+def input_spec(X: Any) -> dict[str, Any] | None:
+    """What predict must be given, as plain data: None for a 2-D array or
+    sparse matrix (``n_features_in_`` says it); for an array of another
+    rank its shape after the first dimension; for a dict each key's shape
+    and kind ("float", "int" or "bool")."""
+    if isinstance(X, Items):
+        return {"kind": "dataset"}
+    if isinstance(X, dict):
+        fields = {
+            key: {"shape": list(array.shape[1:]), "kind": _value_kind(array)}
+            for key, array in X.items()
+        }
+        return {"kind": "dict", "fields": fields}
+    if sp.issparse(X) or X.ndim == 2:
+        return None
+    return {"kind": "array", "shape": list(X.shape[1:])}
+
+
+def _value_kind(array: np.ndarray) -> str:
+    return {"b": "bool", "i": "int", "u": "int"}.get(array.dtype.kind, "float")
+
+
+def check_input_spec(X: Any, spec: dict[str, Any] | None, n_features: Any, owner: str) -> None:
+    """Refuse features unlike those of the fit (``spec``, or a 2-D array of
+    ``n_features`` columns when ``spec`` is None), in our words."""
+    fitted = _spec_words(spec, n_features)
+    width = X.shape[1] if not isinstance(X, dict | Items) and X.ndim == 2 else None
+    given = _spec_words(input_spec(X), width)
+    if fitted != given:
+        raise ValueError(f"X is {given}, but {owner} was fitted on {fitted}.")
+
+
+def _spec_words(spec: dict[str, Any] | None, n_features: Any) -> str:
+    if spec is None:
+        return f"a 2-D array of {n_features} features"
+    if spec["kind"] == "dataset":
+        return "a Dataset (or a list of samples with a dataloader__collate_fn)"
+    if spec["kind"] == "array":
+        return f"an array of shape (n_samples, {', '.join(map(str, spec['shape']))})"
+    fields = ", ".join(
+        f"{key!r}: {field['kind']} (n_samples, {', '.join(map(str, field['shape']))})"
+        for key, field in sorted(spec["fields"].items())
+    )
+    return f"a dict of arrays {{{fields}}}"
+
+
+def targets(y: Any, n_samples: int, *, multi_output: bool = False, y_numeric: bool = False) -> Any:
+    """``y`` validated as ``validate_data`` validates it beside a 2-D X, for
+    inputs it cannot take (a dict of arrays), with the length checked
+    against ``n_samples``."""
+    if y is None:
+        raise ValueError("y must be given (one target per sample).")
+    if multi_output:
+        y = check_array(y, accept_sparse="csr", ensure_2d=False, dtype=None, input_name="y")
+    else:
+        y = column_or_1d(y, warn=True)
+        assert_all_finite(y, input_name="y")
+    if y_numeric and y.dtype.kind == "O":
+        y = y.astype(np.float64)
+    if len(y) != n_samples:
+        raise ValueError(
+            f"X has {n_samples} samples but y has {len(y)}; give one target per sample."
+        )
+    return y

@@ -362,7 +362,7 @@ def predict_shortcut(estimator: Any, X: Any, dtype: np.dtype) -> np.ndarray | No
         or array.ndim != 2
         or array.dtype.kind not in "fiu"
         or array.shape[0] == 0
-        or array.shape[1] != estimator.n_features_in_
+        or array.shape[1] != getattr(estimator, "n_features_in_", None)
     ):
         return None
     # An overflow, or inf - inf, goes to validate_data, which warns once.

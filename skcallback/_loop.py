@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ._context import Context
-from ._data import EVAL_BATCH_SIZE
+from ._data import EVAL_BATCH_SIZE, feed
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
 from ._mlp_backprop import HandwrittenMLPStep
@@ -96,7 +96,7 @@ class _Step:
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
-        ctx.y_pred = self.forward(X_b)
+        ctx.y_pred = feed(self.forward, X_b)
         if hooks.on_after_forward:
             fire(hooks.on_after_forward, ctx)
         ctx.loss = self.compute_loss(ctx.y_pred, y_b, w_b)
@@ -216,7 +216,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
             share = (
                 1.0
                 if accumulate == 1
-                else len(X_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
+                else len(y_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
             )
             if run.learn(ctx, hooks, share, fresh=not pending, batch=(X_b, y_b, w_b)):
                 pending = True
@@ -227,7 +227,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 slot = slots[len(losses)]
                 slot.copy_(ctx.loss.detach())
                 losses.append(slot)
-                sizes.append(len(X_b))
+                sizes.append(len(y_b))
         if pending and (
             accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches
         ):
@@ -279,7 +279,7 @@ def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
                 fire(hooks.on_valid_batch_begin, ctx)
             run.predict_and_score(ctx, hooks, X_b, y_b, w_b)
             losses.append(ctx.loss)
-            weights.append(len(X_b))
+            weights.append(len(y_b))
             if hooks.on_valid_batch_end:
                 fire(hooks.on_valid_batch_end, ctx)
     ctx.metrics["valid_loss"] = _weighted_mean(losses, weights)

@@ -178,11 +178,24 @@ def takes_sparse_batches(
 
 
 def build_module(
-    estimator: Any, n_features_in: int, n_outputs: int, params: dict, generator: torch.Generator
+    estimator: Any,
+    size: int | tuple | dict,
+    n_outputs: int,
+    params: dict,
+    generator: torch.Generator,
 ) -> nn.Module:
-    """The module of a fit, from the estimator's ``module`` parameter."""
+    """The module of a fit, from the estimator's ``module`` parameter.
+    ``size`` is what the fit learned of the size of ``X``: its number of
+    features (2-D), its shape after the first dimension (other ranks), or
+    a dict of such shapes (a dict ``X``)."""
     module = estimator.module
     if module is None:
+        if not isinstance(size, int):
+            raise ValueError(
+                f"The built-in MLP (module=None) takes a 2-D X (n_samples, n_features); X is "
+                f"{_size_words(size)}. Pass a module built for this input as module=..., or "
+                "flatten X (X.reshape(len(X), -1))."
+            )
         if params:
             raise ValueError(
                 f"module__ parameters {sorted(params)} only apply to a custom module; the "
@@ -190,7 +203,7 @@ def build_module(
             )
         try:
             return MLP(
-                n_features_in,
+                size,
                 n_outputs,
                 hidden_layer_sizes=_as_sizes(estimator.hidden_layer_sizes),
                 activation=estimator.activation,
@@ -212,7 +225,19 @@ def build_module(
         return copy.deepcopy(module)
     kwargs = dict(params)
     accepted = _named_arguments(module)
-    for key, value in (("n_features_in", n_features_in), ("n_outputs", n_outputs)):
+    given: dict[str, Any] = {"n_outputs": n_outputs}
+    if isinstance(size, int):
+        given["n_features_in"] = size
+    else:
+        given["input_shape"] = size
+        if "n_features_in" in accepted and "n_features_in" not in kwargs:
+            raise ValueError(
+                f"The module factory {getattr(module, '__name__', repr(module))!r} takes "
+                f"n_features_in, which is defined for a 2-D X only; X is {_size_words(size)}. "
+                "Name the argument input_shape to receive the shape of a sample, or pass "
+                "module__n_features_in."
+            )
+    for key, value in given.items():
         if key in accepted:
             kwargs.setdefault(key, value)
     name = getattr(module, "__name__", repr(module))
@@ -229,6 +254,12 @@ def build_module(
             "expected a torch.nn.Module."
         )
     return built
+
+
+def _size_words(size: tuple | dict) -> str:
+    if isinstance(size, dict):
+        return "a dict of arrays " + str({key: (None, *shape) for key, shape in size.items()})
+    return f"an array of shape (n_samples, {', '.join(map(str, size))})"
 
 
 def _named_arguments(factory: Any) -> set[str]:

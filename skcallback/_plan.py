@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from torch.utils.data import Dataset as TorchDataset
 
 from . import _continuation, _routing, _snapshot, _untrusted
-from ._data import Dataset, TensorData
+from ._data import ArrayData, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
 from ._factories import (
@@ -52,8 +53,10 @@ from ._fitted_state import (
     start_fresh,
     working_copy,
 )
+from ._loading import ItemData, ItemRows, Items, loader_options
 from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
+from ._slicing import SliceDataset
 
 _SEED_BOUND = np.iinfo(np.int32).max
 
@@ -76,12 +79,15 @@ class Settings:
     sparse_batches : bool
         Whether the batches of a sparse ``X`` reach the module as torch
         sparse tensors (see ``takes_sparse_batches``).
+    loader : dict
+        The ``dataloader__*`` options (for a Dataset's items), checked.
     """
 
     partial: bool
     continuing: bool
     device: torch.device
     sparse_batches: bool
+    loader: dict[str, Any]
 
 
 def read_settings(estimator: Any, *, partial: bool) -> Settings:
@@ -98,7 +104,8 @@ def read_settings(estimator: Any, *, partial: bool) -> Settings:
     sparse = takes_sparse_batches(
         estimator.module, fitted, estimator.precision, estimator.compile, device
     )
-    return Settings(partial, continuing, device, sparse_batches=sparse)
+    loader = loader_options(_routing.routed(estimator, "dataloader__"))
+    return Settings(partial, continuing, device, sparse_batches=sparse, loader=loader)
 
 
 class FitIdentity:
@@ -162,8 +169,8 @@ class ResumePoint:
 class Split:
     """The fit's training and validation data (phase 4)."""
 
-    train: TensorData
-    valid: TensorData | None
+    train: TensorData | ItemRows
+    valid: TensorData | ItemRows | None
 
     @property
     def weighted(self) -> bool:
@@ -356,7 +363,7 @@ def prepare(
     # A resumed fit draws no seed: its generators' states are restored, and
     # its NumPy generator must stay where the interrupted fit had it.
     seed = 0 if resume is not None else int(work._rng.randint(_SEED_BOUND))
-    data = Dataset(inputs.X, inputs.y, settings.device, sparse_batches=settings.sparse_batches)
+    data = hold(inputs.X, inputs.y, settings, work.precision)
     parts = split(work, settings, data, inputs)
     previous = estimator.callbacks_ if settings.continuing else None
     # Torch's global generator is seeded around the fit only where the module
@@ -417,7 +424,7 @@ def _validation_set(
         if sample_weight_val is not None:
             raise ValueError("sample_weight_val was given without X_val and y_val.")
         return None
-    if X_val is None or y_val is None:
+    if X_val is None or (y_val is None and not _carries_targets(X_val)):
         raise ValueError("Pass both X_val and y_val (or neither) for validation.")
     try:
         X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
@@ -428,6 +435,11 @@ def _validation_set(
             f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"
         ) from exc
     return X_val, y_val, w_val
+
+
+def _carries_targets(X: Any) -> bool:
+    """Whether ``X`` holds its targets: a Dataset of ``(x, y)`` items."""
+    return isinstance(X, TorchDataset) and not isinstance(X, SliceDataset)
 
 
 def find_resume_point(
@@ -459,7 +471,7 @@ def find_resume_point(
 def build_fit_objects(
     work: Any,
     settings: Settings,
-    data: Dataset,
+    data: ArrayData | ItemData,
     parts: Split,
     seeds: tuple[int, int | None],
     callbacks: Callbacks,
@@ -507,7 +519,7 @@ def set_up_callbacks(plan: FitPlan, callbacks: Callbacks) -> None:
                 raise
 
 
-def split(work: Any, settings: Settings, data: Dataset, inputs: Inputs) -> Split:
+def split(work: Any, settings: Settings, data: ArrayData | ItemData, inputs: Inputs) -> Split:
     """Phase 4: the training and validation data: the explicit validation
     set, a held-out share of the samples (stratified for classifiers), or
     none."""
@@ -515,13 +527,22 @@ def split(work: Any, settings: Settings, data: Dataset, inputs: Inputs) -> Split
     every_row = np.arange(len(inputs.y))
     if inputs.validation is not None:
         X_val, y_val, w_val = inputs.validation
-        held = Dataset(X_val, y_val, settings.device, sparse_batches=settings.sparse_batches)
+        held = hold(X_val, y_val, settings, work.precision)
         valid = held.subset(np.arange(len(y_val)), w_val)
         return Split(data.subset(every_row, weights), valid)
     if settings.partial or work.validation_fraction is None:
         return Split(data.subset(every_row, weights), None)
     train_rows, valid_rows = _held_out_rows(work, inputs.y, weights)
     return Split(data.subset(train_rows, weights), data.subset(valid_rows, weights))
+
+
+def hold(X: Any, y: np.ndarray, settings: Settings, precision: str) -> ArrayData | ItemData:
+    """The fit's data held for batching: arrays as tensors (``ArrayData``),
+    items (a Dataset's) behind a loader (``ItemData``)."""
+    if isinstance(X, Items):
+        dtype = torch.float64 if precision == "64" else torch.float32
+        return ItemData(X, y, settings.device, settings.loader, dtype)
+    return ArrayData(X, y, settings.device, sparse_batches=settings.sparse_batches)
 
 
 def _held_out_rows(

@@ -1,5 +1,5 @@
 """Routed parameters: ``cb__<name>[__<param>]``, ``module__*``, ``optimizer__*``,
-``criterion__*``.
+``criterion__*``, ``dataloader__*``.
 
 They follow scikit-learn's composition pattern: the ``callbacks`` list is
 replaced whole, then ``cb__<name>`` replaces (or, with None, disables) one
@@ -19,7 +19,7 @@ from ._internals import param_names
 from .callbacks._base import Callback, check_hook_names, check_parameters
 from .callbacks._defaults import ALWAYS_PRESENT, default_callbacks
 
-PREFIXES = ("cb__", "module__", "optimizer__", "criterion__")
+PREFIXES = ("cb__", "module__", "optimizer__", "criterion__", "dataloader__")
 
 
 def is_routed(key: str) -> bool:

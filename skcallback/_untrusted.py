@@ -266,3 +266,46 @@ def check_classes(data: dict[str, Any], path: Any) -> None:
             f"{path} is malformed: 'classes_' must be unique finite labels, one per output "
             f"({data.get('n_outputs_')!r})."
         )
+
+
+#: The kinds of inputs a fitted state may describe (``_input_spec``), and
+#: the kinds of a dict input's arrays.
+INPUT_KINDS = ("array", "dict", "dataset")
+_VALUE_KINDS = ("float", "int", "bool")
+#: The most dimensions an input's shape may have in a file.
+_MAX_DIMS = 32
+
+
+def check_input_spec(spec: Any, path: Any) -> None:
+    """Refuse an input description that is not one ``fit`` records: a kind,
+    shapes of a few non-negative ints, names that are str."""
+
+    def shape_ok(shape: Any) -> bool:
+        return (
+            isinstance(shape, list)
+            and len(shape) <= _MAX_DIMS
+            and all(type(d) is int and d >= 0 for d in shape)
+        )
+
+    ok = isinstance(spec, dict) and spec.get("kind") in INPUT_KINDS
+    if ok and spec["kind"] == "array":
+        ok = set(spec) == {"kind", "shape"} and shape_ok(spec["shape"]) and len(spec["shape"]) != 1
+    elif ok and spec["kind"] == "dict":
+        fields = spec.get("fields")
+        ok = (
+            set(spec) == {"kind", "fields"}
+            and isinstance(fields, dict)
+            and len(fields) > 0
+            and all(
+                isinstance(name, str)
+                and isinstance(field, dict)
+                and set(field) == {"shape", "kind"}
+                and shape_ok(field["shape"])
+                and field["kind"] in _VALUE_KINDS
+                for name, field in fields.items()
+            )
+        )
+    elif ok:
+        ok = set(spec) == {"kind"}
+    if not ok:
+        raise ValueError(f"{path} is malformed: '_input_spec' does not describe an input.")

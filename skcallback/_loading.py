@@ -1,0 +1,496 @@
+"""Data that comes item by item: a torch ``Dataset`` of ``(x, y)`` items,
+the rows of a ``SliceDataset``, or a list of variable-length samples with
+a ``dataloader__collate_fn``. Such data is loaded through torch's
+``DataLoader`` (in worker processes with ``dataloader__num_workers``);
+arrays in memory never are (``_data.ArrayData`` gathers their batches).
+
+Reproducibility: the rows of each epoch are shuffled by the fit's
+generator, as for arrays, and every batch is loaded with torch's, NumPy's
+and Python's random generators seeded from the fit's seed, the epoch's
+draw and the batch's number. An item's random augmentation therefore
+depends on neither the number of workers nor which worker loads it, and a
+fit resumed mid-epoch loads the remaining batches exactly as the
+interrupted one would have. In the main process (``num_workers=0``) those
+generators are restored after each batch, so loading draws nothing from
+the training's streams.
+
+The targets are read once, at the start of ``fit`` (one pass over the
+items, with the workers), to learn the classes, check them and split off
+validation rows; each batch's targets are taken from them by row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
+from torch.utils.data import Dataset as TorchDataset
+
+from ._data import describe_batch, to_device
+from ._params import InvalidParameterError
+from ._slicing import SliceDataset
+
+#: The ``dataloader__*`` options and what each accepts (checked at fit).
+OPTIONS = ("num_workers", "collate_fn", "pin_memory", "persistent_workers", "prefetch_factor")
+
+#: Options that change how fast data loads, not what a fit trains on.
+SPEED_ONLY = tuple(f"dataloader__{name}" for name in OPTIONS if name != "collate_fn")
+
+
+def loader_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The ``dataloader__*`` parameters (prefix removed), checked: each
+    error names the parameter, its value and what is allowed."""
+    unknown = sorted(set(params) - set(OPTIONS))
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown DataLoader option(s) {['dataloader__' + k for k in unknown]}; the "
+            f"options are {['dataloader__' + k for k in OPTIONS]}."
+        )
+    options = dict(params)
+    workers = options.get("num_workers", 0)
+    if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 0:
+        raise InvalidParameterError(
+            f"dataloader__num_workers must be an int >= 0 (0 loads in the fitting "
+            f"process); got {workers!r}."
+        )
+    collate = options.get("collate_fn")
+    if collate is not None and not callable(collate):
+        raise InvalidParameterError(
+            f"dataloader__collate_fn must be a callable (a list of items -> (X, y)) or "
+            f"None; got {collate!r}."
+        )
+    for name in ("pin_memory", "persistent_workers"):
+        if not isinstance(options.get(name, False), bool):
+            raise InvalidParameterError(
+                f"dataloader__{name} must be a bool; got {options[name]!r}."
+            )
+    prefetch = options.get("prefetch_factor")
+    if prefetch is not None and (
+        not isinstance(prefetch, numbers.Integral) or isinstance(prefetch, bool) or prefetch < 1
+    ):
+        raise InvalidParameterError(
+            f"dataloader__prefetch_factor must be an int >= 1 or None; got {prefetch!r}."
+        )
+    for name in ("persistent_workers", "prefetch_factor"):
+        if options.get(name) not in (None, False) and not workers:
+            raise InvalidParameterError(
+                f"dataloader__{name}={options[name]!r} needs worker processes; set "
+                "dataloader__num_workers to 1 or more."
+            )
+    return options
+
+
+class Items(TorchDataset):
+    """The items of a fit or a prediction: ``dataset[rows[i]]`` (every row
+    of ``dataset`` when ``rows`` is None)."""
+
+    def __init__(self, dataset: Any, rows: np.ndarray | None = None) -> None:
+        self.dataset = dataset
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.dataset) if self.rows is None else len(self.rows)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[i if self.rows is None else int(self.rows[i])]
+
+    def fetch(self, positions: list[int]) -> list[Any]:
+        """The items at ``positions`` (through the dataset's own batched
+        ``__getitems__`` where it has one)."""
+        rows = positions if self.rows is None else [int(self.rows[i]) for i in positions]
+        batched = getattr(self.dataset, "__getitems__", None)
+        if batched is not None:
+            return list(batched(rows))
+        return [self.dataset[row] for row in rows]
+
+    def describe(self) -> str:
+        """What the items are, for the fit's fingerprint: the dataset's
+        class and length and the rows (items are not read)."""
+        name = f"{type(self.dataset).__module__}.{type(self.dataset).__qualname__}"
+        if isinstance(self.dataset, Pairs):
+            return f"pairs:{self.dataset.describe()}"
+        rows = "all" if self.rows is None else ",".join(map(str, self.rows.tolist()))
+        return f"{name}[{len(self.dataset)}]:{rows}"
+
+
+class Pairs(TorchDataset):
+    """A list of samples (of any length each) with their targets, as items
+    ``(x, y)``; without targets (prediction) each item's y is 0."""
+
+    def __init__(self, samples: list[Any], targets: Any = None) -> None:
+        self.samples, self.targets = samples, targets
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        return self.samples[i], 0 if self.targets is None else self.targets[i]
+
+    def describe(self) -> str:
+        from ._fingerprint import describe
+
+        return describe([np.asarray(sample) for sample in self.samples])
+
+
+def unwrap_tensor_dataset(X: Any, y: Any) -> tuple[Any, Any]:
+    """A plain ``TensorDataset(X, y)`` (of exactly that class: a subclass
+    may change its items) as its arrays, which train by the gathered batch
+    path of arrays, exactly as ``fit(X, y)``; anything else unchanged."""
+    if type(X) is TensorDataset and y is None and len(X.tensors) == 2:
+        return _host(X.tensors[0]), _host(X.tensors[1])
+    if type(X) is TensorDataset and len(X.tensors) == 1:
+        return _host(X.tensors[0]), y
+    return X, y
+
+
+def as_items(X: Any, collate_fn: Any) -> Items | None:
+    """``X`` as items when it is item-wise data: a map-style torch Dataset,
+    a ``SliceDataset`` (its rows of its dataset), or a list of samples when
+    a ``collate_fn`` is given; else None (an array, a dict, a sparse
+    matrix)."""
+    if isinstance(X, SliceDataset):
+        if X.idx != 0:
+            raise ValueError(
+                f"A SliceDataset given as X must hold the items' inputs (idx=0); got "
+                f"idx={X.idx}. Pass SliceDataset(dataset) as X and SliceDataset(dataset, "
+                "idx=1) as y."
+            )
+        return Items(X.dataset, np.asarray(X.indices))
+    if isinstance(X, IterableDataset):
+        raise ValueError(
+            f"X is an IterableDataset ({type(X).__name__}); a fit needs a map-style Dataset "
+            "(with __len__ and __getitem__) to shuffle rows, hold out validation rows and "
+            "resume."
+        )
+    if isinstance(X, TorchDataset):
+        if type(X) is not Items and not hasattr(X, "__len__"):
+            raise ValueError(f"X, a {type(X).__name__}, has no __len__; a fit needs one.")
+        return X if isinstance(X, Items) else Items(X)
+    if collate_fn is not None and isinstance(X, list | tuple):
+        return Items(Pairs(list(X)))
+    return None
+
+
+# ----------------------------------------------------------------------
+# Reading targets
+# ----------------------------------------------------------------------
+def read_targets(items: Items, options: dict[str, Any]) -> np.ndarray:
+    """Every item's target (its second field), read once through the
+    loader's workers, as one array."""
+    if isinstance(items.dataset, Pairs) and items.dataset.targets is not None:
+        return np.asarray(items.dataset.targets)
+    plan = _EpochBatches()
+    starts = range(0, len(items), 256)
+    plan.batches = [_Batch(list(range(i, i + 256))[: len(items) - i], _mix(0, i)) for i in starts]
+    loader = _loader(_SeededItems(items), _targets_only, options, batch_sampler=plan)
+    values: list[Any] = []
+    with _loading_errors("reading the targets of"):
+        for part in loader:
+            values.extend(part)
+    try:
+        return np.asarray([_host(value) for value in values])
+    except ValueError as exc:
+        raise ValueError(
+            f"The Dataset's targets (the second field of its items) do not form an array "
+            f"(one target of one shape per item): {exc}"
+        ) from exc
+
+
+def _targets_only(items: list[Any]) -> list[Any]:
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValueError(
+                "A Dataset's items must be (x, y) pairs; one is "
+                + (
+                    f"a {len(item)}-tuple"
+                    if isinstance(item, tuple | list)
+                    else type(item).__name__
+                )
+                + "."
+            )
+    return [item[1] for item in items]
+
+
+def _host(value: Any) -> Any:
+    detach = getattr(value, "detach", None)
+    return detach().cpu().numpy() if detach is not None else value
+
+
+# ----------------------------------------------------------------------
+# Batches
+# ----------------------------------------------------------------------
+class ItemData:
+    """Items with their encoded targets, loaded in batches on ``device``
+    (the item-wise counterpart of ``_data.ArrayData``)."""
+
+    def __init__(
+        self,
+        items: Items,
+        y: np.ndarray,
+        device: torch.device,
+        options: dict[str, Any],
+        dtype: torch.dtype,
+    ) -> None:
+        self.items, self.device, self.options, self.dtype = items, device, options, dtype
+        self.storage = torch.device("cpu")
+        self.y = torch.from_numpy(np.ascontiguousarray(y))
+        self.sparse = self.sparse_batches = False
+
+    def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
+        """The rows ``rows`` with their (raw) sample weights."""
+        from ._data import normalized_weights
+
+        weights = None if sample_weight is None else sample_weight[rows]
+        dtype = np.float64 if self.dtype == torch.float64 else np.float32
+        return ItemRows(self, np.asarray(rows), normalized_weights(weights, np.dtype(dtype)))
+
+    def take(self, idx: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """The rows ``idx`` as one batch, loaded in this process."""
+        batch = _Batch(idx.cpu().tolist(), seed=0)
+        with _loading_errors("loading"):
+            collated = _collate(self.options)(_SeededItems(self.items).__getitems__(batch))
+        return self.features(collated), self.y[idx.cpu()].to(self.device)
+
+    def features(self, collated: Any) -> Any:
+        """A collated batch's inputs (its first field) on the device, their
+        floating tensors in the fit's dtype."""
+        if not isinstance(collated, tuple | list) or len(collated) != 2:
+            raise ValueError(
+                "The collate function must return a pair (X_batch, y_batch); it returned "
+                f"{describe_batch(collated)}."
+            )
+        return to_device(_floats(collated[0], self.dtype), self.device)
+
+
+class ItemRows:
+    """Some rows of an ``ItemData`` (with normalised weights), loaded in
+    batches through a ``DataLoader``."""
+
+    def __init__(self, source: ItemData, rows: np.ndarray, weights: np.ndarray | None) -> None:
+        self.source, self.rows = source, rows
+        self.n_samples = len(rows)
+        self.w = None if weights is None else torch.from_numpy(weights)
+        self._loader: DataLoader | None = None
+        self._plan = _EpochBatches()
+
+    def n_batches(self, batch_size: int) -> int:
+        return math.ceil(self.n_samples / batch_size)
+
+    def batches(
+        self, batch_size: int, generator: torch.Generator | None, skip: int = 0
+    ) -> Iterator[tuple[Any, torch.Tensor, torch.Tensor | None]]:
+        """Yield ``(X, y, sample_weight)`` batches, shuffled when a generator
+        is given (which also draws the seed of the epoch's loading),
+        leaving out the first ``skip`` batches (of a resumed epoch)."""
+        source = self.source
+        if generator is not None:
+            positions = torch.randperm(self.n_samples, generator=generator).numpy()
+            epoch_seed = int(torch.randint(2**62, (1,), generator=generator))
+        else:
+            positions, epoch_seed = np.arange(self.n_samples), 0
+        starts = range(skip * batch_size, self.n_samples, batch_size)
+        local = [positions[start : start + batch_size] for start in starts]
+        self._plan.batches = [
+            _Batch(self.rows[part].tolist(), seed=_mix(epoch_seed, start // batch_size))
+            for part, start in zip(local, starts, strict=True)
+        ]
+        if self._loader is None:
+            self._loader = _loader(
+                _SeededItems(source.items),
+                _collate(source.options),
+                source.options,
+                batch_sampler=self._plan,
+            )
+        plan = list(self._plan.batches)
+        with _loading_errors("loading"):
+            for batch, part, collated in zip(plan, local, self._loader, strict=True):
+                y_b = source.y.index_select(0, torch.as_tensor(batch))
+                w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
+                yield (
+                    source.features(collated),
+                    y_b.to(source.device, non_blocking=True),
+                    None if w_b is None else w_b.to(source.device, non_blocking=True),
+                )
+
+
+def predict_item_batches(
+    items: Items, batch_size: int, device: torch.device, options: dict, dtype: torch.dtype
+) -> Iterator[Any]:
+    """The inputs of every item, in order, in batches on ``device``."""
+    source = ItemData(items, np.zeros(len(items)), device, options, dtype)
+    rows = source.subset(np.arange(len(items)), None)
+    for X_b, _, _ in rows.batches(batch_size, None):
+        yield X_b
+
+
+class _Batch(list):
+    """The rows of one batch, with the seed its items are loaded with (a
+    list, as a DataLoader's batch sampler yields; it travels to the worker
+    that loads it)."""
+
+    def __init__(self, rows: list[int], seed: int) -> None:
+        super().__init__(rows)
+        self.seed = seed
+
+
+class _EpochBatches:
+    """The batch sampler of an epoch's DataLoader: the batches set before
+    each epoch (a persistent worker pool keeps the same loader)."""
+
+    def __init__(self) -> None:
+        self.batches: list[_Batch] = []
+
+    def __iter__(self) -> Iterator[_Batch]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _SeededItems(TorchDataset):
+    """Items loaded a batch at a time, with the random generators seeded
+    from the batch's seed (and restored afterwards in the main process)."""
+
+    def __init__(self, items: Items) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+    def __getitems__(self, batch: list[int]) -> list[Any]:
+        with _seeded(getattr(batch, "seed", 0), restore=get_worker_info() is None):
+            return self.items.fetch(list(batch))
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
+    """torch's (CPU), NumPy's and Python's global generators seeded with
+    ``seed``; their states restored afterwards when ``restore``. (A
+    Dataset's ``__getitem__`` draws from the global generators: the legacy
+    NumPy ones are the point here.)"""
+    saved = None
+    if restore:
+        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
+    torch.random.default_generator.manual_seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            torch.set_rng_state(saved[0])
+            np.random.set_state(saved[1])  # noqa: NPY002
+            random.setstate(saved[2])
+
+
+def _mix(epoch_seed: int, number: int) -> int:
+    """A batch's seed from its epoch's and its number."""
+    return int(np.random.SeedSequence([epoch_seed, number]).generate_state(2, np.uint64)[0] >> 2)
+
+
+def _collate(options: dict[str, Any]) -> Callable[[list[Any]], Any]:
+    return options.get("collate_fn") or torch.utils.data.default_collate
+
+
+def _loader(dataset: Any, collate: Callable, options: dict[str, Any], **kwargs: Any) -> DataLoader:
+    workers = int(options.get("num_workers", 0))
+    extra: dict[str, Any] = {}
+    if workers:
+        extra = {
+            "persistent_workers": bool(options.get("persistent_workers", False)),
+            "prefetch_factor": options.get("prefetch_factor") or 2,
+        }
+    return DataLoader(
+        dataset,
+        collate_fn=collate,
+        num_workers=workers,
+        # Its own generator: starting workers draws their base seed from it,
+        # which would otherwise come from torch's global one (the module's).
+        generator=torch.Generator(),
+        pin_memory=bool(options.get("pin_memory", False)) and torch.cuda.is_available(),
+        **extra,
+        **kwargs,
+    )
+
+
+def _floats(X: Any, dtype: torch.dtype) -> Any:
+    """Floating tensors (and NumPy arrays) of a batch's inputs in
+    ``dtype``; integer and boolean ones as they are."""
+    if isinstance(X, np.ndarray):
+        X = torch.from_numpy(X)
+    if isinstance(X, torch.Tensor):
+        return X.to(dtype) if X.is_floating_point() and X.dtype != dtype else X
+    if isinstance(X, dict):
+        return {key: _floats(value, dtype) for key, value in X.items()}
+    if isinstance(X, tuple | list):
+        return type(X)(_floats(value, dtype) for value in X)
+    return X
+
+
+@contextlib.contextmanager
+def _loading_errors(doing: str) -> Iterator[None]:
+    """A failure inside the Dataset or the collate function, said as one."""
+    try:
+        yield
+    except (ValueError, TypeError, RuntimeError, IndexError, KeyError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(("A Dataset", "The collate")):
+            raise
+        raise ValueError(
+            f"{doing.capitalize()} the Dataset's items failed: {type(exc).__name__}: {exc}. "
+            "Items must be (x, y) pairs that the collate function "
+            "(dataloader__collate_fn, torch's default_collate by default) turns into "
+            "(X_batch, y_batch); samples of different shapes need a collate_fn that pads "
+            "them, such as skcallback.pad_sequences."
+        ) from exc
+
+
+def pad_sequences(items: list[Any], padding_value: float = 0.0) -> tuple[Any, Any]:
+    """Collate ``(x, y)`` items whose ``x`` are sequences of different
+    lengths: ``((padded, lengths), y)``.
+
+    ``padded`` has shape ``(batch, longest, ...)`` (batch first), the
+    shorter sequences filled with ``padding_value``; ``lengths`` (int64, on
+    the CPU as ``torch.nn.utils.rnn.pack_padded_sequence`` wants them)
+    holds each one's length. A module receives them as
+    ``module(padded, lengths)``. Pass it as ``dataloader__collate_fn``
+    (``functools.partial(pad_sequences, padding_value=-1.0)`` for another
+    padding value).
+
+    Parameters
+    ----------
+    items : list of (x, y)
+        Each ``x`` an array or tensor of shape ``(length, ...)``, the
+        trailing shape the same for all.
+    padding_value : float, default=0.0
+
+    Returns
+    -------
+    ((padded, lengths), y) : ((torch.Tensor, torch.Tensor), torch.Tensor or list)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcallback import pad_sequences
+    >>> (padded, lengths), y = pad_sequences([(np.ones(3), 0), (np.ones(1), 1)])
+    >>> padded.shape, lengths.tolist(), y.tolist()
+    (torch.Size([2, 3]), [3, 1], [0, 1])
+    """
+    samples = [torch.as_tensor(np.asarray(_host(x))) for x, _ in items]
+    lengths = torch.tensor([len(sample) for sample in samples], dtype=torch.int64)
+    padded = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=padding_value)
+    targets = [y for _, y in items]
+    try:
+        y_b = torch.utils.data.default_collate(targets)
+    except (TypeError, RuntimeError):
+        y_b = targets
+    return (padded, lengths), y_b

@@ -1,0 +1,307 @@
+# ruff: noqa: NPY002  (Datasets draw augmentation from the global generators: the point here)
+"""torch Datasets, SliceDataset and lists of variable-length samples:
+loaded by a DataLoader, reproducible whatever the number of workers, and
+resumed bit for bit."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from dataset_child import FileItems, make, write_items
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from torch import nn
+from torch.utils.data import Dataset, IterableDataset, TensorDataset
+
+import skcallback
+from skcallback import Callback, NeuralClassifier, NeuralRegressor, SliceDataset, pad_sequences
+
+
+class Noisy(Dataset):
+    """In-memory items with random augmentation from NumPy's global
+    generator, returned as float64 arrays."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i] + np.random.normal(0, 0.01, size=self.X[i].shape), self.y[i]
+
+
+@pytest.fixture(scope="module")
+def table():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+
+
+def mlp(n_outputs):
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.1), nn.Linear(16, n_outputs))
+
+
+def weights(est):
+    return [p.detach().clone() for p in est.module_.parameters()]
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_dataset_trains_and_predicts(table):
+    X, y = table
+    clf = NeuralClassifier(module=mlp, max_epochs=15, lr=1e-2, random_state=0)
+    clf.fit(Noisy(X, y))
+    assert list(clf.classes_) == [0, 1]
+    assert clf.history_[-1]["valid_loss"] > 0  # a stratified share was held out
+    assert (clf.predict(Noisy(X, y)) == y).mean() > 0.85
+    # arrays of the items' shape predict too
+    assert (clf.predict(X) == y).mean() > 0.85
+    assert clf.predict_proba(Noisy(X, y)).shape == (300, 2)
+
+
+def test_workers_change_nothing_but_speed(table):
+    X, y = table
+    alone = NeuralClassifier(module=mlp, max_epochs=3, random_state=0).fit(Noisy(X, y))
+    params = {"dataloader__num_workers": 2, "dataloader__persistent_workers": True}
+    workers = NeuralClassifier(module=mlp, max_epochs=3, random_state=0, **params)
+    workers.fit(Noisy(X, y))
+    assert same(weights(alone), weights(workers))
+    np.testing.assert_array_equal(alone.predict_proba(X), workers.predict_proba(X))
+
+
+def test_loading_leaves_the_global_generators_alone(table):
+    X, y = table
+    np.random.seed(5)
+    expected = np.random.random()
+    np.random.seed(5)
+    NeuralClassifier(module=mlp, max_epochs=1, random_state=0).fit(Noisy(X, y))
+    assert np.random.random() == expected
+
+
+def test_a_tensor_dataset_trains_exactly_as_its_arrays(table):
+    X, y = table
+    arrays = NeuralClassifier(module=mlp, max_epochs=2, random_state=0).fit(X, y)
+    dataset = TensorDataset(torch.from_numpy(X), torch.from_numpy(y))
+    tensors = NeuralClassifier(module=mlp, max_epochs=2, random_state=0).fit(dataset)
+    assert same(weights(arrays), weights(tensors))
+
+
+def test_slicedataset_goes_through_model_selection(table):
+    X, y = table
+    ds = Noisy(X, y)
+    est = NeuralClassifier(module=mlp, max_epochs=8, lr=1e-2, random_state=0)
+    scores = cross_val_score(est, SliceDataset(ds), SliceDataset(ds, idx=1), cv=3)
+    assert scores.mean() > 0.8
+    search = GridSearchCV(est, {"dataloader__num_workers": [0, 1], "lr": [1e-2]}, cv=2)
+    search.fit(SliceDataset(ds), SliceDataset(ds, idx=1))
+    assert search.best_estimator_.get_params()["dataloader__num_workers"] in (0, 1)
+
+
+def test_sample_weights_and_a_validation_dataset(table):
+    X, y = table
+    w = np.where(y == 1, 3.0, 1.0)
+    clf = NeuralClassifier(module=mlp, max_epochs=2, random_state=0)
+    clf.fit(Noisy(X[:200], y[:200]), sample_weight=w[:200], X_val=Noisy(X[200:], y[200:]))
+    plain = NeuralClassifier(module=mlp, max_epochs=2, random_state=0)
+    plain.fit(Noisy(X[:200], y[:200]), X_val=Noisy(X[200:], y[200:]))
+    assert not same(weights(clf), weights(plain))
+    assert np.isfinite(clf.history_[-1]["valid_loss"])
+
+
+def test_a_regressor_reads_float_targets(table):
+    X, _ = table
+    reg = NeuralRegressor(module=lambda n_outputs: nn.Linear(6, n_outputs), max_epochs=2)
+    reg.fit(Noisy(X, X[:, 0] * 2.0))
+    assert reg.predict(X).shape == (300,)
+
+
+class Stream(IterableDataset):
+    def __iter__(self):
+        yield from ()
+
+
+class Triples(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.zeros(6, np.float32), 0, "extra"
+
+
+class Ragged(Dataset):
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return np.zeros(i + 1, np.float32), i % 2
+
+
+@pytest.mark.parametrize(
+    ("X", "params", "message"),
+    [
+        (Stream(), {}, "IterableDataset"),
+        (Triples(), {}, "must be .x, y. pairs; one is a 3-tuple"),
+        (Ragged(), {}, "pad_sequences"),
+        (None, {"dataloader__num_workers": -1}, "dataloader__num_workers must be an int >= 0"),
+        (None, {"dataloader__persistent_workers": True}, "needs worker processes"),
+        (None, {"dataloader__shuffle": False}, "Unknown DataLoader option"),
+        (None, {"dataloader__collate_fn": 3}, "must be a callable"),
+    ],
+)
+def test_bad_datasets_and_options_fail_before_training(table, X, params, message):
+    X_table, y = table
+    X = Noisy(X_table, y) if X is None else X
+    started = []
+
+    class Watch(Callback):
+        def on_train_batch_begin(self, ctx):
+            started.append(True)
+
+    clf = NeuralClassifier(module=mlp, max_epochs=1, callbacks=[Watch()], **params)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X)
+    assert not started and not hasattr(clf, "module_")
+
+
+def test_a_dataset_with_separate_targets_is_refused(table):
+    X, y = table
+    with pytest.raises(ValueError, match="pass y=None"):
+        NeuralClassifier(module=mlp).fit(Noisy(X, y), y)
+
+
+class GRUClassifier(nn.Module):
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.gru = nn.GRU(2, 16, batch_first=True)
+        self.head = nn.Linear(16, n_outputs)
+
+    def forward(self, padded, lengths):
+        packed = nn.utils.rnn.pack_padded_sequence(
+            padded, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        return self.head(self.gru(packed)[1][-1])
+
+
+def test_variable_length_sequences_train_a_packed_gru():
+    rng = np.random.RandomState(0)
+    sequences = [rng.normal(size=(rng.randint(2, 12), 2)).astype(np.float32) for _ in range(240)]
+    y = np.array([int(s[:, 0].mean() > 0) for s in sequences])
+    clf = NeuralClassifier(
+        module=GRUClassifier,
+        max_epochs=25,
+        lr=1e-2,
+        random_state=0,
+        dataloader__collate_fn=pad_sequences,
+    ).fit(sequences, y)
+    assert clf.score(sequences, y) > 0.85
+    with pytest.raises(ValueError, match="y must be given"):
+        clf.set_params(warm_start=False).fit(sequences)
+
+
+def test_pad_sequences_pads_and_counts():
+    (padded, lengths), y = pad_sequences([(np.ones((3, 2)), 1), (np.ones((1, 2)), 0)], -1.0)
+    assert padded.shape == (2, 3, 2) and lengths.tolist() == [3, 1] and y.tolist() == [1, 0]
+    assert padded[1, 1:].eq(-1).all()
+
+
+def test_a_dataset_fit_pickles_and_saves(table, tmp_path):
+    X, y = table
+    clf = NeuralClassifier(module=mlp, max_epochs=2, random_state=0).fit(Noisy(X, y))
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    skcallback.save(clf, tmp_path / "m.skc")
+    loaded = skcallback.load(tmp_path / "m.skc", trusted=[f"{__name__}.mlp"])
+    np.testing.assert_array_equal(loaded.predict_proba(Noisy(X, y)), clf.predict_proba(Noisy(X, y)))
+
+
+CRASH_AT = [None]
+
+
+class Crash(Callback):
+    def on_after_step(self, ctx):
+        if ctx.step == CRASH_AT[0]:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crashed_file_dataset_fit_with_workers_resumes_bit_for_bit(tmp_path):
+    write_items(tmp_path / "items", n=96)
+    items = FileItems(tmp_path / "items")
+    reference = make(tmp_path / "reference", cb__crash=None).set_params(
+        callbacks=[*make(tmp_path / "reference").callbacks, Crash()]
+    )
+    reference.fit(items)
+    CRASH_AT[0] = 13  # mid-epoch: 6 steps an epoch
+    run = make(tmp_path / "run").set_params(callbacks=[*make(tmp_path / "run").callbacks, Crash()])
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run.fit(items)
+    finally:
+        CRASH_AT[0] = None
+    resumed = make(tmp_path / "run").set_params(
+        callbacks=[*make(tmp_path / "run").callbacks, Crash()]
+    )
+    resumed.fit(items)
+    assert resumed.callbacks_.checkpoint.resumed_from_ is not None
+    assert same(weights(resumed), weights(reference))
+    assert resumed.history_.get("train_loss") == reference.history_.get("train_loss")
+
+
+CHILD = Path(__file__).with_name("dataset_child.py")
+
+
+def _child(folder, out):
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), str(folder), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def _kill_and_resume(tmp_path, kill_after):
+    write_items(tmp_path / "items")
+    ref = _child(tmp_path / "reference", tmp_path / "reference.pt")
+    assert ref.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    ref.communicate(timeout=120)
+    seconds = time.perf_counter() - started
+    killed = []
+    for i, share in enumerate(kill_after):
+        folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
+        process = _child(folder, out)
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(share * seconds)
+        killed.append(process.poll() is None)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=120)
+        again = _child(folder, out)
+        again.communicate(timeout=120)
+        assert again.returncode == 0
+        result = torch.load(out, weights_only=True)
+        expected = torch.load(tmp_path / "reference.pt", weights_only=True)
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(result["weights"].values(), expected["weights"].values())
+        ), i
+        assert result["n_steps"] == expected["n_steps"]
+    return killed
+
+
+def test_a_killed_dataset_fit_with_workers_resumes_bit_for_bit(tmp_path):
+    assert _kill_and_resume(tmp_path, [0.5]) == [True]
+
+
+@pytest.mark.slow
+def test_kills_at_many_moments_of_a_dataset_fit_all_resume(tmp_path):
+    assert any(_kill_and_resume(tmp_path, [0.1, 0.3, 0.6, 0.8, 0.95]))
