@@ -144,6 +144,7 @@ SILENT = [
     (None, None),
     (None, nn.CrossEntropyLoss),
     (nn.LogSoftmax(dim=1), nn.NLLLoss),
+    (nn.Softplus(), None),  # non-negative, but rows do not sum to 1
     (nn.Sequential(nn.Softmax(dim=1), nn.Linear(3, 3)), None),  # a softmax inside
     (NegativeLogits(), None),
 ]
