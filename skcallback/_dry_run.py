@@ -185,8 +185,9 @@ def _warn_if_normalized_twice(work: Any, output: Any) -> None:
             f"first rows is non-negative and sums to 1), but {loss} expects "
             "log-probabilities: on probabilities its loss is minus the true class's "
             "probability, negative and not the log-loss, and confident mistakes barely "
-            "train. End the module in nn.LogSoftmax instead of nn.Softmax, or remove the "
-            "nn.Softmax and leave criterion=None (cross-entropy on logits)."
+            "train (skorch's classifier takes the log for NLLLoss; skcallback passes the "
+            "output as it is). End the module in nn.LogSoftmax instead of nn.Softmax, or "
+            "remove the nn.Softmax and leave criterion=None (cross-entropy on logits)."
         )
     else:
         return
