@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ._data import EVAL_BATCH_SIZE
 from .callbacks._base import snake_case
 from .callbacks._defaults import VERBOSE
@@ -89,7 +91,7 @@ def equivalent(key: str, value: Any, callbacks: Sequence[tuple[str, Any]] = ()) 
     if not option:
         return None
     if prefix == "iterator_train" and option == "shuffle":
-        if value is True:
+        if isinstance(value, bool | np.bool_) and value:  # a grid may hold NumPy's
             return (
                 "nothing to set: training batches are already shuffled, anew each epoch, "
                 "in an order drawn from random_state"

@@ -17,6 +17,7 @@ from skcallback.callbacks import EarlyStopping, EpochScoring, LambdaCallback
 # (skorch's parameters, what the error must name here)
 SKORCH_NAMES = [
     ({"iterator_train__shuffle": True}, r"already shuffled, anew each epoch.*random_state"),
+    ({"iterator_train__shuffle": np.True_}, r"already shuffled"),
     ({"iterator_train__shuffle": False}, r"none: training batches are always shuffled"),
     ({"iterator_valid__shuffle": True}, r"none: validation and prediction batches keep"),
     ({"iterator_train__batch_size": 32}, r"iterator_train__batch_size=32: batch_size \("),
