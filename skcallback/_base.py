@@ -162,8 +162,10 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            For an unknown parameter, callback name or callback parameter.
+            For an unknown parameter, callback name or callback parameter;
+            for one of skorch's names, naming its equivalent here.
         """
+        _routing.check_foreign_params(self, params)
         stored = set(_routing.extra_params(self))
         plain = {k: v for k, v in params.items() if not _routing.is_routed(k) and k not in stored}
         if plain:

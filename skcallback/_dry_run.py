@@ -5,6 +5,7 @@ fail before the first batch, in our words."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 from ._data import ArrayData, describe_batch, feed
 from ._loading import ItemData
 from ._precision import autocast
+from ._stack import user_stacklevel
 
 #: Rows of the dry run that checks module, criterion and targets fit together.
 _DRY_ROWS = 8
@@ -44,6 +46,7 @@ def dry_run(
                 output = _forward(work, X_b)
                 if not ours:
                     _check_output(work, output, n_rows)
+                    _warn_if_normalized_twice(work, output)
                     _check_elementwise_targets(work, output, y_b)
                 loss = _loss(work, compute_loss, output, (X_b, y_b, w_b))
             _check_loss(work, loss, n_rows)
@@ -130,3 +133,64 @@ def _check_output(work: Any, output: Any, n_rows: int) -> None:
             f"(n_samples, {work.n_outputs_}) ({work._output_meaning}); for {n_rows} samples "
             f"it returned {got}."
         )
+
+
+def _normalized(output: torch.Tensor) -> str | None:
+    """``"probabilities"`` when every row of ``output`` is non-negative and
+    sums to 1, ``"log-probabilities"`` when every entry is non-positive and
+    each row's exponentials sum to 1, else None. At least two columns and a
+    tolerance of a few roundings: logits of a single output, or binary
+    logits that happen to be negative, never sum to 1 that closely."""
+    if output.ndim != 2 or output.shape[1] < 2 or not output.is_floating_point():
+        return None
+    rows = output.detach().to(torch.float64)
+    tolerance = min(1e-2, 8 * rows.shape[1] * torch.finfo(output.dtype).eps)
+    if bool((rows >= 0).all()) and bool(((rows.sum(dim=1) - 1).abs() <= tolerance).all()):
+        return "probabilities"
+    if bool((rows <= 0).all()) and bool((torch.logsumexp(rows, dim=1).abs() <= tolerance).all()):
+        return "log-probabilities"
+    return None
+
+
+def _warn_if_normalized_twice(work: Any, output: Any) -> None:
+    """Warn, before training, when a module that ends in a softmax or
+    log-softmax meets a loss that does not expect it: cross-entropy applies
+    its own log-softmax (after a softmax, the gradients nearly vanish and
+    training crawls), and NLLLoss on probabilities is minus the
+    probability, not the log-loss."""
+    criterion = work.criterion_
+    if not isinstance(output, torch.Tensor) or not isinstance(
+        criterion, nn.CrossEntropyLoss | nn.NLLLoss
+    ):
+        return
+    kind = _normalized(output)
+    module, loss = type(work.module_).__name__, type(criterion).__name__
+    if isinstance(criterion, nn.CrossEntropyLoss) and kind == "probabilities":
+        message = (
+            f"The module {module} returns probabilities (every row of its output on the "
+            f"first rows is non-negative and sums to 1): it ends in a softmax, and {loss} "
+            "applies a log-softmax of its own, which makes the gradients nearly vanish: "
+            "training will be slow or stall. Remove the final nn.Softmax so that the module "
+            "returns logits (predict_proba applies the softmax)."
+        )
+    elif isinstance(criterion, nn.CrossEntropyLoss) and kind == "log-probabilities":
+        message = (
+            f"The module {module} returns log-probabilities (each row of its output on the "
+            f"first rows is non-positive and its exponentials sum to 1): it ends in a "
+            f"log-softmax, and {loss} applies one of its own (the loss is the same, the "
+            "work is done twice). Remove the final nn.LogSoftmax, or keep it and pass "
+            "criterion=nn.NLLLoss."
+        )
+    elif isinstance(criterion, nn.NLLLoss) and kind == "probabilities":
+        message = (
+            f"The module {module} returns probabilities (every row of its output on the "
+            f"first rows is non-negative and sums to 1), but {loss} expects "
+            "log-probabilities: on probabilities its loss is minus the true class's "
+            "probability, negative and not the log-loss, and confident mistakes barely "
+            "train (skorch's classifier takes the log for NLLLoss; skcallback passes the "
+            "output as it is). End the module in nn.LogSoftmax instead of nn.Softmax, or "
+            "remove the nn.Softmax and leave criterion=None (cross-entropy on logits)."
+        )
+    else:
+        return
+    warnings.warn(message, UserWarning, stacklevel=user_stacklevel())

@@ -15,6 +15,7 @@ from typing import Any
 
 from sklearn.base import clone
 
+from . import _porting
 from ._internals import param_names
 from .callbacks._base import Callback, check_hook_names, check_parameters
 from .callbacks._defaults import ALWAYS_PRESENT, default_callbacks
@@ -55,13 +56,46 @@ def routed(estimator: Any, prefix: str) -> dict[str, Any]:
 
 
 def check_extra_params(estimator: Any) -> None:
-    """Reject stored keyword arguments that route nowhere."""
+    """Reject stored keyword arguments that route nowhere: skorch's names
+    with their equivalent (see ``check_foreign_params``), others with the
+    names allowed."""
     unknown = sorted(key for key in extra_params(estimator) if not is_routed(key))
+    check_foreign_params(estimator, {key: getattr(estimator, key) for key in unknown})
     if unknown:
         raise TypeError(
             f"{type(estimator).__name__} got unexpected parameter(s) {unknown}; besides "
             f"{sorted(param_names(estimator))}, parameters must start with one of "
             f"{list(PREFIXES)} followed by a name."
+        )
+
+
+def check_foreign_params(estimator: Any, params: Mapping[str, Any]) -> None:
+    """Reject skorch's parameter names among ``params``, naming for each
+    what to use here; the one check for the constructor's keyword arguments
+    (at fit) and ``set_params`` (as a search sets its grid).
+
+    Raises
+    ------
+    ValueError
+        Listing each of skorch's names with its equivalent.
+    """
+    declared = set(param_names(estimator))
+    foreign = [key for key in params if key not in declared and not is_routed(key)]
+    if not foreign:
+        return
+    try:
+        callbacks = callback_entries(estimator)
+    except (TypeError, ValueError):
+        callbacks = []  # reported at fit, with the list itself
+    lines = []
+    for key in sorted(foreign):
+        equivalent = _porting.equivalent(key, params[key], callbacks)
+        if equivalent is not None:
+            lines.append(f"- {key}={params[key]!r}: {equivalent}")
+    if lines:
+        raise ValueError(
+            f"{type(estimator).__name__} got parameters of skorch, which skcallback names "
+            "otherwise or does without:\n" + "\n".join(lines)
         )
 
 
