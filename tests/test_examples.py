@@ -22,6 +22,11 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+try:  # the pickler of joblib's worker processes: vendored before joblib 1.5
+    from joblib.externals import cloudpickle
+except ImportError:
+    import cloudpickle
+
 from skcallback.callbacks import read_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -34,6 +39,9 @@ def example(name: str):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # so pickle finds its classes and functions
         spec.loader.exec_module(module)
+        # joblib's worker processes cannot import a module loaded from a file
+        # path: its classes travel by value, as a script's (__main__) do.
+        cloudpickle.register_pickle_by_value(module)
     return sys.modules[name]
 
 
@@ -339,3 +347,97 @@ def test_mlr3torch_search_selects_alpha_and_keeps_the_logger_state(mlr3torch):
     logger = search.best_estimator_.callbacks_.custom_logger
     assert logger.alpha == 0.05
     assert logger.state_dict() == search.best_estimator_.history_[-1]["moving_loss"]
+
+
+# --- inputs: images, two inputs, variable-length sequences, a file Dataset --
+
+
+@pytest.fixture(scope="module")
+def images_cnn():
+    return run_main("images_cnn")
+
+
+def test_images_cnn_search_tunes_the_convolution_on_4d_images(images_cnn):
+    results = images_cnn[0]
+    search = results["search"]
+    X_train, X_test, _, y_test = results["data"]
+    assert X_train.shape[1:] == (1, 8, 8)
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[1] - scores[0] > 0.05  # 6 filters beat 1: the search tells them apart
+    assert search.best_params_ == {"module__channels": 6}
+    best = search.best_estimator_
+    assert best.module_.net[0].in_channels == 1  # sized from input_shape (1, 8, 8)
+    assert best.score(X_test, y_test) > 0.9
+    assert not hasattr(best, "n_features_in_")  # as scikit-learn: for 2-D X only
+
+
+def test_images_cnn_predict_refuses_flat_pixels_naming_both_shapes(images_cnn):
+    message = images_cnn[0]["message"]
+    assert "2-D array of 64 features" in message
+    assert "(n_samples, 1, 8, 8)" in message
+
+
+@pytest.fixture(scope="module")
+def multi_input():
+    return run_main("multi_input")
+
+
+def test_multi_input_embedding_explains_what_numbers_alone_cannot(multi_input):
+    scores = multi_input[0]["scores"]
+    assert scores["numbers and neighbourhood"].min() > 0.9
+    assert scores["numbers only"].mean() < 0.5
+
+
+def test_multi_input_module_takes_the_dict_by_keyword(multi_input):
+    results = multi_input[0]
+    X = results["data"][0]
+    model = results["model"]
+    assert model.module_.embedding.num_embeddings == 30
+    assert model.module_.head[0].in_features == 3 + 4  # input_shape["numbers"] == (3,)
+    assert model.predict(X[:5]).shape == (5,)
+    with pytest.raises(ValueError, match="fitted on a dict of arrays"):
+        model.predict(X["numbers"])
+
+
+@pytest.fixture(scope="module")
+def sequences():
+    return run_main("variable_length_sequences")
+
+
+def test_sequences_gru_learns_from_variable_lengths(sequences):
+    results = sequences[0]
+    X, y = results["data"]
+    assert len({len(s) for s in X}) > 10
+    assert results["model"].score(X[300:], y[300:]) > 0.9
+
+
+def test_sequences_packing_makes_padding_irrelevant(sequences):
+    results = sequences[0]
+    short, longest = results["lengths"]
+    assert short < longest
+    np.testing.assert_allclose(results["alone"], results["padded"], rtol=1e-6, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def lazy_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lazy")
+    results, out = run_main("lazy_file_dataset", folder=str(folder))
+    return results, out, folder
+
+
+def test_lazy_file_dataset_resumes_a_crashed_fit_bit_for_bit(lazy_files):
+    results, out, _ = lazy_files
+    full, resumed = results["full"], results["resumed"]
+    assert results["same"] is True
+    assert Path(resumed.callbacks_.checkpoint.resumed_from_).name == "model-0003-000000020.pt"
+    assert resumed.n_steps_ == full.n_steps_ == 45
+    assert resumed.history_.get("train_loss")[-1] == full.history_.get("train_loss")[-1]
+    assert "crashed after step 21" in out
+
+
+def test_lazy_file_dataset_reads_its_files_in_two_workers(lazy_files):
+    results, _, folder = lazy_files
+    model = results["full"]
+    assert model.get_params()["dataloader__num_workers"] == 2
+    assert len(list((folder / "images").glob("*.npz"))) == 160
+    assert results["accuracy"] > 0.75
