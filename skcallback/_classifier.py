@@ -27,8 +27,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     module : None, nn.Module class or factory, or nn.Module instance, default=None
         ``None`` builds an MLP from ``hidden_layer_sizes``, ``activation`` and
         ``dropout``. A class or factory is called with the ``module__*``
-        parameters, plus ``n_features_in`` and ``n_outputs`` (the number of
-        classes) when its signature names them. An instance is copied at
+        parameters, plus ``n_features_in`` (2-D ``X``), ``input_shape`` (a
+        sample's shape; a dict of shapes for a dict ``X``) and ``n_outputs``
+        (the number of classes) when its signature names them. An instance is copied at
         fit, never mutated. The module outputs one logit per class, shape
         ``(n_samples, n_classes)``, two for a binary problem.
     hidden_layer_sizes : tuple of int, default=(100,)
@@ -243,7 +244,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            As for ``fit`` (with ``y=None`` for a Dataset).
         y : array-like of shape (n_samples,)
         classes : array-like, optional
             Every class label; required on the first call (a batch may lack
@@ -284,7 +286,10 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            Of the kind ``fit`` was given, with its sample shape (or keys),
+            which is checked. A Dataset is predicted in batches of
+            ``batch_size``; its items are ``(x, y)`` as at ``fit``.
 
         Returns
         -------
@@ -304,7 +309,10 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            Of the kind ``fit`` was given, with its sample shape (or keys),
+            which is checked. A Dataset is predicted in batches of
+            ``batch_size``; its items are ``(x, y)`` as at ``fit``.
 
         Returns
         -------
@@ -326,7 +334,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            As for ``predict``.
         y : array-like of shape (n_samples,)
             The true labels.
         sample_weight : array-like of shape (n_samples,), optional

@@ -44,11 +44,21 @@ class Context:
         The number of batches of the current phase.
     step : int
         Optimizer steps taken so far.
-    X_batch, y_batch, sample_weight_batch : torch.Tensor or None
-        The current batch (``sample_weight_batch`` is None without weights).
-        ``X_batch`` is a torch sparse COO tensor when a SciPy sparse ``X``
-        trains the built-in MLP on the CPU with ``precision`` ``"32"`` or
-        ``"64"`` and ``compile=False``; dense otherwise.
+    X_batch : torch.Tensor, dict of torch.Tensor, tuple, or None
+        The current batch's inputs, as the module receives them: a tensor
+        ``(batch, ...)`` of the shape of ``X`` (``module(X_batch)``); a dict
+        of tensors for a dict ``X`` (``module(**X_batch)``); for a Dataset or
+        a list of samples, what the collate function made of the items'
+        inputs, a tuple being passed as ``module(*X_batch)`` (``(padded,
+        lengths)`` with ``pad_sequences``). A torch sparse COO tensor when a
+        SciPy sparse ``X`` trains the built-in MLP on the CPU with
+        ``precision`` ``"32"`` or ``"64"`` and ``compile=False``.
+    y_batch : torch.Tensor or None
+        The current batch's encoded targets: class indices (int64) for a
+        classifier, floats ``(batch, n_targets)`` for a regressor; None in a
+        prediction.
+    sample_weight_batch : torch.Tensor or None
+        The current batch's sample weights (None without weights).
     y_pred : torch.Tensor or None
         The module's output for the current batch.
     loss : torch.Tensor or None

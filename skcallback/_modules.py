@@ -227,7 +227,7 @@ def build_module(
     accepted = _named_arguments(module)
     given: dict[str, Any] = {"n_outputs": n_outputs}
     if isinstance(size, int):
-        given["n_features_in"] = size
+        given.update(n_features_in=size, input_shape=(size,))
     else:
         given["input_shape"] = size
         if "n_features_in" in accepted and "n_features_in" not in kwargs:

@@ -26,8 +26,10 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
     module : None, nn.Module class or factory, or nn.Module instance, default=None
         ``None`` builds an MLP from ``hidden_layer_sizes``, ``activation`` and
         ``dropout``. A class or factory is called with the ``module__*``
-        parameters, plus ``n_features_in`` and ``n_outputs`` when its
-        signature names them. An instance is copied at fit, never mutated.
+        parameters, plus ``n_features_in`` (2-D ``X``), ``input_shape`` (a
+        sample's shape; a dict of shapes for a dict ``X``) and ``n_outputs``
+        when its signature names them. An instance is copied at fit, never
+        mutated.
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the MLP's hidden layers; ``()`` gives a linear model.
     activation : str or nn.Module class, default="relu"
@@ -205,7 +207,8 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            As for ``fit`` (with ``y=None`` for a Dataset).
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The same number of targets as the fitted state, if any.
         sample_weight : array-like of shape (n_samples,), optional
@@ -240,7 +243,10 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            Of the kind ``fit`` was given, with its sample shape (or keys),
+            which is checked. A Dataset is predicted in batches of
+            ``batch_size``; its items are ``(x, y)`` as at ``fit``.
 
         Returns
         -------
@@ -264,7 +270,8 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
+        X : array-like, sparse matrix, dict of arrays, Dataset or list
+            As for ``predict``.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The true targets.
         sample_weight : array-like of shape (n_samples,), optional

@@ -250,3 +250,18 @@ def test_dict_inputs_take_sample_weights_and_validation_sets(digits):
     assert not np.array_equal(a.predict_proba(inputs), b.predict_proba(inputs))
     with pytest.raises(ValueError, match="validation set"):
         a.fit(inputs, y, X_val={"numbers": X}, y_val=y)
+
+
+def test_a_factory_naming_input_shape_gets_it_for_2d_x_too(digits):
+    """One factory (say a generic network sized from input_shape) serves
+    tables and images alike: a 2-D X's sample shape is (n_features,)."""
+    X, y = digits
+    seen = []
+
+    def factory(input_shape, n_outputs):
+        seen.append(input_shape)
+        return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), n_outputs))
+
+    NeuralClassifier(module=factory, max_epochs=1).fit(X, y)
+    NeuralClassifier(module=factory, max_epochs=1).fit(X.reshape(-1, 1, 8, 8), y)
+    assert seen == [(64,), (1, 8, 8)]
