@@ -391,8 +391,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     "(To give targets apart from the items, pass SliceDataset(dataset) as X.)"
                 )
             y = read_targets(items, self._loader_options())
-        elif isinstance(y, SliceDataset):
-            y = np.asarray(y)
+        elif isinstance(y, SliceDataset):  # read as the items are: seeded, by the workers
+            y = read_targets(Items(y.dataset, y.indices), self._loader_options(), field=y.idx)
         elif isinstance(items.dataset, Pairs):
             if y is None:
                 raise ValueError("y must be given with a list of samples (one target per sample).")

@@ -164,6 +164,11 @@ class TensorData:
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
 
+    @staticmethod
+    def eval_batch_size(batch_size: int) -> int:
+        """Rows per validation batch: many (no gradients are kept)."""
+        return max(batch_size, EVAL_BATCH_SIZE)
+
     def batches(
         self, batch_size: int, generator: torch.Generator | None, skip: int = 0
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
