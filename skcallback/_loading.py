@@ -34,7 +34,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
-from ._data import describe_batch, to_device
+from ._data import describe_batch, normalized_weights, to_device
+from ._fingerprint import describe
 from ._params import InvalidParameterError
 from ._slicing import SliceDataset
 
@@ -135,8 +136,6 @@ class Pairs(TorchDataset):
         return self.samples[i], 0 if self.targets is None else self.targets[i]
 
     def describe(self) -> str:
-        from ._fingerprint import describe
-
         return describe([np.asarray(sample) for sample in self.samples])
 
 
@@ -242,8 +241,6 @@ class ItemData:
 
     def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
         """The rows ``rows`` with their (raw) sample weights."""
-        from ._data import normalized_weights
-
         weights = None if sample_weight is None else sample_weight[rows]
         dtype = np.float64 if self.dtype == torch.float64 else np.float32
         return ItemRows(self, np.asarray(rows), normalized_weights(weights, np.dtype(dtype)))
