@@ -384,6 +384,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         """The targets of item-wise data: read from the items of a Dataset
         (``y=None``) or of the ``SliceDataset`` given as ``y``, else ``y``
         (a list of samples, a ``SliceDataset`` X), validated."""
+        if not len(items):
+            raise ValueError(f"X ({type(X).__name__}) has no samples; a fit needs at least one.")
         if isinstance(X, TorchDataset) and not isinstance(X, SliceDataset):
             if y is not None:
                 raise ValueError(

@@ -93,7 +93,9 @@ def numeric(name: str = "X") -> Iterator[None]:
         if any(text in message for text in _RAGGED):
             raise ValueError(
                 f"{name} is not a rectangular array of numbers: its rows (nested sequences) "
-                "have different lengths, or a value is itself a sequence."
+                "have different lengths, or a value is itself a sequence. For samples of "
+                "different lengths (sequences) pass a list of them with "
+                "dataloader__collate_fn=skcallback.pad_sequences."
             ) from exc
         raise
 
