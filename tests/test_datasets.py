@@ -219,7 +219,7 @@ def test_variable_length_sequences_train_a_packed_gru():
 
 
 def test_ragged_lists_without_a_collate_function_are_told_of_one():
-    with pytest.raises(ValueError, match="collate_fn=skcallback.pad_sequences"):
+    with pytest.raises(ValueError, match=r"collate_fn=skcallback\.pad_sequences"):
         NeuralRegressor(module=nn.Linear(3, 1)).fit([np.ones(3), np.ones(2)], [1.0, 2.0])
 
 
