@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.datasets import make_multilabel_classification
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier
 from sklearn.utils.class_weight import compute_sample_weight
@@ -19,7 +19,7 @@ from torch import nn
 
 import skcallback
 from skcallback import NeuralClassifier, NeuralRegressor
-from skcallback.callbacks import Checkpoint, LambdaCallback
+from skcallback.callbacks import Checkpoint, EpochScoring, LambdaCallback
 
 # ----------------------------------------------------------------------
 # Multi-label targets
@@ -90,6 +90,17 @@ def test_multilabel_learns(multilabel_data):
     baseline = accuracy_score(Y, np.zeros_like(Y))
     assert est.score(X, Y) > baseline + 0.2
     assert est.history_[-1]["train_loss"] < 0.75 * est.history_[0]["train_loss"]
+
+
+def test_scores_of_a_multilabel_fit_are_those_of_its_indicator_predictions(multilabel_data):
+    X, Y = multilabel_data
+    scorers = [EpochScoring(name, on_train=True) for name in ("accuracy", "f1_micro", "roc_auc")]
+    est = small(max_epochs=40, validation_fraction=None, callbacks=scorers).fit(X, Y)
+    record = est.history_[-1]
+    assert record["train_roc_auc"] > 0.75 and 0 < record["train_accuracy"] < 1
+    # The last epoch's training score is of the outputs before each step;
+    # the model's own score on the same rows after it is close.
+    assert abs(record["train_f1_micro"] - f1_score(Y, est.predict(X), average="micro")) < 0.05
 
 
 def test_a_single_column_is_class_labels_with_scikit_learns_warning(multilabel_data):
@@ -318,13 +329,17 @@ def test_bad_class_weights_are_refused_before_training(imbalanced, class_weight,
         assert "the classes are ['common', 'mid', 'rare']" in str(caught.value)
 
 
-def test_class_weight_is_a_parameter_of_the_classifier_only():
+def test_class_weight_is_a_parameter_of_the_classifier_only(tmp_path):
     assert NeuralClassifier().get_params()["class_weight"] is None
     assert "class_weight" not in NeuralRegressor().get_params()
     weights = {0: 2.0}
     est = NeuralClassifier(class_weight=weights)
     assert clone(est).class_weight == weights and est.class_weight is weights
     assert "class_weight={0: 2.0}" in repr(est)
+    loaded = skcallback.load(skcallback.save(est, tmp_path / "model.skc"))
+    assert (
+        loaded.class_weight == weights and pickle.loads(pickle.dumps(est)).class_weight == weights
+    )
 
 
 def test_class_weight_is_tunable_in_a_grid_search(imbalanced):
