@@ -103,6 +103,24 @@ def test_scores_of_a_multilabel_fit_are_those_of_its_indicator_predictions(multi
     assert abs(record["train_f1_micro"] - f1_score(Y, est.predict(X), average="micro")) < 0.05
 
 
+class _ByKey(nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(input_shape["a"][-1], n_outputs)
+
+    def forward(self, a):
+        return self.linear(a)
+
+
+def test_multilabel_targets_of_a_dict_input_and_of_a_dataset(multilabel_data):
+    X, Y = multilabel_data
+    by_key = small(module=_ByKey).fit(skcallback.SliceDict(a=X), sp.csr_matrix(Y))
+    assert by_key.predict(skcallback.SliceDict(a=X)).shape == Y.shape
+    items = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.from_numpy(Y))
+    from_items = small().fit(items, None)
+    np.testing.assert_array_equal(from_items.predict(X), small().fit(X, Y).predict(X))
+
+
 def test_a_single_column_is_class_labels_with_scikit_learns_warning(multilabel_data):
     X, Y = multilabel_data
     from sklearn.exceptions import DataConversionWarning
