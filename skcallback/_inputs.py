@@ -251,8 +251,8 @@ def targets(y: Any, n_samples: int, *, multi_output: bool = False, y_numeric: bo
         assert_all_finite(y, input_name="y")
     if y_numeric and y.dtype.kind == "O":
         y = y.astype(np.float64)
-    if len(y) != n_samples:
+    if y.shape[0] != n_samples:  # a sparse y (a multi-label indicator matrix) has no len
         raise ValueError(
-            f"X has {n_samples} samples but y has {len(y)}; give one target per sample."
+            f"X has {n_samples} samples but y has {y.shape[0]}; give one target per sample."
         )
     return y
