@@ -55,8 +55,9 @@ class Context:
         ``precision`` ``"32"`` or ``"64"`` and ``compile=False``.
     y_batch : torch.Tensor or None
         The current batch's encoded targets: class indices (int64) for a
-        classifier, floats ``(batch, n_targets)`` for a regressor; None in a
-        prediction.
+        classifier, its 0/1 indicator as floats ``(batch, n_labels)`` for a
+        multi-label one, floats ``(batch, n_targets)`` for a regressor; None
+        in a prediction.
     sample_weight_batch : torch.Tensor or None
         The current batch's sample weights (None without weights).
     y_pred : torch.Tensor or None
