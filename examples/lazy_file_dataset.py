@@ -3,9 +3,9 @@
 for, loaded in two worker processes, in a fit that resumes where it was
 interrupted.
 
-The data: 160 small single-channel images ``(1, 6, 6)`` written as one
-``.npz`` file each into a folder; an image's class is 1 when its pixels sum
-to more than 0. Only the file names are held in memory.
+The data: 160 small single-channel images ``(1, 6, 6)``, written one file
+each into a folder per class; an image's class is 1 when its pixels sum to
+more than 0. Only the file names are held in memory.
 
 1. ``FileImages`` opens a file in ``__getitem__`` and adds a little random
    noise (augmentation, from NumPy's global generator). ``fit(dataset)``
@@ -43,31 +43,33 @@ from skcallback.callbacks import Checkpoint, LambdaCallback
 
 
 class FileImages(Dataset):
-    """One ``.npz`` file per item, read when the item is asked for."""
+    """One file of raw float32 pixels per image, in a folder named after its
+    class (``0/``, ``1/``, as torchvision's ``ImageFolder`` reads them);
+    a file is read when its item is asked for."""
 
     def __init__(self, folder: str | Path) -> None:
-        self.files = sorted(Path(folder).glob("*.npz"))  # names only: the data stays on disk
+        self.files = sorted(Path(folder).glob("*/*.f32"))  # names only: the data stays on disk
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        with np.load(self.files[i]) as item:
-            image, label = item["image"], int(item["label"])
+        path = self.files[i]
+        image = np.fromfile(path, dtype=np.float32).reshape(1, 6, 6)
         noise = np.random.normal(0, 0.05, size=image.shape).astype(np.float32)
-        return image + noise, label
+        return image + noise, int(path.parent.name)
 
 
 def write_images(folder: str | Path, n: int = 160) -> Path:
     """Write ``n`` labelled images, one file each (once: existing files stay)."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(n):
         image = rng.normal(size=(1, 6, 6)).astype(np.float32)
-        path = folder / f"{i:04d}.npz"
+        path = folder / str(int(image.sum() > 0)) / f"{i:04d}.f32"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            np.savez(path, image=image, label=int(image.sum() > 0))
+            image.tofile(path)
     return folder
 
 
