@@ -411,7 +411,11 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     def _learn_input_spec(self, X: Any, *, reset: bool) -> None:
         """Record (``reset``) or check the kind and shape of ``X``: its
         ``n_features_in_`` where it is 2-D, as scikit-learn's validation
-        sets it, else ``_input_spec``."""
+        sets it, else ``_input_spec``. A model fitted on a Dataset takes any
+        input its module takes (items are not checked against a shape)."""
+        fitted = vars(self).get("_input_spec")
+        if not reset and fitted is not None and fitted["kind"] == "dataset":
+            return
         spec = input_spec(X)
         if reset:
             if spec is not None:
@@ -419,9 +423,6 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                 self.__dict__.pop("feature_names_in_", None)
                 self._input_spec = spec
             return
-        fitted = vars(self).get("_input_spec")
-        if fitted is not None and fitted["kind"] == "dataset" and not reset:
-            return  # items have no recorded shape: what the module takes predicts
         if spec != fitted:
             check_input_spec(X, fitted, getattr(self, "n_features_in_", None), type(self).__name__)
 

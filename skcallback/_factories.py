@@ -219,7 +219,7 @@ def input_size(work: Any) -> int | tuple | dict:
     spec = vars(work).get("_input_spec")
     if spec is None:
         return work.n_features_in_
-    if spec["kind"] == "array":
+    if spec["kind"] in ("array", "dataset") and "shape" in spec:
         return tuple(spec["shape"])
     if spec["kind"] == "dict":
         return {key: tuple(field["shape"]) for key, field in spec["fields"].items()}

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils.validation import assert_all_finite, check_array, column_or_1d
 
-from ._loading import Items
+from ._loading import Items, sample_shape
 
 #: NumPy's words for a value that is not a number, and for ragged rows.
 _NOT_A_NUMBER = re.compile(r"could not convert string to float: (np\.str_\()?(?P<value>.*?)\)?$")
@@ -198,7 +198,8 @@ def input_spec(X: Any) -> dict[str, Any] | None:
     rank its shape after the first dimension; for a dict each key's shape
     and kind ("float", "int" or "bool")."""
     if isinstance(X, Items):
-        return {"kind": "dataset"}
+        shape = sample_shape(X)
+        return {"kind": "dataset"} if shape is None else {"kind": "dataset", "shape": shape}
     if isinstance(X, dict):
         fields = {
             key: {"shape": list(array.shape[1:]), "kind": _value_kind(array)}

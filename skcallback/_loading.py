@@ -238,6 +238,8 @@ class ItemData:
         self.storage = torch.device("cpu")
         self.y = torch.from_numpy(np.ascontiguousarray(y))
         self.sparse = self.sparse_batches = False
+        #: Whether the items are to predict: ``(x, y)`` pairs or bare inputs.
+        self.predicting = False
 
     def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
         """The rows ``rows`` with their (raw) sample weights."""
@@ -254,13 +256,27 @@ class ItemData:
 
     def features(self, collated: Any) -> Any:
         """A collated batch's inputs (its first field) on the device, their
-        floating tensors in the fit's dtype."""
-        if not isinstance(collated, tuple | list) or len(collated) != 2:
+        floating tensors in the fit's dtype. Items to predict may be bare
+        inputs (no pair): then the whole batch is the inputs."""
+        pair = isinstance(collated, tuple | list) and len(collated) == 2
+        if not pair and self.predicting:
+            return to_device(_floats(collated, self.dtype), self.device)
+        if not pair:
             raise ValueError(
                 "The collate function must return a pair (X_batch, y_batch); it returned "
                 f"{describe_batch(collated)}."
             )
         return to_device(_floats(collated[0], self.dtype), self.device)
+
+
+def sample_shape(items: Items) -> list[int] | None:
+    """The shape of the first item's input when it is an array or a tensor
+    (what a module factory's ``input_shape`` receives), else None; the item
+    is loaded as a batch's are (seeded, generators restored)."""
+    first = _SeededItems(items).__getitems__(_Batch([0], seed=0))[0]
+    x = first[0] if isinstance(first, tuple | list) and len(first) == 2 else first
+    shape = getattr(x, "shape", None)
+    return None if shape is None else [int(d) for d in shape]
 
 
 class ItemRows:
@@ -326,6 +342,7 @@ def predict_item_batches(
 ) -> Iterator[Any]:
     """The inputs of every item, in order, in batches on ``device``."""
     source = ItemData(items, np.zeros(len(items)), device, options, dtype)
+    source.predicting = True
     rows = source.subset(np.arange(len(items)), None)
     for X_b, _, _ in rows.batches(batch_size, None):
         yield X_b

@@ -316,7 +316,7 @@ def check_input_spec(spec: Any, path: Any) -> None:
                 for name, field in fields.items()
             )
         )
-    elif ok:
-        ok = set(spec) == {"kind"}
+    elif ok:  # a Dataset: its first item's shape, when it has one
+        ok = set(spec) <= {"kind", "shape"} and shape_ok(spec.get("shape", []))
     if not ok:
         raise ValueError(f"{path} is malformed: '_input_spec' does not describe an input.")

@@ -321,10 +321,6 @@ def test_kills_at_many_moments_of_a_dataset_fit_all_resume(tmp_path):
     assert any(_kill_and_resume(tmp_path, [0.1, 0.3, 0.6, 0.8, 0.95]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Dataset's sample shape is not read: a factory naming input_shape gets ()",
-)
 def test_a_factory_naming_input_shape_gets_the_items_shape(table):
     X, y = table
     seen = []
@@ -350,9 +346,6 @@ class Inputs(Dataset):
         return self.X[i]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="predict needs (x, y) items: a Dataset of bare inputs is refused"
-)
 def test_a_dataset_of_inputs_alone_predicts(table):
     X, y = table
     clf = NeuralClassifier(module=mlp, max_epochs=1, random_state=0).fit(Noisy(X, y))
