@@ -366,6 +366,17 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             y = self._item_targets(X, items, y)
             self._learn_input_spec(items, reset=reset)
             return items, y
+        plain = _internals.fit_shortcut(
+            self,
+            X,
+            y,
+            float_dtype(self.precision),
+            reset=reset,
+            multi_output=self._target_validation.get("multi_output", False),
+        )
+        if plain is not None:  # a plain 2-D array: validate_data's result, sooner
+            self._learn_input_spec(plain[0], reset=reset)
+            return plain
         check_columns(X)
         if self._target_validation.get("y_numeric"):
             y = numeric_targets(y)
