@@ -292,6 +292,9 @@ def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
     this is the sample-weighted mean loss of the phase."""
     if not losses:
         return float("nan")
+    if len(losses) == 1:  # the same IEEE operations in Python, without the tensors
+        count = float(sizes[0])
+        return float(losses[0].double()) * count / count + 0.0  # torch's sum gives +0.0
     stacked = torch.stack([loss.double() for loss in losses])
     counts = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
     return float((stacked * counts).sum() / counts.sum())
