@@ -170,10 +170,17 @@ class ModuleWatch:
         The parameters the step reads: the layer holding one, its name
         there, and the view the step reads (compared by storage, since a
         callback may swap a parameter's ``.data``).
+    modules : list of nn.Module, optional
+        ``list(module.modules())``, where the caller has it.
     """
 
-    def __init__(self, module: nn.Module, parameters: list[tuple[nn.Module, str, Tensor]]) -> None:
-        modules = list(module.modules())
+    def __init__(
+        self,
+        module: nn.Module,
+        parameters: list[tuple[nn.Module, str, Tensor]],
+        modules: list[nn.Module] | None = None,
+    ) -> None:
+        modules = list(module.modules()) if modules is None else modules
         self.known = all(
             isinstance(vars(layer).get(name), dict)
             for layer in modules

@@ -241,6 +241,7 @@ class HandwrittenMLPStep:
                 for layer, weight, bias in zip(linears, self.weights, self.biases, strict=True)
                 for name, view in (("weight", weight), ("bias", bias))
             ],
+            modules,
         )
 
     def forward(self, X: Tensor) -> Tensor:
