@@ -40,6 +40,8 @@ def extra_params(estimator: Any) -> dict[str, Any]:
 
 def routed(estimator: Any, prefix: str) -> dict[str, Any]:
     """The routed parameters under ``prefix`` with the prefix removed."""
+    if not any(key.startswith(prefix) for key in vars(estimator)):
+        return {}  # none stored (the common case, asked at every fit)
     return {
         key[len(prefix) :]: value
         for key, value in extra_params(estimator).items()
