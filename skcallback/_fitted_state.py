@@ -88,7 +88,7 @@ class _NoEntropy(ISeedSequence):
     times faster than the array itself."""
 
     def generate_state(self, n_words: int, dtype: Any = np.uint32) -> Any:
-        return memoryview(np.zeros(n_words, dtype=dtype))
+        return np.zeros(n_words, dtype=dtype).data
 
 
 def new_rng(random_state: Any) -> np.random.RandomState:
