@@ -208,7 +208,6 @@ def _fit_cases():
         (NeuralRegressor(), X.tolist(), y),
         (NeuralRegressor(), X, y.tolist()),
         (NeuralClassifier(), X, np.where(labels, "a", "b")),
-        (NeuralClassifier(), X, labels[:, None]),  # a column: validate_data warns
     ]
     return plain, other
 
