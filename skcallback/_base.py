@@ -22,7 +22,13 @@ from ._context import Context
 from ._data import EVAL_BATCH_SIZE, feed, n_rows, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
-from ._fitted_state import adopt, data_state, restore
+from ._fit_callbacks import (
+    callback_params,
+    check_callback_param,
+    check_extra_params,
+    check_foreign_params,
+)
+from ._fitted_state import adopt, data_state
 from ._inputs import (
     check_columns,
     check_input_spec,
@@ -47,6 +53,7 @@ from ._modules import takes_sparse_batches
 from ._params import Constraints, validate_parameters
 from ._plan import prepare
 from ._precision import autocast, float_dtype
+from ._rebuild import restore
 from ._run import start_run
 from ._sklearn_callbacks import CallbackSupportMixin
 from ._slicing import SliceDataset
@@ -141,7 +148,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         params = super().get_params(deep=False)
         extras = _routing.extra_params(self)
         if deep:
-            params.update(_routing.callback_params(self))
+            params.update(callback_params(self))
         params.update(extras)
         return params
 
@@ -170,7 +177,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             For an unknown parameter, callback name or callback parameter;
             for one of skorch's names, naming its equivalent here.
         """
-        _routing.check_foreign_params(self, params)
+        check_foreign_params(self, params)
         stored = set(_routing.extra_params(self))
         plain = {k: v for k, v in params.items() if not _routing.is_routed(k) and k not in stored}
         if plain:
@@ -180,7 +187,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             if key.startswith("cb__"):
                 setattr(self, key, rest[key])
                 try:
-                    _routing.check_callback_param(self, key)
+                    check_callback_param(self, key)
                 except ValueError:
                     delattr(self, key)
                     raise
@@ -335,7 +342,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             from another estimator class, or saved with other parameters.
         """
         validate_parameters(self)
-        _routing.check_extra_params(self)
+        check_extra_params(self)
         device = resolve_device(self.device)
         state = _snapshot.read(path, device)
         _snapshot.check_matches(state, self, path)
@@ -359,6 +366,17 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             y = self._item_targets(X, items, y)
             self._learn_input_spec(items, reset=reset)
             return items, y
+        plain = _internals.fit_shortcut(
+            self,
+            X,
+            y,
+            float_dtype(self.precision),
+            reset=reset,
+            multi_output=self._target_validation.get("multi_output", False),
+        )
+        if plain is not None:  # a plain 2-D array: validate_data's result, sooner
+            self._learn_input_spec(plain[0], reset=reset)
+            return plain
         check_columns(X)
         if self._target_validation.get("y_numeric"):
             y = numeric_targets(y)

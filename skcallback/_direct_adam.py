@@ -86,9 +86,10 @@ def direct_adam_step(optimizer: torch.optim.Optimizer) -> bool:
     and say whether it did. It declines (returns False, and the caller runs
     ``step()``) for another optimizer class or a patched ``step``, step
     hooks, an option not in ``KNOWN_OPTIONS`` or a value ``_kernel`` does
-    not take, state not yet
-    created (the first step creates it), sparse gradients, parameters of
-    mixed devices or dtypes, a failed self-check, and the switch off."""
+    not take, sparse gradients, parameters of mixed devices or dtypes,
+    state of another shape or not yet created on a device other than the
+    CPU or CUDA, a failed self-check, and the switch off. A parameter's
+    first step creates its state as ``step()`` does (``_new_state``)."""
     if not _switched_on():
         return False
     gathered = _gather(optimizer)
@@ -156,6 +157,7 @@ def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | Non
     cls, state = type(optimizer), optimizer.state
     calls: list[_Call] = []
     like: Tensor | None = None
+    created: dict[Tensor, dict[str, Tensor]] = {}
     for group in optimizer.param_groups:
         kernel = _kernel(cls, group)
         if kernel is None:
@@ -171,6 +173,8 @@ def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | Non
                 if not p.dtype.is_floating_point:
                     return None
             p_state = state.get(p)
+            if not p_state and p.device.type in _NEW_STATE_DEVICES:
+                p_state = created[p] = _new_state(p)
             if (
                 not p_state
                 or grad.is_sparse
@@ -189,7 +193,25 @@ def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | Non
             squares.append(p_state["exp_avg_sq"])
             steps.append(p_state["step"])
         calls.append(call)
+    state.update(created)  # in the order step() creates them: the parameters'
     return calls, like
+
+
+#: The devices where the direct step creates a parameter's first state
+#: (``step()`` checks others for the fused kernel first, and creates it there).
+_NEW_STATE_DEVICES = ("cpu", "cuda")
+
+
+def _new_state(p: Tensor) -> dict[str, Tensor]:
+    """The state ``Adam.step`` creates at a parameter's first step with
+    ``fused=True``: a float32 step count on the parameter's device, and the
+    moments as zeros like it (the self-check compares them, dtypes and key
+    order included, with those ``step()`` creates)."""
+    return {
+        "step": torch.zeros((), dtype=torch.float32, device=p.device),
+        "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+    }
 
 
 def _run(calls: list[_Call]) -> None:
@@ -246,8 +268,9 @@ def _verified(like: Tensor) -> bool:
 def _self_check(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether the direct step gives, bit for bit, the parameters and state
     ``optimizer.step()`` gives over a few steps of Adam, Adam with weight
-    decay and AdamW, with two parameter groups. The reference runs torch's
-    step without its profiling wrapper, which a profiled fit would count."""
+    decay and AdamW, with two parameter groups, from the first step (which
+    creates the state). The reference runs torch's step without its
+    profiling wrapper, which a profiled fit would count."""
     for cls, decay in ((torch.optim.Adam, 0.0), (torch.optim.Adam, 0.1), (torch.optim.AdamW, 0.1)):
         direct, reference = (_probe(cls, decay, device, dtype) for _ in range(2))
         step = _internals.unwrapped_step(cls)
@@ -258,13 +281,10 @@ def _self_check(device: torch.device, dtype: torch.dtype) -> bool:
                         torch.arange(p.numel(), dtype=dtype, device=device) * (k + i + 1)
                     ).view_as(p)
             step(reference)
-            gathered = _gather(direct) if k else None  # the first step creates the state
+            gathered = _gather(direct)
             if gathered is None:
-                if k:
-                    return False
-                step(direct)
-            else:
-                _run(gathered[0])
+                return False
+            _run(gathered[0])
         if not _same(direct, reference):
             return False
     return True
@@ -289,11 +309,23 @@ def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
 
 
 def _same(a: torch.optim.Optimizer, b: torch.optim.Optimizer) -> bool:
-    """Whether two optimizers' parameters and state are bit for bit equal."""
+    """Whether two optimizers' parameters and state are bit for bit equal,
+    their state's keys in the same order and of the same dtypes."""
     pairs = zip(_parameters(a), _parameters(b), strict=True)
-    return all(
+    return _state_order(a) == _state_order(b) and all(
         torch.equal(p, q)
-        and a.state[p].keys() == b.state[q].keys()
-        and all(torch.equal(a.state[p][key], b.state[q][key]) for key in a.state[p])
+        and list(a.state[p]) == list(b.state[q])
+        and all(
+            a.state[p][key].dtype == b.state[q][key].dtype
+            and torch.equal(a.state[p][key], b.state[q][key])
+            for key in a.state[p]
+        )
         for p, q in pairs
     )
+
+
+def _state_order(optimizer: torch.optim.Optimizer) -> list[int]:
+    """The positions of the parameters in the order of their state (the
+    order of ``state_dict()["state"]``)."""
+    index = {id(p): i for i, p in enumerate(_parameters(optimizer))}
+    return [index[id(p)] for p in optimizer.state]

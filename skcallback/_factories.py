@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import _internals, _routing
-from ._modules import build_module, global_rng_scope, signature_names
+from ._modules import MLP, build_module, global_rng_scope, signature_names
 from ._params import OPTIMIZERS, InvalidParameterError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
@@ -206,7 +206,11 @@ def build_objects(work: Any, device: torch.device, seed: int) -> None:
     with global_rng_scope(custom_seed, device):
         module = build_module(work, input_size(work), work.n_outputs_, params, generator)
     dtype = torch.float64 if work.precision == "64" else None
-    work.module_ = module.to(device=device, dtype=dtype)
+    # The built-in MLP is built on torch's default device: when that is the
+    # fit's, and the dtype stays, module.to would only walk it.
+    if not (isinstance(module, MLP) and dtype is None and torch.get_default_device() == device):
+        module = module.to(device=device, dtype=dtype)
+    work.module_ = module
     work.criterion_ = build_criterion(work, device)
     work.optimizer_ = build_optimizer(work, work.module_)
     work.device_ = device

@@ -170,10 +170,17 @@ class ModuleWatch:
         The parameters the step reads: the layer holding one, its name
         there, and the view the step reads (compared by storage, since a
         callback may swap a parameter's ``.data``).
+    modules : list of nn.Module, optional
+        ``list(module.modules())``, where the caller has it.
     """
 
-    def __init__(self, module: nn.Module, parameters: list[tuple[nn.Module, str, Tensor]]) -> None:
-        modules = list(module.modules())
+    def __init__(
+        self,
+        module: nn.Module,
+        parameters: list[tuple[nn.Module, str, Tensor]],
+        modules: list[nn.Module] | None = None,
+    ) -> None:
+        modules = list(module.modules()) if modules is None else modules
         self.known = all(
             isinstance(vars(layer).get(name), dict)
             for layer in modules
@@ -340,8 +347,8 @@ def _callbacks_stored_as(name: str) -> bool:
     return getattr(probe, name, None) == [callback]
 
 
-#: The scikit-learn versions whose ``validate_data`` the predict shortcut
-#: was compared with (``tests/test_validation.py``): from 1.6, which made
+#: The scikit-learn versions whose ``validate_data`` the predict and fit
+#: shortcuts were compared with (``tests/test_validation.py``): from 1.6, which made
 #: ``validate_data`` public, up to this one.
 SHORTCUT_CHECKED_UP_TO = (1, 9)
 
@@ -365,6 +372,12 @@ def predict_shortcut(estimator: Any, X: Any, dtype: np.dtype) -> np.ndarray | No
         or array.shape[1] != getattr(estimator, "n_features_in_", None)
     ):
         return None
+    return _finite_as(array, dtype)
+
+
+def _finite_as(array: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
+    """``array`` as ``dtype`` (itself when of that dtype, as
+    ``check_array`` converts it), or None unless every value is finite."""
     # An overflow, or inf - inf, goes to validate_data, which warns once.
     with np.errstate(over="ignore", invalid="ignore"):
         converted = np.asarray(array, dtype=dtype)
@@ -374,6 +387,53 @@ def predict_shortcut(estimator: Any, X: Any, dtype: np.dtype) -> np.ndarray | No
         if np.isfinite(converted.sum()):
             return converted
     return None
+
+
+#: The dtypes of ``X`` the fit shortcut takes.
+_FIT_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def fit_shortcut(
+    estimator: Any, X: Any, y: Any, dtype: np.dtype, *, reset: bool, multi_output: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(X, y)`` as ``validate_data(estimator, X, y, reset=reset,
+    accept_sparse="csr", dtype=dtype, multi_output=multi_output)`` returns
+    them, with ``n_features_in_`` and ``feature_names_in_`` set as it sets
+    them, for a C-contiguous 2-D float32 or float64 NumPy ``X`` and a
+    numeric NumPy ``y`` of as many rows (1-D, or 2-D with
+    ``multi_output``), all finite; this saves scikit-learn's generic path
+    on every small fit. Else None, and the caller runs ``validate_data``,
+    with its messages and warnings: for any other input (data frames,
+    lists, sparse matrices, other ranks, dtypes or layouts), any failure, a
+    continued fit whose width or feature names differ, and a scikit-learn
+    newer than ``SHORTCUT_CHECKED_UP_TO``."""
+    if _sklearn_version() > SHORTCUT_CHECKED_UP_TO or not (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in _FIT_FLOATS
+        and X.flags.c_contiguous
+        and X.shape[0] > 0
+        and X.shape[1] > 0
+        and type(y) is np.ndarray
+        and y.dtype.kind in "fiu"
+        and y.shape[:1] == X.shape[:1]
+        and (y.ndim == 1 or (multi_output and y.ndim == 2 and y.shape[1] > 0))
+    ):
+        return None
+    if not reset and (
+        hasattr(estimator, "feature_names_in_")  # validate_data warns
+        or getattr(estimator, "n_features_in_", None) != X.shape[1]
+    ):
+        return None
+    array = _finite_as(X, dtype)
+    if array is None or (y.dtype.kind == "f" and _finite_as(y, y.dtype) is None):
+        return None
+    if reset:  # an array has no feature names: a previous fit's go
+        if hasattr(estimator, "feature_names_in_"):
+            delattr(estimator, "feature_names_in_")
+        estimator.n_features_in_ = X.shape[1]
+    # column_or_1d returns a 1-D y reshaped; check_array returns it as it is.
+    return array, (y if multi_output else y.reshape(-1))
 
 
 @functools.cache

@@ -292,6 +292,9 @@ def _weighted_mean(losses: list[torch.Tensor], sizes: list[int]) -> float:
     this is the sample-weighted mean loss of the phase."""
     if not losses:
         return float("nan")
+    if len(losses) == 1:  # the same IEEE operations in Python, without the tensors
+        count = float(sizes[0])
+        return float(losses[0].double()) * count / count + 0.0  # torch's sum gives +0.0
     stacked = torch.stack([loss.double() for loss in losses])
     counts = torch.tensor(sizes, dtype=stacked.dtype, device=stacked.device)
     return float((stacked * counts).sum() / counts.sum())
@@ -302,7 +305,12 @@ def _check_finite(ctx: Context) -> None:
     weight ends the fit with an error (the estimator keeps its state)."""
     loss = ctx.metrics["train_loss"]
     parameters = [p.detach() for p in ctx.module.parameters()]
-    finite_weights = bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
+    # A finite sum of real weights has finite terms (a cheaper test); one
+    # that is not may have overflowed: each weight is then tested.
+    finite_weights = (
+        not any(p.is_complex() for p in parameters)
+        and math.isfinite(sum(float(p.sum()) for p in parameters))
+    ) or bool(torch.stack([torch.isfinite(p).all() for p in parameters]).all())
     if not math.isfinite(loss):
         _diverged(ctx, f"the training loss is {loss}")
     if not finite_weights:

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._internals import ModuleWatch
-from ._modules import ACTIVATIONS, Dropout
+from ._modules import ACTIVATIONS, MLP, Dropout
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default negative_slope (nn.ELU's alpha is 1)
@@ -177,7 +177,7 @@ class HandwrittenMLPStep:
 
     def __init__(
         self,
-        module: nn.Module,
+        module: MLP,
         *,
         activation: str,
         dropout: float,
@@ -185,8 +185,11 @@ class HandwrittenMLPStep:
         batch_size: int,
         generator: torch.Generator,
     ) -> None:
-        linears = [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
-        self.dropouts = [layer for layer in module.modules() if isinstance(layer, Dropout)]
+        modules = list(module.modules())
+        linears = [layer for layer in modules if isinstance(layer, nn.Linear)]
+        self.dropouts = [layer for layer in modules if isinstance(layer, Dropout)]
+        # The MLP's forward runs its Sequential's layers in turn.
+        self.module, self.layers = module, list(module.layers)
         self.parameters = [(layer.weight, layer.bias) for layer in linears]
         # Detached views read the live weights without recording a graph.
         self.weights = [layer.weight.detach() for layer in linears]
@@ -238,7 +241,19 @@ class HandwrittenMLPStep:
                 for layer, weight, bias in zip(linears, self.weights, self.biases, strict=True)
                 for name, view in (("weight", weight), ("bias", bias))
             ],
+            modules,
         )
+
+    def forward(self, X: Tensor) -> Tensor:
+        """``module(X)``: each layer's ``forward`` in turn where the watch
+        finds the module unchanged and no hook registered, as
+        ``nn.Module.__call__`` then does, without its dispatch; else the
+        module's call (a validation batch costs a third less)."""
+        if not self.watch.unchanged():
+            return self.module(X)
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
 
     def takes(self, X: Tensor, y: Tensor, w: Tensor | None, *, replaced: bool) -> bool:
         """Whether ``step`` computes this batch as autograd would, checked at

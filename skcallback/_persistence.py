@@ -25,7 +25,8 @@ import torch
 from ._device import cuda_index_available
 from ._files import checksum
 from ._fingerprint import describe
-from ._fitted_state import adopt, check_state, encode, is_fitted_key, is_plain, restore
+from ._fitted_state import adopt, check_state, encode, is_fitted_key, is_plain
+from ._rebuild import restore
 
 _WHERE = "The pickled estimator"
 #: The devices a model is fitted on (not ``meta``, which holds no values).

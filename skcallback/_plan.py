@@ -44,18 +44,12 @@ from ._factories import (
     owns_its_randomness,
 )
 from ._fingerprint import fingerprint
-from ._fitted_state import (
-    attach_callbacks,
-    load_callback_states,
-    load_objects,
-    malformed,
-    restore_rng,
-    start_fresh,
-    working_copy,
-)
+from ._fit_callbacks import attach_callbacks, check_extra_params, fitted_callbacks
+from ._fitted_state import malformed, restore_rng, start_fresh, working_copy
 from ._loading import ItemData, ItemRows, Items, loader_options
 from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
+from ._rebuild import load_callback_states, load_objects
 from ._slicing import SliceDataset
 
 _SEED_BOUND = np.iinfo(np.int32).max
@@ -95,7 +89,7 @@ def read_settings(estimator: Any, *, partial: bool) -> Settings:
     parameters; a continued fit's module parameters are those that built
     the fitted module) and resolve the device."""
     validate_parameters(estimator)
-    _routing.check_extra_params(estimator)
+    check_extra_params(estimator)
     continuing = estimator.__sklearn_is_fitted__() and (partial or estimator.warm_start)
     if continuing:
         _continuation.check_architecture(estimator, partial=partial)
@@ -354,7 +348,7 @@ def prepare(
     validation = (X_val, y_val, sample_weight_val)
     inputs = read_inputs(work, settings, (X, y, sample_weight), validation, classes)
     identity = FitIdentity(work, settings, (estimator, inputs.arrays()))
-    callbacks = _routing.fitted_callbacks(estimator)
+    callbacks = fitted_callbacks(estimator)
     resume = None
     if not settings.continuing:
         start_fresh(work, epoch=0, step=0)

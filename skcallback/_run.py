@@ -76,6 +76,8 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
             run.precision.scaler.load_state_dict(state["grad_scaler"])
     run.mlp_step = choose_fast_path(plan, run)
     work.fast_path_ = run.mlp_step is not None
+    if run.mlp_step is not None:  # not compiled: its forward is the module's
+        run.forward = run.mlp_step.forward
     return run
 
 

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from ._files import atomic_write, checksum
-from ._fitted_state import adopt, check_state, malformed, restore, rng_from, rng_state
+from ._fitted_state import adopt, check_state, malformed, rng_from, rng_state
 from ._fitted_state import encode as encode_fitted
 from ._params import DEVICES, is_device
+from ._rebuild import restore
 from ._untrusted import text_array
 
 FORMAT = "skcallback-model-2"

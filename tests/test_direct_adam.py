@@ -1,4 +1,4 @@
-"""The direct Adam step (``_direct_adam``): after the first step, a fit
+"""The direct Adam step (``_direct_adam``): from the first step, a fit
 with ``fast_path=True`` calls torch's fused Adam kernel itself, for the
 model and optimizer state ``optimizer.step()`` gives, bit for bit, and
 leaves every step to ``optimizer.step()`` where it cannot promise that."""
@@ -77,8 +77,8 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("module", [None, _TwoLayers], ids=["built-in MLP", "custom module"])
 @pytest.mark.parametrize("case", list(OPTIMIZERS))
 def test_fused_adam_steps_directly_with_the_model_and_state_of_optimizer_step(case, module):
-    """fast_path=True calls the fused Adam kernel itself after the first
-    step: the parameters and the optimizer's state are bit for bit those of
+    """fast_path=True calls the fused Adam kernel itself from the first
+    step, which creates the state: the parameters and the optimizer's state are bit for bit those of
     torch's optimizer.step(), which fast_path=False runs at every step."""
     X, y = _data()
     params = dict(
@@ -91,7 +91,7 @@ def test_fused_adam_steps_directly_with_the_model_and_state_of_optimizer_step(ca
         **OPTIMIZERS[case],
     )
     direct, plain = NeuralRegressor(**params), NeuralRegressor(fast_path=False, **params)
-    assert _profiled_fit(direct, X, y) == 1  # the first step creates the state
+    assert _profiled_fit(direct, X, y) == 0  # the first step creates the state too
     assert _profiled_fit(plain, X, y) == plain.n_steps_ == direct.n_steps_ == 21
     if module is not None:  # the same gradients: the same model, exactly
         _assert_same_model_and_state(direct, plain)
@@ -166,7 +166,7 @@ def test_a_group_option_or_value_it_does_not_know_takes_optimizer_step(fresh, ch
 
 def test_scheduler_bookkeeping_in_the_groups_keeps_the_direct_step(fresh):
     scheduler = LRScheduler("OneCycleLR", step_every="batch", max_lr=0.01, total_steps=20)
-    assert _direct_and_plain(callbacks=[scheduler])[2][0] == 1
+    assert _direct_and_plain(callbacks=[scheduler])[2][0] == 0
 
 
 def test_a_direct_step_that_differs_leaves_the_process_to_optimizer_step(
@@ -189,6 +189,25 @@ def test_a_direct_step_that_differs_leaves_the_process_to_optimizer_step(
     assert caplog.text.count("differs from optimizer.step()") == 1
 
 
+def test_a_first_state_unlike_optimizer_steps_leaves_the_process_to_optimizer_step(
+    fresh, monkeypatch
+):
+    """The self-check compares the state the direct step creates at a
+    parameter's first step with the one optimizer.step() creates (here in
+    another key order, as its state_dict would show): where they differ,
+    every step goes to optimizer.step()."""
+    new_state = _direct_adam._new_state
+
+    def reordered(p):
+        state = new_state(p)
+        return {key: state[key] for key in reversed(state)}
+
+    monkeypatch.setattr(_direct_adam, "_new_state", reordered)
+    _, plain, (direct_steps, _) = _direct_and_plain()
+    assert direct_steps == plain.n_steps_
+    assert list(plain.optimizer_.state_dict()["state"][0]) == ["step", "exp_avg", "exp_avg_sq"]
+
+
 @pytest.mark.parametrize("value", ["0", "off", "False"])
 def test_the_environment_switch_turns_the_direct_step_off_for_the_process(
     fresh, monkeypatch, value
@@ -203,7 +222,7 @@ def test_the_environment_switch_turns_the_direct_step_off_for_the_process(
 
 def test_the_switch_left_on_keeps_the_direct_step(fresh, monkeypatch):
     monkeypatch.setenv(_direct_adam.SWITCH, "1")
-    assert _direct_and_plain()[2][0] == 1
+    assert _direct_and_plain()[2][0] == 0
 
 
 #: A private torch name the direct step reads, renamed as a newer torch
@@ -223,7 +242,7 @@ def test_a_missing_private_torch_name_leaves_the_step_to_optimizer_step(fresh, m
     monkeypatch.setattr(_internals, table, stand_in)
     scheduler = LRScheduler("StepLR", step_every="batch", step_size=3, gamma=0.5)
     _, plain, (direct_steps, _) = _direct_and_plain(callbacks=[scheduler])
-    assert direct_steps == (1 if stays else plain.n_steps_)
+    assert direct_steps == (0 if stays else plain.n_steps_)
 
 
 @pytest.mark.parametrize(

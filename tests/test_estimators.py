@@ -487,6 +487,25 @@ def test_weights_made_non_finite_are_divergence_even_with_a_finite_loss(regressi
         est.predict(X)
 
 
+def test_large_finite_weights_are_no_divergence(regression_data):
+    """Weights whose sum overflows float32 are finite: the fit completes."""
+    X, y = regression_data
+
+    def enlarge_after_the_last_step(ctx):
+        if ctx.batch == ctx.n_batches:
+            with torch.no_grad():
+                ctx.module.linear.weight[0, :2] = 3e38
+
+    est = NeuralRegressor(
+        max_epochs=1,
+        module=_Linear,
+        validation_fraction=None,
+        callbacks=[LambdaCallback(on_after_step=enlarge_after_the_last_step)],
+        random_state=0,
+    ).fit(X, y)
+    assert bool((est.module_.linear.weight[0, :2] == torch.tensor(3e38)).all())
+
+
 def test_non_finite_predictions_are_an_error(regression_data):
     X, y = regression_data
     est = NeuralRegressor(max_epochs=1, random_state=0).fit(X, y)

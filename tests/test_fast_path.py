@@ -143,3 +143,30 @@ def test_a_second_compiled_fit_reuses_the_compiled_network(regression_data):
         assert compiled > 0
         NeuralRegressor(compile=True, max_epochs=2, random_state=1).fit(X, y)
     assert counters["stats"]["unique_graphs"] == compiled
+
+
+def test_validation_gives_the_losses_of_the_modules_call(regression_data, monkeypatch):
+    """With the hand-derived step, validation batches run the MLP's layers
+    without nn.Module's call: the losses of the module's call, bit for bit;
+    a hook a callback registers on the module is called as ever."""
+    from skcallback._mlp_backprop import HandwrittenMLPStep
+
+    X, y = regression_data
+    params = dict(max_epochs=3, batch_size=32, validation_fraction=0.3, random_state=0)
+    lean = NeuralRegressor(**params).fit(X, y)
+    monkeypatch.setattr(HandwrittenMLPStep, "forward", lambda self, X_b: self.module(X_b))
+    called = NeuralRegressor(**params).fit(X, y)
+    assert lean.fast_path_ and called.fast_path_
+    losses = [[record["valid_loss"] for record in est.history_] for est in (lean, called)]
+    assert losses[0] == losses[1]
+    monkeypatch.undo()
+    seen = []
+
+    def hook(ctx):
+        if ctx.epoch == 1:
+            ctx.module.register_forward_hook(lambda *args: seen.append(ctx.phase))
+
+    NeuralRegressor(callbacks=[LambdaCallback(name="hook", on_valid_begin=hook)], **params).fit(
+        X, y
+    )
+    assert seen.count("valid") == 3  # a batch an epoch

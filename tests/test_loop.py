@@ -747,3 +747,19 @@ def test_on_fit_end_runs_after_a_stop_and_on_exception_only_on_failure(regressio
         ],
     ).fit(X, y)
     assert seen == [("fit_end", None)] and est.n_iter_ == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_phase_of_one_batch_averages_as_one_of_several(dtype):
+    """A phase's loss is its batches' mean weighted by their sizes; for one
+    batch, computed without tensors: the same bits, -0.0 and NaN included."""
+    rng = np.random.RandomState(0)
+    values = [*rng.lognormal(0, 8, size=200) * rng.choice([-1, 1], 200), -0.0, np.inf, np.nan]
+    for value, size in zip(values, rng.randint(1, 10**6, size=len(values)), strict=True):
+        loss = torch.tensor(value, dtype=dtype)
+        stacked = torch.stack([loss.double()])
+        counts = torch.tensor([int(size)], dtype=torch.float64)
+        expected = float((stacked * counts).sum() / counts.sum())
+        found = _loop._weighted_mean([loss], [int(size)])
+        assert np.array_equal(np.float64(found), np.float64(expected), equal_nan=True)
+        assert np.signbit(found) == np.signbit(expected)

@@ -414,3 +414,20 @@ def test_setup_refuses_a_folder_it_may_not_write_in(tmp_path, regression_data, m
     with pytest.raises(PermissionError, match="is not writable\\); choose a writable path"):
         est.fit(X, y)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fits_generator_is_the_one_its_random_state_gives():
+    """A new fit's NumPy generator, built without drawing entropy, is
+    ``check_random_state(random_state)``: the same stream for an int."""
+    from sklearn.utils import check_random_state
+
+    from skcallback._fitted_state import new_rng
+
+    for seed in (0, 1, 12345, 2**32 - 1, np.int64(7), True):
+        ours, theirs = new_rng(seed).get_state(), np.random.RandomState(seed).get_state()
+        assert ours[0] == theirs[0] and np.array_equal(ours[1], theirs[1])
+        assert ours[2:] == theirs[2:]
+    given = np.random.RandomState(3)
+    assert new_rng(given) is given and new_rng(None) is check_random_state(None)
+    with pytest.raises(ValueError, match="Seed must be between 0 and 2\\*\\*32 - 1"):
+        new_rng(2**32)

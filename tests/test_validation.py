@@ -188,3 +188,88 @@ def test_predict_checks_lists_and_named_frames_as_scikit_learn_does(monkeypatch)
     assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
     with pytest.warns(UserWarning, match="feature names"):
         named.predict(X[:1].tolist())
+
+
+def _fit_cases():
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3)
+    y = X.sum(axis=1)
+    labels = (y > 0).astype(int)
+    plain = [
+        (NeuralRegressor(), X.astype(np.float32), y),
+        (NeuralRegressor(), X, y.astype(np.float32)),  # float64 X at float32
+        (NeuralRegressor(precision="64"), X, y),
+        (NeuralRegressor(), X.astype(np.float32), np.c_[y, -y]),
+        (NeuralClassifier(), X.astype(np.float32), labels),
+    ]
+    other = [
+        (NeuralRegressor(), np.asfortranarray(X), y),
+        (NeuralRegressor(), X.astype(int), y),
+        (NeuralRegressor(), X.tolist(), y),
+        (NeuralRegressor(), X, y.tolist()),
+        (NeuralClassifier(), X, np.where(labels, "a", "b")),
+    ]
+    return plain, other
+
+
+def _fit(est, X, y):
+    from sklearn.base import clone
+
+    return clone(est).set_params(max_epochs=2, random_state=0).fit(X, y)
+
+
+def test_fit_checks_plain_arrays_as_scikit_learn_does(monkeypatch):
+    """A C-contiguous float array with numeric targets takes a shorter
+    validation path at fit: the model of validate_data's path, bit for bit,
+    and its data attributes; any other input goes to validate_data."""
+    import torch
+
+    from skcallback import _base
+
+    plain, other = _fit_cases()
+    calls = []
+    validate = _base.validate_data
+    monkeypatch.setattr(
+        _base, "validate_data", lambda *a, **k: calls.append(1) or validate(*a, **k)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the column of labels
+        short = [_fit(*case) for case in plain]
+        assert calls == []
+        for case in other:
+            calls.clear()
+            _fit(*case)
+            assert calls, case
+        monkeypatch.setattr(_internals, "fit_shortcut", lambda *args, **kwargs: None)
+        for case, ours in zip(plain, short, strict=True):
+            theirs = _fit(*case)
+            assert ours.n_features_in_ == theirs.n_features_in_ == 3
+            assert not hasattr(ours, "feature_names_in_")
+            mine, yours = ours.module_.state_dict(), theirs.module_.state_dict()
+            assert all(torch.equal(mine[key], yours[key]) for key in yours)
+            assert [
+                {key: value for key, value in record.items() if key != "dur"}
+                for record in ours.history_.records_
+            ] == [
+                {key: value for key, value in record.items() if key != "dur"}
+                for record in theirs.history_.records_
+            ]
+
+
+def test_a_continued_fit_checks_width_and_feature_names_as_scikit_learn_does():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = rng.randn(60, 3).astype(np.float32)
+    y = X.sum(axis=1)
+    est = NeuralRegressor(max_epochs=1, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="X has 2 features, but NeuralRegressor is expecting 3"):
+        est.fit(X[:, :2], y)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        est.fit(X, np.where(y > 0, np.nan, y))
+    named = NeuralRegressor(max_epochs=1, warm_start=True).fit(
+        pd.DataFrame(X, columns=["a", "b", "c"]), y
+    )
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        named.fit(X, y)
+    refit = NeuralRegressor(max_epochs=1).fit(pd.DataFrame(X, columns=["a", "b", "c"]), y)
+    assert not hasattr(refit.fit(X, y), "feature_names_in_")
