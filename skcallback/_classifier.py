@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -213,8 +212,57 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     _target_validation: dict[str, Any] = {"multi_output": True}
     _own_constraints = {"class_weight": (is_class_weight, ALLOWED)}
 
-    def __init__(self, *, class_weight: str | Mapping[Any, float] | None = None, **params: Any):
-        super().__init__(**params)
+    # The shared parameters spelled out, as scikit-learn's estimators do: the
+    # signature is what get_params, clone and the reference read.
+    def __init__(
+        self,
+        *,
+        module: Any = None,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        criterion: Any = None,
+        optimizer: str | type[torch.optim.Optimizer] = "adam",
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        accumulate: int = 1,
+        max_epochs: int = 100,
+        validation_fraction: float | None = 0.1,
+        callbacks: list | None = None,
+        device: str | torch.device = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        compile: bool = False,
+        precision: str = "32",
+        fast_path: bool = True,
+        threads: int | str | None = "auto",
+        class_weight: str | Mapping[Any, float] | None = None,
+        **routed_params: Any,
+    ) -> None:
+        super().__init__(
+            module=module,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            dropout=dropout,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            batch_size=batch_size,
+            accumulate=accumulate,
+            max_epochs=max_epochs,
+            validation_fraction=validation_fraction,
+            callbacks=callbacks,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            compile=compile,
+            precision=precision,
+            fast_path=fast_path,
+            threads=threads,
+            **routed_params,
+        )
         self.class_weight = class_weight
 
     @property
@@ -509,19 +557,6 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
             return MultilabelOutputs(data_state["classes_"])
         return ClassificationOutputs(data_state["classes_"])
 
-
-def _signature_with_class_weight() -> inspect.Signature:
-    """The shared parameters' signature with ``class_weight`` before the
-    routed ones: ``__init__`` passes the shared ones on by name, so the
-    classifier follows the shared signature without repeating it, and
-    scikit-learn (``get_params``, ``clone``) reads every name from here."""
-    shared = inspect.signature(NeuralEstimatorBase.__init__)
-    *named, routed = shared.parameters.values()
-    own = inspect.signature(NeuralClassifier.__init__).parameters["class_weight"]
-    return shared.replace(parameters=[*named, own, routed])
-
-
-NeuralClassifier.__init__.__signature__ = _signature_with_class_weight()  # type: ignore[attr-defined]
 
 #: Why a continued fit refuses targets of the other kind, by whether the
 #: fitted targets were multi-label.

@@ -2,6 +2,7 @@
 scikit-learn's ``MLPClassifier`` takes them, and ``class_weight``, as
 scikit-learn's classifiers weigh classes."""
 
+import inspect
 import pickle
 import warnings
 
@@ -390,3 +391,13 @@ def test_partial_fit_refuses_balanced_and_takes_a_dict(imbalanced):
     equivalent = np.where(y == "rare", 4.0, 1.0)
     explicit = small().partial_fit(X, y, classes=classes, sample_weight=equivalent)
     assert_same_model(weighted, explicit)
+
+
+def test_the_classifier_spells_out_every_shared_parameter_with_its_default():
+    shared = inspect.signature(NeuralRegressor.__init__).parameters
+    own = inspect.signature(NeuralClassifier.__init__).parameters
+    for name, parameter in shared.items():
+        assert name in own, name
+        assert own[name].default == parameter.default, name
+        assert own[name].kind == parameter.kind, name
+    assert list(own)[-2:] == ["class_weight", "routed_params"]
