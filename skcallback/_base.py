@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import Dataset as TorchDataset
 
 from . import _internals, _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
+from ._class_weights import ClassWeights
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, feed, n_rows, predict_batches
 from ._device import resolve_device
@@ -43,7 +44,7 @@ from ._loading import (
 )
 from ._loop import run_fit
 from ._modules import takes_sparse_batches
-from ._params import validate_parameters
+from ._params import Constraints, validate_parameters
 from ._plan import prepare
 from ._precision import autocast, float_dtype
 from ._run import start_run
@@ -54,6 +55,10 @@ from ._slicing import SliceDataset
 class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     """Parameters, routing and the fit/predict machinery shared by the
     regressor and the classifier; subclasses only handle targets."""
+
+    #: Constraints of the parameters a subclass adds to the shared ones
+    #: (``_params.CONSTRAINTS``), checked with them at fit.
+    _own_constraints: Constraints = {}
 
     def __init__(
         self,
@@ -384,6 +389,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         """The targets of item-wise data: read from the items of a Dataset
         (``y=None``) or of the ``SliceDataset`` given as ``y``, else ``y``
         (a list of samples, a ``SliceDataset`` X), validated."""
+        if not len(items):
+            raise ValueError(f"X ({type(X).__name__}) has no samples; a fit needs at least one.")
         if isinstance(X, TorchDataset) and not isinstance(X, SliceDataset):
             if y is not None:
                 raise ValueError(
@@ -391,8 +398,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     "(To give targets apart from the items, pass SliceDataset(dataset) as X.)"
                 )
             y = read_targets(items, self._loader_options())
-        elif isinstance(y, SliceDataset):
-            y = np.asarray(y)
+        elif isinstance(y, SliceDataset):  # read as the items are: seeded, by the workers
+            y = read_targets(Items(y.dataset, y.indices), self._loader_options(), field=y.idx)
         elif isinstance(items.dataset, Pairs):
             if y is None:
                 raise ValueError("y must be given with a list of samples (one target per sample).")
@@ -417,6 +424,11 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             return  # items have no recorded shape: what the module takes predicts
         if spec != fitted:
             check_input_spec(X, fitted, getattr(self, "n_features_in_", None), type(self).__name__)
+
+    def _class_weights(self, y: np.ndarray, *, partial: bool) -> ClassWeights | None:
+        """The weights of the classes of the encoded targets ``y``, which
+        multiply ``sample_weight`` (None: no class weights)."""
+        return None
 
     def _check_weights(self, sample_weight, X) -> np.ndarray | None:
         if sample_weight is None:

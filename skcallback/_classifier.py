@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._class_weights import ALLOWED, ClassWeights, is_class_weight
 from ._inputs import check_label_types, host, numeric_weights
+from ._precision import float_dtype
 
 
 class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     """A scikit-learn classifier trained by a PyTorch loop with callbacks.
 
-    Binary and multiclass targets with any labels (strings too). The module
-    outputs one logit per class; the loss is cross-entropy unless
-    ``criterion`` says otherwise, and ``predict_proba`` is their softmax.
-    The validation split is stratified.
+    Binary and multiclass targets with any labels (strings too): the module
+    outputs one logit per class, the loss is cross-entropy unless
+    ``criterion`` says otherwise, ``predict_proba`` is their softmax, and
+    the validation split is stratified.
+
+    Multi-label targets, an indicator matrix ``y`` of shape
+    ``(n_samples, n_labels)`` of 0/1 (dense or sparse), as scikit-learn's
+    ``MLPClassifier`` takes them: the module outputs one logit per label,
+    the loss is ``nn.BCEWithLogitsLoss`` unless ``criterion`` says
+    otherwise (its targets are the float 0/1 matrix), ``predict_proba`` is
+    the sigmoid of each logit, ``predict`` the indicator matrix (1 where
+    that probability is above 0.5), ``score`` the subset accuracy, and the
+    validation split is a plain shuffled one.
 
     Parameters
     ----------
@@ -30,7 +45,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         parameters, plus ``n_features_in`` and ``n_outputs`` (the number of
         classes) when its signature names them. An instance is copied at
         fit, never mutated. The module outputs one logit per class, shape
-        ``(n_samples, n_classes)``, two for a binary problem.
+        ``(n_samples, n_classes)``, two for a binary problem; for a
+        multi-label ``y``, one per label, ``(n_samples, n_labels)``.
     hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the MLP's hidden layers; ``()`` gives a multinomial
         logistic regression.
@@ -41,7 +57,10 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         Dropout probability after each hidden layer of the MLP.
     criterion : None, nn.Module class or instance, default=None
         The loss; ``None`` is ``nn.CrossEntropyLoss``, which takes the
-        logits and the class indices (int64) of ``classes_``.
+        logits and the class indices (int64) of ``classes_``, or for a
+        multi-label ``y`` ``nn.BCEWithLogitsLoss``, which takes the logits
+        and the float 0/1 indicator matrix (``pos_weight`` and other
+        options through ``criterion__*`` or an instance).
         ``criterion__*`` parameters go to its constructor (e.g.
         ``criterion__label_smoothing=0.1``).
     optimizer : str or torch.optim.Optimizer class, default="adam"
@@ -63,7 +82,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     validation_fraction : float or None, default=0.1
         Share of the samples held out to compute ``valid_loss`` each epoch,
         stratified by class (a plain shuffled split when a class has fewer
-        than 2 samples or the share cannot hold every class); ``None``
+        than 2 samples or the share cannot hold every class, and for a
+        multi-label ``y``, as ``MLPClassifier``); ``None``
         trains on all samples. Not used when ``fit`` gets ``X_val`` and
         ``y_val``.
     callbacks : list of Callback or (name, Callback), default=None
@@ -79,7 +99,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         0 is silent, 1 prints a line per epoch, 2 adds a progress bar.
     warm_start : bool, default=False
         Continue training from the fitted state at the next ``fit``; the
-        classes must be the same.
+        classes must be the same (for a multi-label ``y``, the number of
+        labels), and class labels cannot become a multi-label ``y`` nor
+        the reverse.
     compile : bool, default=False
         Train through ``torch.compile(module)``; where compiling fails, a
         warning is given and training runs eagerly. A process compiles a
@@ -96,8 +118,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         scikit-learn's MLP does) instead of autograd: the same model within
         float rounding, in 0.44-0.49x the time for the 64-64 MLP of the
         benchmarks. It applies with ``module=None``, a built-in
-        ``activation``, the default cross-entropy (``criterion=None``, no
-        ``criterion__*``), ``precision="32"``, ``compile=False``, a CPU or
+        ``activation``, the default loss (cross-entropy, or
+        ``BCEWithLogitsLoss`` for a multi-label ``y``; ``criterion=None``,
+        no ``criterion__*``), ``precision="32"``, ``compile=False``, a CPU or
         CUDA device and no callback overriding ``on_after_forward``,
         ``on_after_loss`` or ``on_before_backward``; otherwise autograd
         trains, as with ``fast_path=False``. ``fast_path_`` tells which ran.
@@ -115,6 +138,27 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         setting is restored afterwards. ``"auto"`` uses one thread when a
         training step is small (under about 5e7 floating-point operations),
         and torch's setting otherwise; None always keeps torch's setting.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes, which multiply ``sample_weight`` (the
+        products are then divided by their mean, as ``sample_weight`` is).
+        A dict maps class labels to non-negative weights; a class it omits
+        weighs 1, and a key that is not a class is an error. ``"balanced"``
+        weighs each class ``n_samples / (n_classes * n_samples_of_class)``,
+        counted over the rows given to ``fit`` (unweighted, as
+        ``sklearn.utils.class_weight.compute_sample_weight`` and
+        ``HistGradientBoostingClassifier`` count them). For a multi-label
+        ``y``, ``"balanced"`` weighs the 0/1 values of each label so, and a
+        row the product over its labels (scikit-learn's rule for
+        multi-output targets); a dict, which names classes, is an error
+        there. The validation loss is weighted alike (held-out rows, and
+        ``X_val``/``y_val`` with the weights of the training rows' classes),
+        so that ``valid_loss`` measures the loss that training minimises and
+        EarlyStopping watches the same objective; scikit-learn's
+        classifiers, which validate by accuracy, weigh only the training
+        loss. ``partial_fit`` refuses ``"balanced"``, as ``SGDClassifier``
+        does: one call sees too few rows to measure the class frequencies.
+        A continued fit (``warm_start``, ``partial_fit``) uses the value set
+        now.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.
@@ -123,7 +167,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
         The class labels, sorted; the module's output column ``i`` is the
-        logit of ``classes_[i]``.
+        logit of ``classes_[i]``. For a multi-label ``y``, the label
+        indices ``0, ..., n_labels - 1`` (the columns of ``y``), as
+        ``MLPClassifier`` sets them.
     module_, optimizer_, criterion_ : torch objects
         The network, optimizer and loss of the fit.
     callbacks_ : Mapping
@@ -142,7 +188,8 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         Why the last fit stopped early (e.g. EarlyStopping's message), or
         None when it ran to ``max_epochs``.
     n_outputs_ : int
-        Number of classes (outputs of the module).
+        Number of classes, or of labels for a multi-label ``y`` (the
+        outputs of the module).
     device_ : torch.device
         The device the model lives on.
     n_features_in_ : int
@@ -160,15 +207,45 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     [1.0, 1.0]
     """
 
-    _target_validation: dict[str, Any] = {}
-    _default_criterion = nn.CrossEntropyLoss
-    _output_meaning = "one logit per class"
-    _criterion_hint = (
-        "The classifier's targets are class indices (int64) of shape (n_samples,) and the "
-        "output one logit per class, as nn.CrossEntropyLoss expects."
-    )
+    # A 2-D y passes validation (an indicator matrix); a column is made 1-D
+    # with scikit-learn's warning in _encode_targets.
+    _target_validation: dict[str, Any] = {"multi_output": True}
+    _own_constraints = {"class_weight": (is_class_weight, ALLOWED)}
+
+    def __init__(self, *, class_weight: str | Mapping[Any, float] | None = None, **params: Any):
+        super().__init__(**params)
+        self.class_weight = class_weight
+
+    @property
+    def _multilabel(self) -> bool:
+        """Whether the fit's targets are a multi-label indicator matrix."""
+        return vars(self).get("_y_ndim") == 2
+
+    @property
+    def _default_criterion(self) -> type[nn.Module]:
+        return nn.BCEWithLogitsLoss if self._multilabel else nn.CrossEntropyLoss
+
+    @property
+    def _output_meaning(self) -> str:
+        return "one logit per label" if self._multilabel else "one logit per class"
+
+    @property
+    def _criterion_hint(self) -> str:
+        if self._multilabel:
+            return (
+                "The targets of a multi-label y are float 0/1 of shape (n_samples, n_labels) and "
+                "the output one logit per label, as nn.BCEWithLogitsLoss expects."
+            )
+        return (
+            "The classifier's targets are class indices (int64) of shape (n_samples,) and the "
+            "output one logit per class, as nn.CrossEntropyLoss expects."
+        )
 
     def _encode_targets(self, y: Any, *, continuing: bool, classes: Any = None):
+        if sp.issparse(y):
+            y = y.toarray()  # a sparse indicator matrix; its rows are batched dense
+        if np.ndim(y) == 2 and np.shape(y)[1] == 1:
+            y = column_or_1d(y, warn=True)
         for name, labels in (("y", y), ("classes", classes)):
             check_label_types(labels, name)
             labels = np.asarray(labels)
@@ -179,10 +256,20 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
                 )
         check_classification_targets(y)
         kind = type_of_target(y, input_name="y")
-        if kind not in ("binary", "multiclass"):
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
             raise ValueError(
-                f"{type(self).__name__} supports binary and multiclass targets; got a {kind} y."
+                f"{type(self).__name__} supports binary, multiclass and multi-label "
+                f"(an indicator matrix of 0/1) targets; got a {kind} y."
             )
+        multilabel = kind == "multilabel-indicator"
+        if continuing and multilabel != self._multilabel:
+            raise ValueError(_KIND_CHANGED[self._multilabel])
+        if multilabel:
+            return self._encode_indicator(y, continuing=continuing, classes=classes)
+        return self._encode_labels(y, continuing=continuing, classes=classes)
+
+    def _encode_labels(self, y: Any, *, continuing: bool, classes: Any):
+        """Class labels as indices of the sorted classes (int64)."""
         if continuing:
             known = self.classes_
             if classes is not None and not np.array_equal(np.unique(classes), known):
@@ -210,20 +297,62 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
                 f"y contains labels {np.unique(np.asarray(y)[unknown]).tolist()[:10]} that are "
                 f"not among the classes {known.tolist()}."
             )
-        return encoded.astype(np.int64), {"classes_": known, "n_outputs_": len(known)}
+        return encoded.astype(np.int64), {"classes_": known, "n_outputs_": len(known), "_y_ndim": 1}
 
-    def _stratify_labels(self, y: np.ndarray) -> np.ndarray:
-        return y
+    def _encode_indicator(self, y: Any, *, continuing: bool, classes: Any):
+        """A multi-label indicator matrix as float 0/1 targets; its classes
+        are the label indices, as MLPClassifier's."""
+        y = np.asarray(y)
+        labels = np.arange(y.shape[1])
+        if continuing and y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} labels (columns), but the model was fitted on "
+                f"{self.n_outputs_}; the number of labels cannot change."
+            )
+        if classes is not None and not np.array_equal(np.unique(classes), labels):
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()} must be the label indices "
+                f"{labels.tolist()} for a multi-label y of {len(labels)} columns (its classes_, "
+                "as MLPClassifier's)."
+            )
+        targets = y.astype(float_dtype(self.precision))
+        return targets, {"classes_": labels, "n_outputs_": len(labels), "_y_ndim": 2}
+
+    def _stratify_labels(self, y: np.ndarray) -> np.ndarray | None:
+        return None if y.ndim == 2 else y  # no stratification of a multi-label y
+
+    def _class_weights(self, y: np.ndarray, *, partial: bool) -> ClassWeights | None:
+        class_weight = self.class_weight
+        if class_weight is None:
+            return None
+        if isinstance(class_weight, str):  # "balanced", as validated
+            if partial:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit: one call sees "
+                    "too few rows to measure the class frequencies (as SGDClassifier says). "
+                    "Compute the weights once over a large sample of the targets, e.g. "
+                    "dict(zip(classes, sklearn.utils.class_weight.compute_class_weight("
+                    "'balanced', classes=classes, y=y_sample))), and pass that dict."
+                )
+            return ClassWeights.balanced(y, n_values=2 if y.ndim == 2 else self.n_outputs_)
+        if y.ndim == 2:
+            raise ValueError(
+                "class_weight as a dict weighs class labels; a multi-label y has none (for "
+                "multi-output targets, scikit-learn takes one dict per column). Use "
+                "class_weight='balanced', or pass sample_weight."
+            )
+        return ClassWeights.from_dict(class_weight, self.classes_)
 
     def _check_target_weights(self, y: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """Zero weights must leave samples of at least two classes."""
-        if sample_weight is None:
+        if sample_weight is None or y.ndim == 2:
             return
         weighted = np.unique(y[sample_weight > 0])
         if len(weighted) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes with a non-zero "
-                f"sample_weight; only class {self.classes_[weighted].tolist()} has any."
+                "weight (sample_weight, times class_weight); only class "
+                f"{self.classes_[weighted].tolist()} has any."
             )
 
     def partial_fit(
@@ -244,10 +373,13 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a multi-label indicator matrix.
         classes : array-like, optional
             Every class label; required on the first call (a batch may lack
-            some classes), and equal to ``classes_`` when given later.
+            some classes), and equal to ``classes_`` when given later. For
+            a multi-label ``y``, the label indices ``range(n_labels)`` (as
+            ``MLPClassifier`` requires them).
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights scaling each sample's loss.
         X_val, y_val : array-like, optional
@@ -280,7 +412,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         )
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (softmax of the logits), rows summing to 1.
+        """Class probabilities (softmax of the logits), rows summing to 1;
+        for a multi-label fit, the probability of each label (the sigmoid of
+        its logit).
 
         Parameters
         ----------
@@ -288,7 +422,7 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        ndarray of shape (n_samples, n_classes) or (n_samples, n_labels)
             Column ``i`` is the probability of ``classes_[i]``.
 
         Raises
@@ -300,7 +434,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         return self._outputs().predict_proba(output)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted class labels: the class of the largest logit.
+        """Predicted class labels: the class of the largest logit; for a
+        multi-label fit, the indicator matrix of the labels whose
+        probability is above 0.5.
 
         Parameters
         ----------
@@ -308,8 +444,9 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
 
         Returns
         -------
-        ndarray of shape (n_samples,)
-            Labels from ``classes_``, of their dtype.
+        ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Labels from ``classes_``, of their dtype; or 0/1 of dtype int,
+            as ``MLPClassifier`` predicts them.
 
         Raises
         ------
@@ -320,15 +457,17 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         return self._outputs().predict(output)
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """The mean accuracy of ``predict(X)`` against ``y``.
+        """The mean accuracy of ``predict(X)`` against ``y`` (for a
+        multi-label ``y``, the subset accuracy: a row counts when all its
+        labels are right).
 
         The fitted callbacks' prediction hooks run, as for ``predict``.
 
         Parameters
         ----------
         X : array-like or sparse matrix of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            The true labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            The true labels, or indicator matrix (dense or sparse).
         sample_weight : array-like of shape (n_samples,), optional
             Weights of the samples in the mean.
 
@@ -343,13 +482,52 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
             If the estimator is not fitted.
         """
         y = host(y)
+        if sp.issparse(y):
+            y = y.toarray()
         check_label_types(y)
         sample_weight = numeric_weights(sample_weight)
         return float(super().score(X, y, sample_weight=sample_weight))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
     @staticmethod
-    def _output_adapter(data_state: dict[str, Any]) -> ClassificationOutputs:
+    def _output_adapter(data_state: dict[str, Any]) -> ClassificationOutputs | MultilabelOutputs:
+        # Files made before multi-label targets have no _y_ndim: class labels.
+        if data_state.get("_y_ndim", 1) == 2:
+            return MultilabelOutputs(data_state["classes_"])
         return ClassificationOutputs(data_state["classes_"])
+
+
+def _signature_with_class_weight() -> inspect.Signature:
+    """The shared parameters' signature with ``class_weight`` before the
+    routed ones: ``__init__`` passes the shared ones on by name, so the
+    classifier follows the shared signature without repeating it, and
+    scikit-learn (``get_params``, ``clone``) reads every name from here."""
+    shared = inspect.signature(NeuralEstimatorBase.__init__)
+    *named, routed = shared.parameters.values()
+    own = inspect.signature(NeuralClassifier.__init__).parameters["class_weight"]
+    return shared.replace(parameters=[*named, own, routed])
+
+
+NeuralClassifier.__init__.__signature__ = _signature_with_class_weight()  # type: ignore[attr-defined]
+
+#: Why a continued fit refuses targets of the other kind, by whether the
+#: fitted targets were multi-label.
+_KIND_CHANGED = {
+    False: (
+        "y is a multi-label indicator matrix, but the model was fitted on class labels "
+        "(a single column); a fitted model keeps its kind of targets. Fit a new model "
+        "(warm_start=False, or a clone for partial_fit) to train on a multi-label y."
+    ),
+    True: (
+        "y holds class labels (a single column), but the model was fitted on a multi-label "
+        "indicator matrix; a fitted model keeps its kind of targets. Fit a new model "
+        "(warm_start=False, or a clone for partial_fit) to train on class labels."
+    ),
+}
 
 
 class ClassificationOutputs:
@@ -373,3 +551,28 @@ class ClassificationOutputs:
     def perfect_output(self, y: torch.Tensor) -> torch.Tensor:
         """Logits that predict the class indices ``y`` with certainty."""
         return torch.nn.functional.one_hot(y, len(self.classes_)).to(torch.float64) * 10
+
+
+class MultilabelOutputs:
+    """Turns a multi-label module's logits (one per label) into the
+    indicator matrix and the label probabilities."""
+
+    def __init__(self, classes: np.ndarray) -> None:
+        self.classes_ = classes
+
+    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+        """The probability of each label: the sigmoid of its logit."""
+        return torch.sigmoid(output.detach().double()).cpu().numpy()
+
+    def predict(self, output: torch.Tensor) -> np.ndarray:
+        """1 where a label's probability is above 0.5, as MLPClassifier
+        (and so consistent with ``predict_proba``), in its dtype (int)."""
+        return np.asarray(self.predict_proba(output) > 0.5, dtype=int)
+
+    def targets(self, y: torch.Tensor) -> np.ndarray:
+        """The indicator matrix of the encoded (float) targets."""
+        return np.asarray(y.detach().cpu().numpy() > 0.5, dtype=int)
+
+    def perfect_output(self, y: torch.Tensor) -> torch.Tensor:
+        """Logits that predict the indicator targets ``y`` with certainty."""
+        return (y.to(torch.float64) * 2 - 1) * 10

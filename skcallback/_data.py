@@ -130,8 +130,9 @@ class ArrayData:
         batches from (with ``rows``): features as a tensor, a dict of
         tensors or ``SparseRows``, and targets as a tensor."""
         X_c: Any
-        if isinstance(self.X, sp.csr_matrix):
-            X_c = SparseRows(self.X[idx.cpu().numpy()], self.device, sparse=self.sparse_batches)
+        if self.sparse:
+            csr = cast(sp.csr_matrix, self.X)
+            X_c = SparseRows(csr[idx.cpu().numpy()], self.device, sparse=self.sparse_batches)
         elif isinstance(self.X, dict):
             X_c = {key: self.send(t.index_select(0, idx)) for key, t in self.X.items()}
         else:
@@ -163,6 +164,11 @@ class TensorData:
 
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
+
+    @staticmethod
+    def eval_batch_size(batch_size: int) -> int:
+        """Rows per validation batch: many (no gradients are kept)."""
+        return max(batch_size, EVAL_BATCH_SIZE)
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None, skip: int = 0

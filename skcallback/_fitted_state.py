@@ -369,6 +369,10 @@ def check_state(state: Any, path: Any) -> None:
         count = state["data"].get(key, 0)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise ValueError(f"{path} is malformed: {key!r} is not a count.")
+    # The targets' dimensions (a regressor's y; a classifier's labels or
+    # multi-label indicator matrix) decide the loss and the predictions.
+    if state["data"].get("_y_ndim", 1) not in (1, 2):
+        raise ValueError(f"{path} is malformed: '_y_ndim' is not 1 or 2.")
     if min(state["epoch"], state["step"]) < 0:
         raise ValueError(f"{path} is malformed: negative epoch, step or batch count.")
     with malformed(path):

@@ -93,7 +93,9 @@ def numeric(name: str = "X") -> Iterator[None]:
         if any(text in message for text in _RAGGED):
             raise ValueError(
                 f"{name} is not a rectangular array of numbers: its rows (nested sequences) "
-                "have different lengths, or a value is itself a sequence."
+                "have different lengths, or a value is itself a sequence. For samples of "
+                "different lengths (sequences) pass a list of them with "
+                "dataloader__collate_fn=skcallback.pad_sequences."
             ) from exc
         raise
 
@@ -249,8 +251,8 @@ def targets(y: Any, n_samples: int, *, multi_output: bool = False, y_numeric: bo
         assert_all_finite(y, input_name="y")
     if y_numeric and y.dtype.kind == "O":
         y = y.astype(np.float64)
-    if len(y) != n_samples:
+    if y.shape[0] != n_samples:  # a sparse y (a multi-label indicator matrix) has no len
         raise ValueError(
-            f"X has {n_samples} samples but y has {len(y)}; give one target per sample."
+            f"X has {n_samples} samples but y has {y.shape[0]}; give one target per sample."
         )
     return y

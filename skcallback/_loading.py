@@ -37,7 +37,8 @@ from numpy.random.mtrand import get_bit_generator
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
-from ._data import describe_batch, to_device
+from ._data import describe_batch, normalized_weights, to_device
+from ._fingerprint import describe
 from ._params import InvalidParameterError
 from ._slicing import SliceDataset
 
@@ -138,8 +139,6 @@ class Pairs(TorchDataset):
         return self.samples[i], 0 if self.targets is None else self.targets[i]
 
     def describe(self) -> str:
-        from ._fingerprint import describe
-
         return describe([np.asarray(sample) for sample in self.samples])
 
 
@@ -185,15 +184,16 @@ def as_items(X: Any, collate_fn: Any) -> Items | None:
 # ----------------------------------------------------------------------
 # Reading targets
 # ----------------------------------------------------------------------
-def read_targets(items: Items, options: dict[str, Any]) -> np.ndarray:
-    """Every item's target (its second field), read once through the
-    loader's workers, as one array."""
+def read_targets(items: Items, options: dict[str, Any], field: int = 1) -> np.ndarray:
+    """Every item's target (its field ``field``, the second by default),
+    read once through the loader's workers, as one array."""
     if isinstance(items.dataset, Pairs) and items.dataset.targets is not None:
         return np.asarray(items.dataset.targets)
     plan = _EpochBatches()
     starts = range(0, len(items), 256)
     plan.batches = [_Batch(list(range(i, i + 256))[: len(items) - i], _mix(0, i)) for i in starts]
-    loader = _loader(_SeededItems(items), _targets_only, options, batch_sampler=plan)
+    collate = functools.partial(_field_of_pairs, field=field)
+    loader = _loader(_SeededItems(items), collate, options, batch_sampler=plan)
     values: list[Any] = []
     with _loading_errors("reading the targets of"):
         for part in loader:
@@ -220,19 +220,14 @@ def _as_array(values: list[Any]) -> np.ndarray:
     return np.asarray([_host(value) for value in values])
 
 
-def _targets_only(items: list[Any]) -> list[Any]:
+def _field_of_pairs(items: list[Any], field: int) -> list[Any]:
+    """Field ``field`` of each ``(x, y)`` item (a collate function)."""
     for item in items:
         if not isinstance(item, tuple | list) or len(item) != 2:
-            raise ValueError(
-                "A Dataset's items must be (x, y) pairs; one is "
-                + (
-                    f"a {len(item)}-tuple"
-                    if isinstance(item, tuple | list)
-                    else type(item).__name__
-                )
-                + "."
-            )
-    return [item[1] for item in items]
+            pair = isinstance(item, tuple | list)
+            found = f"a {len(item)}-tuple" if pair else type(item).__name__
+            raise ValueError(f"A Dataset's items must be (x, y) pairs; one is {found}.")
+    return [item[field] for item in items]
 
 
 def _host(value: Any) -> Any:
@@ -262,8 +257,6 @@ class ItemData:
 
     def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
         """The rows ``rows`` with their (raw) sample weights."""
-        from ._data import normalized_weights
-
         weights = None if sample_weight is None else sample_weight[rows]
         dtype = np.float64 if self.dtype == torch.float64 else np.float32
         return ItemRows(self, np.asarray(rows), normalized_weights(weights, np.dtype(dtype)))
@@ -299,6 +292,13 @@ class ItemRows:
 
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
+
+    @staticmethod
+    def eval_batch_size(batch_size: int) -> int:
+        """Rows per validation batch: the training batch size (items, such
+        as images, may be large; the arrays' large batches would hold many
+        at once)."""
+        return batch_size
 
     def batches(
         self, batch_size: int, generator: torch.Generator | None, skip: int = 0

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ._context import Context
-from ._data import EVAL_BATCH_SIZE, feed
+from ._data import feed
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
 from ._mlp_backprop import HandwrittenMLPStep
@@ -265,7 +265,7 @@ def _window_rows(batch: int, accumulate: int, batch_size: int, data: Any) -> int
 def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module = ctx.module
     module.eval()
-    eval_size = max(batch_size, EVAL_BATCH_SIZE)
+    eval_size = data.eval_batch_size(batch_size)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
     ctx.progress.between_batches = False
     fire(hooks.on_valid_begin, ctx)

@@ -91,7 +91,11 @@ ACTIVATION_STEPS["sigmoid"] = ACTIVATION_STEPS["logistic"]
 assert set(ACTIVATION_STEPS) == set(ACTIVATIONS), "every built-in activation needs a fast step"
 
 #: The criteria the fast path computes by hand.
-LOSSES: dict[type[nn.Module], str] = {nn.MSELoss: "mse", nn.CrossEntropyLoss: "cross_entropy"}
+LOSSES: dict[type[nn.Module], str] = {
+    nn.MSELoss: "mse",
+    nn.CrossEntropyLoss: "cross_entropy",
+    nn.BCEWithLogitsLoss: "bce_with_logits",
+}
 
 
 class _Buffers(NamedTuple):
@@ -99,9 +103,10 @@ class _Buffers(NamedTuple):
     activation ``post`` (``pre`` itself unless the derivative needs the
     input), dropout ``masks`` (none without dropout), what it ``passed`` on
     (``post``, or the dropped-out copy) and the gradient wrt its output
-    ``grads``; at the output, for the mean squared error ``delta`` and
-    ``weighted`` (rows by outputs), for cross-entropy ``by_class`` (classes
-    by rows) and ``minus_one`` (a row of -1: the one-hot targets' step)."""
+    ``grads``; at the output, for the mean squared error and binary
+    cross-entropy ``delta`` and ``weighted`` (rows by outputs), for
+    cross-entropy ``by_class`` (classes by rows) and ``minus_one`` (a row of
+    -1: the one-hot targets' step)."""
 
     pre: list[Tensor]
     post: list[Tensor]
@@ -158,7 +163,7 @@ class HandwrittenMLPStep:
         One of ``ACTIVATION_STEPS``.
     dropout : float
         The MLP's dropout probability.
-    loss : {"mse", "cross_entropy"}
+    loss : {"mse", "cross_entropy", "bce_with_logits"}
         The criterion, with mean reduction (per-sample losses times the
         normalised sample weights, when weighted).
     batch_size : int
@@ -191,7 +196,11 @@ class HandwrittenMLPStep:
         self.keep = 1.0 - dropout
         self.dropout, self.dropout_p = bool(dropout), dropout
         self.generator = generator
-        self.loss = self._mse if loss == "mse" else self._cross_entropy
+        self.loss = {
+            "mse": self._mse,
+            "cross_entropy": self._cross_entropy,
+            "bce_with_logits": self._bce_with_logits,
+        }[loss]
         first = self.weights[0]
 
         def buffer(width: int) -> Tensor:
@@ -217,8 +226,9 @@ class HandwrittenMLPStep:
         self.full = full
         self.capacity, self.in_features = batch_size, linears[0].in_features
         self.n_outputs, self.dtype, self.device = n_outputs, first.dtype, first.device
-        self.target_dtype = first.dtype if loss == "mse" else torch.int64
-        self.target_dims = 2 if loss == "mse" else 1
+        # Class indices for cross-entropy; values of the outputs' shape else.
+        self.target_dtype = torch.int64 if loss == "cross_entropy" else first.dtype
+        self.target_dims = 1 if loss == "cross_entropy" else 2
         # What the step relies on in the module: its layers, no hooks, each
         # parameter still the tensor it reads (whose storage its views share).
         self.watch = ModuleWatch(
@@ -361,6 +371,20 @@ class HandwrittenMLPStep:
         scaled = diff if w is None else torch.mul(diff, w.unsqueeze(1), out=buffers.weighted)
         loss = torch.dot(scaled.view(-1), diff.view(-1)).mul_(scale)
         return loss, scaled.mul_(2.0 * scale * share)
+
+    def _bce_with_logits(
+        self, output: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float
+    ) -> tuple[Tensor, Tensor]:
+        """Binary cross-entropy of each logit against its 0/1 (or soft)
+        target, mean over every element (weighted: each sample's mean over
+        its labels times its weight), and its gradient ``(sigmoid - y) / n
+        / n_labels`` (times the weights)."""
+        weight = None if w is None else w.unsqueeze(1)
+        loss = F.binary_cross_entropy_with_logits(output, y, weight)
+        delta = torch.sigmoid(output, out=buffers.delta).sub_(y)
+        if weight is not None:
+            delta.mul_(weight)
+        return loss, delta.mul_(share / delta.numel())
 
     def _cross_entropy(
         self, output: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float

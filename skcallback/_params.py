@@ -117,8 +117,12 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def validate_parameters(estimator: Any) -> None:
-    """Raise ``InvalidParameterError`` naming the first bad parameter."""
+    """Raise ``InvalidParameterError`` naming the first bad parameter: of
+    those both estimators have (``CONSTRAINTS``), then of the estimator's
+    own (its class's ``_own_constraints``, such as the classifier's
+    ``class_weight``)."""
     check_constraints(estimator, CONSTRAINTS)
+    check_constraints(estimator, estimator._own_constraints)
 
 
 # -- The one validator, shared with callbacks' ``parameter_constraints`` -----

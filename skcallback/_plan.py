@@ -411,15 +411,20 @@ def read_inputs(
     y, target_state = work._encode_targets(y, continuing=settings.continuing, classes=classes)
     vars(work).update(target_state)
     sample_weight = work._check_weights(sample_weight, X)
+    # Class weights (computed from these rows) weigh the validation rows too.
+    class_weights = work._class_weights(y, partial=settings.partial)
+    if class_weights is not None:
+        sample_weight = class_weights.apply(y, sample_weight, "the training samples")
     work._check_target_weights(y, sample_weight)
-    return Inputs(X, y, sample_weight, _validation_set(work, *validation))
+    return Inputs(X, y, sample_weight, _validation_set(work, *validation, class_weights))
 
 
 def _validation_set(
-    work: Any, X_val: Any, y_val: Any, sample_weight_val: Any
+    work: Any, X_val: Any, y_val: Any, sample_weight_val: Any, class_weights: Any
 ) -> tuple[Any, np.ndarray, np.ndarray | None] | None:
     """The validation set given to ``fit``, validated as the training data
-    (after it, whose width and classes it must share), or None."""
+    (after it, whose width and classes it must share), or None; its weights
+    times the training data's ``class_weights`` (when not None)."""
     if X_val is None and y_val is None:
         if sample_weight_val is not None:
             raise ValueError("sample_weight_val was given without X_val and y_val.")
@@ -430,6 +435,8 @@ def _validation_set(
         X_val, y_val = work._validate_inputs(X_val, y_val, reset=False)
         y_val, _ = work._encode_targets(y_val, continuing=True, classes=None)
         w_val = work._check_weights(sample_weight_val, X_val)
+        if class_weights is not None:
+            w_val = class_weights.apply(y_val, w_val, "the validation samples")
     except ValueError as exc:
         raise ValueError(
             f"The validation set (X_val, y_val, sample_weight_val) is invalid: {exc}"

@@ -250,10 +250,21 @@ def text_array(values: Any, dtype: Any, where: Any) -> np.ndarray:
 
 
 def check_classes(data: dict[str, Any], path: Any) -> None:
-    """Refuse ``classes_`` that are not unique, finite labels, one per output."""
+    """Refuse ``classes_`` that are not unique, finite labels, one per
+    output; of a multi-label fit (``_y_ndim`` 2), other than the label
+    indices of at least two labels."""
     if "classes_" not in data:
         return
     classes = data["classes_"]
+    if data.get("_y_ndim", 1) == 2 and not (
+        classes.dtype.kind in "iu"
+        and len(classes) >= 2
+        and np.array_equal(classes, np.arange(len(classes)))
+    ):
+        raise ValueError(
+            f"{path} is malformed: the 'classes_' of a multi-label fit must be the label "
+            "indices 0, 1, ... of at least two labels."
+        )
     numeric = classes.dtype.kind in "biuf"
     if (
         classes.ndim != 1

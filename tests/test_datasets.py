@@ -178,6 +178,14 @@ class Triples(Dataset):
         return np.zeros(6, np.float32), 0, "extra"
 
 
+class Empty(Dataset):
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, i):
+        raise IndexError(i)
+
+
 class Ragged(Dataset):
     def __len__(self):
         return 8
@@ -190,6 +198,7 @@ class Ragged(Dataset):
     ("X", "params", "message"),
     [
         (Stream(), {}, "IterableDataset"),
+        (Empty(), {}, "has no samples"),
         (Triples(), {}, "must be .x, y. pairs; one is a 3-tuple"),
         (Ragged(), {}, "pad_sequences"),
         (None, {"dataloader__num_workers": -1}, "dataloader__num_workers must be an int >= 0"),
@@ -246,6 +255,11 @@ def test_variable_length_sequences_train_a_packed_gru():
     assert clf.score(sequences, y) > 0.85
     with pytest.raises(ValueError, match="y must be given"):
         clf.set_params(warm_start=False).fit(sequences)
+
+
+def test_ragged_lists_without_a_collate_function_are_told_of_one():
+    with pytest.raises(ValueError, match=r"collate_fn=skcallback\.pad_sequences"):
+        NeuralRegressor(module=nn.Linear(3, 1)).fit([np.ones(3), np.ones(2)], [1.0, 2.0])
 
 
 def test_pad_sequences_pads_and_counts():

@@ -41,6 +41,8 @@ def _data(kind, seed, n_rows=203):
         return X, np.array(["no", "yes"])[(X[:, 0] + X[:, 1] > 0).astype(int)]
     if kind == "multiclass":
         return X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5) + 2 * (X[:, 2] > 1)
+    if kind == "multilabel":
+        return X, np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0.5, X[:, 3] > 1]).astype(int)
     coef = rng.normal(size=(5, 3 if kind == "multi_output" else 1))
     y = X @ coef + 0.1 * rng.normal(size=(n_rows, coef.shape[1]))
     return X, (y if kind == "multi_output" else y.ravel())
@@ -59,6 +61,10 @@ CASES = {
     "binary": ("binary", {}, False),
     "multiclass": ("multiclass", {"activation": "elu"}, False),
     "multiclass, weighted, dropout": ("multiclass", {"dropout": 0.25}, True),
+    "multilabel": ("multilabel", {}, False),
+    "multilabel, weighted, dropout": ("multilabel", {"activation": "tanh", "dropout": 0.2}, True),
+    "multilabel, class_weight": ("multilabel", {"class_weight": "balanced"}, False),
+    "multilabel, accumulate=2": ("multilabel", {"accumulate": 2}, True),
     "accumulate=3": ("regression", {"accumulate": 3}, False),
     "accumulate=3, classifier, weighted": ("multiclass", {"accumulate": 3}, True),
     "sgd": ("regression", {"optimizer": "sgd", "lr": 0.05}, False),
@@ -70,6 +76,7 @@ CASES = {
     ),
     "linear model": ("multiclass", {"hidden_layer_sizes": ()}, False),
     "validation": ("binary", {"validation_fraction": 0.2, "activation": "silu"}, False),
+    "class_weight": ("multiclass", {"class_weight": {0: 0.5, 3: 4.0}}, True),
 }
 
 
@@ -203,6 +210,11 @@ def _soft_targets(ctx):
     ctx.y_batch = one_hot * 0.9 + 0.1 / n_classes
 
 
+def _soft_labels(ctx):
+    """Label smoothing of a multi-label batch: targets in (0, 1)."""
+    ctx.y_batch = ctx.y_batch * 0.8 + 0.1
+
+
 def _evaluate_mode(ctx):
     ctx.module.eval()
 
@@ -282,6 +294,7 @@ def _ignored_targets(ctx):
 CHANGED_BY_CALLBACKS = {
     "batches enlarged": ("regression", {"on_train_batch_begin": _enlarge_batches}, {}),
     "soft targets": ("multiclass", {"on_train_batch_begin": _soft_targets}, {}),
+    "soft multi-label targets": ("multilabel", {"on_train_batch_begin": _soft_labels}, {}),
     "eval mode, dropout": ("multiclass", {"on_train_begin": _evaluate_mode}, {"dropout": 0.3}),
     "gradient hook": ("regression", {"on_fit_begin": _zero_first_gradient}, {}),
     "forward hook": ("binary", {"on_fit_begin": _double_output}, {}),

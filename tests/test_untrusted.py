@@ -259,6 +259,19 @@ def test_classes_that_do_not_match_the_outputs_are_refused(classifier, craft, cl
         craft(classifier, change)()
 
 
+@pytest.mark.parametrize("y_ndim", [3, 2], ids=["unknown kind", "multi-label"])
+def test_a_file_cannot_change_the_kind_of_targets(classifier, craft, y_ndim):
+    """The kind of targets decides the loss and the predictions: a file of a
+    classifier of string labels that claims a multi-label fit (or a kind
+    that does not exist) is refused."""
+
+    def change(state):
+        state["data"]["_y_ndim"] = y_ndim
+
+    with pytest.raises(ValueError, match=r"malformed: .*(_y_ndim|multi-label)"):
+        craft(classifier, change)()
+
+
 # ----------------------------------------------------------------------
 # 5. Nothing is allocated beyond what the file holds
 # ----------------------------------------------------------------------

@@ -37,12 +37,12 @@ def test_continuous_y_for_the_classifier(regression_data):
         NeuralClassifier().fit(X, y)
 
 
-def test_single_class_and_multilabel_targets(regression_data):
+def test_single_class_and_multiclass_multioutput_targets(regression_data):
     X, _ = regression_data
     with pytest.raises(ValueError, match="at least 2 classes"):
         NeuralClassifier().fit(X, np.zeros(len(X)))
-    with pytest.raises(ValueError, match="y should be a 1d array"):
-        NeuralClassifier().fit(X, np.eye(2, dtype=int)[np.arange(len(X)) % 2])
+    with pytest.raises(ValueError, match="supports binary, multiclass and multi-label"):
+        NeuralClassifier().fit(X, np.arange(2 * len(X)).reshape(-1, 2) % 3)
 
 
 def test_too_few_samples_for_validation():
