@@ -146,3 +146,180 @@ def raw_predict(model: torch.nn.Module, X: np.ndarray, batch_size: int = 16384) 
     with torch.inference_mode():
         out = [model(Xt[i : i + batch_size]) for i in range(0, len(Xt), batch_size)]
     return torch.cat(out).numpy().ravel()
+
+
+# ----------------------------------------------------------------------
+# Inputs beyond a table: images, variable-length sequences, Datasets
+# ----------------------------------------------------------------------
+def digits_images():
+    """scikit-learn's digits as float32 images ``(1797, 1, 8, 8)`` in [0, 1]
+    and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return (X / 16).astype(np.float32).reshape(-1, 1, 8, 8), y.astype(np.int64)
+
+
+class CNN(torch.nn.Module):
+    """Two 3x3 convolutions and a linear head, for 8 x 8 images."""
+
+    def __init__(self, n_outputs: int = 10):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 32, 3),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(32 * 4 * 4, n_outputs),
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def sequences(n: int, n_features: int = 8, seed: int = 0):
+    """``n`` float32 sequences of 5 to 50 steps and a binary label each
+    (whether the first feature's mean is positive)."""
+    rng = np.random.RandomState(seed)
+    samples = [
+        rng.normal(size=(rng.randint(5, 51), n_features)).astype(np.float32) for _ in range(n)
+    ]
+    return samples, np.array([int(s[:, 0].mean() > 0) for s in samples], dtype=np.int64)
+
+
+class GRU(torch.nn.Module):
+    """A GRU over a padded batch, packed by its lengths, and a linear head
+    on the last hidden state."""
+
+    def __init__(self, n_outputs: int = 2, n_features: int = 8, hidden: int = 32):
+        super().__init__()
+        self.gru = torch.nn.GRU(n_features, hidden, batch_first=True)
+        self.head = torch.nn.Linear(hidden, n_outputs)
+
+    def forward(self, padded, lengths):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            padded, lengths, batch_first=True, enforce_sorted=False
+        )
+        return self.head(self.gru(packed)[1][-1])
+
+
+def hand_loop(module, X, y, *, batch_size, epochs, lr=1e-3, fused=True):
+    """The loop a user writes for a custom module on arrays: shuffled
+    indices, sliced tensors, (fused) Adam, cross-entropy."""
+    torch.manual_seed(0)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    model = module()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt))
+        for start in range(0, len(Xt), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
+            optimizer.step()
+    return model
+
+
+def hand_sequence_loop(samples, y, *, batch_size, epochs, lr=1e-3, fused=True):
+    """The same loop for variable-length sequences: each batch's
+    sequences padded (``pad_sequence``) with their lengths, to ``GRU``."""
+    torch.manual_seed(0)
+    tensors = [torch.from_numpy(s) for s in samples]
+    yt = torch.from_numpy(y)
+    model = GRU()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        order = torch.randperm(len(tensors)).tolist()
+        for start in range(0, len(tensors), batch_size):
+            idx = order[start : start + batch_size]
+            batch = [tensors[i] for i in idx]
+            lengths = torch.tensor([len(s) for s in batch])
+            padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+            optimizer.zero_grad()
+            loss_fn(model(padded, lengths), yt[idx]).backward()
+            optimizer.step()
+    return model
+
+
+def skcallback_module_fit(module, X, y, *, batch_size, epochs, lr=1e-3, **params):
+    """NeuralClassifier with a custom module, every row trained on."""
+    return NeuralClassifier(
+        module=module,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        lr=lr,
+        validation_fraction=None,
+        random_state=0,
+        **params,
+    ).fit(X, y)
+
+
+class ItemTensors(torch.utils.data.Dataset):
+    """A map-style Dataset of in-memory tensors: item ``i`` is
+    ``(X[i], y[i])`` (torch's generic loading path: one ``__getitem__`` a
+    row and a collate step a batch)."""
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        self.X, self.y = X, y
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i: int):
+        return self.X[i], self.y[i]
+
+
+class SlowItems(ItemTensors):
+    """Items that each take 1 ms to load (a file read, a decode: I/O-bound)."""
+
+    def __getitem__(self, i: int):
+        import time
+
+        time.sleep(0.001)
+        return self.X[i], self.y[i]
+
+
+def padded_dict(items):
+    """skorch calls ``module(**X)`` for a dict batch (``module(X)``
+    otherwise): the padded batch and its lengths by name."""
+    from skcallback import pad_sequences
+
+    (padded, lengths), y = pad_sequences(items)
+    return {"padded": padded, "lengths": lengths}, y
+
+
+def skorch_module_fit(module, X, y=None, *, batch_size, epochs, lr=1e-3, **params):
+    """skorch's NeuralNetClassifier with the same module, fused Adam,
+    cross-entropy and no validation split."""
+    from skorch import NeuralNetClassifier
+
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        optimizer__fused=True,
+        lr=lr,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        train_split=None,
+        verbose=0,
+        **params,
+    )
+    return net.fit(X, y)
+
+
+class Pairs(torch.utils.data.Dataset):
+    """A list of samples with their targets, as ``(x, y)`` items."""
+
+    def __init__(self, samples, y) -> None:
+        self.samples, self.y = samples, y
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        return self.samples[i], self.y[i]

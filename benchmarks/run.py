@@ -634,6 +634,118 @@ def bench_grid_search(report: Report, rounds: int, quick: bool) -> None:
     report.add(section, "cold start: second fit in each worker [s]", workers["second fit"], "s")
 
 
+def bench_inputs(report: Report, rounds: int, quick: bool) -> None:
+    """Inputs beyond a table, each against the hand-written loop or the
+    array path at equal work (same module, data, batch size, Adam, epochs;
+    no validation anywhere), CPU time with one thread:
+
+    - a user CNN on digits images (n, 1, 8, 8), from arrays, a plain
+      ``TensorDataset`` (unwrapped to the arrays) and a map-style Dataset of
+      the same tensors (loaded item by item, ``num_workers=0``);
+    - a user GRU on variable-length sequences, padded per batch
+      (``pad_sequences``; the hand loop pads with ``pad_sequence``);
+    - a Dataset of the digits whose items take 1 ms each to load
+      (I/O-bound), 2 epochs, with ``num_workers=2`` (and persistent
+      workers) against 0, in wall time (the workers' time is not this
+      process's CPU time). Each pass over the items starts its workers: the
+      pass that reads the targets, then each epoch unless persistent.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from skcallback import pad_sequences
+
+    section = "Inputs (cpu)"
+    epochs = 2 if quick else 10
+    print(f"\n{section}: CNN on digits images, GRU on sequences, Datasets; 1 thread, CPU time")
+    X, y = c.digits_images()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    cnn = {"batch_size": 64, "epochs": epochs}
+    images = {
+        "CNN: hand loop [CPU s]": lambda: c.hand_loop(c.CNN, X, y, fused=False, **cnn),
+        "CNN: hand loop (fused Adam) [CPU s]": lambda: c.hand_loop(c.CNN, X, y, **cnn),
+        "CNN: skcallback, arrays [CPU s]": lambda: c.skcallback_module_fit(c.CNN, X, y, **cnn),
+        "CNN: skcallback, TensorDataset [CPU s]": lambda: c.skcallback_module_fit(
+            c.CNN, torch.utils.data.TensorDataset(Xt, yt), None, **cnn
+        ),
+        "CNN: skcallback, map-style Dataset [CPU s]": lambda: c.skcallback_module_fit(
+            c.CNN, c.ItemTensors(Xt, yt), None, **cnn
+        ),
+    }
+    samples, labels = c.sequences(200 if quick else 1000)
+    gru = {"batch_size": 64, "epochs": 1 if quick else 3}
+    sequences = {
+        "GRU: hand loop (fused Adam) [CPU s]": lambda: c.hand_sequence_loop(samples, labels, **gru),
+        "GRU: skcallback [CPU s]": lambda: c.skcallback_module_fit(
+            c.GRU, samples, labels, dataloader__collate_fn=pad_sequences, **gru
+        ),
+    }
+    if installed("skorch"):
+        images["CNN: skorch [CPU s]"] = lambda: c.skorch_module_fit(c.CNN, X, y, **cnn)
+        sequences["GRU: skorch [CPU s]"] = lambda: c.skorch_module_fit(
+            c.GRU, c.Pairs(samples, labels), None, iterator_train__collate_fn=c.padded_dict, **gru
+        )
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        medians = {}
+        for runs in (images, sequences):
+            for run in runs.values():  # warm-up: imports, first-call caches
+                run()
+            medians.update(interleaved(runs, rounds, clock=time.process_time))
+        n_slow = 128 if quick else len(X)
+        slow = c.SlowItems(Xt[:n_slow], yt[:n_slow])
+        loading = {
+            f"1 ms items, {name} [s]": lambda options=options: c.skcallback_module_fit(
+                c.CNN, slow, None, batch_size=64, epochs=1 if quick else 2, **options
+            )
+            for name, options in (
+                ("num_workers=0", {}),
+                ("num_workers=2", {"dataloader__num_workers": 2}),
+                (
+                    "num_workers=2, persistent",
+                    {"dataloader__num_workers": 2, "dataloader__persistent_workers": True},
+                ),
+            )
+        }
+        medians.update(interleaved(loading, max(1, rounds // 2 + 1)))
+    torch.set_num_threads(os.cpu_count() or 1)
+    for name, seconds in medians.items():
+        report.add(section, name, seconds, "s")
+    _inputs_ratios(report, section, medians)
+
+
+def _inputs_ratios(report: Report, section: str, medians: dict) -> None:
+    """The ratios of ``bench_inputs`` and their targets."""
+    for model, hand in (
+        ("CNN", ("CNN: hand loop", "CNN: hand loop (fused Adam)")),
+        ("GRU", ("GRU: hand loop (fused Adam)",)),
+    ):
+        ours = medians[f"{model}: skcallback{', arrays' if model == 'CNN' else ''} [CPU s]"]
+        best = min(medians[f"{name} [CPU s]"] for name in hand)
+        ratio = ours / best
+        report.add(
+            section,
+            f"{model}: skcallback / best hand loop",
+            ratio,
+            "ratio",
+            "<= 1.05",
+            ratio <= 1.05,
+        )
+        if f"{model}: skorch [CPU s]" in medians:
+            ratio = medians[f"{model}: skorch [CPU s]"] / ours
+            report.add(section, f"{model}: skorch / skcallback", ratio, "ratio", "> 1", ratio > 1)
+    arrays = medians["CNN: skcallback, arrays [CPU s]"]
+    for kind in ("TensorDataset", "map-style Dataset"):
+        ratio = medians[f"CNN: skcallback, {kind} [CPU s]"] / arrays
+        report.add(section, f"{kind} / arrays", ratio, "ratio", "<= 1.15", ratio <= 1.15)
+    alone = medians["1 ms items, num_workers=0 [s]"]
+    speedup = alone / medians["1 ms items, num_workers=2 [s]"]
+    report.add(
+        section, "1 ms items: speed-up of num_workers=2", speedup, "x", ">= 1.6", speedup >= 1.6
+    )
+    speedup = alone / medians["1 ms items, num_workers=2, persistent [s]"]
+    report.add(section, "1 ms items: speed-up of num_workers=2, persistent", speedup, "x")
+
+
 def markdown(machine: dict, rows: list[dict]) -> str:
     """The results as a Markdown table, one per section."""
     lines = [
@@ -666,7 +778,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse",
+        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -696,6 +808,7 @@ def main() -> None:
         "growth": lambda device: bench_growth(report, args.quick),
         "grid": lambda device: bench_grid_search(report, rounds, args.quick),
         "sparse": lambda device: bench_sparse(report, min(rounds, 3), args.quick),
+        "inputs": lambda device: bench_inputs(report, rounds, args.quick),
     }
     for name, run in runs.items():
         if name in sections:

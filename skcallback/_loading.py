@@ -22,15 +22,18 @@ validation rows; each batch's targets are taken from them by row.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import math
 import numbers
 import random
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
+from numpy.random.mtrand import get_bit_generator
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
@@ -196,12 +199,25 @@ def read_targets(items: Items, options: dict[str, Any], field: int = 1) -> np.nd
         for part in loader:
             values.extend(part)
     try:
-        return np.asarray([_host(value) for value in values])
+        return _as_array(values)
     except ValueError as exc:
         raise ValueError(
             f"The Dataset's targets (the second field of its items) do not form an array "
             f"(one target of one shape per item): {exc}"
         ) from exc
+
+
+def _as_array(values: list[Any]) -> np.ndarray:
+    """Targets as one array: tensors of one dtype and shape stacked by
+    torch (one copy, not one NumPy conversion per item), else each value
+    converted."""
+    first = values[0] if values else None
+    if isinstance(first, torch.Tensor) and all(
+        isinstance(v, torch.Tensor) and v.dtype == first.dtype and v.shape == first.shape
+        for v in values
+    ):
+        return _host(torch.stack(values))
+    return np.asarray([_host(value) for value in values])
 
 
 def _field_of_pairs(items: list[Any], field: int) -> list[Any]:
@@ -287,7 +303,7 @@ class ItemRows:
         self.source, self.rows = source, rows
         self.n_samples = len(rows)
         self.w = None if weights is None else torch.from_numpy(weights)
-        self._loader: DataLoader | None = None
+        self._loader: Iterable[Any] | None = None
         self._plan = _EpochBatches()
 
     def n_batches(self, batch_size: int) -> int:
@@ -314,9 +330,10 @@ class ItemRows:
             positions, epoch_seed = np.arange(self.n_samples), 0
         starts = range(skip * batch_size, self.n_samples, batch_size)
         local = [positions[start : start + batch_size] for start in starts]
+        rows = [torch.from_numpy(self.rows[part].astype(np.int64)) for part in local]
         self._plan.batches = [
-            _Batch(self.rows[part].tolist(), seed=_mix(epoch_seed, start // batch_size))
-            for part, start in zip(local, starts, strict=True)
+            _Batch(batch_rows.tolist(), seed=_mix(epoch_seed, start // batch_size))
+            for batch_rows, start in zip(rows, starts, strict=True)
         ]
         if self._loader is None:
             self._loader = _loader(
@@ -325,10 +342,9 @@ class ItemRows:
                 source.options,
                 batch_sampler=self._plan,
             )
-        plan = list(self._plan.batches)
         with _loading_errors("loading"):
-            for batch, part, collated in zip(plan, local, self._loader, strict=True):
-                y_b = source.y.index_select(0, torch.as_tensor(batch))
+            for batch_rows, part, collated in zip(rows, local, self._loader, strict=True):
+                y_b = source.y.index_select(0, batch_rows)
                 w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
                 yield (
                     source.features(collated),
@@ -378,6 +394,7 @@ class _SeededItems(TorchDataset):
 
     def __init__(self, items: Items) -> None:
         self.items = items
+        self.numpy_state = _NumpyState()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -386,29 +403,112 @@ class _SeededItems(TorchDataset):
         return self.items[i]
 
     def __getitems__(self, batch: list[int]) -> list[Any]:
-        with _seeded(getattr(batch, "seed", 0), restore=get_worker_info() is None):
+        restore = self.numpy_state if get_worker_info() is None else None
+        with _seeded(getattr(batch, "seed", 0), restore=restore):
             return self.items.fetch(list(batch))
 
 
 @contextlib.contextmanager
-def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
+def _seeded(seed: int, *, restore: _NumpyState | None) -> Iterator[None]:
     """torch's (CPU), NumPy's and Python's global generators seeded with
-    ``seed``; their states restored afterwards when ``restore``. (A
-    Dataset's ``__getitem__`` draws from the global generators: the legacy
-    NumPy ones are the point here.)"""
+    ``seed``; their states restored afterwards when ``restore`` (which
+    keeps NumPy's) is given. (A Dataset's ``__getitem__`` draws from the
+    global generators: the legacy NumPy ones are the point here.)"""
     saved = None
-    if restore:
-        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
+    if restore is not None:
+        saved = (torch.get_rng_state(), restore.save(), random.getstate())
     torch.random.default_generator.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     random.seed(seed)
     try:
         yield
     finally:
-        if saved is not None:
+        if restore is not None and saved is not None:
             torch.set_rng_state(saved[0])
-            np.random.set_state(saved[1])  # noqa: NPY002
+            restore.restore(saved[1])
             random.setstate(saved[2])
+
+
+#: The bytes of NumPy's ``mt19937_state``: 624 32-bit words, then the
+#: position (a C int).
+_MT_BYTES = 624 * 4 + 4
+
+
+class _NumpyState:
+    """Saves and restores NumPy's global (legacy) generator around each
+    batch loaded in the main process, without its cost where it can.
+
+    ``np.random.get_state`` and ``set_state`` copy the generator's 624 words
+    one Python index at a time: about 45 us each (NumPy 2.4), most of the
+    cost of loading a small batch. Here the words and the position are
+    copied as the raw bytes of the state (at the bit generator's public
+    ``ctypes.state_address``), and ``get_state`` is called only when they
+    differ from those last restored, that is when something drew from
+    NumPy's generator between two batches. The raw copy restores only a
+    state without a cached Gaussian (the legacy ``normal`` keeps one of
+    each pair it draws; ``np.random.seed`` clears it), and only where a
+    check, once per process, found the raw bytes to be the state
+    ``get_state`` reports; anything else takes ``set_state``. (A state given
+    back by ``np.random.set_state`` with the same words and position as the
+    one restored but a cached Gaussian would lose the Gaussian.)"""
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, bytes, bool] | None = None
+
+    def save(self) -> tuple[Any, bytes, bool]:
+        """A token of the generator's state, for ``restore``."""
+        raw = _raw_numpy_state() if _raw_copy_works() else b""
+        if self.last is not None and raw == self.last[1]:
+            return self.last
+        state: Any = np.random.get_state()  # noqa: NPY002
+        plain = bool(raw) and state[3] == 0 and state[4] == 0.0
+        token = (state, raw, plain)
+        self.last = token if plain else None
+        return token
+
+    @staticmethod
+    def restore(token: tuple[Any, bytes, bool]) -> None:
+        """Put the generator back in the state ``save`` took."""
+        state, raw, plain = token
+        if plain:
+            np.random.seed(0)  # noqa: NPY002  (clears the cached Gaussian)
+            ctypes.memmove(get_bit_generator().ctypes.state_address, raw, _MT_BYTES)
+        else:
+            np.random.set_state(state)  # noqa: NPY002
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker neither saves nor restores
+        return {"last": None}
+
+
+def _raw_numpy_state() -> bytes:
+    return ctypes.string_at(get_bit_generator().ctypes.state_address, _MT_BYTES)
+
+
+@functools.cache
+def _raw_copy_works() -> bool:
+    """Whether NumPy's global generator is the Mersenne Twister whose raw
+    state bytes are the words and position ``get_state`` reports, and
+    writing them back (after a seed) gives that state again."""
+    if type(get_bit_generator()).__name__ != "MT19937":
+        return False
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        np.random.seed(12345)  # noqa: NPY002
+        np.random.random(700)  # noqa: NPY002  (past a regeneration of the words)
+        state: Any = np.random.get_state()  # noqa: NPY002
+        raw = _raw_numpy_state()
+        words = np.frombuffer(raw[: 624 * 4], dtype=np.uint32)
+        position = int.from_bytes(raw[624 * 4 :], sys.byteorder, signed=True)
+        if not (np.array_equal(words, state[1]) and position == state[2]):
+            return False
+        np.random.random(3)  # noqa: NPY002
+        _NumpyState.restore((state, raw, True))
+        again: Any = np.random.get_state()  # noqa: NPY002
+        return np.array_equal(again[1], state[1]) and again[2:] == state[2:]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
 
 
 def _mix(epoch_seed: int, number: int) -> int:
@@ -420,8 +520,16 @@ def _collate(options: dict[str, Any]) -> Callable[[list[Any]], Any]:
     return options.get("collate_fn") or torch.utils.data.default_collate
 
 
-def _loader(dataset: Any, collate: Callable, options: dict[str, Any], **kwargs: Any) -> DataLoader:
+def _loader(
+    dataset: Any, collate: Callable, options: dict[str, Any], batch_sampler: _EpochBatches
+) -> Iterable[Any]:
+    """The batches of ``batch_sampler``, loaded and collated: by a
+    ``DataLoader`` with worker processes, or pinning memory; else here, as
+    a ``DataLoader`` without workers loads them (``_InProcess``)."""
     workers = int(options.get("num_workers", 0))
+    pin = bool(options.get("pin_memory", False)) and torch.cuda.is_available()
+    if not workers and not pin:
+        return _InProcess(dataset, collate, batch_sampler)
     extra: dict[str, Any] = {}
     if workers:
         extra = {
@@ -435,10 +543,24 @@ def _loader(dataset: Any, collate: Callable, options: dict[str, Any], **kwargs: 
         # Its own generator: starting workers draws their base seed from it,
         # which would otherwise come from torch's global one (the module's).
         generator=torch.Generator(),
-        pin_memory=bool(options.get("pin_memory", False)) and torch.cuda.is_available(),
+        pin_memory=pin,
+        batch_sampler=batch_sampler,
         **extra,
-        **kwargs,
     )
+
+
+class _InProcess:
+    """Batches loaded in this process: ``collate(dataset.__getitems__(batch))``
+    for each batch of the sampler, which is what a ``DataLoader`` without
+    workers computes, without its per-batch bookkeeping (a profiler record,
+    a fetcher: about 40 us a batch, measured)."""
+
+    def __init__(self, dataset: _SeededItems, collate: Callable, batches: _EpochBatches) -> None:
+        self.dataset, self.collate, self.batches = dataset, collate, batches
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.batches:
+            yield self.collate(self.dataset.__getitems__(batch))
 
 
 def _floats(X: Any, dtype: torch.dtype) -> Any:

@@ -33,6 +33,7 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "Growth",
         "GridSearchCV",
         "Sparse",
+        "Inputs",
     }
     assert all(math.isfinite(row["value"]) for row in rows)
     names = {row["name"] for row in rows}
@@ -46,6 +47,9 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "one row, DataFrame: skcallback / MLPRegressor",
         "speed-up / MLPRegressor's speed-up",
         "S: compile=True, the process's first fit [s]",
+        "CNN: skcallback / best hand loop",
+        "map-style Dataset / arrays",
+        "1 ms items: speed-up of num_workers=2",
     } <= names
     table = output.with_suffix(".md").read_text()
     assert "| skcallback / best autograd loop |" in table

@@ -89,6 +89,45 @@ def test_loading_leaves_the_global_generators_alone(table):
     assert np.random.random() == expected
 
 
+@pytest.mark.parametrize("cached_gaussian", [False, True])
+def test_numpy_draws_between_batches_do_not_depend_on_loading(table, cached_gaussian):
+    # The draws a callback makes from NumPy's global generator during a fit
+    # (a Gaussian each batch: the legacy generator caches every other one)
+    # are those it makes when the items load in worker processes, and the
+    # generator ends where those draws leave it.
+    X, y = table
+    draws: dict[int, list[float]] = {}
+    record: list[float] = []
+
+    class OddDraws(Noisy):  # 7 Gaussians an item: a batch of 25 leaves one cached
+        def __getitem__(self, i):
+            x, target = super().__getitem__(i)
+            return x + np.random.normal(), target
+
+    class Draw(Callback):
+        def on_train_batch_begin(self, ctx):
+            record.append(np.random.normal())
+
+    for workers in (0, 2):
+        np.random.seed(7)
+        if cached_gaussian:
+            np.random.normal()
+        record.clear()
+        NeuralClassifier(
+            module=mlp,
+            max_epochs=2,
+            random_state=0,
+            batch_size=25,
+            dataloader__num_workers=workers,
+            callbacks=[Draw()],
+        ).fit(OddDraws(X, y))
+        draws[workers] = [*record, np.random.random()]
+    np.random.seed(7)
+    expected = [np.random.normal() for _ in range(cached_gaussian + len(draws[0]) - 1)]
+    expected = [*expected[cached_gaussian:], np.random.random()]
+    assert len(draws[0]) > 4 and draws[0] == draws[2] == expected
+
+
 def test_a_tensor_dataset_trains_exactly_as_its_arrays(table):
     X, y = table
     arrays = NeuralClassifier(module=mlp, max_epochs=2, random_state=0).fit(X, y)
