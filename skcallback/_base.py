@@ -304,8 +304,11 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
             run = start_run(plan, () if tasks is None else (("sklearn.callback", tasks),))
-            with _threads.using(_threads.fit_threads(self.threads, plan)):
-                _train(plan, run)
+            try:
+                with _threads.using(_threads.fit_threads(self.threads, plan)):
+                    _train(plan, run)
+            finally:
+                plan.close()
             adopt(self, plan.estimator)
         return self
 

@@ -162,6 +162,9 @@ class TensorData:
         self.rows = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(source.storage)
         self.w = None if weights is None else source.hold(as_tensor(weights, source.storage))
 
+    def close(self) -> None:
+        """Release what loading holds (nothing: arrays are gathered here)."""
+
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
 

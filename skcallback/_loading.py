@@ -22,18 +22,15 @@ validation rows; each batch's targets are taken from them by row.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import math
 import numbers
 import random
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
-from numpy.random.mtrand import get_bit_generator
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
@@ -306,6 +303,11 @@ class ItemRows:
         self._loader: Iterable[Any] | None = None
         self._plan = _EpochBatches()
 
+    def close(self) -> None:
+        """Stop the loader's persistent workers (they would live on until
+        the loader is collected)."""
+        self._loader = None
+
     def n_batches(self, batch_size: int) -> int:
         return math.ceil(self.n_samples / batch_size)
 
@@ -394,7 +396,6 @@ class _SeededItems(TorchDataset):
 
     def __init__(self, items: Items) -> None:
         self.items = items
-        self.numpy_state = _NumpyState()
 
     def __len__(self) -> int:
         return len(self.items)
@@ -403,112 +404,29 @@ class _SeededItems(TorchDataset):
         return self.items[i]
 
     def __getitems__(self, batch: list[int]) -> list[Any]:
-        restore = self.numpy_state if get_worker_info() is None else None
-        with _seeded(getattr(batch, "seed", 0), restore=restore):
+        with _seeded(getattr(batch, "seed", 0), restore=get_worker_info() is None):
             return self.items.fetch(list(batch))
 
 
 @contextlib.contextmanager
-def _seeded(seed: int, *, restore: _NumpyState | None) -> Iterator[None]:
+def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
     """torch's (CPU), NumPy's and Python's global generators seeded with
-    ``seed``; their states restored afterwards when ``restore`` (which
-    keeps NumPy's) is given. (A Dataset's ``__getitem__`` draws from the
-    global generators: the legacy NumPy ones are the point here.)"""
+    ``seed``; their states restored afterwards when ``restore``. (A
+    Dataset's ``__getitem__`` draws from the global generators: the legacy
+    NumPy ones are the point here.)"""
     saved = None
-    if restore is not None:
-        saved = (torch.get_rng_state(), restore.save(), random.getstate())
+    if restore:
+        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
     torch.random.default_generator.manual_seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002
     random.seed(seed)
     try:
         yield
     finally:
-        if restore is not None and saved is not None:
+        if saved is not None:
             torch.set_rng_state(saved[0])
-            restore.restore(saved[1])
+            np.random.set_state(saved[1])  # noqa: NPY002
             random.setstate(saved[2])
-
-
-#: The bytes of NumPy's ``mt19937_state``: 624 32-bit words, then the
-#: position (a C int).
-_MT_BYTES = 624 * 4 + 4
-
-
-class _NumpyState:
-    """Saves and restores NumPy's global (legacy) generator around each
-    batch loaded in the main process, without its cost where it can.
-
-    ``np.random.get_state`` and ``set_state`` copy the generator's 624 words
-    one Python index at a time: about 45 us each (NumPy 2.4), most of the
-    cost of loading a small batch. Here the words and the position are
-    copied as the raw bytes of the state (at the bit generator's public
-    ``ctypes.state_address``), and ``get_state`` is called only when they
-    differ from those last restored, that is when something drew from
-    NumPy's generator between two batches. The raw copy restores only a
-    state without a cached Gaussian (the legacy ``normal`` keeps one of
-    each pair it draws; ``np.random.seed`` clears it), and only where a
-    check, once per process, found the raw bytes to be the state
-    ``get_state`` reports; anything else takes ``set_state``. (A state given
-    back by ``np.random.set_state`` with the same words and position as the
-    one restored but a cached Gaussian would lose the Gaussian.)"""
-
-    def __init__(self) -> None:
-        self.last: tuple[Any, bytes, bool] | None = None
-
-    def save(self) -> tuple[Any, bytes, bool]:
-        """A token of the generator's state, for ``restore``."""
-        raw = _raw_numpy_state() if _raw_copy_works() else b""
-        if self.last is not None and raw == self.last[1]:
-            return self.last
-        state: Any = np.random.get_state()  # noqa: NPY002
-        plain = bool(raw) and state[3] == 0 and state[4] == 0.0
-        token = (state, raw, plain)
-        self.last = token if plain else None
-        return token
-
-    @staticmethod
-    def restore(token: tuple[Any, bytes, bool]) -> None:
-        """Put the generator back in the state ``save`` took."""
-        state, raw, plain = token
-        if plain:
-            np.random.seed(0)  # noqa: NPY002  (clears the cached Gaussian)
-            ctypes.memmove(get_bit_generator().ctypes.state_address, raw, _MT_BYTES)
-        else:
-            np.random.set_state(state)  # noqa: NPY002
-
-    def __getstate__(self) -> dict[str, Any]:  # a worker neither saves nor restores
-        return {"last": None}
-
-
-def _raw_numpy_state() -> bytes:
-    return ctypes.string_at(get_bit_generator().ctypes.state_address, _MT_BYTES)
-
-
-@functools.cache
-def _raw_copy_works() -> bool:
-    """Whether NumPy's global generator is the Mersenne Twister whose raw
-    state bytes are the words and position ``get_state`` reports, and
-    writing them back (after a seed) gives that state again."""
-    if type(get_bit_generator()).__name__ != "MT19937":
-        return False
-    saved = np.random.get_state()  # noqa: NPY002
-    try:
-        np.random.seed(12345)  # noqa: NPY002
-        np.random.random(700)  # noqa: NPY002  (past a regeneration of the words)
-        state: Any = np.random.get_state()  # noqa: NPY002
-        raw = _raw_numpy_state()
-        words = np.frombuffer(raw[: 624 * 4], dtype=np.uint32)
-        position = int.from_bytes(raw[624 * 4 :], sys.byteorder, signed=True)
-        if not (np.array_equal(words, state[1]) and position == state[2]):
-            return False
-        np.random.random(3)  # noqa: NPY002
-        _NumpyState.restore((state, raw, True))
-        again: Any = np.random.get_state()  # noqa: NPY002
-        return np.array_equal(again[1], state[1]) and again[2:] == state[2:]
-    except (AttributeError, TypeError, ValueError):
-        return False
-    finally:
-        np.random.set_state(saved)  # noqa: NPY002
 
 
 def _mix(epoch_seed: int, number: int) -> int:

@@ -265,6 +265,12 @@ class FitPlan(FitIdentity):
             self.declare_metric("valid_loss", lower_is_better=True, finite=True)
         self._warned: set[tuple[str, str]] = set()
 
+    def close(self) -> None:
+        """Release what loading the data holds (a Dataset's workers)."""
+        self.train.close()
+        if self.valid is not None:
+            self.valid.close()
+
     def declare_metric(
         self, name: str, *, lower_is_better: bool | None = None, finite: bool = False
     ) -> None:

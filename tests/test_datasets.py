@@ -389,3 +389,23 @@ def test_a_dataset_of_inputs_alone_predicts(table):
     X, y = table
     clf = NeuralClassifier(module=mlp, max_epochs=1, random_state=0).fit(Noisy(X, y))
     np.testing.assert_array_equal(clf.predict(Inputs(X)), clf.predict(X))
+
+
+def test_persistent_workers_end_with_the_fit_even_a_failed_one(table):
+    import psutil
+
+    X, y = table
+
+    class Fail(Callback):
+        def on_epoch_end(self, ctx):
+            raise RuntimeError("late failure")
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    params = {"dataloader__num_workers": 2, "dataloader__persistent_workers": True}
+    clf = NeuralClassifier(module=mlp, max_epochs=2, callbacks=[Fail()], **params)
+    with pytest.raises(RuntimeError, match="late failure") as info:
+        clf.fit(Noisy(X, y))
+    # the traceback (kept by ``info``) still references the fit's frames
+    started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert not alive and info.value is not None
