@@ -183,6 +183,33 @@ def test_bad_datasets_and_options_fail_before_training(table, X, params, message
     assert not started and not hasattr(clf, "module_")
 
 
+@pytest.mark.parametrize("other", ["array", "dataset"])
+def test_a_validation_set_the_module_cannot_take_fails_before_training(table, other):
+    # Items have no recorded shape: the validation set is tried as the items are.
+    X, y = table
+    X_val = X[:20, :4] if other == "array" else Noisy(X[:20, :4], y[:20])
+    started = []
+
+    class Watch(Callback):
+        def on_train_batch_begin(self, ctx):
+            started.append(True)
+
+    clf = NeuralClassifier(module=mlp, max_epochs=1, callbacks=[Watch()])
+    y_val = y[:20] if other == "array" else None
+    failed = r"module Sequential failed on a batch of shape \(\d+, 4\)"
+    with pytest.raises(ValueError, match=failed):
+        clf.fit(Noisy(X, y), X_val=X_val, y_val=y_val)
+    assert not started and not hasattr(clf, "module_")
+
+
+def test_a_prediction_the_module_cannot_take_fails_in_our_words(table):
+    X, y = table
+    clf = NeuralClassifier(module=mlp, max_epochs=1).fit(Noisy(X, y))
+    for X_bad in (Noisy(X[:, :4], y), X[:, :4]):
+        with pytest.raises(ValueError, match=r"module Sequential failed on a batch of shape"):
+            clf.predict(X_bad)
+
+
 def test_a_dataset_with_separate_targets_is_refused(table):
     X, y = table
     with pytest.raises(ValueError, match="pass y=None"):
@@ -219,7 +246,7 @@ def test_variable_length_sequences_train_a_packed_gru():
 
 
 def test_ragged_lists_without_a_collate_function_are_told_of_one():
-    with pytest.raises(ValueError, match="collate_fn=skcallback.pad_sequences"):
+    with pytest.raises(ValueError, match=r"collate_fn=skcallback\.pad_sequences"):
         NeuralRegressor(module=nn.Linear(3, 1)).fit([np.ones(3), np.ones(2)], [1.0, 2.0])
 
 
