@@ -969,8 +969,10 @@ def _other_variant(kind: str, defect: str, n_rows: int, seed: int) -> tuple[Any,
     at = seed % n_rows
     if defect == "none":
         return X, y
-    if defect in ("empty", "short_y"):
-        return (X[:0] if defect == "empty" and kind != "dict" else X), y[: n_rows // 2]
+    if kind == "dataset" and defect == "empty":
+        return _Items(X.X[:0], y[:0]), y
+    if defect in ("empty", "short_y") and kind != "dict":
+        return (X[:0] if defect == "empty" else X), y[: n_rows // 2]
     if kind == "images":
         return _image_variant(X, defect, at), (y[:1] if defect == "one_row" else y)
     if kind == "dict":
@@ -1156,7 +1158,7 @@ def _other_kwargs(case: dict[str, Any], X: Any, good_X: Any, good_y: Any) -> dic
     return kwargs
 
 
-@settings(FUZZ, max_examples=int(120 * SCALE))
+@settings(FUZZ, max_examples=int(80 * SCALE))
 @given(case=other_input_cases())
 def test_other_input_kinds_fit_contract(case):
     _other_fit_contract(case)
