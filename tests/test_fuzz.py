@@ -966,7 +966,9 @@ def _good_other(kind: str, n_rows: int, seed: int) -> tuple[Any, np.ndarray]:
 def _other_variant(kind: str, defect: str, n_rows: int, seed: int) -> tuple[Any, Any]:
     """Data of ``kind`` broken (or varied) by ``defect``."""
     X, y = _good_other(kind, n_rows, seed)
-    at = seed % n_rows
+    # Within the rows of the dry run (a bad item after them fails in the
+    # loop: test_datasets.py's xfail test).
+    at = seed % min(n_rows, 7)
     if defect == "none":
         return X, y
     if kind == "dataset" and defect == "empty":

@@ -4,7 +4,13 @@ through fit, predict, scikit-learn's model selection and persistence."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -250,3 +256,44 @@ def test_dict_inputs_take_sample_weights_and_validation_sets(digits):
     assert not np.array_equal(a.predict_proba(inputs), b.predict_proba(inputs))
     with pytest.raises(ValueError, match="validation set"):
         a.fit(inputs, y, X_val={"numbers": X}, y_val=y)
+
+
+def _run_inputs_child(kind, folder, out, kill_after=None):
+    """Run ``inputs_child.py``; with ``kill_after`` (seconds after training
+    starts), SIGKILL it. Returns whether it was still running when killed,
+    and the seconds it trained."""
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("inputs_child.py")), kind, folder, out],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    if kill_after is None:
+        process.communicate(timeout=300)
+        assert process.returncode == 0
+        return False, time.perf_counter() - started
+    time.sleep(kill_after)
+    running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    return running, kill_after
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["images", "dict"])
+def test_a_killed_fit_on_images_or_a_dict_resumes_bit_for_bit(tmp_path, kind):
+    _, seconds = _run_inputs_child(kind, tmp_path / "reference", tmp_path / "reference.pt")
+    expected = torch.load(tmp_path / "reference.pt", weights_only=True)
+    killed = []
+    for i, share in enumerate([0.3, 0.7]):
+        folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
+        killed.append(_run_inputs_child(kind, folder, out, kill_after=share * seconds)[0])
+        _run_inputs_child(kind, folder, out)
+        result = torch.load(out, weights_only=True)
+        assert result["n_steps"] == expected["n_steps"]
+        for name, value in expected["weights"].items():
+            assert torch.equal(result["weights"][name], value), (kind, i, name)
+        assert result["resumed_from"] is not None or not killed[-1]
+    assert any(killed)
