@@ -276,6 +276,26 @@ def test_each_epoch_draws_other_augmentations():
     assert not any(torch.equal(a, b) for a in first.values() for b in second.values())
 
 
+def test_each_item_keeps_its_own_sample_weight(table):
+    # Item i carries i in its first value and weighs i + 1 (normalised to a
+    # mean of 1 over the training rows): a held-out share must not shift them.
+    X, y = table
+    X = np.column_stack([np.arange(len(X)), X[:, 1:]]).astype(np.float32)
+    seen = {}
+
+    class Record(Callback):
+        def on_train_batch_begin(self, ctx):
+            for row, w in zip(ctx.X_batch, ctx.sample_weight_batch, strict=True):
+                seen[round(float(row[0]))] = float(w)
+
+    clf = NeuralClassifier(module=mlp, max_epochs=1, validation_fraction=0.3, callbacks=[Record()])
+    clf.fit(Noisy(X, y), sample_weight=np.arange(len(X)) + 1.0)
+    rows = np.array(sorted(seen))
+    assert len(rows) == 210
+    ratio = np.array([seen[i] for i in rows]) / (rows + 1.0)
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
+
+
 def test_a_dataset_with_separate_targets_is_refused(table):
     X, y = table
     with pytest.raises(ValueError, match="pass y=None"):
