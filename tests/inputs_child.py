@@ -33,7 +33,7 @@ class TwoInputs(nn.Module):
     def __init__(self, n_outputs):
         super().__init__()
         self.embedding = nn.Embedding(7, 4)
-        self.net = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(0.3))
+        self.net = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.3))
         self.out = nn.Linear(32, n_outputs)
 
     def forward(self, numbers, code):

@@ -185,7 +185,11 @@ def test_slicedict_indexes_by_rows():
     assert X[1]["b"].tolist() == [1]
     assert X[1:3]["a"].tolist() == [[2, 3], [4, 5]]
     assert X[np.array([4, 0])]["c"].tolist() == [4, 0]
-    assert X[np.array([True, False, True, False, False])]["b"].tolist() == [0, 2]
+    mask = np.array([True, False, True, False, False])
+    assert X[mask]["b"].tolist() == [0, 2]
+    assert X[mask]["c"].tolist() == [0, 2]
+    texts = SliceDict(t=list("vwxyz"), b=np.arange(5))  # a list: rows by a mask or indices
+    assert texts[mask]["t"] == ["v", "x"] and texts[[3, 1]]["t"] == ["y", "w"]
     assert isinstance(pickle.loads(pickle.dumps(X)), SliceDict)
     with pytest.raises(ValueError, match="same length"):
         SliceDict(a=np.zeros(3), b=np.zeros(4))
