@@ -329,6 +329,8 @@ def explained_feed(module: Any, X: Any) -> Any:
     recorded shape to check beforehand)."""
     try:
         return feed(module, X)
+    except torch.OutOfMemoryError:
+        raise  # the device's limit, not the data's: torch says it best
     except Exception as exc:
         raise ValueError(
             f"The module {type(module).__name__} failed on a batch of "
