@@ -144,6 +144,8 @@ def test_a_dict_feeds_a_multi_input_module_by_keyword(digits):
     assert kinds[0] == {"numbers": torch.float32, "category": torch.int64}
     assert clf.score(inputs, y) > 0.8
     assert clf.predict(SliceDict(**inputs)[:7]).shape == (7,)
+    reordered = {"category": inputs["category"], "numbers": inputs["numbers"]}  # by name
+    np.testing.assert_array_equal(clf.predict_proba(reordered), clf.predict_proba(inputs))
 
 
 def test_a_dict_predict_is_checked_against_the_fit(digits):
