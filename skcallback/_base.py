@@ -19,7 +19,7 @@ from torch.utils.data import Dataset as TorchDataset
 from . import _internals, _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
 from ._class_weights import ClassWeights
 from ._context import Context
-from ._data import EVAL_BATCH_SIZE, feed, n_rows, predict_batches
+from ._data import EVAL_BATCH_SIZE, explained_feed, n_rows, predict_batches
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
 from ._fit_callbacks import (
@@ -494,7 +494,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                 if hooks is None:
                     # In the module's dtype until joined: converting each batch
                     # costs 5-15% of a large predict (1M x 20), once costs 1%.
-                    outputs = [feed(module, X_b).cpu() for X_b in batches]
+                    outputs = [explained_feed(module, X_b).cpu() for X_b in batches]
                     output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
                     output = output.to(torch.float64)
                 else:
@@ -569,7 +569,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
             ctx.batch += 1
             ctx.X_batch, ctx.y_pred = X_b, None
             fire(hooks.on_predict_batch_begin, ctx)
-            ctx.y_pred = feed(self.module_, ctx.X_batch)
+            ctx.y_pred = explained_feed(self.module_, ctx.X_batch)
             fire(hooks.on_predict_batch_end, ctx)
             outputs.append(torch.as_tensor(ctx.y_pred).to(torch.float64).cpu())
         ctx.X_batch, ctx.y_pred = None, torch.cat(outputs)

@@ -327,6 +327,21 @@ def feed(module: Any, X: Any) -> Any:
     return module(X)
 
 
+def explained_feed(module: Any, X: Any) -> Any:
+    """``feed``, a failure of the module said as one, naming the batch it
+    failed on (the dry run's, or a prediction's: items of a Dataset have no
+    recorded shape to check beforehand)."""
+    try:
+        return feed(module, X)
+    except torch.OutOfMemoryError:
+        raise  # the device's limit, not the data's: torch says it best
+    except Exception as exc:
+        raise ValueError(
+            f"The module {type(module).__name__} failed on a batch of "
+            f"{describe_batch(X)}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def float_dtype_of(X: Any) -> np.dtype:
     """The floating dtype of features (a dict's first floating array; float32
     when none is floating), which normalised sample weights take."""

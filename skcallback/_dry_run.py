@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._data import ArrayData, describe_batch, feed
+from ._data import ArrayData, describe_batch, explained_feed
 from ._loading import ItemData
 from ._precision import autocast
 from ._stack import user_stacklevel
@@ -46,7 +46,7 @@ def dry_run(
     try:
         with torch.no_grad() if ours else contextlib.nullcontext():
             with autocast(work.precision, data.device):
-                output = _forward(work, X_b)
+                output = explained_feed(work.module_, X_b)
                 if not ours:
                     _check_output(work, output, n_rows)
                     _warn_if_normalized_twice(work, output)
@@ -61,16 +61,6 @@ def dry_run(
                 parameter.grad = None
         if switch:
             module.train(was_training)
-
-
-def _forward(work: Any, X_b: Any) -> Any:
-    try:
-        return feed(work.module_, X_b)
-    except Exception as exc:
-        raise ValueError(
-            f"The module {type(work.module_).__name__} failed on a batch of "
-            f"{describe_batch(X_b)}: {type(exc).__name__}: {exc}"
-        ) from exc
 
 
 def _loss(work: Any, compute_loss: Any, output: Any, batch: tuple) -> Any:

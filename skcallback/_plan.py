@@ -499,10 +499,15 @@ def build_fit_objects(
         build_objects(work, settings.device, seeds[0])
         _continuation.record(work)
     compute_loss = loss_function(work.criterion_, weighted=parts.weighted)
+    ours = module_and_loss_are_ours(work)
+    # Items have no recorded shape: a validation set of its own is tried too.
+    valid = parts.valid
+    tried: list[tuple[Any, Any]] = [(data, parts.train)]
+    if valid is not None and isinstance(data, ItemData) and valid.source is not data:
+        tried.append((valid.source, valid))
     with global_rng_scope(seeds[1], settings.device):
-        dry_run(
-            work, data, compute_loss, parts.train.w is not None, ours=module_and_loss_are_ours(work)
-        )
+        for held, rows in tried:
+            dry_run(work, held, compute_loss, rows.w is not None, ours=ours)
     if resume is not None:
         load_objects(work, resume.state, resume.path, scheduled=scheduled)
         with malformed(resume.path):

@@ -4,7 +4,13 @@ through fit, predict, scikit-learn's model selection and persistence."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,6 +144,8 @@ def test_a_dict_feeds_a_multi_input_module_by_keyword(digits):
     assert kinds[0] == {"numbers": torch.float32, "category": torch.int64}
     assert clf.score(inputs, y) > 0.8
     assert clf.predict(SliceDict(**inputs)[:7]).shape == (7,)
+    reordered = {"category": inputs["category"], "numbers": inputs["numbers"]}  # by name
+    np.testing.assert_array_equal(clf.predict_proba(reordered), clf.predict_proba(inputs))
 
 
 def test_a_dict_predict_is_checked_against_the_fit(digits):
@@ -179,7 +187,11 @@ def test_slicedict_indexes_by_rows():
     assert X[1]["b"].tolist() == [1]
     assert X[1:3]["a"].tolist() == [[2, 3], [4, 5]]
     assert X[np.array([4, 0])]["c"].tolist() == [4, 0]
-    assert X[np.array([True, False, True, False, False])]["b"].tolist() == [0, 2]
+    mask = np.array([True, False, True, False, False])
+    assert X[mask]["b"].tolist() == [0, 2]
+    assert X[mask]["c"].tolist() == [0, 2]
+    texts = SliceDict(t=list("vwxyz"), b=np.arange(5))  # a list: rows by a mask or indices
+    assert texts[mask]["t"] == ["v", "x"] and texts[[3, 1]]["t"] == ["y", "w"]
     assert isinstance(pickle.loads(pickle.dumps(X)), SliceDict)
     with pytest.raises(ValueError, match="same length"):
         SliceDict(a=np.zeros(3), b=np.zeros(4))
@@ -265,3 +277,44 @@ def test_a_factory_naming_input_shape_gets_it_for_2d_x_too(digits):
     NeuralClassifier(module=factory, max_epochs=1).fit(X, y)
     NeuralClassifier(module=factory, max_epochs=1).fit(X.reshape(-1, 1, 8, 8), y)
     assert seen == [(64,), (1, 8, 8)]
+
+
+def _run_inputs_child(kind, folder, out, kill_after=None):
+    """Run ``inputs_child.py``; with ``kill_after`` (seconds after training
+    starts), SIGKILL it. Returns whether it was still running when killed,
+    and the seconds it trained."""
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("inputs_child.py")), kind, folder, out],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert process.stdout.readline().strip() == "ready"
+    started = time.perf_counter()
+    if kill_after is None:
+        process.communicate(timeout=300)
+        assert process.returncode == 0
+        return False, time.perf_counter() - started
+    time.sleep(kill_after)
+    running = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    return running, kill_after
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["images", "dict"])
+def test_a_killed_fit_on_images_or_a_dict_resumes_bit_for_bit(tmp_path, kind):
+    _, seconds = _run_inputs_child(kind, tmp_path / "reference", tmp_path / "reference.pt")
+    expected = torch.load(tmp_path / "reference.pt", weights_only=True)
+    killed = []
+    for i, share in enumerate([0.3, 0.7]):
+        folder, out = tmp_path / f"run{i}", tmp_path / f"run{i}.pt"
+        killed.append(_run_inputs_child(kind, folder, out, kill_after=share * seconds)[0])
+        _run_inputs_child(kind, folder, out)
+        result = torch.load(out, weights_only=True)
+        assert result["n_steps"] == expected["n_steps"]
+        for name, value in expected["weights"].items():
+            assert torch.equal(result["weights"][name], value), (kind, i, name)
+        assert result["resumed_from"] is not None or not killed[-1]
+    assert any(killed)

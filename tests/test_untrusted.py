@@ -500,3 +500,118 @@ def test_an_option_this_torch_does_not_know_is_dropped(regressor, craft):
     # in 2.5) loads on an older one: the option is not adopted.
     est = craft(regressor, set_group("an_option_of_a_newer_torch", False))()
     assert all("an_option_of_a_newer_torch" not in g for g in est.optimizer_.param_groups)
+
+
+# ----------------------------------------------------------------------
+# 9. The description of the inputs a model takes (arrays of any rank, a
+#    dict of arrays, a Dataset's items) is data, checked
+# ----------------------------------------------------------------------
+class ShapedLinear(torch.nn.Module):
+    """A linear layer sized from the shape of a sample."""
+
+    def __init__(self, n_outputs, input_shape):
+        super().__init__()
+        self.linear = torch.nn.Linear(math.prod(input_shape), n_outputs)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+class FlatLinear(ShapedLinear):
+    """The same for items of shape (2, 3), whose shape is not recorded."""
+
+    def __init__(self, n_outputs):
+        super().__init__(n_outputs, (2, 3))
+
+
+def _inputs_of(kind):
+    images = torch.randn(24, 2, 3, generator=torch.Generator().manual_seed(0))
+    y = images.sum((1, 2))
+    if kind == "dict":
+        return {"input1": images[:, 0], "input2": images[:, 1, :2]}, y, torch.nn.Bilinear
+    if kind == "dataset":
+        return torch.utils.data.StackDataset(images, y), None, FlatLinear
+    return images.numpy(), y, ShapedLinear
+
+
+@pytest.fixture(params=["array", "dict", "dataset"])
+def shaped(request, tmp_path):
+    X, y, module = _inputs_of(request.param)
+    est = NeuralRegressor(
+        module=module, max_epochs=2, random_state=0, callbacks=[Checkpoint(dirname=tmp_path)]
+    )
+    if request.param == "dict":
+        est.set_params(module__in1_features=3, module__in2_features=2, module__out_features=1)
+    return est.fit(X, y)
+
+
+def load_crafted(craft, est, change, tmp_path):
+    """``craft``'s loader; a model file loaded trusting the test's module."""
+    load = craft(est, change)
+    crafted = tmp_path / "crafted.skc"
+    if not crafted.exists():
+        return load, "crafted|pickle|estimator"
+    trusted = [f"{cls.__module__}.{cls.__qualname__}" for cls in (ShapedLinear, FlatLinear)]
+    return lambda: skcallback.load(crafted, trusted=trusted), r"crafted\.skc"
+
+
+def set_spec(**change):
+    def apply(state):
+        spec = state["data"]["_input_spec"]
+        for key, value in change.items():
+            if value is None:
+                spec.pop(key, None)
+            else:
+                spec[key] = value
+
+    return apply
+
+
+SPECS = {
+    "an unknown kind": set_spec(kind="table"),
+    "a kind that is not a str": set_spec(kind=["array"]),
+    "an extra key": set_spec(extra=1),
+    "no kind": set_spec(kind=None),
+    "a dimension as text": set_spec(kind="array", shape=[2, "3"], fields=None),
+    "a float dimension": set_spec(kind="array", shape=[2, 3.0], fields=None),
+    "a negative dimension": set_spec(kind="array", shape=[-2, -3], fields=None),
+    "a bool dimension": set_spec(kind="array", shape=[True, 6], fields=None),
+    "a 2-D shape": set_spec(kind="array", shape=[6], fields=None),
+    "too many dimensions": set_spec(kind="array", shape=[1] * 40, fields=None),
+    "a shape that is not a list": set_spec(kind="array", shape="2x3", fields=None),
+    "no fields": set_spec(kind="dict", fields={}, shape=None),
+    "a field of an unknown kind": set_spec(
+        kind="dict", fields={"a": {"shape": [3], "kind": "complex"}}, shape=None
+    ),
+    "a field with an extra key": set_spec(
+        kind="dict", fields={"a": {"shape": [3], "kind": "float", "x": 1}}, shape=None
+    ),
+    "fields that are a list": set_spec(kind="dict", fields=[["a", [3]]], shape=None),
+    "a dataset with a shape": set_spec(kind="dataset", shape=[2, 3], fields=None),
+}
+
+
+@pytest.mark.parametrize("malformed", sorted(SPECS))
+def test_a_malformed_input_description_is_refused_by_name(shaped, craft, tmp_path, malformed):
+    load, name = load_crafted(craft, shaped, SPECS[malformed], tmp_path)
+    with pytest.raises(ValueError, match=rf"(?s)({name}).*'_input_spec' does not describe"):
+        load()
+
+
+@pytest.mark.parametrize("shape", [[10**6, 10**6], [4, 4]])
+def test_a_module_sized_from_a_crafted_shape_is_refused(craft, tmp_path, shape):
+    X, y, module = _inputs_of("array")
+    est = NeuralRegressor(
+        module=module, max_epochs=1, random_state=0, callbacks=[Checkpoint(dirname=tmp_path)]
+    ).fit(X, y)
+    load, _ = load_crafted(craft, est, set_spec(shape=shape), tmp_path)
+    with pytest.raises(ValueError, match=r"elements|malformed|shape"):
+        load()
+
+
+def test_an_input_description_beside_n_features_in_is_refused(regressor, craft, tmp_path):
+    load, _ = load_crafted(
+        craft, regressor, lambda s: s["data"].update(_input_spec={"kind": "dataset"}), tmp_path
+    )
+    with pytest.raises(ValueError, match="missing data attributes"):
+        load()
