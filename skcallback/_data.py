@@ -333,7 +333,7 @@ def explained_feed(module: Any, X: Any) -> Any:
     recorded shape to check beforehand)."""
     try:
         return feed(module, X)
-    except torch.OutOfMemoryError:
+    except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError from torch 2.5
         raise  # the device's limit, not the data's: torch says it best
     except Exception as exc:
         raise ValueError(

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ._context import Context
-from ._data import feed
+from ._data import explained_feed
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
 from ._mlp_backprop import HandwrittenMLPStep
@@ -96,7 +96,7 @@ class _Step:
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
-        ctx.y_pred = feed(self.forward, X_b)
+        ctx.y_pred = explained_feed(self.forward, X_b)
         if hooks.on_after_forward:
             fire(hooks.on_after_forward, ctx)
         ctx.loss = self.compute_loss(ctx.y_pred, y_b, w_b)

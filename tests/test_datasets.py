@@ -262,11 +262,6 @@ class OneOddItem(Dataset):
         return (self.X[i, :4] if i == len(self.X) - 1 else self.X[i]), self.y[i]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an item the module cannot take after the dry run's rows fails in the loop with "
-    "torch's error (_loop.py feeds the module unwrapped)",
-)
 def test_an_odd_item_after_the_first_batch_fails_in_our_words(table):
     X, y = table
     clf = NeuralClassifier(module=mlp, max_epochs=1, batch_size=1, validation_fraction=None)
@@ -279,7 +274,7 @@ def test_an_odd_item_after_the_first_batch_leaves_the_estimator_as_it_was(table)
     clf = NeuralClassifier(module=mlp, max_epochs=1, batch_size=1, random_state=0)
     clf.fit(Noisy(X[:30], y[:30]))
     before = weights(clf), clf.n_steps_, len(clf.history_)
-    with pytest.raises(Exception):  # noqa: B017  (which one: the xfail test above)
+    with pytest.raises(ValueError, match="failed on a batch"):
         clf.fit(OneOddItem(X[:30], y[:30]))
     assert same(before[0], weights(clf)) and before[1:] == (clf.n_steps_, len(clf.history_))
 
