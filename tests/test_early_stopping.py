@@ -268,3 +268,16 @@ def test_a_warm_start_without_improvement_ends_on_the_earlier_best(regression_da
     assert est.n_iter_ == 6 and est.callbacks_.early_stopping.best_epoch_ == 2
     assert all(torch.equal(v, best[k]) for k, v in est.module_.state_dict().items())
     assert est.callbacks_.early_stopping.state_dict()["best_weights"] is None
+
+
+def test_epochs_that_do_not_validate_do_not_count_to_patience(regression_data, scripted):
+    X, y = regression_data
+    losses = [9.0, 1.0, 9.0, 2.0, 9.0, 2.0, 9.0, 0.5]  # read only in validated epochs
+    est = NeuralRegressor(
+        callbacks=[scripted(losses), EarlyStopping(patience=2, restore_best=False)],
+        validate_every=2,
+        max_epochs=8,
+    ).fit(X, y)
+    stopping = est.callbacks_.early_stopping
+    # validated epochs 2, 4, 6: two without improvement after epoch 2
+    assert est.n_iter_ == 6 and stopping.wait_ == 2 and stopping.best_epoch_ == 2

@@ -31,7 +31,10 @@ class EarlyStopping(Callback):
         metric was declared with (losses: lower; ``EpochScoring`` scores:
         higher unless ``lower_is_better=True``).
     patience : int, default=5
-        Stop after exactly this many epochs without improvement.
+        Stop after exactly this many epochs without improvement. Epochs
+        that do not record the metric (the estimator's ``validate_every``,
+        ``EpochScoring(every=k)``) do not count: neither improvement nor
+        wait.
     min_delta : float, default=0.0
         The least change that counts as an improvement.
     threshold : float, optional
@@ -148,6 +151,8 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, ctx: Context) -> None:
         monitor = self._monitor
         value = monitor.value(ctx.metrics)
+        if value is None:  # not recorded this epoch (validate_every): no wait either
+            return
         if monitor.is_improvement(value, self.best_score_):
             self.best_score_, self.best_epoch_, self.wait_ = value, ctx.epoch, 0
             if self.restore_best:

@@ -128,6 +128,8 @@ class OptunaPruning(Callback):
         self.pruned_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Context) -> None:
+        if self._key not in ctx.metrics:  # an epoch that did not validate or score
+            return
         value = float(ctx.metrics[self._key])
         self.trial.report(value, step=ctx.epoch)
         if self.pruned_epoch_ is None and self.trial.should_prune():
