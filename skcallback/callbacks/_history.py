@@ -28,6 +28,10 @@ class History(Callback):
         [`Monitor`][skcallback.callbacks.Monitor]'s rule: ties keep the first
         epoch, NaN is never best).
 
+    Notes
+    -----
+    Memory: one record (a dict of numbers) per epoch.
+
     Examples
     --------
     >>> from skcallback import NeuralRegressor

@@ -61,6 +61,11 @@ class PrintLog(Callback):
         The columns, in order; default: every key of the epoch's record.
     sink : callable, default=print
         Called with each line of text.
+
+    Notes
+    -----
+    Memory: the best value of each metric so far (``best_``); nothing per
+    batch.
     """
 
     order = 900
@@ -129,6 +134,10 @@ class ProgressBar(Callback):
     ----------
     leave : bool, default=False
         Keep each epoch's finished bar on screen.
+
+    Notes
+    -----
+    Memory: the open progress bar during a fit; nothing after it.
     """
 
     def __init__(self, leave: bool = False) -> None:
@@ -173,6 +182,10 @@ class LossMonitor(Callback):
         within its epoch, as in MindSpore. The loss is read only then.
     sink : callable, default=print
         Called with each line.
+
+    Notes
+    -----
+    Memory: a count of the fit's training batches; nothing per batch.
     """
 
     parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
@@ -219,6 +232,12 @@ class MetricLogger(Callback):
         One value per epoch.
     batch_train_ : list of float
         The running mean training loss every ``every`` batches.
+
+    Notes
+    -----
+    Memory: one number per epoch (``train_``, ``valid_``) and, with
+    ``every``, one per ``every`` batches (``batch_train_``); during an
+    epoch, its batch losses (one scalar tensor each).
     """
 
     parameter_constraints = {
@@ -289,6 +308,10 @@ class TimeMonitor(Callback):
         Seconds of training per epoch.
     step_time_ : float
         Seconds per training batch in the last epoch.
+
+    Notes
+    -----
+    Memory: one duration per epoch.
     """
 
     def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
@@ -343,6 +366,9 @@ class CSVLogger(Callback):
 
     Notes
     -----
+    Memory: the open file during the fit; nothing after it (the rows are on
+    disk).
+
     A fit that raises leaves the file as it was before the fit (the kept
     model's rows, or no file), as it leaves the estimator; unless running
     it again resumes it from a checkpoint (``Checkpoint(resume=True)``),

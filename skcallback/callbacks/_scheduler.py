@@ -43,6 +43,9 @@ class LRScheduler(Callback):
 
     Notes
     -----
+    Memory: the torch scheduler, a few numbers that refer to the estimator's
+    optimizer (never a copy of it or of the weights).
+
     ``ReduceLROnPlateau`` decides what an improvement is by torch's own rule,
     not by [`Monitor`][skcallback.callbacks.Monitor]'s, which
     EarlyStopping and Checkpoint follow. They agree on ties (a value equal
