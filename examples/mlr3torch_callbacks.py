@@ -1,10 +1,12 @@
 """mlr3torch's "Custom Callbacks" vignette, with skcallback.
 
 The vignette's custom logger keeps an exponential moving average of the
-training loss, with smoothing parameter ``alpha``, prints it before each
-validation, and exposes it through ``state_dict()``. Its ``alpha`` is a
-hyperparameter of the learner, ``cb.custom_logger.alpha``; here it is
-``cb__custom_logger__alpha``, which ``GridSearchCV`` can tune.
+training loss, with smoothing parameter ``alpha``, prints it at the end of
+each epoch's training (mlr3torch's ``on_before_valid``, here ``on_train_end``:
+``on_valid_begin`` would fire only in epochs that validate), and exposes
+it through ``state_dict()``. Its ``alpha`` is a hyperparameter of the
+learner, ``cb.custom_logger.alpha``; here it is ``cb__custom_logger__alpha``,
+which ``GridSearchCV`` can tune.
 
 - ``train_learner`` is the vignette: iris, 5 epochs, batches of 64, 20
   neurons, ``alpha=0.05``; ``model.callbacks_.custom_logger.state_dict()``
@@ -60,7 +62,7 @@ class CustomLogger(Callback):
         else:
             self.moving_loss = self.alpha * loss + (1 - self.alpha) * self.moving_loss
 
-    def on_valid_begin(self, ctx) -> None:  # mlr3torch's on_before_valid
+    def on_train_end(self, ctx) -> None:  # mlr3torch's on_before_valid, called every epoch
         if self.verbose:
             print(f"Epoch {ctx.epoch}: {self.moving_loss:.2f}")
 
@@ -86,6 +88,7 @@ def train_learner(alpha: float = 0.05, max_epochs: int = 5) -> NeuralClassifier:
         max_epochs=max_epochs,
         batch_size=64,
         hidden_layer_sizes=(20,),
+        validation_fraction=None,  # mlr3torch validates only when asked to
         random_state=0,
     )
     mlp.fit(X, y)

@@ -81,6 +81,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         accumulate: int = 1,
         max_epochs: int = 100,
         validation_fraction: float | None = 0.1,
+        validate_every: int = 1,
         callbacks: list | None = None,
         device: str | torch.device = "auto",
         random_state: int | np.random.RandomState | None = None,
@@ -103,6 +104,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         self.accumulate = accumulate
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
+        self.validate_every = validate_every
         self.callbacks = callbacks
         self.device = device
         self.random_state = random_state

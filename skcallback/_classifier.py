@@ -86,6 +86,14 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         multi-label ``y``, as ``MLPClassifier``); ``None``
         trains on all samples. Not used when ``fit`` gets ``X_val`` and
         ``y_val``.
+    validate_every : int, default=1
+        Validate every ``validate_every``-th epoch (counted from the start
+        of training) and the last one (the fit's ``max_epochs``-th, or one
+        in which a callback asked to stop before validation), as
+        mlr3torch's ``eval_freq``. Other epochs record no ``valid_*``
+        metric, and callbacks that watch one skip them (EarlyStopping's
+        patience counts validated epochs). Each ``partial_fit`` call
+        validates.
     callbacks : list of Callback or (name, Callback), default=None
         Callbacks of the fit. Each fit works on clones; these objects are
         never modified. [`History`][skcallback.callbacks.History] is always

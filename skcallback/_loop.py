@@ -180,13 +180,20 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
         ctx.metrics = ctx.history[-1]
         done = resume["batches_done"]
     _train_phase(ctx, hooks, plan.train, plan.batch_size, ctx.run.shuffle, run, done)
-    if plan.valid is not None:
+    if plan.valid is not None and _validates(ctx, plan.validate_every):
         _valid_phase(ctx, hooks, plan.valid, plan.batch_size, run)
     _check_finite_metrics(ctx)
     ctx.metrics["lr"] = ctx.progress.lr
     ctx.metrics["dur"] = time.perf_counter() - started
     ctx.progress.complete = True
     fire(hooks.on_epoch_end, ctx)
+
+
+def _validates(ctx: Context, every: int) -> bool:
+    """Whether this epoch validates: every ``every``-th, and the last one
+    (the fit's final epoch, or one in which a stop was requested, so that
+    a stopped fit ends on a validated epoch too)."""
+    return ctx.epoch % every == 0 or ctx.epoch >= ctx.max_epochs or ctx.stop_requested
 
 
 def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:

@@ -93,6 +93,10 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v is None or (_is_real(v) and 0 < v < 1),
         "None or a float in (0, 1)",
     ),
+    "validate_every": (
+        lambda v: _is_int(v) and v >= 1,
+        "an int >= 1 (validate every k-th epoch, and the last)",
+    ),
     "callbacks": (
         lambda v: v is None or isinstance(v, list | tuple),
         "None or a list of Callback instances or (name, Callback) pairs",

@@ -198,7 +198,11 @@ class FitPlan(FitIdentity):
     n_train, n_valid : int
         Training and validation samples (``n_valid`` is 0 without validation).
     has_validation : bool
-        Whether each epoch validates (``valid_loss`` is recorded).
+        Whether the fit validates (``valid_loss`` is recorded in the epochs
+        that validate: see ``validate_every``).
+    validate_every : int
+        The estimator's ``validate_every``: epochs validate when their
+        number is a multiple of it, and the last one always.
     batch_size, n_batches : int
         Training batch size and training batches per epoch.
     accumulate : int
@@ -244,6 +248,7 @@ class FitPlan(FitIdentity):
         self.n_train = split.train.n_samples
         self.n_valid = 0 if split.valid is None else split.valid.n_samples
         self.has_validation = split.valid is not None
+        self.validate_every = int(work.validate_every)
         self.batch_size = work.batch_size
         self.accumulate = int(work.accumulate)
         self.n_batches = split.train.n_batches(work.batch_size)

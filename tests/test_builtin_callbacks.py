@@ -161,6 +161,7 @@ def test_checkpoint_defaults_save_every_epoch_under_checkpoints(
         "save_best_only": False,
         "save_last": True,
         "resume": False,
+        "every_seconds": None,
     }
     monkeypatch.chdir(tmp_path)
     est = NeuralRegressor(callbacks=[Checkpoint()], max_epochs=2).fit(X, y)

@@ -8,6 +8,7 @@ from sklearn.base import clone
 
 from skcallback import Callback, NeuralRegressor
 from skcallback.callbacks import (
+    HOOKS,
     Checkpoint,
     CSVLogger,
     EarlyStopping,
@@ -194,6 +195,70 @@ def test_a_misspelt_hook_is_an_error_with_a_suggestion(regression_data):
     X, y = regression_data
     with pytest.raises(ValueError, match=r"'on_epoch_ends', which is not a hook.*'on_epoch_end'"):
         NeuralRegressor(callbacks=[Misspelt()], max_epochs=1).fit(X, y)
+
+
+def _fit_defining(name, data):
+    """The error of a fit whose callback defines a method ``name``."""
+    ported = type("Ported", (Callback,), {name: lambda self, ctx: None})
+    with pytest.raises(ValueError, match="which is not a hook") as error:
+        NeuralRegressor(callbacks=[ported()], max_epochs=1).fit(*data)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    "theirs, ours",
+    [
+        ("on_train_step_end", "on_train_batch_end"),  # MindSpore
+        ("on_train_step_begin", "on_train_batch_begin"),
+        ("on_train_epoch_end", "on_epoch_end"),
+        ("on_eval_step_end", "on_valid_batch_end"),
+        ("on_batch_begin", "on_train_batch_begin"),  # mlr3torch, Keras, skorch
+        ("on_batch_end", "on_train_batch_end"),
+        ("on_before_valid", "on_train_end"),  # mlr3torch: every epoch
+        ("on_batch_valid_end", "on_valid_batch_end"),
+        ("on_begin", "on_fit_begin"),
+        ("on_end", "on_fit_end"),
+        ("on_exit", "on_fit_end"),  # runs after a failure too, as ours
+        ("on_train_batch_after_pred", "on_after_forward"),  # luz
+        ("on_valid_batch_after_loss", "on_after_loss"),
+        ("on_train_batch_before_step", "on_before_step"),
+        ("on_fit_start", "on_fit_begin"),  # Lightning
+        ("on_before_optimizer_step", "on_before_step"),
+        ("on_grad_computed", "on_after_backward"),  # skorch
+    ],
+)
+def test_another_frameworks_hook_name_is_an_error_naming_ours(regression_data, theirs, ours):
+    message = _fit_defining(theirs, regression_data)
+    assert f"{theirs} is {ours!r} here" in message
+
+
+def test_every_hook_name_of_the_porting_table_names_a_hook_of_ours(regression_data):
+    from skcallback.callbacks._hook_names import HOOK_NAMES
+
+    frameworks = {entry.framework for entry in HOOK_NAMES}
+    seeds = {"MXNet (R)", "luz", "MindSpore", "mlr3torch"}
+    assert frameworks == seeds | {"Keras", "Lightning", "skorch"}
+    for entry in HOOK_NAMES:
+        assert entry.ours in HOOKS or (entry.ours is None and entry.note), entry
+    for name in {e.name for e in HOOK_NAMES if e.name.startswith("on_")} - set(HOOKS):
+        message = _fit_defining(name, regression_data)
+        for entry in HOOK_NAMES:
+            if entry.name == name:
+                expected = f"{name} is {entry.ours!r} here" if entry.ours else "no equivalent"
+                assert expected in message and entry.note in message, (entry, message)
+
+
+def test_the_docs_show_the_porting_table_of_the_code():
+    from pathlib import Path
+
+    from skcallback.callbacks._hook_names import markdown_table
+
+    page = (Path(__file__).parents[1] / "docs" / "frameworks.md").read_text()
+    shown = page.split("<!-- hook-names:")[1].split("-->\n", 1)[1].split("<!-- end hook-names")[0]
+    assert shown == markdown_table(), (
+        "docs/frameworks.md's hook table differs from skcallback/callbacks/_hook_names.py: "
+        "paste markdown_table()'s output between its markers"
+    )
 
 
 def test_an_order_or_name_set_on_an_instance_survives_cloning(regression_data):

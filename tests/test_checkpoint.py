@@ -269,3 +269,87 @@ def test_a_fit_keeps_the_temporary_file_of_a_write_in_progress(regression_data, 
     os.utime(writing, (0, 0))  # however old: its writer runs
     est.fit(X, y)
     assert writing.exists()
+
+
+def test_every_seconds_saves_at_the_first_batch_boundary_after_that_time(regression_data, tmp_path):
+    import time
+
+    X, y = regression_data  # 108 training rows, batch 40: 3 batches an epoch
+
+    def slow_batch(ctx):
+        if ctx.step == 2:
+            time.sleep(0.6)  # Checkpoint runs last: it sees the time spent
+
+    est = NeuralRegressor(
+        callbacks=[
+            LambdaCallback(name="slow", on_train_batch_end=slow_batch),
+            Checkpoint(dirname=tmp_path, every=None, save_last=False, every_seconds=0.5),
+        ],
+        batch_size=40,
+        max_epochs=2,
+    ).fit(X, y)
+    assert [Path(p).name for p in est.callbacks_.checkpoint.saved_paths_] == [
+        "model-0001-000000002.pt"
+    ]
+
+
+CRASH_AT = [None]
+
+
+def _crash(ctx):
+    """Fails the fit at step CRASH_AT[0] (a module-level switch, so the
+    crashing fit and its re-run have the same parameters and folder)."""
+    if ctx.step == CRASH_AT[0]:
+        raise RuntimeError("simulated crash")
+
+
+def test_every_seconds_checkpoints_resume_exactly_after_a_crash(classification_data, tmp_path):
+    X, y = classification_data
+
+    def make(folder):
+        return NeuralClassifier(
+            hidden_layer_sizes=(8,),
+            dropout=0.2,
+            batch_size=16,
+            max_epochs=3,
+            random_state=0,
+            callbacks=[
+                EarlyStopping(patience=5),
+                LambdaCallback(name="crash", on_after_step=_crash),
+                Checkpoint(dirname=folder, resume=True, every_seconds=1e-9),
+            ],
+        )
+
+    CRASH_AT[0] = None
+    uninterrupted = make(tmp_path / "a").fit(X, y)
+    CRASH_AT[0] = 7
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        make(tmp_path / "b").fit(X, y)
+    CRASH_AT[0] = None
+    resumed = make(tmp_path / "b").fit(X, y)
+    assert Path(resumed.callbacks_.checkpoint.resumed_from_).name == "model-0001-000000006.pt"
+    for name, value in uninterrupted.module_.state_dict().items():
+        assert torch.equal(value, resumed.module_.state_dict()[name])
+    assert resumed.history_.get("valid_loss") == uninterrupted.history_.get("valid_loss")
+
+
+def test_every_seconds_is_tunable_and_survives_joblib_and_save(regression_data, tmp_path):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    import skcallback
+
+    X, y = regression_data
+    est = NeuralRegressor(callbacks=[Checkpoint(dirname=tmp_path / "runs")], max_epochs=2)
+    search = GridSearchCV(est, {"cb__checkpoint__every_seconds": [None, 1e-9]}, cv=2).fit(X, y)
+    best = search.best_estimator_
+    seconds = search.best_params_["cb__checkpoint__every_seconds"]
+    assert best.callbacks_.checkpoint.every_seconds == seconds
+    mid_epoch = [p for p in best.callbacks_.checkpoint.saved_paths_ if Path(p).stem.count("-") == 2]
+    assert bool(mid_epoch) == (seconds is not None)
+    joblib.dump(best, tmp_path / "best.joblib")
+    for loaded in (
+        joblib.load(tmp_path / "best.joblib"),
+        skcallback.load(skcallback.save(best, tmp_path / "best.skc")),
+    ):
+        assert loaded.get_params()["cb__checkpoint__every_seconds"] == seconds

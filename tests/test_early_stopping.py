@@ -233,3 +233,51 @@ def test_a_fit_then_partial_fit_without_validation_starts_a_new_best(regression_
         est.partial_fit(X, y)
     stopping = est.callbacks_.early_stopping
     assert stopping.best_key_ == "train_loss" and stopping.best_epoch_ == 4
+
+
+def _best_of_four(restore_best, scripted, X, y):
+    return NeuralRegressor(
+        hidden_layer_sizes=(256,),
+        callbacks=[scripted([3.0, 1.0, 2.0, 2.5]), EarlyStopping(restore_best=restore_best)],
+        max_epochs=4,
+        random_state=0,
+    ).fit(X, y)
+
+
+def test_the_fitted_model_keeps_no_copy_of_the_best_weights(regression_data, scripted):
+    import pickle  # joblib's format; skcallback.save stores the same state_dict()
+
+    X, y = regression_data
+    restored = _best_of_four(True, scripted, X, y)
+    plain = _best_of_four(False, scripted, X, y)
+    weights = sum(v.numel() * v.element_size() for v in plain.module_.state_dict().values())
+    assert restored.callbacks_.early_stopping.state_dict()["best_weights"] is None
+    assert len(pickle.dumps(restored)) < len(pickle.dumps(plain)) + weights / 4
+
+
+def test_a_warm_start_without_improvement_ends_on_the_earlier_best(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[scripted([3.0, 1.0, 2.0, 2.0, 2.0, 2.0]), EarlyStopping(patience=5)],
+        max_epochs=3,
+        warm_start=True,
+        random_state=0,
+    ).fit(X, y)
+    best = {k: v.clone() for k, v in est.module_.state_dict().items()}  # epoch 2's
+    est.fit(X, y)  # epochs 4..6 never beat epoch 2
+    assert est.n_iter_ == 6 and est.callbacks_.early_stopping.best_epoch_ == 2
+    assert all(torch.equal(v, best[k]) for k, v in est.module_.state_dict().items())
+    assert est.callbacks_.early_stopping.state_dict()["best_weights"] is None
+
+
+def test_epochs_that_do_not_validate_do_not_count_to_patience(regression_data, scripted):
+    X, y = regression_data
+    losses = [9.0, 1.0, 9.0, 2.0, 9.0, 2.0, 9.0, 0.5]  # read only in validated epochs
+    est = NeuralRegressor(
+        callbacks=[scripted(losses), EarlyStopping(patience=2, restore_best=False)],
+        validate_every=2,
+        max_epochs=8,
+    ).fit(X, y)
+    stopping = est.callbacks_.early_stopping
+    # validated epochs 2, 4, 6: two without improvement after epoch 2
+    assert est.n_iter_ == 6 and stopping.wait_ == 2 and stopping.best_epoch_ == 2

@@ -977,3 +977,35 @@ def test_predict_uses_the_fitted_modules_dtype_after_set_params(fitted, later, r
     expected = est.predict(X)
     est.set_params(precision=later)
     np.testing.assert_array_equal(est.predict(X), expected)
+
+
+def test_validate_every_validates_every_kth_epoch_and_the_last(regression_data):
+    X, y = regression_data
+    validated = []
+    spy = LambdaCallback(name="spy", on_valid_begin=lambda ctx: validated.append(ctx.epoch))
+    est = NeuralRegressor(validate_every=3, max_epochs=7, callbacks=[spy]).fit(X, y)
+    assert validated == [3, 6, 7]
+    assert [epoch for epoch, loss in enumerate(est.history_.get("valid_loss"), 1) if loss] == [
+        3,
+        6,
+        7,
+    ]
+    assert "valid_loss" not in est.history_[0]  # no key on epochs that did not validate
+
+
+def test_validate_every_validates_an_epoch_in_which_training_was_stopped(regression_data):
+    X, y = regression_data
+
+    def stop_in_epoch_2(ctx):
+        if ctx.epoch == 2:
+            ctx.request_stop("enough")
+
+    stopper = LambdaCallback(name="stopper", on_train_end=stop_in_epoch_2)
+    est = NeuralRegressor(validate_every=5, max_epochs=10, callbacks=[stopper]).fit(X, y)
+    assert est.n_iter_ == 2 and est.history_.get("valid_loss")[1] is not None
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_validate_every_must_be_a_positive_int(regression_data, bad):
+    with pytest.raises(ValueError, match=r"'validate_every' parameter .* an int >= 1"):
+        NeuralRegressor(validate_every=bad, max_epochs=1).fit(*regression_data)

@@ -322,6 +322,9 @@ def test_mlr3torch_logger_prints_and_exposes_its_state(mlr3torch):
     assert learner.get_params()["cb__custom_logger__alpha"] == 0.05
     printed = re.findall(r"^Epoch (\d): ([\d.]+)$", out, re.M)
     assert [int(epoch) for epoch, _ in printed] == [1, 2, 3, 4, 5]
+    # mlr3torch's on_before_valid runs every epoch, validating or not
+    assert learner.get_params()["validation_fraction"] is None
+    assert "valid_loss" not in learner.history_[-1]
     state = learner.callbacks_.custom_logger.state_dict()
     assert isinstance(state, float)
     assert state == learner.history_[-1]["moving_loss"]

@@ -26,7 +26,8 @@ def test_loss_monitor_prints_mindspore_lines(regression_data):
     NeuralRegressor(
         callbacks=[LossMonitor(every=5, sink=lines.append)], batch_size=10, max_epochs=1
     ).fit(X, y)
-    assert [line.split(",")[0] for line in lines] == ["epoch: 1 step: 5", "epoch: 1 step: 10"]
+    assert [line.split(",")[0] for line in lines[:-1]] == ["epoch: 1 step: 5", "epoch: 1 step: 10"]
+    assert lines[-1].startswith("Eval result: epoch 1, metrics: {'valid_loss': ")
     assert lines[0].split(", loss is ")[1].replace(".", "", 1).isdigit()
 
 
@@ -251,8 +252,34 @@ def test_loss_monitor_counts_batches_across_epochs_as_mindspore(regression_data)
     NeuralRegressor(
         callbacks=[LossMonitor(every=4, sink=lines.append)], batch_size=40, max_epochs=3
     ).fit(X, y)
-    heads = [line.split(",")[0] for line in lines]
+    heads = [line.split(",")[0] for line in lines if line.startswith("epoch:")]
     assert heads == ["epoch: 2 step: 1", "epoch: 3 step: 2"]  # batches 4 and 8 of the fit
+
+
+def test_loss_monitor_prints_mindspores_eval_result_after_validating_epochs(regression_data):
+    X, y = regression_data
+    lines = []
+    est = NeuralRegressor(
+        callbacks=[LossMonitor(every=100, sink=lines.append), EpochScoring("r2")],
+        validate_every=2,
+        max_epochs=3,
+    ).fit(X, y)
+    evals = [line for line in lines if line.startswith("Eval result")]
+    history = est.history_
+    expected = [
+        {key: history[epoch - 1][key] for key in ("valid_loss", "valid_r2")} for epoch in (2, 3)
+    ]
+    assert evals == [
+        f"Eval result: epoch {epoch}, metrics: {metrics}"
+        for epoch, metrics in zip((2, 3), expected, strict=True)
+    ]
+    lines.clear()
+    NeuralRegressor(
+        callbacks=[LossMonitor(every=100, sink=lines.append)],
+        validation_fraction=None,
+        max_epochs=2,
+    ).fit(X, y)
+    assert lines == []  # nothing validated, nothing to report
 
 
 def _crash_at_epoch(epoch):
@@ -324,3 +351,18 @@ def test_a_checkpoints_logger_state_does_not_choose_the_log_a_fit_continues(
     assert other_log.read_bytes() == kept  # another fit's log is not touched
     assert est.callbacks_["csv_logger"].path_ != str(other_log)
     assert _epochs(est.callbacks_["csv_logger"].path_) == [3]
+
+
+def test_loggers_keep_a_column_for_metrics_the_first_epoch_did_not_record(
+    regression_data, tmp_path
+):
+    X, y = regression_data
+    lines = []
+    path = tmp_path / "history.csv"
+    NeuralRegressor(
+        callbacks=[PrintLog(sink=lines.append), CSVLogger(path)], validate_every=2, max_epochs=2
+    ).fit(X, y)
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "lr", "dur"]
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert rows[0]["valid_loss"] == "" and float(rows[1]["valid_loss"]) > 0

@@ -204,3 +204,18 @@ def test_the_check_of_a_policys_first_step_warns_nothing(regression_data, policy
         warnings.simplefilter("always")
         est.fit(X, y)
     assert not [w for w in caught if "lr_scheduler.step()" in str(w.message)]
+
+
+def test_reduce_on_plateau_steps_only_in_epochs_that_validate(regression_data, scripted):
+    X, y = regression_data
+    est = NeuralRegressor(
+        callbacks=[
+            scripted([1.0] * 6),
+            LRScheduler("ReduceLROnPlateau", patience=0, factor=0.5),
+        ],
+        lr=0.1,
+        validate_every=2,
+        max_epochs=6,
+    ).fit(X, y)
+    # epochs 2, 4 and 6 read the metric: the plateau shows at epoch 4 (seen at epoch 5)
+    assert est.history_.get("lr") == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05, 0.05])

@@ -200,3 +200,47 @@ def test_a_class_first_seen_late_in_the_data_is_scored(scoring):
         callbacks=[EpochScoring(scoring, on_train=True)],
     ).fit(X, y)
     assert np.isfinite(est.history_[-1][f"train_{scoring}"])
+
+
+@pytest.mark.parametrize("on_train", [False, True])
+def test_epoch_scoring_every_scores_every_kth_epoch_and_the_last(classification_data, on_train):
+    X, y = classification_data
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring("accuracy", on_train=on_train, every=3)],
+        max_epochs=7,
+        random_state=0,
+    ).fit(X, y)
+    key = "train_accuracy" if on_train else "valid_accuracy"
+    scored = [r["epoch"] for r in clf.history_ if key in r]
+    assert scored == [3, 6, 7]  # the others have no key
+
+
+def test_epoch_scoring_every_and_validate_every_in_a_search_saved_and_loaded(
+    classification_data, tmp_path
+):
+    import joblib
+    from sklearn.model_selection import GridSearchCV
+
+    import skcallback
+
+    X, y = classification_data
+    clf = NeuralClassifier(
+        callbacks=[EpochScoring("accuracy"), EarlyStopping(monitor="valid_accuracy")],
+        max_epochs=4,
+        random_state=0,
+    )
+    grid = {"validate_every": [1, 2], "cb__valid_accuracy__every": [1, 3]}
+    search = GridSearchCV(clf, grid, cv=2).fit(X, y)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    best = search.best_estimator_
+    assert best.callbacks_.valid_accuracy.every == search.best_params_["cb__valid_accuracy__every"]
+    joblib.dump(best, tmp_path / "best.joblib")
+    for loaded in (
+        joblib.load(tmp_path / "best.joblib"),
+        skcallback.load(skcallback.save(best, tmp_path / "best.skc")),
+    ):
+        assert loaded.get_params()["validate_every"] == best.validate_every
+        assert loaded.callbacks_.valid_accuracy.every == best.callbacks_.valid_accuracy.every
+        np.testing.assert_array_equal(loaded.predict(X), best.predict(X))
+    fitted = clf.set_params(validate_every=2, cb__valid_accuracy__every=3).fit(X, y)
+    assert [r["epoch"] for r in fitted.history_ if "valid_accuracy" in r] == [4]

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from .._context import Context
 from .._params import Constraints, InvalidParameterError, check_constraints
+from ._hook_names import porting_hint
 
 PREDICT_HOOKS: tuple[str, ...] = (
     "on_predict_begin",
@@ -113,12 +114,21 @@ def check_hook_names(cb: Any, name: str) -> None:
         return
     for attr in dir(cls):
         if attr.startswith("on_") and attr not in HOOKS and callable(getattr(cls, attr)):
-            close = difflib.get_close_matches(attr, HOOKS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; the hooks are {list(HOOKS)}."
+            hint = _hint(attr)
             raise ValueError(
                 f"Callback {name!r} ({cls.__name__}) defines {attr!r}, which is not a hook{hint}"
             )
     _CHECKED.add(cls)
+
+
+def _hint(name: str) -> str:
+    """What to write instead of ``name``: the hook another framework's name
+    stands for (``_hook_names``), else the closest hook by spelling."""
+    ported = porting_hint(name)
+    if ported is not None:
+        return f"; {ported}"
+    close = difflib.get_close_matches(name, HOOKS, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; the hooks are {list(HOOKS)}."
 
 
 #: Callback classes whose method names, and methods whose signatures, were

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from .. import _snapshot
 from .._context import Context
 from .._files import atomic_write, check_writable, ensure_writable, remove_leftovers
-from ._base import Callback, positive_int
+from ._base import Callback, positive_int, positive_number
 from ._monitor import Monitor
 
 
@@ -168,6 +169,13 @@ class Checkpoint(Callback):
     every_n_steps : int, optional
         Save every ``every_n_steps`` optimizer steps (mid-epoch files)
         instead of per epoch.
+    every_seconds : float, optional
+        Also save at the first boundary between training batches (after an
+        optimizer step) once this many seconds have passed since the last
+        save of this fit, or since it began: MindSpore's
+        ``save_checkpoint_seconds``. The files are named as those of
+        ``every_n_steps``, and a resume from them is as exact. It does not
+        change the fit (it is not part of the folder's fingerprint).
     keep_max : int, optional
         Keep only the newest ``keep_max`` files of the fit's folder (the best
         one is never removed).
@@ -199,6 +207,10 @@ class Checkpoint(Callback):
     resumed_from_ : str or None
         The file this fit resumed from.
 
+    Notes
+    -----
+    Memory: file names and the best score; no weights (they are on disk).
+
     Examples
     --------
     >>> import numpy as np, tempfile
@@ -218,6 +230,10 @@ class Checkpoint(Callback):
     parameter_constraints = {
         "every": (_positive_int_or_none, "None or an int >= 1"),
         "every_n_steps": (_positive_int_or_none, "None or an int >= 1"),
+        "every_seconds": (
+            lambda v: v is None or positive_number(v),
+            "None or a number of seconds > 0",
+        ),
         "keep_max": (_positive_int_or_none, "None or an int >= 1"),
         "prefix": (
             lambda v: isinstance(v, str) and re.fullmatch(r"[\w.-]+", v) is not None,
@@ -227,7 +243,7 @@ class Checkpoint(Callback):
         "save_last": (_is_bool, "True or False"),
         "resume": (_is_bool, "True or False"),
     }
-    _fingerprint_ignores = ("resume", "dirname", "keep_max", "save_last")
+    _fingerprint_ignores = ("resume", "dirname", "keep_max", "save_last", "every_seconds")
 
     def __init__(
         self,
@@ -240,6 +256,7 @@ class Checkpoint(Callback):
         save_best_only: bool = False,
         save_last: bool = True,
         resume: bool = False,
+        every_seconds: float | None = None,
     ) -> None:
         self.dirname = dirname
         self.prefix = prefix
@@ -250,6 +267,7 @@ class Checkpoint(Callback):
         self.save_best_only = save_best_only
         self.save_last = save_last
         self.resume = resume
+        self.every_seconds = every_seconds
 
     def _folder(self, plan: Any) -> Path:
         return Path(self.dirname) / f"{self.prefix}-{plan.fit_name()}"
@@ -290,13 +308,15 @@ class Checkpoint(Callback):
         self.best_path_ = str(best) if best is not None and best.exists() else None
 
     def idle_hooks(self) -> set[str]:
-        return {"on_after_step"} if self.every_n_steps is None else set()
+        idle = {"on_after_step"} if self.every_n_steps is None else set()
+        return idle | ({"on_train_batch_end"} if self.every_seconds is None else set())
 
     def on_fit_begin(self, ctx: Context) -> None:
         folder = Path(self.run_dir_)
         ensure_writable(folder, "Checkpoint", "dirname")
         remove_leftovers(folder, f"{glob_escape(self.prefix)}-*.pt")  # of killed writes
         self.saved_paths_ = [str(p) for p in checkpoint_files(folder, self.prefix)]
+        self._saved_at = time.monotonic()
 
     def on_exception(self, ctx: Context) -> None:
         assert ctx.exception is not None  # the loop sets it before on_exception
@@ -310,6 +330,14 @@ class Checkpoint(Callback):
     def on_after_step(self, ctx: Context) -> None:
         assert self.every_n_steps is not None  # idle_hooks drops this hook otherwise
         if ctx.step % self.every_n_steps == 0:
+            self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}-{ctx.step:09d}.pt")
+
+    def on_train_batch_end(self, ctx: Context) -> None:
+        assert self.every_seconds is not None  # idle_hooks drops this hook otherwise
+        # Within an accumulation window the position is not exact: wait for its step.
+        if ctx.progress.between_batches and (
+            time.monotonic() - self._saved_at >= self.every_seconds
+        ):
             self._save(ctx, f"{self.prefix}-{ctx.epoch:04d}-{ctx.step:09d}.pt")
 
     def on_epoch_end(self, ctx: Context) -> None:
@@ -343,6 +371,7 @@ class Checkpoint(Callback):
             self._best_name: str | None = filename
             self.best_path_ = path
         save_checkpoint(ctx, path)
+        self._saved_at = time.monotonic()
         if path in self.saved_paths_:
             self.saved_paths_.remove(path)
         self.saved_paths_.append(path)

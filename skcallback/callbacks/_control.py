@@ -28,6 +28,10 @@ class TerminateOnNaN(Callback):
     ----------
     stopped_step_ : int or None
         The optimizer step count when the bad loss appeared.
+
+    Notes
+    -----
+    Memory: the step at which it stopped; nothing else.
     """
 
     name = "terminate_on_nan"
@@ -68,6 +72,10 @@ class GradientClipping(Callback):
         The largest allowed norm of all gradients together.
     norm_type : float, default=2.0
         The p of the p-norm (``inf`` for the max norm).
+
+    Notes
+    -----
+    Memory: nothing.
     """
 
     parameter_constraints = {
@@ -100,6 +108,10 @@ class TimeLimit(Callback):
     ----------
     stopped_epoch_ : int or None
         The epoch in which the budget ran out.
+
+    Notes
+    -----
+    Memory: the fit's start time and the epoch at which it stopped.
     """
 
     parameter_constraints = {"seconds": (positive_number, "a number > 0")}

@@ -31,15 +31,26 @@ class EarlyStopping(Callback):
         metric was declared with (losses: lower; ``EpochScoring`` scores:
         higher unless ``lower_is_better=True``).
     patience : int, default=5
-        Stop after exactly this many epochs without improvement.
+        Stop after exactly this many epochs without improvement. Epochs
+        that do not record the metric (the estimator's ``validate_every``,
+        ``EpochScoring(every=k)``) do not count: neither improvement nor
+        wait.
     min_delta : float, default=0.0
         The least change that counts as an improvement.
     threshold : float, optional
         Stop as soon as the metric is better than this value (MXNet's
         ``mx.callback.early.stop``).
     restore_best : bool, default=True
-        At the end of the fit, put back the weights of the best epoch. They
-        are kept in host memory.
+        At the end of the fit, put back the weights of the best epoch.
+
+        Memory: during the fit, a copy of the best epoch's weights (the size
+        of the module's ``state_dict``) is kept in host memory, and is in
+        every checkpoint, so a resumed fit restores them too. Once the fit
+        ends the module holds them, and the copy is dropped: the fitted
+        estimator, its pickle and its file hold one set of weights. Between
+        ``partial_fit`` calls (training goes on, and the module is the last
+        epoch's) and after a failed fit, the copy is kept; a warm start
+        copies the module it starts from, its best so far.
 
     Attributes
     ----------
@@ -130,19 +141,22 @@ class EarlyStopping(Callback):
             self._best_weights: dict[str, torch.Tensor] | None = None
         if self._new_patience:
             self.wait_ = 0
+        if getattr(self, "_best_in_module", False) and self.restore_best:
+            # The previous fit ended on its best weights and dropped the copy.
+            self._best_weights = _host_copy(ctx.module)
+        self._best_in_module = False
         if ctx.plan.resumed_from is None:
             self.stopped_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Context) -> None:
         monitor = self._monitor
         value = monitor.value(ctx.metrics)
+        if value is None:  # not recorded this epoch (validate_every): no wait either
+            return
         if monitor.is_improvement(value, self.best_score_):
             self.best_score_, self.best_epoch_, self.wait_ = value, ctx.epoch, 0
             if self.restore_best:
-                self._best_weights = {
-                    name: tensor.detach().to("cpu", copy=True)
-                    for name, tensor in ctx.module.state_dict().items()
-                }
+                self._best_weights = _host_copy(ctx.module)
         else:
             self.wait_ += 1
         key = monitor.key
@@ -171,21 +185,28 @@ class EarlyStopping(Callback):
             if self.stopped_epoch_ is None:
                 return
             self.wait_ = 0
-        if (
-            self.restore_best
-            and getattr(self, "_best_weights", None) is not None
-            and self.best_epoch_ != ctx.epoch
-        ):
-            ctx.module.load_state_dict(self._best_weights)
+        weights = getattr(self, "_best_weights", None)
+        if self.restore_best and weights is not None:
+            if self.best_epoch_ != ctx.epoch:
+                ctx.module.load_state_dict(weights)
+            # The module holds the best weights now: a second copy in the
+            # fitted estimator would only double its size.
+            self._best_weights = None
+            self._best_in_module = True
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["best_weights"] = getattr(self, "_best_weights", None)
+        state["best_in_module"] = getattr(self, "_best_in_module", False)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         state = dict(state)
         weights = state.pop("best_weights", None)
+        in_module = state.pop("best_in_module", False)
+        if not isinstance(in_module, bool):
+            raise ValueError("EarlyStopping state: best_in_module must be True or False.")
+        self._best_in_module = in_module
         numbers_ok = all(
             state.get(key) is None or isinstance(state.get(key), numbers.Real)
             for key in ("best_score_", "best_epoch_", "wait_", "stopped_epoch_")
@@ -202,3 +223,10 @@ class EarlyStopping(Callback):
             raise ValueError("EarlyStopping state: the best weights are not finite tensors.")
         self._best_weights = weights
         super().load_state_dict(state)
+
+
+def _host_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's weights, copied to host memory."""
+    return {
+        name: tensor.detach().to("cpu", copy=True) for name, tensor in module.state_dict().items()
+    }

@@ -28,6 +28,10 @@ class History(Callback):
         [`Monitor`][skcallback.callbacks.Monitor]'s rule: ties keep the first
         epoch, NaN is never best).
 
+    Notes
+    -----
+    Memory: one record (a dict of numbers) per epoch.
+
     Examples
     --------
     >>> from skcallback import NeuralRegressor
@@ -148,7 +152,8 @@ class History(Callback):
 
         records = self._records()
         if keys is None:
-            keys = [k for k in (records[0] if records else {}) if k.endswith("loss")]
+            # every epoch's keys: the first may not have validated (validate_every)
+            keys = [k for k in dict.fromkeys(k for r in records for k in r) if k.endswith("loss")]
         if ax is None:
             _, ax = plt.subplots()
         epochs = self.get("epoch") if records else []
@@ -156,8 +161,10 @@ class History(Callback):
         rates = [key for key in keys if key == "lr"]
         metrics = [key for key in keys if key != "lr"]
         for key in metrics:
-            values = self.get(key)
-            (line,) = ax.plot(epochs, values, label=key)
+            # the epochs that recorded it (validate_every skips some)
+            kept = [(e, v) for e, v in zip(epochs, self.get(key), strict=True) if v is not None]
+            epochs_of, values = [e for e, _ in kept], [v for _, v in kept]
+            (line,) = ax.plot(epochs_of, values, label=key)
             lower = directions.get(key)
             best = (
                 None
@@ -166,11 +173,11 @@ class History(Callback):
             )
             if best is not None:
                 ax.plot(
-                    epochs[best],
+                    epochs_of[best],
                     values[best],
                     "o",
                     color=line.get_color(),
-                    label=f"best {key} (epoch {epochs[best]})",
+                    label=f"best {key} (epoch {epochs_of[best]})",
                 )
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss" if metrics and all(k.endswith("loss") for k in metrics) else "value")

@@ -60,6 +60,10 @@ class OptunaPruning(Callback):
     pruned_epoch_ : int or None
         The epoch after which the trial was pruned, or None.
 
+    Notes
+    -----
+    Memory: the trial (shared, not copied) and the epoch it pruned.
+
     Examples
     --------
     >>> import numpy as np, optuna
@@ -128,6 +132,8 @@ class OptunaPruning(Callback):
         self.pruned_epoch_: int | None = None
 
     def on_epoch_end(self, ctx: Context) -> None:
+        if self._key not in ctx.metrics:  # an epoch that did not validate or score
+            return
         value = float(ctx.metrics[self._key])
         self.trial.report(value, step=ctx.epoch)
         if self.pruned_epoch_ is None and self.trial.should_prune():
@@ -176,6 +182,11 @@ class TensorBoardLogger(Callback):
     ----------
     run_dir_ : str
         The last fit's run folder.
+
+    Notes
+    -----
+    Memory: the event writer during the fit; nothing after it (the events
+    are on disk).
 
     Examples
     --------
@@ -284,6 +295,11 @@ class MlflowLogger(Callback):
         The last fit's run.
     tracking_uri_ : str
         The store the last fit logged to.
+
+    Notes
+    -----
+    Memory: the tracking client during the fit and the run's id; the metrics
+    are on the tracking server.
 
     Examples
     --------

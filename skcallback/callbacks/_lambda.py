@@ -52,6 +52,11 @@ class LambdaCallback(Callback):
     state_ : dict
         The state two-argument functions share during the fit.
 
+    Notes
+    -----
+    Memory: what its functions keep in ``state``; the functions are shared,
+    not copied.
+
     Examples
     --------
     >>> from skcallback.callbacks import LambdaCallback

@@ -36,6 +36,16 @@ def _format(value: Any) -> str:
 _SINK = (callable, "a callable taking a line of text")
 
 
+def columns(record: dict[str, Any], plan: Any) -> list[str]:
+    """The keys of an epoch's record, with the declared metrics it lacks
+    (``valid_*`` in an epoch that did not validate) before ``lr`` and
+    ``dur``: the columns every epoch fills."""
+    keys = list(record)
+    missing = [key for key in plan.metrics if key not in record]
+    tail = next((i for i, key in enumerate(keys) if key in ("lr", "dur")), len(keys))
+    return keys[:tail] + missing + keys[tail:]
+
+
 class PrintLog(Callback):
     """Print a table line per epoch, marking each value that is the best so
     far with ``*`` (used by ``verbose=1``), and why the fit stopped early
@@ -51,6 +61,11 @@ class PrintLog(Callback):
         The columns, in order; default: every key of the epoch's record.
     sink : callable, default=print
         Called with each line of text.
+
+    Notes
+    -----
+    Memory: the best value of each metric so far (``best_``); nothing per
+    batch.
     """
 
     order = 900
@@ -76,7 +91,7 @@ class PrintLog(Callback):
     def on_epoch_end(self, ctx: Context) -> None:
         record = ctx.metrics
         if self._columns is None:
-            self._columns = list(self.keys) if self.keys is not None else list(record)
+            self._columns = list(self.keys) if self.keys is not None else columns(record, ctx.plan)
             self._widths = [max(len(c), 10) for c in self._columns]
             self.sink(
                 "  ".join(c.rjust(w) for c, w in zip(self._columns, self._widths, strict=True))
@@ -119,6 +134,10 @@ class ProgressBar(Callback):
     ----------
     leave : bool, default=False
         Keep each epoch's finished bar on screen.
+
+    Notes
+    -----
+    Memory: the open progress bar during a fit; nothing after it.
     """
 
     def __init__(self, leave: bool = False) -> None:
@@ -148,7 +167,11 @@ class ProgressBar(Callback):
 
 class LossMonitor(Callback):
     """Print the training loss every ``every`` batches, as MindSpore's
-    ``LossMonitor``: ``epoch: 1 step: 300, loss is 0.45``.
+    ``LossMonitor``: ``epoch: 1 step: 300, loss is 0.45``; and after an
+    epoch that validated, its validation metrics, as MindSpore does when it
+    trains and evaluates: ``Eval result: epoch 1, metrics: {'valid_loss':
+    0.21, 'valid_accuracy': 0.92}`` (the ``valid_*`` values of the epoch's
+    record, EpochScoring's included).
 
     Parameters
     ----------
@@ -159,6 +182,10 @@ class LossMonitor(Callback):
         within its epoch, as in MindSpore. The loss is read only then.
     sink : callable, default=print
         Called with each line.
+
+    Notes
+    -----
+    Memory: a count of the fit's training batches; nothing per batch.
     """
 
     parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
@@ -174,6 +201,13 @@ class LossMonitor(Callback):
         self._batches += 1
         if self._batches % self.every == 0 and ctx.loss is not None:
             self.sink(f"epoch: {ctx.epoch} step: {ctx.batch}, loss is {ctx.loss.item()}")
+
+    def on_epoch_end(self, ctx: Context) -> None:
+        # After the epoch rather than on_valid_end: scores recorded at
+        # on_valid_end by callbacks listed later are in the record by now.
+        metrics = {key: value for key, value in ctx.metrics.items() if key.startswith("valid_")}
+        if metrics:
+            self.sink(f"Eval result: epoch {ctx.epoch}, metrics: {metrics}")
 
 
 class MetricLogger(Callback):
@@ -198,6 +232,12 @@ class MetricLogger(Callback):
         One value per epoch.
     batch_train_ : list of float
         The running mean training loss every ``every`` batches.
+
+    Notes
+    -----
+    Memory: one number per epoch (``train_``, ``valid_``) and, with
+    ``every``, one per ``every`` batches (``batch_train_``); during an
+    epoch, its batch losses (one scalar tensor each).
     """
 
     parameter_constraints = {
@@ -268,6 +308,10 @@ class TimeMonitor(Callback):
         Seconds of training per epoch.
     step_time_ : float
         Seconds per training batch in the last epoch.
+
+    Notes
+    -----
+    Memory: one duration per epoch.
     """
 
     def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
@@ -322,6 +366,9 @@ class CSVLogger(Callback):
 
     Notes
     -----
+    Memory: the open file during the fit; nothing after it (the rows are on
+    disk).
+
     A fit that raises leaves the file as it was before the fit (the kept
     model's rows, or no file), as it leaves the estimator; unless running
     it again resumes it from a checkpoint (``Checkpoint(resume=True)``),
@@ -395,18 +442,18 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, ctx: Context) -> None:
         if self._writer is None:
-            columns = self._header or list(ctx.metrics)
-            missing = [key for key in ctx.metrics if key not in columns]
+            header = self._header or columns(ctx.metrics, ctx.plan)
+            missing = [key for key in ctx.metrics if key not in header]
             if missing:
                 warnings.warn(
-                    f"CSVLogger adds rows to {str(self._path)!r} under its header {columns}; "
+                    f"CSVLogger adds rows to {str(self._path)!r} under its header {header}; "
                     f"{missing} are not in it and are not written. Write to another path, or "
                     "set append=False to replace the file.",
                     UserWarning,
                     stacklevel=2,
                 )
             self._writer = csv.DictWriter(
-                self._file, fieldnames=columns, extrasaction="ignore", restval=""
+                self._file, fieldnames=header, extrasaction="ignore", restval=""
             )
             if self._header is None:
                 self._writer.writeheader()

@@ -31,7 +31,9 @@ class LRScheduler(Callback):
     monitor : str, default="valid_loss"
         The metric ``ReduceLROnPlateau`` reads (``train_*`` without
         validation data). Its ``mode`` defaults to the metric's declared
-        direction, as for EarlyStopping.
+        direction, as for EarlyStopping; it does not step in epochs that
+        do not record the metric (``validate_every``), so its patience
+        counts the epochs that do.
     **policy_kwargs
         Arguments of the scheduler, checked against its signature before
         training. Any argument of the policy can be tuned as
@@ -41,6 +43,9 @@ class LRScheduler(Callback):
 
     Notes
     -----
+    Memory: the torch scheduler, a few numbers that refer to the estimator's
+    optimizer (never a copy of it or of the weights).
+
     ``ReduceLROnPlateau`` decides what an improvement is by torch's own rule,
     not by [`Monitor`][skcallback.callbacks.Monitor]'s, which
     EarlyStopping and Checkpoint follow. They agree on ties (a value equal
@@ -275,7 +280,10 @@ class LRScheduler(Callback):
 
     def on_epoch_end(self, ctx: Context) -> None:
         if self._key is not None:
-            self._scheduler.step(float(ctx.metrics[self._key]))
+            # An epoch that did not record the metric (validate_every,
+            # EpochScoring's every) neither improves nor counts to patience.
+            if self._key in ctx.metrics:
+                self._scheduler.step(float(ctx.metrics[self._key]))
         else:
             self._scheduler.step()
 

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import get_scorer
 
 from .._context import Context
-from ._base import Callback
+from ._base import Callback, positive_int
 
 _PHASE_HOOKS = ("begin", "batch_end", "end")
 
@@ -57,6 +57,21 @@ class EpochScoring(Callback):
     lower_is_better : bool, optional
         Direction for EarlyStopping and best marks; scikit-learn scorers are
         higher-is-better, so the default is False.
+    every : int, default=1
+        Score every ``every``-th epoch (counted from the start of training)
+        and the last one (the fit's ``max_epochs``-th, or one in which a
+        stop was requested before its phase began). Other epochs record no
+        value: the key is missing from their ``history_`` record, and the
+        callbacks that watch it skip them (EarlyStopping's patience counts
+        scored epochs). A validation score is also missing in epochs that
+        do not validate (the estimator's ``validate_every``).
+
+    Notes
+    -----
+    Memory: the module's outputs, targets and sample weights of the
+    epoch's scored phase, until the phase ends (the size of the training
+    or validation targets times the outputs per row); nothing after the
+    fit.
 
     Examples
     --------
@@ -75,6 +90,7 @@ class EpochScoring(Callback):
     parameter_constraints = {
         "lower_is_better": (lambda v: v is None or isinstance(v, bool), "None, True or False"),
         "scoring": (lambda v: isinstance(v, str) or callable(v), "a scorer name or a callable"),
+        "every": (positive_int, "an int >= 1"),
     }
 
     def __init__(
@@ -83,11 +99,13 @@ class EpochScoring(Callback):
         on_train: bool = False,
         name: str | None = None,
         lower_is_better: bool | None = None,
+        every: int = 1,
     ) -> None:
         self.scoring = scoring
         self.on_train = on_train
         self.name = name
         self.lower_is_better = lower_is_better
+        self.every = every
 
     def _default_name(self) -> str:
         if self.name:
@@ -163,12 +181,13 @@ class EpochScoring(Callback):
         return {f"on_{other}_{hook}" for hook in _PHASE_HOOKS}
 
     def _start(self, ctx: Context) -> None:
+        self._due = ctx.epoch % self.every == 0 or ctx.epoch >= ctx.max_epochs or ctx.stop_requested
         self._outputs: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
         self._weights: list[torch.Tensor] = []
 
     def _collect(self, ctx: Context) -> None:
-        if ctx.y_pred is None:  # a skipped batch
+        if ctx.y_pred is None or not self._due:  # a skipped batch, an epoch not scored
             return
         self._outputs.append(ctx.y_pred.detach())
         self._targets.append(ctx.y_batch)
