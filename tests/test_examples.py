@@ -444,3 +444,25 @@ def test_lazy_file_dataset_reads_its_files_in_two_workers(lazy_files):
     assert model.get_params()["dataloader__num_workers"] == 2
     assert len(list((folder / "images").glob("*/*.f32"))) == 160
     assert results["accuracy"] > 0.75
+
+
+@pytest.fixture(scope="module")
+def multilabel():
+    return run_main("multilabel")
+
+
+def test_multilabel_follows_mlpclassifier_conventions(multilabel):
+    results = multilabel[0]
+    X_test, Y_test = results["data"]
+    ours, theirs = results["ours"], results["sklearn"]
+    np.testing.assert_array_equal(ours[-1].classes_, theirs[-1].classes_)
+    assert ours.predict(X_test).shape == theirs.predict(X_test).shape == Y_test.shape
+    assert set(np.unique(ours.predict(X_test))) <= {0, 1}
+    assert ours.predict_proba(X_test).shape == Y_test.shape
+    scores = results["results"]
+    assert scores["skcallback"]["macro_f1"] > scores["sklearn"]["macro_f1"] - 0.05
+
+
+def test_multilabel_balanced_weights_raise_the_rarest_labels_recall(multilabel):
+    scores = multilabel[0]["results"]
+    assert scores["balanced"]["rarest_recall"] > scores["skcallback"]["rarest_recall"]
