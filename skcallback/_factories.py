@@ -105,7 +105,7 @@ def _grouped_optimizer(
     options = set().union(*(group.keys() - {"params"} for group in groups))
     known = _options_of(cls, kwargs)
     unknown = sorted(options - known) if known is not None else []
-    if unknown:
+    if known is not None and unknown:
         raise InvalidParameterError(
             f"optimizer__param_groups sets {unknown}, which {cls.__name__} does not take; "
             f"its options are {sorted(known)}."

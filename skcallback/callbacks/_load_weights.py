@@ -156,7 +156,7 @@ def read_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         from safetensors.torch import safe_open
 
         try:
-            with safe_open(str(path), framework="pt") as file:  # type: ignore[no-untyped-call]
+            with safe_open(str(path), framework="pt") as file:
                 return {name: tuple(file.get_slice(name).get_shape()) for name in file.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError) as exc:
             raise _unreadable(path, exc) from exc
@@ -171,7 +171,7 @@ def read_tensors(path: Path, names: list[str]) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import safe_open
 
-        with safe_open(str(path), framework="pt") as file:  # type: ignore[no-untyped-call]
+        with safe_open(str(path), framework="pt") as file:
             tensors = {name: file.get_tensor(name) for name in names}
     else:
         state = _torch_state(path)

@@ -11,7 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .._context import Context
 from .._data import feed
-from ._base import Callback, positive_int
+from ._base import Callback, positive_int, real_number
 
 
 class WeightAveraging(Callback):
@@ -80,7 +80,7 @@ class WeightAveraging(Callback):
     parameter_constraints = {
         "kind": (lambda v: v in ("ema", "swa"), "'ema' or 'swa'"),
         "decay": (
-            lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and 0 <= v < 1,
+            lambda v: real_number(v) and 0 <= float(v) < 1,
             "a number in [0, 1)",
         ),
         "start_epoch": (positive_int, "an int >= 1"),
@@ -163,7 +163,7 @@ class WeightAveraging(Callback):
     @torch.no_grad()
     def on_valid_begin(self, ctx: Context) -> None:
         if self._average is not None:
-            self._held = [t.clone() for t in self._live]
+            self._held: list[torch.Tensor] | None = [t.clone() for t in self._live]
             torch._foreach_copy_(self._live, [self._average[n] for n in self._names])
 
     @torch.no_grad()
