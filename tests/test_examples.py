@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 from skcallback.callbacks import read_checkpoint
@@ -339,3 +340,34 @@ def test_mlr3torch_search_selects_alpha_and_keeps_the_logger_state(mlr3torch):
     logger = search.best_estimator_.callbacks_.custom_logger
     assert logger.alpha == 0.05
     assert logger.state_dict() == search.best_estimator_.history_[-1]["moving_loss"]
+
+
+# --- fine-tuning: a saved backbone, frozen then unfrozen; weight averaging ---
+
+
+@pytest.fixture(scope="module")
+def finetune(tmp_path_factory):
+    return run_main("finetune", folder=str(tmp_path_factory.mktemp("finetune")))
+
+
+def test_finetune_saves_a_backbone_the_new_classifier_starts_from(finetune):
+    results, out = finetune
+    saved = torch.load(results["path"], weights_only=True)
+    tuned = results["tuned"]
+    assert sorted(k for k in saved if k.startswith("backbone.")) == sorted(
+        k for k in tuned.module_.state_dict() if k.startswith("backbone.")
+    )
+    assert saved["head.weight"].shape[0] == 5 == len(tuned.classes_)
+    assert list(tuned.classes_) == [5, 6, 7, 8, 9]
+    # The backbone trains at a tenth of the head's rate, and is unfrozen at the end.
+    assert [group["lr"] for group in tuned.optimizer_.param_groups] == [0.01, 0.001]
+    assert all(p.requires_grad for p in tuned.module_.parameters())
+    assert results["accuracy"] > 0.8
+    assert f"test accuracy: {results['accuracy']:.3f}" in section(out, "Fine-tuning")
+
+
+def test_finetune_moving_average_lowers_the_test_error(finetune):
+    results, out = finetune
+    last, ema = results["mse"]
+    assert ema < 0.8 * last
+    assert f"averaged weights: {ema:.4f}" in section(out, "A moving average")
