@@ -62,9 +62,10 @@ def main() -> dict:
     ours = make_pipeline(
         StandardScaler(), NeuralClassifier(lr=1e-2, max_epochs=60, random_state=0)
     ).fit(X_train, Y_train)
-    sklearn = make_pipeline(StandardScaler(), MLPClassifier(max_iter=300, random_state=0)).fit(
-        X_train, Y_train
-    )
+    with warnings.catch_warnings():  # MLPClassifier's ConvergenceWarning at max_iter
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sklearn = make_pipeline(StandardScaler(), MLPClassifier(max_iter=300, random_state=0))
+        sklearn.fit(X_train, Y_train)
     balanced = make_pipeline(
         StandardScaler(),
         NeuralClassifier(lr=1e-2, max_epochs=60, random_state=0, class_weight="balanced"),

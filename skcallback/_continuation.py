@@ -136,6 +136,8 @@ def continue_objects(work: Any, scheduled: bool) -> None:
     optimizer = work.optimizer_
     if type(fresh) is not type(optimizer):
         work.optimizer_ = fresh
+    elif not _same_grouping(fresh, optimizer):
+        work.optimizer_ = _regrouped(fresh, optimizer)
     else:
         moved = {k for k, v in fresh.defaults.items() if _differs(v, optimizer.defaults.get(k))}
         kept = _untrusted.SCHEDULED_OPTIONS - moved if scheduled else frozenset()
@@ -151,3 +153,24 @@ def _differs(a: Any, b: Any) -> bool:
         return bool(a != b)
     except (RuntimeError, TypeError, ValueError):  # tensors of several values
         return a is not b
+
+
+def _same_grouping(a: Any, b: Any) -> bool:
+    """Whether two optimizers group the same parameters alike."""
+    return [[id(p) for p in g["params"]] for g in a.param_groups] == [
+        [id(p) for p in g["params"]] for g in b.param_groups
+    ]
+
+
+def _regrouped(fresh: Any, optimizer: Any) -> Any:
+    """``fresh`` (the groups ``optimizer__param_groups`` makes now) with the
+    per-parameter state of ``optimizer`` (Adam's moments, step counts):
+    a warm start with other groups keeps what each parameter learned and
+    takes every option from the parameters now."""
+    state = optimizer.state_dict()["state"]
+    index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
+    order = [p for g in fresh.param_groups for p in g["params"]]
+    saved = fresh.state_dict()
+    saved["state"] = {i: state[index[id(p)]] for i, p in enumerate(order) if index[id(p)] in state}
+    fresh.load_state_dict(saved)
+    return fresh

@@ -4,6 +4,7 @@ built from the estimator's parameters with errors in its words."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,7 @@ def build_criterion(estimator: Any, device: torch.device) -> Any:
 
 def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
     params = _routing.routed(estimator, "optimizer__")
+    spec = params.pop("param_groups", None)
     name = estimator.optimizer
     cls: type[torch.optim.Optimizer] = OPTIMIZERS[name.lower()] if isinstance(name, str) else name
     _check_optimizer(cls, params, estimator.lr)
@@ -57,6 +59,8 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
     # (params, defaults), its subclasses their hyperparameters as keywords.
     factory: Callable[..., torch.optim.Optimizer] = cls
     kwargs = {"lr": estimator.lr, **params}
+    if spec is not None:
+        return _grouped_optimizer(cls, module, spec, kwargs)
     parameters = list(module.parameters())
     if not parameters:
         raise ValueError(
@@ -86,6 +90,126 @@ def build_optimizer(estimator: Any, module: nn.Module) -> torch.optim.Optimizer:
     raise InvalidParameterError(
         template.format(cls.__name__, given) + f"{type(error).__name__}: {error}"
     ) from error
+
+
+def _grouped_optimizer(
+    cls: type[torch.optim.Optimizer], module: nn.Module, spec: Any, kwargs: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """The optimizer of ``optimizer__param_groups=spec``: one group per
+    pattern (the parameters whose names it matches first, with its
+    options), after one of the parameters no pattern matches (the
+    estimator's options). Each group's options are tried as the
+    optimizer's own (its constructor's checks, a throwaway first step),
+    so a bad value fails here, in our words."""
+    groups = parameter_groups(module, spec)
+    options = set().union(*(group.keys() - {"params"} for group in groups))
+    known = _options_of(cls, kwargs)
+    unknown = sorted(options - known) if known is not None else []
+    if known is not None and unknown:
+        raise InvalidParameterError(
+            f"optimizer__param_groups sets {unknown}, which {cls.__name__} does not take; "
+            f"its options are {sorted(known)}."
+        )
+    factory: Callable[..., torch.optim.Optimizer] = cls
+    fused = not {"fused", "foreach"} & (set(kwargs) | options) and _takes(cls, "fused")
+    failure: tuple[dict[str, Any], Exception] | None = None
+    for extra in ({"fused": True}, {}) if fused else ({},):
+        own: dict[str, Any] = {}
+        try:
+            for group in groups:
+                own = {k: v for k, v in group.items() if k != "params"}
+                _first_step(factory, group["params"], {**kwargs, **extra, **own})
+            return factory(groups, **extra, **kwargs)
+        except Exception as exc:
+            failure = (own, exc)
+    assert failure is not None
+    own, error = failure
+    given = {k: v for k, v in kwargs.items() if k != "lr"}
+    raise InvalidParameterError(
+        f"The optimizer {cls.__name__} with lr={kwargs['lr']!r} and optimizer__ parameters "
+        f"{given} fails for the parameter group of options {own} "
+        f"(optimizer__param_groups={spec!r}): {type(error).__name__}: {error}"
+    ) from error
+
+
+def _options_of(cls: type[torch.optim.Optimizer], kwargs: dict[str, Any]) -> set[str] | None:
+    """The options of ``cls``'s groups (its ``defaults``: torch keeps any
+    other key a group holds, and no step reads it); None where it cannot
+    be built with ``kwargs`` (the caller reports why)."""
+    try:
+        probe = cls([torch.zeros(1, requires_grad=True)], **kwargs)
+    except Exception:
+        return None
+    return set(probe.defaults)
+
+
+def parameter_groups(module: nn.Module, spec: Any) -> list[dict[str, Any]]:
+    """The parameter groups ``optimizer__param_groups=spec`` makes of
+    ``module``'s named parameters: those no pattern matches first (when
+    there are any), then one group per pattern, of the parameters it is
+    the first to match (``fnmatch``), with its options.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a ``spec`` that is not a list of ``(pattern, {option: value})``
+        pairs, an option named ``params``, or a pattern that matches no
+        parameter left to it (a typo would otherwise train those
+        parameters with the estimator's options, silently).
+    """
+    pairs = _group_pairs(spec)
+    left = dict(module.named_parameters())
+    groups = []
+    for pattern, options in pairs:
+        names = [name for name in left if fnmatch.fnmatchcase(name, pattern)]
+        if not names:
+            raise InvalidParameterError(
+                f"optimizer__param_groups: the pattern {pattern!r} matches no parameter"
+                + (" that an earlier pattern did not take" if len(left) < _count(module) else "")
+                + f"; the module's parameters are {_some_names(module)}."
+            )
+        groups.append({"params": [left.pop(name) for name in names], **options})
+    rest = [{"params": list(left.values())}] if left else []
+    return [*rest, *groups]
+
+
+def _group_pairs(spec: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``spec`` as ``(pattern, options)`` pairs, or an error in our words."""
+    shape = "a list of (pattern, {option: value}) pairs, e.g. [('layers.0.*', {'lr': 1e-4})]"
+    if not isinstance(spec, list | tuple):
+        raise InvalidParameterError(
+            f"The 'optimizer__param_groups' parameter must be {shape}; got {spec!r}."
+        )
+    pairs = []
+    for entry in spec:
+        if not (
+            isinstance(entry, list | tuple)
+            and len(entry) == 2
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], dict)
+            and all(isinstance(key, str) for key in entry[1])
+        ):
+            raise InvalidParameterError(
+                f"The 'optimizer__param_groups' parameter must be {shape}; its entry "
+                f"{entry!r} is not one."
+            )
+        if "params" in entry[1]:
+            raise InvalidParameterError(
+                f"optimizer__param_groups: the options of {entry[0]!r} name 'params'; the "
+                "pattern chooses the parameters."
+            )
+        pairs.append((entry[0], dict(entry[1])))
+    return pairs
+
+
+def _count(module: nn.Module) -> int:
+    return sum(1 for _ in module.named_parameters())
+
+
+def _some_names(module: nn.Module, most: int = 12) -> str:
+    names = [name for name, _ in module.named_parameters()]
+    shown = ", ".join(names[:most])
+    return f"[{shown}{', ...' if len(names) > most else ''}] ({len(names)})"
 
 
 #: torch's optimizers, by the names the ``optimizer`` parameter takes: with

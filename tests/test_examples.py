@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 
 try:  # the pickler of joblib's worker processes: vendored before joblib 1.5
@@ -466,3 +467,34 @@ def test_multilabel_follows_mlpclassifier_conventions(multilabel):
 def test_multilabel_balanced_weights_raise_the_rarest_labels_recall(multilabel):
     scores = multilabel[0]["results"]
     assert scores["balanced"]["rarest_recall"] > scores["skcallback"]["rarest_recall"]
+
+
+# --- fine-tuning: a saved backbone, frozen then unfrozen; weight averaging ---
+
+
+@pytest.fixture(scope="module")
+def finetune(tmp_path_factory):
+    return run_main("finetune", folder=str(tmp_path_factory.mktemp("finetune")))
+
+
+def test_finetune_saves_a_backbone_the_new_classifier_starts_from(finetune):
+    results, out = finetune
+    saved = torch.load(results["path"], weights_only=True)
+    tuned = results["tuned"]
+    assert sorted(k for k in saved if k.startswith("backbone.")) == sorted(
+        k for k in tuned.module_.state_dict() if k.startswith("backbone.")
+    )
+    assert saved["head.weight"].shape[0] == 5 == len(tuned.classes_)
+    assert list(tuned.classes_) == [5, 6, 7, 8, 9]
+    # The backbone trains at a tenth of the head's rate, and is unfrozen at the end.
+    assert [group["lr"] for group in tuned.optimizer_.param_groups] == [0.01, 0.001]
+    assert all(p.requires_grad for p in tuned.module_.parameters())
+    assert results["accuracy"] > 0.8
+    assert f"test accuracy: {results['accuracy']:.3f}" in section(out, "Fine-tuning")
+
+
+def test_finetune_moving_average_lowers_the_test_error(finetune):
+    results, out = finetune
+    last, ema = results["mse"]
+    assert ema < 0.8 * last
+    assert f"averaged weights: {ema:.4f}" in section(out, "A moving average")

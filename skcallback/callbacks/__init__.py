@@ -14,13 +14,16 @@ from ._checkpoint import (
 )
 from ._control import GradientClipping, TerminateOnNaN, TimeLimit
 from ._early_stopping import EarlyStopping
+from ._finetune import Freezer, Initializer
 from ._history import History
 from ._integrations import MlflowLogger, OptunaPruning, TensorBoardLogger
 from ._lambda import LambdaCallback
+from ._load_weights import LoadWeights
 from ._logging import CSVLogger, LossMonitor, MetricLogger, PrintLog, ProgressBar, TimeMonitor
 from ._monitor import Monitor
 from ._scheduler import LRScheduler
 from ._scoring import EpochScoring
+from ._weight_averaging import WeightAveraging
 
 __all__ = [
     "HOOKS",
@@ -30,10 +33,13 @@ __all__ = [
     "Checkpoint",
     "EarlyStopping",
     "EpochScoring",
+    "Freezer",
     "GradientClipping",
     "History",
+    "Initializer",
     "LRScheduler",
     "LambdaCallback",
+    "LoadWeights",
     "LossMonitor",
     "MetricLogger",
     "MlflowLogger",
@@ -45,6 +51,7 @@ __all__ = [
     "TerminateOnNaN",
     "TimeLimit",
     "TimeMonitor",
+    "WeightAveraging",
     "atomic_save",
     "checkpoint_files",
     "read_checkpoint",
