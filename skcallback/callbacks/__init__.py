@@ -5,6 +5,7 @@ attributes ending in ``_`` and is returned by ``state_dict()``.
 """
 
 from ._base import HOOKS, PREDICT_HOOKS, Callback
+from ._batch_scoring import BatchScoring
 from ._checkpoint import (
     Checkpoint,
     atomic_save,
@@ -25,6 +26,7 @@ from ._scoring import EpochScoring
 __all__ = [
     "HOOKS",
     "PREDICT_HOOKS",
+    "BatchScoring",
     "CSVLogger",
     "Callback",
     "Checkpoint",
