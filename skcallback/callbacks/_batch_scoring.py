@@ -43,6 +43,11 @@ class BatchScoring(Callback):
     ``every=k`` scores one batch in ``k``. Reading ``ctx.y_pred`` keeps the
     built-in MLP's hand-derived step.
 
+    The batch is scored after its backward pass, before the optimizer step
+    (``on_after_backward``): a checkpoint saved after the step holds its
+    score, and callbacks read the updated mean from ``on_after_step`` on.
+    Batches skipped by ``ctx.skip_batch()`` are not scored.
+
     Parameters
     ----------
     scoring : str or callable
@@ -122,16 +127,13 @@ class BatchScoring(Callback):
         self._scorer = self._resolve(plan)
         self._warned = False
         # A scorer that cannot score this task fails now, not after a batch:
-        # tried on the fit's own targets, predicted perfectly.
+        # tried on outputs near the perfect ones for the fit's own targets
+        # (scaled and shifted, so a regressor's integer targets become the
+        # fractions its predictions will be, as EpochScoring tries them).
         y = plan.target_sample
+        output = plan.outputs.perfect_output(y) * 1.25 + 0.37
         try:
-            float(
-                self._scorer(
-                    _CachedPredictions(plan, plan.outputs.perfect_output(y)),
-                    None,
-                    plan.outputs.targets(y),
-                )
-            )
+            float(self._scorer(_CachedPredictions(plan, output), None, plan.outputs.targets(y)))
         except Exception as exc:
             raise ValueError(
                 f"BatchScoring({self.scoring!r}) cannot score this fit's targets "
@@ -166,8 +168,11 @@ class BatchScoring(Callback):
         self.score_total_, self.weight_total_ = 0.0, 0.0
         ctx.metrics[self._default_name()] = math.nan
 
-    def on_train_batch_end(self, ctx: Context) -> None:
-        if (ctx.batch - 1) % self.every or ctx.y_pred is None:  # unscored, or skipped
+    def on_after_backward(self, ctx: Context) -> None:
+        # Scored before the step: a checkpoint saved after it (on_after_step)
+        # records this batch as done, so it must hold the batch's score too.
+        # Skipped batches never get here.
+        if (ctx.batch - 1) % self.every:
             return
         weights = ctx.sample_weight_batch
         weight = float(len(ctx.y_batch) if weights is None else weights.sum())
