@@ -3,7 +3,7 @@
 from ._classifier import NeuralClassifier
 from ._context import Context
 from ._loading import pad_sequences
-from ._lr_find import lr_find
+from ._lr_find import LRFinderResult, lr_find
 from ._params import InvalidParameterError
 from ._regressor import NeuralRegressor
 from ._saving import load, save
@@ -16,6 +16,7 @@ __all__ = [
     "Callback",
     "Context",
     "InvalidParameterError",
+    "LRFinderResult",
     "NeuralClassifier",
     "NeuralRegressor",
     "SliceDataset",

@@ -23,7 +23,7 @@ from ._base import NeuralEstimatorBase
 from ._context import Context
 from ._params import InvalidParameterError
 from ._stack import user_stacklevel
-from .callbacks._base import Callback, import_extra
+from .callbacks._base import Callback, import_extra, positive_int
 
 #: The smoothing of the loss curve: an exponential moving average with this
 #: factor, debiased (fastai's and Lightning's choice).
@@ -35,6 +35,14 @@ DIVERGENCE = 4.0
 class LRFinderResult:
     """What [`lr_find`][skcallback.lr_find] measured: one point per
     optimizer step of the sweep.
+
+    Parameters
+    ----------
+    lrs, losses : sequence of float
+        The rate and the loss of each step (become ``lrs`` and ``losses``;
+        the smoothed losses and the suggestion are computed from them).
+    stop_reason : str
+        Why the sweep ended.
 
     Attributes
     ----------
@@ -64,7 +72,9 @@ class LRFinderResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Plot the loss against the learning rate (log scale), the raw
-        losses faint and the smoothed ones solid, with the suggestion marked.
+        losses faint and the smoothed ones solid, with the suggestion marked;
+        the y axis ends a little above the smoothed curve's values up to
+        its minimum (the divergence past it leaves the plot).
 
         Requires matplotlib (``pip install skcallback[plot]``).
 
@@ -94,6 +104,12 @@ class LRFinderResult:
                 color="gray",
                 label=f"suggestion {self.suggestion:.2g}",
             )
+        # The loss shoots up where the rate is too large: the y axis shows the
+        # curve up to its minimum (and a margin), where the choice is made.
+        best = int(np.argmin(self.smoothed_losses))
+        low, high = float(self.losses.min()), float(self.smoothed_losses[: best + 1].max())
+        margin = 0.25 * max(high - low, abs(high) * 1e-3, 1e-12)
+        ax.set_ylim(low - margin, high + margin)
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
@@ -254,7 +270,7 @@ def lr_find(
     LRFinderResult
         ``lrs``, ``losses``, ``smoothed_losses``, ``suggestion`` (a tenth of
         the rate at the lowest smoothed loss), ``stop_reason`` and
-        ``plot(ax=None)``.
+        ``plot(ax=None)``: see [LRFinderResult][skcallback.LRFinderResult].
 
     Raises
     ------
@@ -335,9 +351,7 @@ def _check_arguments(estimator: Any, start_lr: Any, end_lr: Any, num_steps: Any)
         (
             "num_steps",
             num_steps,
-            isinstance(num_steps, numbers.Integral)
-            and not isinstance(num_steps, bool)
-            and num_steps >= 2,
+            positive_int(num_steps) and int(num_steps) >= 2,
             "an int >= 2",
         ),
     )

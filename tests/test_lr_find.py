@@ -1,7 +1,9 @@
 """skcallback.lr_find: a learning-rate range test on a clone."""
 
 import copy
+import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +218,16 @@ def test_plot_without_matplotlib_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
     with pytest.raises(ImportError, match=r"skcallback\[plot\]"):
         result.plot()
+
+
+def test_the_example_draws_the_curve_and_the_suggestion_trains_better(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = Path(__file__).resolve().parents[1] / "examples" / "lr_find.py"
+    spec = importlib.util.spec_from_file_location("lr_find_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    image = tmp_path / "lr_find.png"
+    out = example.main(image)
+    assert image.read_bytes().startswith(b"\x89PNG")
+    assert not hasattr(out["clf"], "module_")
+    assert out["scores"]["suggested"] > out["scores"]["default"]
