@@ -296,7 +296,7 @@ def lr_find(
     5
     """
     final = _check_arguments(estimator, start_lr, end_lr, num_steps)
-    if final is not estimator:  # a Pipeline: its earlier steps transform X
+    if final is not estimator and len(estimator.steps) > 1:  # earlier steps transform X
         X = clone(Pipeline(estimator.steps[:-1])).fit_transform(X, y)
     record = _Record(float(start_lr), float(end_lr), int(num_steps))
     work = _sweep_clone(final, record, int(num_steps))

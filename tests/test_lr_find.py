@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import TensorDataset
 
@@ -156,6 +156,11 @@ def test_a_pipeline_is_swept_on_its_transformed_data(data):
     )
     np.testing.assert_allclose(result.losses, direct.losses, rtol=1e-5)
     assert not hasattr(pipe[0], "mean_")  # the pipeline's steps stay unfitted
+    alone = Pipeline([("net", NeuralRegressor(batch_size=32, random_state=0))])
+    bare = NeuralRegressor(batch_size=32, random_state=0)
+    np.testing.assert_array_equal(
+        lr_find(alone, X, y, num_steps=3).losses, lr_find(bare, X, y, num_steps=3).losses
+    )
 
 
 def test_every_input_kind_the_estimator_takes(data):
