@@ -3,6 +3,7 @@
 from ._classifier import NeuralClassifier
 from ._context import Context
 from ._loading import pad_sequences
+from ._lr_find import LRFinderResult, lr_find
 from ._params import InvalidParameterError
 from ._regressor import NeuralRegressor
 from ._saving import load, save
@@ -15,12 +16,14 @@ __all__ = [
     "Callback",
     "Context",
     "InvalidParameterError",
+    "LRFinderResult",
     "NeuralClassifier",
     "NeuralRegressor",
     "SliceDataset",
     "SliceDict",
     "__version__",
     "load",
+    "lr_find",
     "pad_sequences",
     "save",
 ]

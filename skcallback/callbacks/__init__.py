@@ -5,6 +5,7 @@ attributes ending in ``_`` and is returned by ``state_dict()``.
 """
 
 from ._base import HOOKS, PREDICT_HOOKS, Callback
+from ._batch_scoring import BatchScoring
 from ._checkpoint import (
     Checkpoint,
     atomic_save,
@@ -28,6 +29,7 @@ from ._weight_averaging import WeightAveraging
 __all__ = [
     "HOOKS",
     "PREDICT_HOOKS",
+    "BatchScoring",
     "CSVLogger",
     "Callback",
     "Checkpoint",
