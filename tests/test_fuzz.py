@@ -1167,7 +1167,7 @@ def test_other_input_kinds_fit_contract(case):
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=int(1500 * SCALE))
+@settings(FUZZ, max_examples=int(300 * SCALE))  # SKCALLBACK_FUZZ_SCALE=5: a deeper campaign
 @given(case=other_input_cases(workers=(0, 0, 2)))
 def test_other_input_kinds_fit_contract_campaign(case):
     _other_fit_contract(case)
