@@ -599,7 +599,8 @@ SPECS = {
         kind="dict", fields={"a": {"shape": [3], "kind": "float", "x": 1}}, shape=None
     ),
     "fields that are a list": set_spec(kind="dict", fields=[["a", [3]]], shape=None),
-    "a dataset with a shape": set_spec(kind="dataset", shape=[2, 3], fields=None),
+    "a dataset with a bad shape": set_spec(kind="dataset", shape=[2, -3], fields=None),
+    "a dataset with fields": set_spec(kind="dataset", shape=None, fields={}),
 }
 
 
