@@ -498,3 +498,13 @@ def test_finetune_moving_average_lowers_the_test_error(finetune):
     last, ema = results["mse"]
     assert ema < 0.8 * last
     assert f"averaged weights: {ema:.4f}" in section(out, "A moving average")
+
+
+def test_weight_averaging_curve_is_lower_and_steadier_and_drawn(tmp_path):
+    image = tmp_path / "curve.png"
+    with contextlib.redirect_stdout(io.StringIO()):
+        curves = example("weight_averaging_curve").main(image)
+    last, ema = (np.array(curves[key]) for key in ("last weights", "EMA"))
+    assert len(last) == len(ema) == 20
+    assert ema[-10:].mean() < last[-10:].mean() and ema[-10:].std() < last[-10:].std()
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
