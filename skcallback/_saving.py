@@ -37,6 +37,9 @@ FORMAT = "skcallback-model-2"
 _FORMAT_1 = "skcallback-model-1"
 #: Import paths that load without being trusted.
 TRUSTED_PREFIXES = ("skcallback.", "sklearn.", "torch.nn.", "torch.optim.")
+#: skcallback's own functions that a parameter may hold (a user's function
+#: is trusted only by name, at load).
+TRUSTED_FUNCTIONS = frozenset({"skcallback._loading.pad_sequences"})
 _TAGS = ("__class__", "__function__", "__callback__")
 #: How deep a document may nest; a saved estimator nests far less (its
 #: deepest values are callback states, three levels per dict).
@@ -249,7 +252,7 @@ def _estimator_class(document: dict[str, Any], path: Any, trusted: Any) -> Any:
     # A function runs when the estimator uses it: functions always need trust.
     untrusted = sorted(
         {p for p in classes if not p.startswith(TRUSTED_PREFIXES) and p not in trusted}
-        | {p for p in functions if p not in trusted}
+        | {p for p in functions if p not in trusted and p not in TRUSTED_FUNCTIONS}
     )
     if untrusted:
         raise ValueError(

@@ -518,3 +518,16 @@ def test_persistent_workers_end_with_the_fit_even_a_failed_one(table):
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     _, alive = psutil.wait_procs(started, timeout=30)
     assert not alive and info.value is not None
+
+
+def test_a_model_with_pad_sequences_saves_and_loads_without_trusting_it(tmp_path):
+    rng = np.random.RandomState(0)
+    sequences = [rng.normal(size=(rng.randint(2, 6), 2)).astype(np.float32) for _ in range(40)]
+    y = np.arange(40) % 2
+    clf = NeuralClassifier(
+        module=GRUClassifier, max_epochs=1, dataloader__collate_fn=pad_sequences
+    ).fit(sequences, y)
+    skcallback.save(clf, tmp_path / "gru.skc")
+    loaded = skcallback.load(tmp_path / "gru.skc", trusted=[f"{__name__}.GRUClassifier"])
+    assert loaded.get_params()["dataloader__collate_fn"] is pad_sequences
+    np.testing.assert_array_equal(loaded.predict_proba(sequences), clf.predict_proba(sequences))
