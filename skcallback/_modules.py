@@ -223,23 +223,7 @@ def build_module(
                 "pass the module class (or a factory) to have them used."
             )
         return copy.deepcopy(module)
-    kwargs = dict(params)
-    accepted = _named_arguments(module)
-    given: dict[str, Any] = {"n_outputs": n_outputs}
-    if isinstance(size, int):
-        given.update(n_features_in=size, input_shape=(size,))
-    else:
-        given["input_shape"] = size
-        if "n_features_in" in accepted and "n_features_in" not in kwargs:
-            raise ValueError(
-                f"The module factory {getattr(module, '__name__', repr(module))!r} takes "
-                f"n_features_in, which is defined for a 2-D X only; X is {_size_words(size)}. "
-                "Name the argument input_shape to receive the shape of a sample, or pass "
-                "module__n_features_in."
-            )
-    for key, value in given.items():
-        if key in accepted:
-            kwargs.setdefault(key, value)
+    kwargs = _factory_arguments(module, size, n_outputs, params)
     name = getattr(module, "__name__", repr(module))
     try:
         built = module(**kwargs)
@@ -254,6 +238,30 @@ def build_module(
             "expected a torch.nn.Module."
         )
     return built
+
+
+def _factory_arguments(module: Any, size: Any, n_outputs: int, params: dict) -> dict:
+    """The ``module__*`` parameters, plus what the fit learned of the data
+    where the factory's signature names it: ``n_outputs``, ``input_shape``
+    (a sample's shape) and, for a 2-D ``X`` only, ``n_features_in``."""
+    kwargs = dict(params)
+    accepted = _named_arguments(module)
+    given: dict[str, Any] = {"n_outputs": n_outputs}
+    if isinstance(size, int):
+        given.update(n_features_in=size, input_shape=(size,))
+    elif "n_features_in" in accepted and "n_features_in" not in kwargs:
+        raise ValueError(
+            f"The module factory {getattr(module, '__name__', repr(module))!r} takes "
+            f"n_features_in, which is defined for a 2-D X only; X is {_size_words(size)}. "
+            "Name the argument input_shape to receive the shape of a sample, or pass "
+            "module__n_features_in."
+        )
+    else:
+        given["input_shape"] = size
+    for key, value in given.items():
+        if key in accepted:
+            kwargs.setdefault(key, value)
+    return kwargs
 
 
 def _size_words(size: tuple | dict) -> str:
