@@ -269,6 +269,7 @@ def test_a_killed_process_resumes_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # about 45 child runs of 5-7 s: 293 s alone on 2 quiet cores
 def test_twenty_kills_at_random_moments_all_resume_bit_for_bit(tmp_path):
     outcomes = kill_and_resume(tmp_path, moments=20)
     assert sum(outcomes) >= 10  # most kills landed during training
