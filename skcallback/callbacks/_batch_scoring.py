@@ -14,7 +14,7 @@ from sklearn.metrics import get_scorer
 
 from .._context import Context
 from ._base import Callback, positive_int
-from ._scoring import _PROBABILISTIC, _CachedPredictions
+from ._scoring import _PROBABILISTIC, _CachedPredictions, scorer_label
 
 
 class BatchScoring(Callback):
@@ -112,14 +112,7 @@ class BatchScoring(Callback):
         self.lower_is_better = lower_is_better
 
     def _default_name(self) -> str:
-        if self.name:
-            return self.name
-        label = (
-            self.scoring
-            if isinstance(self.scoring, str)
-            else getattr(self.scoring, "__name__", "score")
-        )
-        return f"train_{label}"
+        return self.name or f"train_{scorer_label(self.scoring)}"
 
     def declare(self, plan: Any) -> None:
         plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))

@@ -39,6 +39,12 @@ class _CachedPredictions:
 _PROBABILISTIC = {"predict_proba", "decision_function", "predict_log_proba"}
 
 
+def scorer_label(scoring: Any) -> str:
+    """The name a scorer gives its metric: the scoring string, or a
+    function's name."""
+    return scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "score")
+
+
 class EpochScoring(Callback):
     """Score each epoch with a scikit-learn scorer, without an extra forward
     pass: it reuses the predictions the loop made for the batches.
@@ -108,14 +114,7 @@ class EpochScoring(Callback):
         self.every = every
 
     def _default_name(self) -> str:
-        if self.name:
-            return self.name
-        label = (
-            self.scoring
-            if isinstance(self.scoring, str)
-            else getattr(self.scoring, "__name__", "score")
-        )
-        return f"{'train' if self.on_train else 'valid'}_{label}"
+        return self.name or f"{'train' if self.on_train else 'valid'}_{scorer_label(self.scoring)}"
 
     def setup(self, plan: Any) -> None:
         if isinstance(self.scoring, str):
