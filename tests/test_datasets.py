@@ -205,6 +205,8 @@ class Ragged(Dataset):
         (None, {"dataloader__persistent_workers": True}, "needs worker processes"),
         (None, {"dataloader__shuffle": False}, "Unknown DataLoader option"),
         (None, {"dataloader__collate_fn": 3}, "must be a callable"),
+        (None, {"dataloader__prefetch_factor": 0}, "prefetch_factor must be an int >= 1"),
+        (None, {"dataloader__prefetch_factor": 4}, "needs worker processes"),
     ],
 )
 def test_bad_datasets_and_options_fail_before_training(table, X, params, message):

@@ -318,3 +318,24 @@ def test_a_killed_fit_on_images_or_a_dict_resumes_bit_for_bit(tmp_path, kind):
             assert torch.equal(result["weights"][name], value), (kind, i, name)
         assert result["resumed_from"] is not None or not killed[-1]
     assert any(killed)
+
+
+def test_prediction_hooks_see_each_kind_of_batch(digits):
+    X, y = digits
+    seen = []
+
+    class Watch(Callback):
+        def on_predict_batch_begin(self, ctx):
+            batch = ctx.X_batch
+            seen.append(sorted(batch) if isinstance(batch, dict) else tuple(batch.shape[1:]))
+
+    images = NeuralClassifier(module=CNN, max_epochs=1, callbacks=[Watch()]).fit(
+        X.reshape(-1, 1, 8, 8), y
+    )
+    inputs = {"numbers": X, "category": y % 10}
+    two = NeuralClassifier(module=TwoInputs, max_epochs=1, callbacks=[Watch()]).fit(inputs, y)
+    seen.clear()
+    plain = images.predict(X[:5].reshape(-1, 1, 8, 8))
+    assert seen == [(1, 8, 8)]
+    assert two.predict(inputs).shape == (len(y),) and seen[-1] == ["category", "numbers"]
+    assert plain.shape == (5,)
