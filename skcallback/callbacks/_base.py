@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib
 import inspect
 import math
 import numbers
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from .._context import Context
+from .._extras import import_extra as import_extra  # where callbacks import it from
 from .._params import Constraints, InvalidParameterError, check_constraints
 from ._hook_names import porting_hint
 
@@ -196,17 +196,6 @@ def epoch_numbers(metrics: dict[str, Any], keys: list[str] | None) -> Iterator[t
             and math.isfinite(value)
         ):
             yield key, float(value)
-
-
-def import_extra(module: str, extra: str, owner: str) -> Any:
-    """Import an optional dependency, or raise an ImportError naming the
-    extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{owner} needs {module.split('.')[0]}: pip install 'skcallback[{extra}]'."
-        ) from exc
 
 
 def _init_defaults(cls: type[Any]) -> dict[str, Any]:
