@@ -65,7 +65,9 @@ bench: $(STAMP)
 # install the wheel into a fresh virtual environment (torch from
 # constraints.txt, pip's cache reused) and run the quick start from a
 # folder outside the tree, in isolated mode (no source tree on the path).
+# A stale *.egg-info would add the files it lists to the sdist.
 wheel-check: $(STAMP)
+	rm -rf *.egg-info
 	WHEEL_DIR=$$(mktemp -d) && trap 'rm -rf "$$WHEEL_DIR"' EXIT && \
 	$(BIN)/python -m build --outdir "$$WHEEL_DIR/dist" . > "$$WHEEL_DIR/build.log" 2>&1 || \
 		{ cat "$$WHEEL_DIR/build.log"; exit 1; } && \
