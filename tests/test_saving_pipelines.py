@@ -309,14 +309,21 @@ def test_another_scikit_learn_version_is_warned_about(tmp_path):
         skcallback.load(skcallback.save(make_pipeline(StandardScaler()), path))
 
 
-def test_skops_loads_a_pipeline_trusting_only_the_estimator_class(tmp_path):
+def test_skops_loads_a_pipeline_trusting_only_skcallback_classes(tmp_path):
     sio = pytest.importorskip("skops.io")
     X, y = frame()
     X = X[["age", "income"]].to_numpy()
-    pipe = make_pipeline(StandardScaler(), NeuralClassifier(max_epochs=2, random_state=0))
-    pipe.fit(X, y)
+    net = NeuralClassifier(max_epochs=2, random_state=0, callbacks=[EarlyStopping()])
+    pipe = make_pipeline(StandardScaler(), net).fit(X, y)
     path = tmp_path / "pipe.skops"
     sio.dump(pipe, path)
-    assert sio.get_untrusted_types(file=path) == ["skcallback._classifier.NeuralClassifier"]
-    loaded = sio.load(path, trusted=["skcallback._classifier.NeuralClassifier"])
+    # The fitted torch state travels as plain data: no torch type is listed,
+    # only the classes the parameters name.
+    ours = [
+        "skcallback._classifier.NeuralClassifier",
+        "skcallback.callbacks._early_stopping.EarlyStopping",
+    ]
+    assert sio.get_untrusted_types(file=path) == ours
+    loaded = sio.load(path, trusted=ours)
+    np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
