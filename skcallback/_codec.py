@@ -44,11 +44,17 @@ class Encoder:
         self.composite = False  # whether a scikit-learn estimator was stored
         self._numbers: dict[int, int] = {}  # id of a stored estimator -> its number
         self._open: set[int] = set()  # ids of the estimators being encoded
+        # Within a scikit-learn estimator, NumPy scalars keep their type and
+        # arrays their memory order: its predictions are then identical
+        # (BLAS sums in another order for another layout).
+        self._faithful = False
 
     def __call__(self, value: Any, where: str) -> Any:
         if value is None or isinstance(value, bool | int | float | str):
             return value
         if isinstance(value, np.generic):
+            if self._faithful and value.dtype.kind in "biuf":
+                return {"__scalar__": value.item(), "dtype": value.dtype.str}
             return value.item()
         if isinstance(value, list):
             return [self(v, where) for v in value]
@@ -86,6 +92,7 @@ class Encoder:
         if id(value) in self._open:
             raise TypeError(f"save() cannot store {where}: an estimator that contains itself.")
         self._open.add(id(value))
+        faithful, self._faithful = self._faithful, not isinstance(value, NeuralEstimatorBase)
         if isinstance(value, NeuralEstimatorBase):
             body = {"class": path_of(type(value), where), **self._neural(value)}
         else:
@@ -93,6 +100,7 @@ class Encoder:
             path = _composites.allowed_path(type(value)) or path_of(type(value), where)
             body = {"class": path, **_composites.node(value, self)}
         self._open.discard(id(value))
+        self._faithful = faithful
         self._numbers[id(value)] = len(self._numbers)
         return body
 
@@ -113,7 +121,16 @@ class Encoder:
         """Numbers as a tensor; strings, and objects that are str, int or
         float, as a JSON list."""
         if value.dtype.kind in "biuf":
-            return {"__ndarray__": self(torch.from_numpy(value.copy()), where)}
+            fortran = (
+                self._faithful
+                and value.ndim > 1
+                and not value.flags.c_contiguous
+                and value.strides[0] < value.strides[-1]
+            )
+            stored = {
+                "__ndarray__": self(torch.from_numpy((value.T if fortran else value).copy()), where)
+            }
+            return stored | {"order": "F"} if fortran else stored
         if value.dtype.kind == "U":
             return {"__array__": value.tolist(), "dtype": str(value.dtype)}
         if value.dtype.kind == "O":
@@ -194,7 +211,8 @@ class Decoder:
             except KeyError:
                 raise ValueError(f"The file lacks the tensor {value['__tensor__']!r}.") from None
         if "__ndarray__" in value:
-            return self(value["__ndarray__"]).numpy()
+            array = self(value["__ndarray__"]).numpy()
+            return array.T if value.get("order") == "F" else array
         if "__array__" in value:
             return text_array(value["__array__"], value.get("dtype"), "The file")
         if "__estimator__" in value:
@@ -234,6 +252,11 @@ class Decoder:
             if not isinstance(dtype, torch.dtype):
                 raise ValueError(f"The file names an unknown dtype {value['__dtype__']!r}.")
             return dtype
+        if "__scalar__" in value:
+            dtype = _numpy_dtype(value.get("dtype"))
+            if dtype.kind not in "biuf" or type(value["__scalar__"]) not in (bool, int, float):
+                raise ValueError(f"The file holds a malformed NumPy scalar {value!r}.")
+            return dtype.type(value["__scalar__"])
         if "__numpy_dtype__" in value:
             return _numpy_dtype(value["__numpy_dtype__"])
         if "__type__" in value:

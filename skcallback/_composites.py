@@ -22,8 +22,9 @@ import numpy as np
 #: The scikit-learn classes a model file may name without ``trusted``, by
 #: their public import path: steps whose fitted state is arrays and numbers,
 #: and the compositions that hold them. Others (trees and neighbors, whose
-#: state holds compiled objects; searches, whose state holds scorers) are
-#: either refused at save or loaded only when trusted.
+#: state holds compiled objects; ``SplineTransformer``, whose state holds
+#: SciPy splines; searches, whose state holds scorers) are refused at save,
+#: or loaded only when trusted.
 ALLOWED = (
     "sklearn.pipeline.Pipeline",
     "sklearn.pipeline.FeatureUnion",
@@ -31,7 +32,6 @@ ALLOWED = (
     "sklearn.compose.TransformedTargetRegressor",
     "sklearn.preprocessing.Binarizer",
     "sklearn.preprocessing.FunctionTransformer",
-    "sklearn.preprocessing.KBinsDiscretizer",
     "sklearn.preprocessing.LabelBinarizer",
     "sklearn.preprocessing.LabelEncoder",
     "sklearn.preprocessing.MaxAbsScaler",
@@ -43,7 +43,6 @@ ALLOWED = (
     "sklearn.preprocessing.PowerTransformer",
     "sklearn.preprocessing.QuantileTransformer",
     "sklearn.preprocessing.RobustScaler",
-    "sklearn.preprocessing.SplineTransformer",
     "sklearn.preprocessing.StandardScaler",
     "sklearn.preprocessing.TargetEncoder",
     "sklearn.impute.MissingIndicator",
@@ -60,6 +59,7 @@ ALLOWED = (
     "sklearn.linear_model.LinearRegression",
     "sklearn.linear_model.LogisticRegression",
     "sklearn.linear_model.Ridge",
+    "sklearn.linear_model.RidgeCV",
     "sklearn.linear_model.RidgeClassifier",
     "sklearn.dummy.DummyClassifier",
     "sklearn.dummy.DummyRegressor",

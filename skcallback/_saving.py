@@ -269,7 +269,8 @@ def _checksum(text: str, tensors: dict[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         tensor = tensors[key].detach().cpu().contiguous()
         parts.append(f"\n{key}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        parts.append(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if tensor.numel():  # an empty tensor has no bytes (and no byte view)
+            parts.append(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return checksum(*parts).hex()
 
 

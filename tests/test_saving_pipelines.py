@@ -5,22 +5,24 @@ import datetime
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import StackingClassifier
 from sklearn.exceptions import InconsistentVersionWarning
 from sklearn.kernel_approximation import RBFSampler
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -28,6 +30,7 @@ from torch import nn
 
 import skcallback
 from skcallback import NeuralClassifier, NeuralRegressor
+from skcallback._composites import ALLOWED, resolve_allowed
 from skcallback.callbacks import EarlyStopping, LambdaCallback
 
 pd = pytest.importorskip("pandas")
@@ -250,6 +253,60 @@ def test_object_arrays_of_other_values_are_refused_at_save(tmp_path):
     mixed = OneHotEncoder().fit(pd.DataFrame({"v": np.array([1, 2.5, 2.5], dtype=object)}))
     loaded = skcallback.load(skcallback.save(mixed, tmp_path / "encoder.skc"))
     assert [type(v) for v in loaded.categories_[0]] == [int, float]
+
+
+#: Constructor arguments of the allow-listed classes that need some.
+ALLOWED_ARGS = {
+    "Pipeline": lambda: {"steps": [("scale", StandardScaler()), ("lr", LogisticRegression())]},
+    "FeatureUnion": lambda: {"transformer_list": [("scale", StandardScaler())]},
+    "ColumnTransformer": lambda: {"transformers": [("scale", StandardScaler(), [0, 1])]},
+    "TransformedTargetRegressor": lambda: {"regressor": Ridge()},
+    "SelectFromModel": lambda: {"estimator": Ridge()},
+    "SelectKBest": lambda: {"k": 2},
+    "QuantileTransformer": lambda: {"n_quantiles": 10},
+    "PCA": lambda: {"n_components": 2},
+    "IncrementalPCA": lambda: {"n_components": 2},
+    "TruncatedSVD": lambda: {"n_components": 2},
+    "StackingClassifier": lambda: {"estimators": [("a", LogisticRegression()), ("b", Ridge())]},
+    "VotingClassifier": lambda: {"estimators": [("a", LogisticRegression())]},
+    "StackingRegressor": lambda: {"estimators": [("a", Ridge()), ("b", Ridge(alpha=2))]},
+    "VotingRegressor": lambda: {"estimators": [("a", Ridge())]},
+}
+
+
+def dense(array):
+    return array.toarray() if hasattr(array, "toarray") else array
+
+
+@pytest.mark.parametrize("path", ALLOWED, ids=lambda path: path.rpartition(".")[2])
+def test_every_allow_listed_class_round_trips_exactly(tmp_path, path):
+    cls = resolve_allowed(path)
+    est = cls(**ALLOWED_ARGS.get(cls.__name__, dict)())
+    if isinstance(est, StackingClassifier):
+        est.set_params(estimators=[("a", LogisticRegression()), ("b", LogisticRegression(C=2))])
+    X = np.abs(np.random.RandomState(0).normal(size=(40, 3))) + 0.1
+    labels = np.where(X[:, 0] > X[:, 0].mean(), "big", "small")
+    scores_labels = cls.__name__ in ("SelectKBest", "SelectPercentile")  # f_classif
+    y = labels if is_classifier(est) or scores_labels else X.sum(axis=1)
+    if cls.__name__ in ("LabelEncoder", "LabelBinarizer"):
+        X = labels
+        est.fit(X)
+    else:
+        est.fit(X, y)
+    loaded = skcallback.load(skcallback.save(est, tmp_path / "model.skc"))
+    assert type(loaded) is cls
+    methods = [m for m in ("predict", "predict_proba", "transform") if hasattr(est, m)]
+    assert methods
+    for method in methods:
+        expected, got = getattr(est, method)(X), getattr(loaded, method)(X)
+        assert type(got) is type(expected)
+        np.testing.assert_array_equal(dense(got), dense(expected))
+
+
+def test_the_documented_allow_list_is_the_one_in_force():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "persistence.md").read_text()
+    listed = set(re.findall(r"`(sklearn\.[a-z_]+\.[A-Za-z]+)`", page))
+    assert listed == set(ALLOWED)
 
 
 # Defined here, then named as if the script being run (__main__) had defined them.
