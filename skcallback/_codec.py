@@ -326,7 +326,7 @@ def named_paths(document: Any) -> tuple[set[str], set[str], set[str]]:
     return classes, functions, estimators
 
 
-def path_of(obj: Any, where: str = "the file") -> str:
+def path_of(obj: Any, where: str = "the saved object") -> str:
     """The import path a class or function is saved under; a TypeError for
     one that would not import elsewhere."""
     qualname = getattr(obj, "__qualname__", "")

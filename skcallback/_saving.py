@@ -64,7 +64,8 @@ TRUSTED_FUNCTIONS = frozenset(
     }
 )
 #: How deep a document may nest; a saved estimator nests far less (its
-#: deepest values are callback states, three levels per dict).
+#: deepest values are callback states, three levels per dict; a pipeline
+#: adds about eight per level of composition).
 MAX_DEPTH = 100
 
 
@@ -93,9 +94,12 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
         another type. The message names it.
 
     Functions (a LambdaCallback's hooks, a module factory) are imported only
-    when named in ``trusted``, wherever they live; classes of skcallback,
-    ``torch.nn`` and ``torch.optim``, and the scikit-learn estimators of the
-    allow-list, load without trust.
+    when named in ``trusted``, wherever they live (but a few of NumPy's and
+    scikit-learn's, ``TRUSTED_FUNCTIONS``). Classes given as parameters load
+    without trust from skcallback, scikit-learn, ``torch.nn`` and
+    ``torch.optim``; estimators are built without trust when they are
+    skcallback's or of the scikit-learn allow-list (see "Saving a whole
+    pipeline" in the persistence guide).
 
     Examples
     --------
