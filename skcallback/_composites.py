@@ -171,8 +171,14 @@ def build(cls: type, saved: dict[str, Any], decode: Callable[[Any], Any], path: 
                 "to; a file does not decide where a loaded estimator writes."
             )
     attributes = _names(decode(saved.get("fitted")), "attributes", path)
-    if set(attributes) & set(params):
-        raise ValueError(f"{path} is malformed: attributes of {cls.__name__} name parameters.")
+    # An attribute that a parameter, a method or a property has the name of
+    # would replace it: a file sets fitted state, not behaviour.
+    taken = sorted(key for key in attributes if key in params or hasattr(cls, key))
+    if taken:
+        raise ValueError(
+            f"{path} is malformed: it sets attributes of {cls.__name__} that are its "
+            f"parameters or methods: {taken}."
+        )
     vars(estimator).update(attributes)
     return estimator
 

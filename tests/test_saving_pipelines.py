@@ -227,6 +227,17 @@ def test_a_crafted_file_cannot_choose_a_folder_or_invent_estimators(tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_crafted_file_cannot_replace_a_method(tmp_path):
+    X = np.random.RandomState(0).normal(size=(20, 2))
+    path = skcallback.save(StandardScaler().fit(X), tmp_path / "scaler.skc")
+    document = document_of(path)
+    # numpy.log1p loads without trust: as an attribute, it would be transform.
+    document["fitted"]["__dict__"].append(["transform", {"__function__": "numpy.log1p"}])
+    rewrite(path, document)
+    with pytest.raises(ValueError, match=r"parameters or methods: \['transform'\]"):
+        skcallback.load(path)
+
+
 def test_a_pipeline_that_writes_to_a_folder_is_refused_at_save(tmp_path):
     pipe = Pipeline([("net", NeuralClassifier())], memory=str(tmp_path / "cache"))
     with pytest.raises(TypeError, match=r"Pipeline\(memory=.*Set memory=None"):
