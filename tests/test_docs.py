@@ -19,6 +19,7 @@ OPTIONAL = {
     "distributed",
     "dask_ml",
     "pandas",
+    "skops",
     "sklearn.callback",
 }
 
