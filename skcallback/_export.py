@@ -217,10 +217,10 @@ def _module_dtype(module: nn.Module) -> type:
 
 
 def example_tensors(inputs: Inputs) -> tuple[torch.Tensor, ...]:
-    """The sample as tensors of at least two rows: exporters treat a batch
-    of one as a constant size."""
-    repeats = 1 if len(inputs[0]) > 1 else 2
-    return tuple(torch.from_numpy(np.concatenate([array] * repeats)) for array in inputs)
+    """The tensors to trace on: the sample rows reversed, then the first
+    one again. The check then runs the export on rows it was not traced on
+    (values and batch size), which exposes what the trace froze."""
+    return tuple(torch.from_numpy(np.concatenate([array[::-1], array[:1]])) for array in inputs)
 
 
 def traced(estimator: Any, format: str, trace: Callable[[], Any]) -> Any:
