@@ -390,7 +390,7 @@ def check_reproduces(estimator: Any, inputs: Inputs, run: Runner, format: str) -
             got = run(part)
         except Exception as exc:
             raise RuntimeError(
-                f"The exported {format!r} model fails on a batch of {len(part[0])} rows "
+                f"The exported {format!r} model fails on a batch of {_rows(len(part[0]))} "
                 f"({type(exc).__name__}); its batch size may have been traced as a constant."
             ) from exc
         _compare(estimator, got, _expected(estimator, part), format)
@@ -428,7 +428,7 @@ def _compare(estimator: Any, got: list[np.ndarray], want: list[np.ndarray], form
         if not same:
             raise RuntimeError(
                 f"The exported {format!r} model does not reproduce "
-                f"{type(estimator).__name__}.{name} on {len(expected)} sample rows "
+                f"{type(estimator).__name__}.{name} on {_rows(len(expected))} of the sample "
                 f"({difference}; tolerance {TOLERANCE:g}); nothing was written. A module "
                 "whose forward depends on Python values (the batch size, .item(), a "
                 "branch on the data) is traced with those of the sample."
@@ -446,3 +446,7 @@ def _same_labels(labels: np.ndarray, expected: np.ndarray, proba: np.ndarray) ->
         top = np.sort(proba, axis=1)
         decided = top[:, -1] - top[:, -2] > TOLERANCE
     return bool(np.array_equal(labels[decided], expected[decided]))
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"

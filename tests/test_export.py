@@ -211,6 +211,21 @@ def test_the_check_compares_the_output_step(format, change, message, tmp_path, m
     assert len(list(tmp_path.iterdir())) == 1
 
 
+def test_the_check_runs_the_export_on_one_row(tmp_path, monkeypatch):
+    """A batch of one is where exporters specialise sizes: the check runs it."""
+    runner = skcallback._export._RUNNERS["torchscript"]
+
+    def not_on_one_row(estimator, path):
+        run = runner(estimator, path)
+        return lambda inputs: run(inputs) if len(inputs[0]) > 1 else 1 / 0
+
+    monkeypatch.setitem(skcallback._export._RUNNERS, "torchscript", not_on_one_row)
+    clf = small(NeuralClassifier).fit(X, CLASSES)
+    with pytest.raises(RuntimeError, match="fails on a batch of 1 row ") as info:
+        export(clf, tmp_path / "model.pt", "torchscript")
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
 class Cumulative(nn.Module):
     """torch.cummax: no ONNX operator for it in torch's exporter."""
 
@@ -269,15 +284,22 @@ def test_onnx_without_its_extra_names_it(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- skl2onnx
 
 
-def convert(pipeline, options=None):
+def convert(pipeline, options=None, sample=X[:1]):
+    """A function running the pipeline converted by skl2onnx in ONNX
+    Runtime, with its ``session``."""
     import onnxruntime as ort
     from skl2onnx import to_onnx
 
     import skcallback.onnx  # noqa: F401  (registers the converters)
 
-    onx = to_onnx(pipeline, X[:1], options=options)
+    onx = to_onnx(pipeline, sample, options=options)
     session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
-    return lambda rows: session.run(None, {session.get_inputs()[0].name: rows})
+
+    def run(rows):
+        return session.run(None, {session.get_inputs()[0].name: rows})
+
+    run.session = session
+    return run
 
 
 @needs_skl2onnx
@@ -297,9 +319,24 @@ def test_skl2onnx_converts_a_pipeline_of_a_classifier(kind):
 def test_skl2onnx_without_zipmap_gives_the_probability_matrix(kind):
     net = small(NeuralClassifier)
     pipeline = Pipeline([("scale", StandardScaler()), ("net", net)]).fit(X, TARGETS[kind][1])
-    labels, probabilities = convert(pipeline, {id(net): {"zipmap": False}})(X_NEW)
+    run = convert(pipeline, {id(net): {"zipmap": False}})
+    labels, probabilities = run(X_NEW)
     np.testing.assert_array_equal(labels, pipeline.predict(X_NEW))
     np.testing.assert_allclose(probabilities, pipeline.predict_proba(X_NEW), atol=1e-5)
+    width = len(net.classes_)
+    declared = [output.shape[1:] for output in run.session.get_outputs()]
+    assert declared == ([[width], [width]] if kind == "multilabel" else [[], [width]])
+
+
+@needs_skl2onnx
+def test_skl2onnx_converts_float64_inputs_and_boolean_labels():
+    net = small(NeuralClassifier)
+    pipeline = Pipeline([("scale", StandardScaler()), ("net", net)]).fit(X, X[:, 0] > 0)
+    rows = X_NEW.astype(np.float64)  # skl2onnx then computes in float64; the network in float32
+    labels, probabilities = convert(pipeline, {id(net): {"zipmap": False}}, rows[:1])(rows)
+    assert labels.dtype == np.int64 and probabilities.dtype == np.float64  # skl2onnx's types
+    np.testing.assert_array_equal(labels, pipeline.predict(rows))
+    np.testing.assert_allclose(probabilities, pipeline.predict_proba(rows), atol=1e-5)
 
 
 @needs_skl2onnx
