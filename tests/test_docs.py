@@ -20,6 +20,9 @@ OPTIONAL = {
     "dask_ml",
     "pandas",
     "sklearn.callback",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
 }
 
 
