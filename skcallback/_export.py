@@ -400,6 +400,11 @@ def _expected(estimator: Any, inputs: Inputs) -> list[np.ndarray]:
     """``predict`` (and ``predict_proba``) of the estimator on ``inputs``."""
     keys = input_keys(estimator)
     X = dict(zip(keys, inputs, strict=True)) if keys else inputs[0]
+    if estimator.precision not in ("32", "64"):
+        # The export computes in the module's dtype: compare with predict
+        # without autocast, on a shallow copy (the estimator is not touched).
+        estimator, fitted = object.__new__(type(estimator)), estimator
+        vars(estimator).update(vars(fitted), precision="32")
     with warnings.catch_warnings():
         # Made rows are arrays: "X does not have valid feature names" is no news.
         warnings.simplefilter("ignore", UserWarning)

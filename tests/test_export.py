@@ -135,6 +135,23 @@ def test_an_image_network_exports_with_a_dynamic_batch(format, tmp_path):
         assert_reproduces(clf, path, format, rows)
 
 
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_mixed_precision_model_exports_in_float32(format, tmp_path):
+    clf = small(NeuralClassifier, precision="bf16-mixed", device="cpu").fit(X, CLASSES)
+    path = export(clf, tmp_path / f"bf16{SUFFIX[format]}", format)
+    float32 = clf.set_params(precision="32")  # predict without autocast, as the file computes
+    assert_reproduces(float32, path, format, X_NEW)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("format", FORMATS)
+def test_a_model_fitted_on_a_gpu_exports_for_the_cpu(format, tmp_path):
+    clf = small(NeuralClassifier, device="cuda").fit(X, CLASSES)
+    path = export(clf, tmp_path / f"gpu{SUFFIX[format]}", format)
+    assert_reproduces(clf, path, format, X_NEW)
+    assert next(clf.module_.parameters()).is_cuda  # the estimator's module stays there
+
+
 class TwoInputs(nn.Module):
     def __init__(self, n_outputs):
         super().__init__()
