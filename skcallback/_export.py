@@ -21,6 +21,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._base import NeuralEstimatorBase
 from ._loading import Items
 from .callbacks._base import import_extra
 
@@ -120,6 +121,9 @@ def export(
     ------
     sklearn.exceptions.NotFittedError
         If the estimator is not fitted.
+    TypeError
+        For an estimator other than skcallback's (a Pipeline: see
+        ``skcallback.onnx``).
     ValueError
         For an unknown ``format`` or unusable ``X_sample``.
     ImportError
@@ -132,6 +136,12 @@ def export(
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {list(FORMATS)}; got {format!r}.")
+    if not isinstance(estimator, NeuralEstimatorBase):
+        raise TypeError(
+            "export takes a NeuralClassifier or NeuralRegressor; got "
+            f"{type(estimator).__name__}. Convert a Pipeline that ends in one with skl2onnx "
+            "(import skcallback.onnx, then skl2onnx.to_onnx(pipeline, X[:1]))."
+        )
     check_is_fitted(estimator)
     if format == "onnx":  # before any work: the missing extra is the first thing to say
         import_extra("onnxruntime", "onnx", "export(format='onnx')")

@@ -291,6 +291,38 @@ def test_export_refuses_an_unfitted_estimator_and_an_unknown_format(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+class ItemNet(nn.Module):
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(input_shape[0], n_outputs)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+class Rows(torch.utils.data.Dataset):
+    def __len__(self):
+        return len(X)
+
+    def __getitem__(self, index):
+        return X[index], X[index, 0]
+
+
+def test_export_takes_our_estimators_and_rows_as_predict_takes_them(tmp_path):
+    pipeline = Pipeline([("scale", StandardScaler()), ("net", small(NeuralRegressor))])
+    pipeline.fit(X, X[:, 0])
+    with pytest.raises(TypeError, match=r"got Pipeline\. Convert a Pipeline .* skl2onnx"):
+        export(pipeline, tmp_path / "model.pt", "torchscript")
+    on_items = NeuralRegressor(module=ItemNet, max_epochs=2, random_state=0).fit(Rows(), None)
+    with pytest.raises(ValueError, match="X_sample must be an array"):
+        export(on_items, tmp_path / "model.pt", "torchscript", X_sample=Rows())
+    with pytest.raises(ValueError, match="X has 3 features"):
+        export(pipeline[-1], tmp_path / "model.pt", "torchscript", X_sample=X[:, :3])
+    assert list(tmp_path.iterdir()) == []
+    export(on_items, tmp_path / "model.pt", "torchscript")  # rows of the items' shape
+    assert_reproduces(on_items, tmp_path / "model.pt", "torchscript", X_NEW)
+
+
 def test_onnx_without_its_extra_names_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
     clf = small(NeuralClassifier).fit(X, CLASSES)
