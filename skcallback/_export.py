@@ -21,7 +21,7 @@ from sklearn.base import is_classifier
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import NeuralEstimatorBase
+from ._base import NeuralEstimatorBase, _module_dtype
 from ._loading import Items
 from .callbacks._base import import_extra
 
@@ -183,8 +183,7 @@ def sample_inputs(estimator: Any, X_sample: Any) -> Inputs:
     """The sample rows as arrays in the exported model's input order."""
     if X_sample is None:
         return made_rows(estimator)
-    with warnings.catch_warnings():  # a fitted model's own checks: its warnings are the user's
-        X = estimator._predict_input(X_sample)
+    X = estimator._predict_input(X_sample)
     if isinstance(X, Items):
         raise ValueError(
             "X_sample must be an array (or a dict of arrays) of rows as predict takes them; "
@@ -206,7 +205,7 @@ def made_rows(estimator: Any) -> Inputs:
     if spec is None:
         return (rng.standard_normal((SAMPLE_ROWS, estimator.n_features_in_)).astype(dtype),)
     if spec["kind"] == "dict":
-        kinds = {"float": dtype, "int": np.int64, "bool": np.bool_}
+        kinds = {"float": dtype, "int": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
         return tuple(
             rng.standard_normal((SAMPLE_ROWS, *field["shape"])).astype(dtype)
             if field["kind"] == "float"
@@ -219,11 +218,6 @@ def made_rows(estimator: Any) -> Inputs:
             "shape; pass X_sample= (a few rows as the module takes them) to export it."
         )
     return (rng.standard_normal((SAMPLE_ROWS, *spec["shape"])).astype(dtype),)
-
-
-def _module_dtype(module: nn.Module) -> type:
-    floating = [p.dtype for p in module.parameters() if p.is_floating_point()]
-    return np.float64 if floating[:1] == [torch.float64] else np.float32
 
 
 def example_tensors(inputs: Inputs) -> tuple[torch.Tensor, ...]:
