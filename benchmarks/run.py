@@ -14,6 +14,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -746,6 +747,54 @@ def _inputs_ratios(report: Report, section: str, medians: dict) -> None:
     report.add(section, "1 ms items: speed-up of num_workers=2, persistent", speedup, "x")
 
 
+def bench_inference(report: Report, rounds: int, quick: bool) -> None:
+    """predict_proba of a classifier against its exports (skcallback.export):
+    ONNX Runtime on the ONNX file, the TorchScript file; one row (online
+    serving, per call) and 10,000 rows (a batch)."""
+    section = "Inference (cpu)"
+    threads = torch.get_num_threads()
+    print(f"\n{section}: MLP 64-64 on 20 features, 5 classes, {threads} threads each")
+    from skcallback import NeuralClassifier, export
+
+    X, y = classification_data(20_000, 20, 5)
+    clf = NeuralClassifier(hidden_layer_sizes=(64, 64), max_epochs=1, random_state=0).fit(X, y)
+    runners = {"skcallback predict_proba": clf.predict_proba}
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's, a contender here
+        if installed("onnxruntime") and installed("onnx"):
+            runners["ONNX Runtime"] = _onnx_session(export(clf, Path(folder, "m.onnx")), threads)
+        script = torch.jit.load(str(export(clf, Path(folder, "m.pt"), "torchscript")))
+        runners["TorchScript"] = lambda rows: _no_grad_call(script, rows)
+        for n_rows, calls in ((1, 50 if quick else 1000), (10_000, 1 if quick else 20)):
+            rows, label = X[:n_rows], "one row" if n_rows == 1 else f"{n_rows:,} rows"
+            runs = {
+                name: _repeat(lambda f=f, rows=rows: f(rows), calls) for name, f in runners.items()
+            }
+            for run in runs.values():
+                run()  # warm-up
+            medians = interleaved(runs, rounds)
+            unit, scale = ("us", 1e6) if n_rows == 1 else ("ms", 1e3)
+            for name, seconds in medians.items():
+                report.add(section, f"{label}: {name} [{unit}]", seconds / calls * scale, unit)
+            ours = medians["skcallback predict_proba"]
+            for name in list(runners)[1:]:
+                report.add(section, f"{label}: skcallback / {name}", ours / medians[name], "ratio")
+
+
+def _onnx_session(path: Path, threads: int) -> Callable[[np.ndarray], object]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # as torch's, for a fair comparison
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda rows: session.run(["probabilities"], {"X": rows})[0]
+
+
+def _no_grad_call(module: Callable, rows: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return module(torch.from_numpy(rows))[1].numpy()
+
+
 def markdown(machine: dict, rows: list[dict]) -> str:
     """The results as a Markdown table, one per section."""
     lines = [
@@ -778,7 +827,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs",
+        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -809,6 +858,7 @@ def main() -> None:
         "grid": lambda device: bench_grid_search(report, rounds, args.quick),
         "sparse": lambda device: bench_sparse(report, min(rounds, 3), args.quick),
         "inputs": lambda device: bench_inputs(report, rounds, args.quick),
+        "inference": lambda device: bench_inference(report, rounds, args.quick),
     }
     for name, run in runs.items():
         if name in sections:

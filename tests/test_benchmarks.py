@@ -34,6 +34,7 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "GridSearchCV",
         "Sparse",
         "Inputs",
+        "Inference",
     }
     assert all(math.isfinite(row["value"]) for row in rows)
     names = {row["name"] for row in rows}

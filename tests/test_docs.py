@@ -21,6 +21,9 @@ OPTIONAL = {
     "pandas",
     "skops",
     "sklearn.callback",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
 }
 
 
