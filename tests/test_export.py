@@ -326,7 +326,7 @@ def test_export_takes_our_estimators_and_rows_as_predict_takes_them(tmp_path):
 def test_onnx_without_its_extra_names_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
     clf = small(NeuralClassifier).fit(X, CLASSES)
-    with pytest.raises(ImportError, match=r"skcallback\[onnx\]"):
+    with pytest.raises(ImportError, match=r"needs onnxruntime.*pip install '\.\[onnx\]'"):
         export(clf, tmp_path / "model.onnx")
 
 
