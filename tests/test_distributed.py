@@ -1,0 +1,169 @@
+"""strategy="ddp": one model trained across the processes of a
+torch.distributed job, tested with two gloo processes on the CPU.
+
+The processes run ``ddp_child.py``; one job runs most scenarios (a
+process takes seconds to import torch and scikit-learn) and the tests read
+what it saved."""
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ddp_child import DictNet, regression
+
+import skcallback
+from skcallback import NeuralClassifier, NeuralRegressor, SliceDict
+
+CHILD = Path(__file__).with_name("ddp_child.py")
+ROOT = Path(__file__).parents[1]
+
+
+def run_job(folder: Path, scenario: str, world_size: int = 2, timeout: float = 240) -> list:
+    """Run ``scenario`` on ``world_size`` ranks; what each rank saved."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    store = folder / f"{scenario}.store"
+    ranks = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(CHILD),
+                str(rank),
+                str(world_size),
+                str(store),
+                str(folder),
+                scenario,
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(world_size)
+    ]
+    try:
+        outputs = [rank.communicate(timeout=timeout)[0] for rank in ranks]
+    finally:
+        for rank in ranks:
+            if rank.poll() is None:
+                rank.kill()
+    for rank, output in zip(ranks, outputs, strict=True):
+        assert rank.returncode == 0, output
+    return [
+        torch.load(folder / f"{scenario}-{r}.pt", weights_only=False) for r in range(world_size)
+    ]
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    return run_job(tmp_path_factory.mktemp("ddp"), "main")
+
+
+def single(**params):
+    """One process with the doubled batch (two ranks of 8 rows each)."""
+    base = {"hidden_layer_sizes": (16,), "batch_size": 16, "max_epochs": 3, "random_state": 0}
+    return NeuralRegressor(**{**base, **params})
+
+
+def assert_same_model(weights, est):
+    for name, value in est.module_.state_dict().items():
+        torch.testing.assert_close(weights[name], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("case", "params"),
+    [
+        ("fast", {}),
+        ("autograd", {"fast_path": False, "validation_fraction": 0.2}),
+        ("accumulate", {"accumulate": 2, "optimizer": "sgd", "lr": 0.05}),
+    ],
+)
+def test_two_ranks_train_as_one_process_with_the_doubled_batch(job, case, params):
+    # 97 rows, 88 for training: the last global batch of 16 has 8 rows.
+    reference = single(**params).fit(*regression())
+    for rank in job:
+        assert_same_model(rank[case]["weights"], reference)
+        assert rank[case]["n_steps"] == reference.n_steps_
+        assert rank[case]["history"][-1]["train_loss"] == pytest.approx(
+            reference.history_[-1]["train_loss"], rel=1e-5
+        )
+        if "valid_loss" in reference.history_[-1]:
+            assert rank[case]["history"][-1]["valid_loss"] == pytest.approx(
+                reference.history_[-1]["valid_loss"], rel=1e-5
+            )
+
+
+def test_dict_inputs_train_on_every_rank_as_one_process(job):
+    X, y = regression()
+    reference = NeuralClassifier(module=DictNet, batch_size=16, max_epochs=2, random_state=0)
+    reference.fit(SliceDict(a=X[:, :2], b=X[:, 2:]), (y > 0).astype(int))
+    for rank in job:
+        assert_same_model(rank["dict"]["weights"], reference)
+
+
+def test_every_rank_ends_with_the_same_model_and_sees_the_same_values(job):
+    first, second = job
+    for case in ("fast", "autograd", "accumulate", "dict", "stopped"):
+        for name, value in first[case]["weights"].items():
+            assert torch.equal(value, second[case]["weights"][name])
+        assert first[case]["history"] == second[case]["history"]
+    assert first["seen"] == second["seen"]  # reduced losses, in every hook
+    assert [what for what, _ in first["seen"]][:2] == ["train_end", "epoch_end"]
+
+
+def test_rank_zero_only_callbacks_run_once(job):
+    assert [rank["once_calls"] for rank in job] == [3, 0]
+
+
+def test_a_stop_on_one_rank_stops_every_rank_at_the_same_step(job):
+    for rank in job:
+        stopped = rank["stopped"]
+        assert (stopped["n_iter"], stopped["stop_reason"]) == (2, "asked on rank 1")
+        assert stopped["n_steps"] == 6 + 3  # six batches of epoch 1, three of epoch 2
+
+
+def test_ranks_that_disagree_fail_before_training_with_the_same_error(job):
+    first, second = job
+    assert first["errors"] == second["errors"]
+    errors = first["errors"]
+    assert errors["lr"][0] == "ValueError" and "rank 1 has other parameters" in errors["lr"][1]
+    assert errors["data"][0] == "ValueError" and "rank 1 has other data" in errors["data"][1]
+    assert "'random_state' parameter" in errors["seed"][1]
+    assert first["after_errors"]["n_iter"] == 3  # the job goes on
+
+
+def test_the_fitted_estimator_is_a_plain_model_that_predicts_anywhere(job, tmp_path):
+    est = pickle.loads(job[0]["pickled"])
+    assert type(est.module_).__module__.startswith("skcallback")  # no DDP wrapper
+    assert est.get_params()["strategy"] == "ddp"
+    X, _ = regression()
+    prediction = est.predict(X)
+    skcallback.save(est, tmp_path / "model.skc")
+    loaded = skcallback.load(tmp_path / "model.skc")
+    np.testing.assert_array_equal(loaded.predict(X), prediction)
+
+
+def test_an_error_on_one_rank_aborts_every_rank_with_it(tmp_path):
+    started = time.monotonic()
+    first, second = run_job(tmp_path, "fail")
+    assert second["error"] == ("ValueError", "boom on rank 1")
+    assert first["error"][0] == "ValueError"
+    assert first["error"][1].startswith("Rank 1 of the job failed: ValueError: boom on rank 1")
+    assert time.monotonic() - started < 120  # not the group's 30-minute timeout
+
+
+def test_ddp_outside_a_process_group_is_an_error_before_training():
+    X, y = regression()
+    with pytest.raises(ValueError, match="'strategy' parameter of NeuralRegressor is 'ddp'"):
+        single(strategy="ddp").fit(X, y)
+
+
+def test_strategy_is_checked():
+    with pytest.raises(ValueError, match=r"'strategy' parameter .* must be None \(one process\)"):
+        single(strategy="dp").fit(*regression())
