@@ -7,6 +7,8 @@ what it saved."""
 
 import os
 import pickle
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -167,3 +169,93 @@ def test_ddp_outside_a_process_group_is_an_error_before_training():
 def test_strategy_is_checked():
     with pytest.raises(ValueError, match=r"'strategy' parameter .* must be None \(one process\)"):
         single(strategy="dp").fit(*regression())
+
+
+# -- The example, launched as a user would: torchrun ---------------------------
+EXAMPLE = ROOT / "examples" / "ddp_train.py"
+
+
+def torchrun(folder: Path, *options: str, **popen: object) -> subprocess.Popen:
+    """``python -m torch.distributed.run [options] ddp_train.py folder``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", *options, str(EXAMPLE), str(folder)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )
+
+
+def finished(job: subprocess.Popen, timeout: float = 300) -> str:
+    output = job.communicate(timeout=timeout)[0]
+    assert job.returncode == 0, output
+    return output
+
+
+STANDALONE = ("--nproc_per_node=2", "--standalone")
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("example")
+    return folder, finished(torchrun(folder, *STANDALONE))
+
+
+def example_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ddp_train", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_trains_under_torchrun_as_one_process_with_the_doubled_batch(
+    example_run, tmp_path
+):
+    folder, output = example_run
+    lines = sorted(line for line in output.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2 and lines[0][len("rank 0") :] == lines[1][len("rank 1") :], output
+    assert "stopped because 'early_stopping" in lines[0]
+    assert len(list(folder.glob("model-*"))) == 1  # one set of checkpoints, rank 0's
+    trained = skcallback.load(folder / "model.skc")
+    example = example_module()
+    reference = example.make_model(tmp_path, batch_size=64).fit(*example.load_data())
+    assert trained.n_iter_ == reference.n_iter_
+    assert_same_model(trained.module_.state_dict(), reference)
+
+
+@pytest.mark.slow
+def test_the_example_killed_with_sigkill_resumes_bit_for_bit(example_run, tmp_path):
+    folder, _ = example_run
+    job = torchrun(tmp_path, *STANDALONE, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp_path.glob("model-*/model-*-*.pt")):  # a mid-epoch checkpoint
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0]
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the launcher and both ranks
+    job.wait()
+    assert not (tmp_path / "model.skc").exists()
+    finished(torchrun(tmp_path, *STANDALONE))
+    resumed, uninterrupted = (skcallback.load(f / "model.skc") for f in (tmp_path, folder))
+    assert resumed.n_iter_ == uninterrupted.n_iter_
+    for name, value in uninterrupted.module_.state_dict().items():
+        assert torch.equal(resumed.module_.state_dict()[name], value)
+
+
+@pytest.mark.slow
+def test_two_nodes_on_localhost_train_the_example(example_run, tmp_path):
+    folder, _ = example_run
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    common = (
+        "--nnodes=2",
+        "--nproc_per_node=1",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+    )
+    nodes = [torchrun(tmp_path, *common, f"--node_rank={rank}") for rank in (0, 1)]
+    for node in nodes:
+        finished(node)
+    two_nodes, one_machine = (skcallback.load(f / "model.skc") for f in (tmp_path, folder))
+    for name, value in one_machine.module_.state_dict().items():
+        assert torch.equal(two_nodes.module_.state_dict()[name], value)
