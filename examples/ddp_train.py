@@ -44,18 +44,18 @@ def load_data() -> tuple[np.ndarray, np.ndarray]:
 
 def make_model(folder: str | Path, **params) -> NeuralRegressor:
     """The model every rank fits: ``batch_size`` rows per rank and step."""
-    return NeuralRegressor(
-        hidden_layer_sizes=(64, 64),
-        batch_size=32,
-        lr=1e-2,
-        max_epochs=60,
-        random_state=0,  # every rank must hold out and shuffle the same rows
-        callbacks=[
+    settings = {
+        "hidden_layer_sizes": (64, 64),
+        "batch_size": 32,
+        "lr": 1e-2,
+        "max_epochs": 60,
+        "random_state": 0,  # every rank must hold out and shuffle the same rows
+        "callbacks": [
             EarlyStopping(patience=3),
             Checkpoint(dirname=folder, every_n_steps=50, keep_max=2, resume=True),
         ],
-        **params,
-    )
+    }
+    return NeuralRegressor(**{**settings, **params})
 
 
 def main(folder: str | Path = "ddp-run") -> NeuralRegressor:
