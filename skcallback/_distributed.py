@@ -28,6 +28,8 @@ import datetime
 import functools
 import itertools
 import json
+import math
+import numbers
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -253,15 +255,24 @@ class Group:
                 parameter.grad.copy_(part.view_as(parameter))
         return any(counts)
 
-    def weighted_mean(self, local: float, rows: int) -> tuple[float, int]:
-        """The mean over every rank's rows of this rank's mean ``local`` of
-        ``rows`` rows (NaN when no rank has any), and those rows."""
-        total = torch.tensor(
-            [local * rows if rows else 0.0, float(rows)], dtype=torch.float64, device=self.device
-        )
-        self.all_reduce(total)
-        count = int(total[1])
-        return (float(total[0] / total[1]) if count else float("nan")), count
+    def mean_over_rows(self, metrics: dict[str, Any], keys: list[str], rows: int) -> int:
+        """Replace each of ``keys`` in ``metrics``, this rank's mean over its
+        ``rows`` rows, by the mean over every rank's rows (in one
+        all-reduce; a rank without rows or without the key does not
+        count); return every rank's rows."""
+        sums = torch.zeros(2 * len(keys) + 1, dtype=torch.float64, device=self.device)
+        for i, key in enumerate(keys):
+            value = metrics.get(key)
+            if rows and isinstance(value, numbers.Real):  # NaN (diverged) included
+                sums[2 * i], sums[2 * i + 1] = float(value) * rows, rows
+        sums[-1] = rows
+        totals = self.all_reduce(sums).tolist()
+        for i, key in enumerate(keys):
+            if totals[2 * i + 1]:
+                metrics[key] = totals[2 * i] / totals[2 * i + 1]
+            elif key in metrics:  # no rank has a value: NaN, as one process has
+                metrics[key] = math.nan
+        return int(totals[-1])
 
     def check_agreement(self, owner: str, facts: dict[str, int]) -> None:
         """Raise the same ``ValueError`` on every rank when the ranks'

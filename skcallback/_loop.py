@@ -243,15 +243,20 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # A stop came within an accumulation window: step on what it gathered.
     _step_if_learned(ctx, hooks, precision, pending=pending)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
-    rows = sum(sizes)
-    if ctx.run.group is not None:  # every rank's rows
-        ctx.metrics["train_loss"], rows = ctx.run.group.weighted_mean(
-            ctx.metrics["train_loss"], rows
-        )
-    if rows:
+    group = ctx.run.group
+    if losses if group is None else group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes)):
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
-    _agree_to_stop(ctx)
+    if group is not None:  # what callbacks recorded from the rank's rows, as means
+        group.mean_over_rows(ctx.metrics, _train_metrics(ctx.plan), sum(sizes))
+        group.agree_to_stop(ctx)
+
+
+def _train_metrics(plan: Any) -> list[str]:
+    """The metrics callbacks record in the training phase: those declared
+    but the loop's own and those of the validation phase."""
+    own = ("epoch", "train_loss", "lr", "dur")
+    return [key for key in plan.metrics if key not in own and not key.startswith("valid_")]
 
 
 def _share(ctx: Context, rows: int, batch_size: int, data: Any) -> float:

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from skcallback import Callback, NeuralClassifier, NeuralRegressor, SliceDict
+from skcallback.callbacks import EpochScoring
 
 torch.set_num_threads(1)
 
@@ -24,6 +25,18 @@ def regression(n=97):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(n, 5)).astype(np.float32)
     return X, (X @ rng.normal(size=5) + 0.1 * rng.normal(size=n)).astype(np.float32)
+
+
+#: Fits compared with one process (``batch_size`` doubled), by name.
+CASES = {
+    "fast": dict,
+    "autograd": lambda: {
+        "fast_path": False,
+        "validation_fraction": 0.2,
+        "callbacks": [EpochScoring("neg_mean_squared_error", on_train=True)],
+    },
+    "accumulate": lambda: {"accumulate": 2, "optimizer": "sgd", "lr": 0.05},
+}
 
 
 def fitted(est):
@@ -92,12 +105,8 @@ def ddp(**params):
 def main_scenario(rank):
     X, y = regression()
     out = {}
-    for name, params in {
-        "fast": {},
-        "autograd": {"fast_path": False, "validation_fraction": 0.2},
-        "accumulate": {"accumulate": 2, "optimizer": "sgd", "lr": 0.05},
-    }.items():
-        out[name] = fitted(ddp(**params).fit(X, y))
+    for name, params in CASES.items():
+        out[name] = fitted(ddp(**params()).fit(X, y))
     dict_X = SliceDict(a=X[:, :2], b=X[:, 2:])
     clf = NeuralClassifier(
         module=DictNet, batch_size=8, max_epochs=2, random_state=0, strategy="ddp"
