@@ -325,6 +325,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     _train(plan, run)
             finally:
                 plan.close()
+            if plan.group is not None:
+                plan.group.settle()
             adopt(self, plan.estimator)
         return self
 

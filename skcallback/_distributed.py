@@ -41,8 +41,6 @@ import torch.distributed as dist
 from ._data import slice_rows
 from ._fingerprint import fingerprint
 
-STRATEGIES = (None, "ddp")
-
 #: How long a rank waits in a collective before it looks for a failure
 #: posted by another rank (and then waits again).
 POLL = datetime.timedelta(milliseconds=50)
@@ -185,11 +183,12 @@ class Group:
         self.device, self.store, self.key = device, store, key
         self._posted_stop = False
 
-    def wait(self, work: Any) -> None:
+    def wait(self, work: Any, *, polled: bool = True) -> None:
         """Wait for a collective, looking for a posted failure every
-        ``POLL``; the collective's own errors (a peer that died, the
-        group's timeout) are raised as they are."""
-        if self.store is None or self.key is None:
+        ``POLL`` where ``polled`` (not for CUDA tensors: NCCL's wait with a
+        timeout would abort its communicator); the collective's own errors
+        (a peer that died, the group's timeout) are raised as they are."""
+        if not polled or self.store is None or self.key is None:
             work.wait()
             return
         while True:
@@ -197,19 +196,27 @@ class Group:
                 work.wait(timeout=POLL)
                 return
             except RuntimeError as exc:
-                if "timed out" not in str(exc).lower() or "Operation" not in str(exc):
+                if not str(exc).startswith("Operation timed out"):
                     raise
             _raise_posted_failure(self.store, self.key)
 
     def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` summed over the ranks (in place)."""
-        self.wait(dist.all_reduce(tensor, async_op=True))
+        work = dist.all_reduce(tensor, async_op=True)
+        self.wait(work, polled=tensor.device.type == "cpu")
         return tensor
+
+    def settle(self) -> None:
+        """Wait until every rank has finished its fit, so that a rank that
+        failed after the last collective (in ``on_fit_end``) fails the
+        others' fits too, before they adopt their state."""
+        self.wait(dist.barrier(async_op=True), polled=self.device.type == "cpu")
 
     def all_gather(self, tensor: torch.Tensor) -> list[torch.Tensor]:
         """Every rank's ``tensor``, by rank."""
         gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        self.wait(dist.all_gather(gathered, tensor, async_op=True))
+        work = dist.all_gather(gathered, tensor, async_op=True)
+        self.wait(work, polled=tensor.device.type == "cpu")
         return gathered
 
     def agree_to_stop(self, ctx: Any) -> None:

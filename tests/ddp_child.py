@@ -89,6 +89,14 @@ class FailOn(StopOn):
             raise ValueError(f"boom on rank {self.rank}")
 
 
+class FailAtEnd(StopOn):
+    """Raises on one rank only, in on_fit_end (after the last collective)."""
+
+    def on_fit_end(self, ctx):
+        if dist.get_rank() == self.rank:
+            raise ValueError(f"late boom on rank {self.rank}")
+
+
 def error_of(fit):
     try:
         fit()
@@ -124,6 +132,9 @@ def main_scenario(rank):
         "seed": error_of(lambda: ddp(random_state=None).fit(X, y)),
     }
     out["after_errors"] = fitted(ddp().fit(X, y))  # the group still works
+    # Last: a failed fit leaves the process group unusable.
+    late = ddp(max_epochs=1, callbacks=[FailAtEnd(rank=1)])
+    out["fit_end_error"] = (error_of(lambda: late.fit(X, y)), hasattr(late, "module_"))
     return out
 
 

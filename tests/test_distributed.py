@@ -150,6 +150,14 @@ def test_an_error_on_one_rank_aborts_every_rank_with_it(tmp_path):
     assert time.monotonic() - started < 120  # not the group's 30-minute timeout
 
 
+def test_an_error_after_training_on_one_rank_fails_every_rank_before_it_adopts(job):
+    first, second = job
+    assert second["fit_end_error"] == (("ValueError", "late boom on rank 1"), False)
+    (kind, message), adopted = first["fit_end_error"]
+    assert (kind, adopted) == ("ValueError", False)
+    assert message.startswith("Rank 1 of the job failed: ValueError: late boom on rank 1")
+
+
 def test_ddp_outside_a_process_group_is_an_error_before_training():
     X, y = regression()
     with pytest.raises(ValueError, match="'strategy' parameter of NeuralRegressor is 'ddp'"):
