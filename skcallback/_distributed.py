@@ -347,9 +347,11 @@ class ShardedRows:
 
 def _rows_of(X: Any, part: slice) -> Any:
     """The rows ``part`` of a batch's features, whatever their container
-    (a tuple of a padded batch and its lengths included)."""
+    (a tuple of a padded batch and its lengths included) or layout."""
     if isinstance(X, tuple | list):
         return type(X)(_rows_of(x, part) for x in X)
+    if isinstance(X, torch.Tensor) and X.is_sparse:  # a sparse tensor has no slices
+        return X.index_select(0, torch.arange(part.start, part.stop, device=X.device))
     return slice_rows(X, part)
 
 

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 
@@ -115,6 +116,8 @@ def main_scenario(rank):
     out = {}
     for name, params in CASES.items():
         out[name] = fitted(ddp(**params()).fit(X, y))
+    for name, (X_in, y_in, params) in inputs(X, y).items():
+        out[name] = fitted(ddp(max_epochs=2, **params).fit(X_in, y_in))
     dict_X = SliceDict(a=X[:, :2], b=X[:, 2:])
     clf = NeuralClassifier(
         module=DictNet, batch_size=8, max_epochs=2, random_state=0, strategy="ddp"
@@ -141,6 +144,33 @@ def main_scenario(rank):
 def fail_scenario(rank):
     X, y = regression()
     return {"error": error_of(lambda: ddp(callbacks=[FailOn(rank=1, epoch=2)]).fit(X, y))}
+
+
+class Rows(torch.utils.data.Dataset):
+    """A map-style Dataset of ``(x, y)`` items."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return self.X[i], self.y[i]
+
+
+def inputs(X, y):
+    """The same rows as a Dataset and as a sparse matrix, by name, with
+    the estimator's parameters for them."""
+    return {
+        "dataset": (Rows(X, y), None, {"module": Net}),
+        "sparse": (sp.csr_matrix(X * (X > 0)), y, {}),
+    }
+
+
+class Net(torch.nn.Sequential):
+    def __init__(self):
+        super().__init__(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
 
 
 class DictNet(torch.nn.Module):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ddp_child import CASES, DictNet, regression
+from ddp_child import CASES, DictNet, inputs, regression
 
 import skcallback
 from skcallback import NeuralClassifier, NeuralRegressor, SliceDict
@@ -99,9 +99,17 @@ def test_dict_inputs_train_on_every_rank_as_one_process(job):
         assert_same_model(rank["dict"]["weights"], reference)
 
 
+@pytest.mark.parametrize("kind", ["dataset", "sparse"])
+def test_datasets_and_sparse_matrices_train_as_one_process(job, kind):
+    X, y, params = inputs(*regression())[kind]
+    reference = single(max_epochs=2, **params).fit(X, y)
+    for rank in job:
+        assert_same_model(rank[kind]["weights"], reference)
+
+
 def test_every_rank_ends_with_the_same_model_and_sees_the_same_values(job):
     first, second = job
-    for case in ("fast", "autograd", "accumulate", "dict", "stopped"):
+    for case in (*CASES, "dataset", "sparse", "dict", "stopped"):
         for name, value in first[case]["weights"].items():
             assert torch.equal(value, second[case]["weights"][name])
         assert first[case]["history"] == second[case]["history"]
