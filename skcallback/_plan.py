@@ -223,6 +223,10 @@ class FitPlan(FitIdentity):
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
     resume : dict or None
         That checkpoint's contents, checked.
+    group : Group or None
+        The process group of a ``strategy="ddp"`` fit (its ``rank`` and
+        ``world_size``); ``n_train`` and ``n_batches`` are then those of
+        every rank together.
     """
 
     def __init__(
