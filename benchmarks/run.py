@@ -795,6 +795,39 @@ def _no_grad_call(module: Callable, rows: np.ndarray) -> np.ndarray:
         return module(torch.from_numpy(rows))[1].numpy()
 
 
+def bench_ddp(report: Report, rounds: int, quick: bool) -> None:
+    """strategy="ddp": the L workload (MLP 512-512, 2 epochs, no
+    validation) on two torchrun processes of one thread each, 128 rows per
+    rank and step, against one process of one thread with batch 256 (the
+    same steps); wall time (the processes run in parallel), interleaved."""
+    section = "DDP, 2 processes x 1 thread (cpu, gloo)"
+    rows = 20_000 if quick else 200_000
+    print(f"\n{section}: L workload, {rows:,} x 100, MLP 512-512, 2 epochs")
+    X, y = regression_data(rows, 100)
+    shape = {"hidden": (512, 512), "batch_size": 256, "epochs": 2, "validation_fraction": None}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    launch += [str(HERE / "ddp_child.py"), str(rows), "128"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    measured: dict[str, list[float]] = {"one": [], "ddp": [], "allreduce": []}
+    torch.set_num_threads(1)
+    c.skcallback_fit(X[:256], y[:256], threads=1, **shape)  # warm, as each rank is
+    for _ in range(rounds):
+        started = time.perf_counter()
+        c.skcallback_fit(X, y, threads=1, **shape)
+        measured["one"].append(time.perf_counter() - started)
+        done = subprocess.run(launch, capture_output=True, text=True, check=True, cwd=HERE, env=env)
+        seconds, allreduce = (float(v) for v in done.stdout.strip().splitlines()[-1].split())
+        measured["ddp"].append(seconds)
+        measured["allreduce"].append(allreduce / seconds)
+    torch.set_num_threads(os.cpu_count() or 1)
+    one, ddp = statistics.median(measured["one"]), statistics.median(measured["ddp"])
+    report.add(section, "one process [samples/s]", 2 * rows / one, "1/s")
+    report.add(section, "2 ranks [samples/s]", 2 * rows / ddp, "1/s")
+    share = statistics.median(measured["allreduce"])
+    report.add(section, "all-reduce share of a step", share, "ratio")
+    report.add(section, "speedup 2 ranks / one", one / ddp, "ratio", ">= 1.5", one / ddp >= 1.5)
+
+
 def markdown(machine: dict, rows: list[dict]) -> str:
     """The results as a Markdown table, one per section."""
     lines = [
@@ -827,7 +860,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference",
+        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -859,6 +892,7 @@ def main() -> None:
         "sparse": lambda device: bench_sparse(report, min(rounds, 3), args.quick),
         "inputs": lambda device: bench_inputs(report, rounds, args.quick),
         "inference": lambda device: bench_inference(report, rounds, args.quick),
+        "ddp": lambda device: bench_ddp(report, min(rounds, 3), args.quick),
     }
     for name, run in runs.items():
         if name in sections:

@@ -57,6 +57,7 @@ def run_fit(ctx: Context) -> None:
     ):
         try:
             fire(hooks.on_fit_begin, ctx)
+            _agree_to_stop(ctx)
             while (not ctx.stop_requested and ctx.epoch < ctx.max_epochs) or resume:
                 _run_epoch(ctx, hooks, plan, run, resume)
                 resume = None
@@ -187,6 +188,7 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     ctx.metrics["dur"] = time.perf_counter() - started
     ctx.progress.complete = True
     fire(hooks.on_epoch_end, ctx)
+    _agree_to_stop(ctx)
 
 
 def _validates(ctx: Context, every: int) -> bool:
@@ -197,8 +199,7 @@ def _validates(ctx: Context, every: int) -> bool:
 
 
 def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:
-    module, optimizer = ctx.module, ctx.optimizer
-    precision = run.precision
+    module, precision = ctx.module, run.precision
     accumulate = ctx.plan.accumulate
     module.train()
     ctx.phase, ctx.batch, ctx.n_batches = "train", done, data.n_batches(batch_size)
@@ -210,6 +211,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # 26 KiB of resident memory each, measured).
     slots: torch.Tensor | None = None
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
+        _agree_to_stop(ctx)
         if ctx.stop_requested:
             break
         ctx.batch += 1
@@ -219,12 +221,8 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         ctx.skip_requested = False
         if hooks.on_train_batch_begin:
             fire(hooks.on_train_batch_begin, ctx)
-        if not ctx.skip_requested:
-            share = (
-                1.0
-                if accumulate == 1
-                else len(y_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
-            )
+        if not ctx.skip_requested and len(y_b):  # a rank's part of a short batch may be empty
+            share = _share(ctx, len(y_b), batch_size, data)
             if run.learn(ctx, hooks, share, fresh=not pending, batch=(X_b, y_b, w_b)):
                 pending = True
                 if hooks.on_after_backward:
@@ -235,21 +233,62 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 slot.copy_(ctx.loss.detach())
                 losses.append(slot)
                 sizes.append(len(y_b))
-        if pending and (
-            accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches
-        ):
-            _optimizer_step(ctx, hooks, precision, optimizer)
+        if accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches:
+            _step_if_learned(ctx, hooks, precision, pending=pending)
             pending = False
         if not pending:
             ctx.progress.between_batches = True
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
-    if pending:  # a stop came within an accumulation window: step on what it gathered
-        _optimizer_step(ctx, hooks, precision, optimizer)
+    # A stop came within an accumulation window: step on what it gathered.
+    _step_if_learned(ctx, hooks, precision, pending=pending)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
-    if losses:
+    group = ctx.run.group
+    if losses if group is None else group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes)):
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
+    if group is not None:  # what callbacks recorded from the rank's rows, as means
+        group.mean_over_rows(ctx.metrics, _train_metrics(ctx.plan), sum(sizes))
+        group.agree_to_stop(ctx)
+
+
+def _train_metrics(plan: Any) -> list[str]:
+    """The metrics callbacks record in the training phase: those declared
+    but the loop's own and those of the validation phase."""
+    own = ("epoch", "train_loss", "lr", "dur")
+    return [key for key in plan.metrics if key not in own and not key.startswith("valid_")]
+
+
+def _share(ctx: Context, rows: int, batch_size: int, data: Any) -> float:
+    """The factor of a training batch's loss: its share of the rows of its
+    accumulation window, over every rank's part of the window in a
+    ``strategy="ddp"`` fit (whose gradients are summed over the ranks)."""
+    group, accumulate = ctx.run.group, ctx.plan.accumulate
+    if group is None and accumulate == 1:
+        return 1.0
+    world = 1 if group is None else group.world_size
+    return rows / _window_rows(ctx.batch, accumulate, batch_size * world, data)
+
+
+def _step_if_learned(
+    ctx: Context, hooks: HookTable, precision: Precision, *, pending: bool
+) -> None:
+    """Step where gradients are pending: this process's, or in a
+    ``strategy="ddp"`` fit any rank's, summed over the ranks first (every
+    rank takes part, learned or not)."""
+    group = ctx.run.group
+    if group is not None:
+        parameters = [p for p in ctx.module.parameters() if p.requires_grad]
+        pending = group.sum_gradients(parameters, pending)
+    if pending:
+        _optimizer_step(ctx, hooks, precision, ctx.optimizer)
+
+
+def _agree_to_stop(ctx: Context) -> None:
+    """In a ``strategy="ddp"`` fit, a stop requested on one rank stops every
+    rank here (a collective: every rank reaches the same points)."""
+    if ctx.run.group is not None:
+        ctx.run.group.agree_to_stop(ctx)
 
 
 def _optimizer_step(ctx: Context, hooks: HookTable, precision: Precision, optimizer: Any) -> None:

@@ -275,6 +275,14 @@ class Callback:
         give (a file decides nothing), and a warm start resets them to
         those; with such a callback, finite rates load and carry on. False
         by default.
+    rank_zero_only : bool
+        Whether the callback's hooks run on rank 0 only in a
+        ``strategy="ddp"`` fit: for side effects that must happen once
+        (files, logs, printing) and steer nothing the other ranks need
+        (the model, a stop). Checkpoint, CSVLogger, PrintLog, ProgressBar,
+        LossMonitor, TimeMonitor, TensorBoardLogger and MlflowLogger
+        declare it; every other callback runs on every rank, with the same
+        ``ctx`` values. False by default.
 
     Examples
     --------
@@ -298,6 +306,8 @@ class Callback:
     parameter_constraints: ClassVar[Constraints] = {}
     # Whether it changes the optimizer's rates (see the class docstring).
     schedules_optimizer: bool = False
+    # Whether its hooks run on rank 0 only (see the class docstring).
+    rank_zero_only: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

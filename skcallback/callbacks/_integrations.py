@@ -207,6 +207,8 @@ class TensorBoardLogger(Callback):
     [1, 2, 3]
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     parameter_constraints = {
         "log_dir": (lambda v: isinstance(v, str | os.PathLike), "a folder path"),
         "keys": METRIC_KEYS,
@@ -324,6 +326,8 @@ class MlflowLogger(Callback):
     >>> [metric.step for metric in client.get_metric_history(run.info.run_id, "valid_loss")]
     [1, 2, 3]
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     parameter_constraints = {
         "tracking_uri": (

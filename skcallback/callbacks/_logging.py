@@ -70,6 +70,8 @@ class PrintLog(Callback):
     batch.
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     order = 900
     parameter_constraints = {
         "keys": (
@@ -144,6 +146,8 @@ class ProgressBar(Callback):
     Memory: the open progress bar during a fit; nothing after it.
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     def __init__(self, leave: bool = False) -> None:
         self.leave = leave
 
@@ -194,6 +198,8 @@ class LossMonitor(Callback):
     -----
     Memory: a count of the fit's training batches; nothing per batch.
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
 
@@ -321,6 +327,8 @@ class TimeMonitor(Callback):
     Memory: one duration per epoch.
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
         self.sink = sink
 
@@ -398,6 +406,8 @@ class CSVLogger(Callback):
     >>> [row["epoch"] for row in rows]
     ['1', '2', '3']
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     _fingerprint_ignores = ("path",)
 
