@@ -36,6 +36,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ._data import describe_batch, normalized_weights, to_device
 from ._fingerprint import describe
+from ._padding import PaddedSamples
 from ._params import InvalidParameterError
 from ._slicing import SliceDataset
 
@@ -253,6 +254,18 @@ class ItemData:
         self.sparse = self.sparse_batches = False
         #: Whether the items are to predict: ``(x, y)`` pairs or bare inputs.
         self.predicting = False
+        self._padding_value = _padding_value(items, options)
+        self._padded: PaddedSamples | None = None
+
+    def padded_samples(self) -> PaddedSamples | None:
+        """The samples converted once (at the first batch), when they are a
+        list padded by ``pad_sequences``: its batches are gathered from them
+        (``_padding``); else None."""
+        if self._padded is None and self._padding_value is not None:
+            samples = self.items.dataset.samples
+            tensors = [_sample_tensor(sample) for sample in samples]
+            self._padded = PaddedSamples(tensors, self._padding_value)
+        return self._padded
 
     def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
         """The rows ``rows`` with their (raw) sample weights."""
@@ -279,7 +292,11 @@ class ItemData:
                 "The collate function must return a pair (X_batch, y_batch); it returned "
                 f"{describe_batch(collated)}."
             )
-        return to_device(_floats(collated[0], self.dtype), self.device)
+        return self.inputs(collated[0])
+
+    def inputs(self, X: Any) -> Any:
+        """A batch's inputs on the device, floating tensors in the fit's dtype."""
+        return to_device(_floats(X, self.dtype), self.device)
 
 
 def sample_shape(items: Items) -> list[int] | None:
@@ -333,9 +350,31 @@ class ItemRows:
         starts = range(skip * batch_size, self.n_samples, batch_size)
         local = [positions[start : start + batch_size] for start in starts]
         rows = [torch.from_numpy(self.rows[part].astype(np.int64)) for part in local]
+        with _loading_errors("loading"):
+            inputs = self._inputs(rows, epoch_seed, [start // batch_size for start in starts])
+            for batch_rows, part, X_b in zip(rows, local, inputs, strict=True):
+                y_b = source.y.index_select(0, batch_rows)
+                w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
+                yield (
+                    X_b,
+                    y_b.to(source.device, non_blocking=True),
+                    None if w_b is None else w_b.to(source.device, non_blocking=True),
+                )
+
+    def _inputs(
+        self, rows: list[torch.Tensor], epoch_seed: int, numbers: list[int]
+    ) -> Iterator[Any]:
+        """Each batch's inputs on the device: padded from the samples
+        converted once (a list padded by ``pad_sequences``), else loaded by
+        the loader, each batch with its seed (from the epoch's and its
+        number)."""
+        source = self.source
+        padded = source.padded_samples()
+        if padded is not None:
+            return (source.inputs(padded.batch(batch_rows)) for batch_rows in rows)
         self._plan.batches = [
-            _Batch(batch_rows.tolist(), seed=_mix(epoch_seed, start // batch_size))
-            for batch_rows, start in zip(rows, starts, strict=True)
+            _Batch(batch_rows.tolist(), _mix(epoch_seed, number))
+            for batch_rows, number in zip(rows, numbers, strict=True)
         ]
         if self._loader is None:
             self._loader = _loader(
@@ -344,15 +383,7 @@ class ItemRows:
                 source.options,
                 batch_sampler=self._plan,
             )
-        with _loading_errors("loading"):
-            for batch_rows, part, collated in zip(rows, local, self._loader, strict=True):
-                y_b = source.y.index_select(0, batch_rows)
-                w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
-                yield (
-                    source.features(collated),
-                    y_b.to(source.device, non_blocking=True),
-                    None if w_b is None else w_b.to(source.device, non_blocking=True),
-                )
+        return (source.features(collated) for collated in self._loader)
 
 
 def predict_item_batches(
@@ -413,20 +444,42 @@ def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
     """torch's (CPU), NumPy's and Python's global generators seeded with
     ``seed``; their states restored afterwards when ``restore``. (A
     Dataset's ``__getitem__`` draws from the global generators: the legacy
-    NumPy ones are the point here.)"""
-    saved = None
-    if restore:
-        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
-    torch.random.default_generator.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    random.seed(seed)
+    NumPy ones are the point here.)
+
+    NumPy's global generator draws from a bit generator of loading's own
+    while items load, and the training's is set back untouched: setting a
+    bit generator costs a microsecond, setting a state some 40 (it writes
+    the 624 words of the key one by one). Setting one forgets a cached
+    Gaussian, so that one is put back by ``set_state`` when there is one."""
+    if not restore:
+        _seed_globals(seed)
+        yield
+        return
+    torch_state, python_state = torch.get_rng_state(), random.getstate()
+    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002
+    training = np.random.get_bit_generator()
     try:
+        _seed_globals(seed)
         yield
     finally:
-        if saved is not None:
-            torch.set_rng_state(saved[0])
-            np.random.set_state(saved[1])  # noqa: NPY002
-            random.setstate(saved[2])
+        torch.set_rng_state(torch_state)
+        random.setstate(python_state)
+        np.random.set_bit_generator(training)
+        if numpy_state["has_gauss"]:
+            np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+_LOADING_BITS = np.random.MT19937(0)
+
+
+def _seed_globals(seed: int) -> None:
+    """torch's, NumPy's (with loading's bit generator, ``np.random.seed``'s
+    legacy seeding of an MT19937) and Python's global generators seeded
+    with ``seed``."""
+    torch.random.default_generator.manual_seed(seed)
+    np.random.set_bit_generator(_LOADING_BITS)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
+    random.seed(seed)
 
 
 def _mix(epoch_seed: int, number: int) -> int:
@@ -435,7 +488,18 @@ def _mix(epoch_seed: int, number: int) -> int:
 
 
 def _collate(options: dict[str, Any]) -> Callable[[list[Any]], Any]:
-    return options.get("collate_fn") or torch.utils.data.default_collate
+    return options.get("collate_fn") or _collate_inputs
+
+
+def _collate_inputs(items: list[Any]) -> Any:
+    """torch's ``default_collate`` of the items' inputs: of the first field
+    of ``(x, y)`` pairs, as ``(X_batch, None)`` (each batch's targets are
+    taken by row from those read at the start of the fit), of the whole
+    items otherwise (bare inputs to predict; a training item that is no
+    pair is refused by ``ItemData.features``)."""
+    if all(isinstance(item, tuple | list) and len(item) == 2 for item in items):
+        return torch.utils.data.default_collate([item[0] for item in items]), None
+    return torch.utils.data.default_collate(items)
 
 
 def _loader(
@@ -543,7 +607,7 @@ def pad_sequences(items: list[Any], padding_value: float = 0.0) -> tuple[Any, An
     >>> padded.shape, lengths.tolist(), y.tolist()
     (torch.Size([2, 3]), [3, 1], [0, 1])
     """
-    samples = [torch.as_tensor(np.asarray(_host(x))) for x, _ in items]
+    samples = [_sample_tensor(x) for x, _ in items]
     lengths = torch.tensor([len(sample) for sample in samples], dtype=torch.int64)
     padded = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=padding_value)
     targets = [y for _, y in items]
@@ -552,3 +616,24 @@ def pad_sequences(items: list[Any], padding_value: float = 0.0) -> tuple[Any, An
     except (TypeError, RuntimeError):
         y_b = targets
     return (padded, lengths), y_b
+
+
+def _sample_tensor(x: Any) -> torch.Tensor:
+    """One sample of a list of sequences as a tensor (on the CPU; NumPy
+    arrays and CPU tensors shared, not copied)."""
+    return torch.as_tensor(np.asarray(_host(x)))
+
+
+def _padding_value(items: Items, options: dict[str, Any]) -> float | None:
+    """The padding value when the items are a list of samples and the
+    collate function is ``pad_sequences`` (or a ``functools.partial`` of it
+    setting only ``padding_value``): their batches are gathered
+    (``ItemData.padded_samples``); else None."""
+    collate, keywords = options.get("collate_fn"), {}
+    if not isinstance(items.dataset, Pairs) or items.rows is not None:
+        return None
+    if isinstance(collate, functools.partial) and not collate.args:
+        collate, keywords = collate.func, collate.keywords
+    if collate is not pad_sequences or set(keywords) - {"padding_value"}:
+        return None
+    return keywords.get("padding_value", 0.0)

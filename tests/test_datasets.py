@@ -5,6 +5,7 @@ resumed bit for bit."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
@@ -365,6 +366,45 @@ def test_variable_length_sequences_train_a_packed_gru():
     assert clf.score(sequences, y) > 0.85
     with pytest.raises(ValueError, match="y must be given"):
         clf.set_params(warm_start=False).fit(sequences)
+
+
+def _own_padding(items):  # a user's collate function: loaded item by item
+    return pad_sequences(items, padding_value=-1.0)
+
+
+class PaddedSum(nn.Module):
+    """Reads every padded value and the lengths (a packed GRU ignores the
+    padding)."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.head = nn.Linear(3, n_outputs)
+
+    def forward(self, padded, lengths):
+        return self.head(torch.cat([padded.sum(1), lengths[:, None].to(padded.dtype)], 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_list_padded_by_pad_sequences_trains_as_item_by_item_loading(dtype):
+    # pad_sequences' batches are padded from samples converted once; the
+    # same items loaded one by one through a user's collate give every
+    # batch, hence the model and its predictions, bit for bit.
+    rng = np.random.RandomState(1)
+    sequences = [rng.normal(size=(rng.randint(1, 9), 2)).astype(dtype) for _ in range(70)]
+    y = np.arange(70) % 2
+    fits = [
+        NeuralClassifier(
+            module=PaddedSum,
+            max_epochs=2,
+            batch_size=16,
+            random_state=0,
+            dataloader__collate_fn=collate,
+        ).fit(sequences, y)
+        for collate in (functools.partial(pad_sequences, padding_value=-1.0), _own_padding)
+    ]
+    assert same(weights(fits[0]), weights(fits[1]))
+    probabilities = [fit.predict_proba(sequences) for fit in fits]
+    np.testing.assert_array_equal(*probabilities)
 
 
 def test_ragged_lists_without_a_collate_function_are_told_of_one():
