@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
-import numbers
-import random
+import operator
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,58 +37,15 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ._data import describe_batch, normalized_weights, to_device
 from ._fingerprint import describe
+from ._loading_seeds import batch_seeds, generators_kept, seed_globals
 from ._padding import PaddedSamples
-from ._params import InvalidParameterError
 from ._slicing import SliceDataset
 
-#: The ``dataloader__*`` options and what each accepts (checked at fit).
-OPTIONS = ("num_workers", "collate_fn", "pin_memory", "persistent_workers", "prefetch_factor")
-
-#: Options that change how fast data loads, not what a fit trains on.
-SPEED_ONLY = tuple(f"dataloader__{name}" for name in OPTIONS if name != "collate_fn")
-
-
-def loader_options(params: dict[str, Any]) -> dict[str, Any]:
-    """The ``dataloader__*`` parameters (prefix removed), checked: each
-    error names the parameter, its value and what is allowed."""
-    unknown = sorted(set(params) - set(OPTIONS))
-    if unknown:
-        raise InvalidParameterError(
-            f"Unknown DataLoader option(s) {['dataloader__' + k for k in unknown]}; the "
-            f"options are {['dataloader__' + k for k in OPTIONS]}."
-        )
-    options = dict(params)
-    workers = options.get("num_workers", 0)
-    if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 0:
-        raise InvalidParameterError(
-            f"dataloader__num_workers must be an int >= 0 (0 loads in the fitting "
-            f"process); got {workers!r}."
-        )
-    collate = options.get("collate_fn")
-    if collate is not None and not callable(collate):
-        raise InvalidParameterError(
-            f"dataloader__collate_fn must be a callable (a list of items -> (X, y)) or "
-            f"None; got {collate!r}."
-        )
-    for name in ("pin_memory", "persistent_workers"):
-        if not isinstance(options.get(name, False), bool):
-            raise InvalidParameterError(
-                f"dataloader__{name} must be a bool; got {options[name]!r}."
-            )
-    prefetch = options.get("prefetch_factor")
-    if prefetch is not None and (
-        not isinstance(prefetch, numbers.Integral) or isinstance(prefetch, bool) or prefetch < 1
-    ):
-        raise InvalidParameterError(
-            f"dataloader__prefetch_factor must be an int >= 1 or None; got {prefetch!r}."
-        )
-    for name in ("persistent_workers", "prefetch_factor"):
-        if options.get(name) not in (None, False) and not workers:
-            raise InvalidParameterError(
-                f"dataloader__{name}={options[name]!r} needs worker processes; set "
-                "dataloader__num_workers to 1 or more."
-            )
-    return options
+#: Items fetched ahead in this process (``_InProcess``): batches fetched
+#: between one save and one restore of the random generators while they
+#: take less than ``_AHEAD_SECONDS`` (a batch of items that load slowly, from
+#: files, is fetched alone), at most ``_AHEAD_BATCHES``.
+_AHEAD_SECONDS, _AHEAD_BATCHES = 0.002, 8
 
 
 class Items(TorchDataset):
@@ -189,7 +147,11 @@ def read_targets(items: Items, options: dict[str, Any], field: int = 1) -> np.nd
         return np.asarray(items.dataset.targets)
     plan = _EpochBatches()
     starts = range(0, len(items), 256)
-    plan.batches = [_Batch(list(range(i, i + 256))[: len(items) - i], _mix(0, i)) for i in starts]
+    seeds = batch_seeds(0, list(range(len(starts))))
+    plan.batches = [
+        _Batch(list(range(i, i + 256))[: len(items) - i], seed)
+        for i, seed in zip(starts, seeds, strict=True)
+    ]
     collate = functools.partial(_field_of_pairs, field=field)
     loader = _loader(_SeededItems(items), collate, options, batch_sampler=plan)
     values: list[Any] = []
@@ -373,8 +335,8 @@ class ItemRows:
         if padded is not None:
             return (source.inputs(padded.batch(batch_rows)) for batch_rows in rows)
         self._plan.batches = [
-            _Batch(batch_rows.tolist(), _mix(epoch_seed, number))
-            for batch_rows, number in zip(rows, numbers, strict=True)
+            _Batch(batch_rows.tolist(), seed)
+            for batch_rows, seed in zip(rows, batch_seeds(epoch_seed, numbers), strict=True)
         ]
         if self._loader is None:
             self._loader = _loader(
@@ -435,56 +397,32 @@ class _SeededItems(TorchDataset):
         return self.items[i]
 
     def __getitems__(self, batch: list[int]) -> list[Any]:
-        with _seeded(getattr(batch, "seed", 0), restore=get_worker_info() is None):
+        seed = getattr(batch, "seed", 0)
+        if get_worker_info() is not None:  # a worker's generators are the loading's
+            seed_globals(seed)
+            return self.items.fetch(list(batch))
+        with generators_kept():
+            seed_globals(seed)
             return self.items.fetch(list(batch))
 
-
-@contextlib.contextmanager
-def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
-    """torch's (CPU), NumPy's and Python's global generators seeded with
-    ``seed``; their states restored afterwards when ``restore``. (A
-    Dataset's ``__getitem__`` draws from the global generators: the legacy
-    NumPy ones are the point here.)
-
-    NumPy's global generator draws from a bit generator of loading's own
-    while items load, and the training's is set back untouched: setting a
-    bit generator costs a microsecond, setting a state some 40 (it writes
-    the 624 words of the key one by one). Setting one forgets a cached
-    Gaussian, so that one is put back by ``set_state`` when there is one."""
-    if not restore:
-        _seed_globals(seed)
-        yield
-        return
-    torch_state, python_state = torch.get_rng_state(), random.getstate()
-    numpy_state = np.random.get_state(legacy=False)  # noqa: NPY002
-    training = np.random.get_bit_generator()
-    try:
-        _seed_globals(seed)
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        random.setstate(python_state)
-        np.random.set_bit_generator(training)
-        if numpy_state["has_gauss"]:
-            np.random.set_state(numpy_state)  # noqa: NPY002
-
-
-_LOADING_BITS = np.random.MT19937(0)
-
-
-def _seed_globals(seed: int) -> None:
-    """torch's, NumPy's (with loading's bit generator, ``np.random.seed``'s
-    legacy seeding of an MT19937) and Python's global generators seeded
-    with ``seed``."""
-    torch.random.default_generator.manual_seed(seed)
-    np.random.set_bit_generator(_LOADING_BITS)
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    random.seed(seed)
-
-
-def _mix(epoch_seed: int, number: int) -> int:
-    """A batch's seed from its epoch's and its number."""
-    return int(np.random.SeedSequence([epoch_seed, number]).generate_state(2, np.uint64)[0] >> 2)
+    def fetch_ahead(self, batches: Iterator[_Batch]) -> tuple[list[list[Any]], Exception | None]:
+        """The items of the next batches, each batch's with its seed,
+        between one save and one restore of the generators (in this
+        process): as many as load within ``_AHEAD_SECONDS``, at most
+        ``_AHEAD_BATCHES``. A failure is returned, with the batches before
+        it, to be raised in its turn."""
+        fetched: list[list[Any]] = []
+        start = time.perf_counter()
+        with generators_kept():
+            for batch in itertools.islice(batches, _AHEAD_BATCHES):
+                seed_globals(batch.seed)
+                try:
+                    fetched.append(self.items.fetch(list(batch)))
+                except Exception as exc:
+                    return fetched, exc
+                if time.perf_counter() - start > _AHEAD_SECONDS:
+                    break
+        return fetched, None
 
 
 def _collate(options: dict[str, Any]) -> Callable[[list[Any]], Any]:
@@ -497,8 +435,9 @@ def _collate_inputs(items: list[Any]) -> Any:
     taken by row from those read at the start of the fit), of the whole
     items otherwise (bare inputs to predict; a training item that is no
     pair is refused by ``ItemData.features``)."""
-    if all(isinstance(item, tuple | list) and len(item) == 2 for item in items):
-        return torch.utils.data.default_collate([item[0] for item in items]), None
+    kinds = set(map(type, items))
+    if (kinds == {tuple} or kinds == {list}) and set(map(len, items)) == {2}:
+        return torch.utils.data.default_collate(list(map(operator.itemgetter(0), items))), None
     return torch.utils.data.default_collate(items)
 
 
@@ -535,14 +474,26 @@ class _InProcess:
     """Batches loaded in this process: ``collate(dataset.__getitems__(batch))``
     for each batch of the sampler, which is what a ``DataLoader`` without
     workers computes, without its per-batch bookkeeping (a profiler record,
-    a fetcher: about 40 us a batch, measured)."""
+    a fetcher: about 40 us a batch, measured).
+
+    Items that load fast are fetched a few batches ahead, as worker
+    processes do, so that saving and restoring the generators (~50 us)
+    is paid once for them all; each batch is still seeded with its own
+    seed, and collated in its turn."""
 
     def __init__(self, dataset: _SeededItems, collate: Callable, batches: _EpochBatches) -> None:
         self.dataset, self.collate, self.batches = dataset, collate, batches
 
     def __iter__(self) -> Iterator[Any]:
-        for batch in self.batches:
-            yield self.collate(self.dataset.__getitems__(batch))
+        pending = iter(self.batches)
+        while True:
+            fetched, failure = self.dataset.fetch_ahead(pending)
+            for items in fetched:
+                yield self.collate(items)
+            if failure is not None:
+                raise failure
+            if not fetched:
+                return
 
 
 def _floats(X: Any, dtype: torch.dtype) -> Any:
@@ -629,11 +580,13 @@ def _padding_value(items: Items, options: dict[str, Any]) -> float | None:
     collate function is ``pad_sequences`` (or a ``functools.partial`` of it
     setting only ``padding_value``): their batches are gathered
     (``ItemData.padded_samples``); else None."""
-    collate, keywords = options.get("collate_fn"), {}
+    collate = options.get("collate_fn")
+    keywords: dict[str, Any] = {}
     if not isinstance(items.dataset, Pairs) or items.rows is not None:
         return None
     if isinstance(collate, functools.partial) and not collate.args:
-        collate, keywords = collate.func, collate.keywords
+        keywords = collate.keywords
+        collate = collate.func
     if collate is not pad_sequences or set(keywords) - {"padding_value"}:
         return None
     return keywords.get("padding_value", 0.0)
