@@ -313,6 +313,40 @@ def test_each_epoch_draws_other_augmentations():
     assert not any(torch.equal(a, b) for a in first.values() for b in second.values())
 
 
+def test_an_item_that_fails_to_load_stops_the_fit_at_its_batch(table):
+    # Fast items are fetched a few batches ahead: the batches before the
+    # failing one still train, and the failure is said in our words.
+    X, y = table
+    X = np.column_stack([np.arange(len(X)), X[:, 1:]]).astype(np.float32)
+    trained: list[list[int]] = []
+
+    class Missing(Noisy):
+        broken = False
+
+        def __getitem__(self, i):
+            if i == 123 and self.broken:
+                raise KeyError("item 123's file is missing")
+            return super().__getitem__(i)
+
+    class Record(Callback):
+        def __init__(self, break_item=False):
+            self.break_item = break_item
+
+        def on_train_begin(self, ctx):  # after the targets were read
+            Missing.broken = self.break_item
+
+        def on_train_batch_begin(self, ctx):
+            trained.append(ctx.X_batch[:, 0].round().int().tolist())
+
+    params = {"max_epochs": 1, "batch_size": 10, "validation_fraction": None, "random_state": 0}
+    NeuralClassifier(module=mlp, callbacks=[Record()], **params).fit(Missing(X, y))
+    reference, trained[:] = list(trained), []
+    failing = next(n for n, rows in enumerate(reference) if 123 in rows)
+    with pytest.raises(ValueError, match="Loading the Dataset's items failed: KeyError"):
+        NeuralClassifier(module=mlp, callbacks=[Record(True)], **params).fit(Missing(X, y))
+    assert failing >= 2 and trained == reference[:failing]
+
+
 def test_each_item_keeps_its_own_sample_weight(table):
     # Item i carries i in its first value and weighs i + 1 (normalised to a
     # mean of 1 over the training rows): a held-out share must not shift them.
