@@ -2,7 +2,8 @@
 the rows of a ``SliceDataset``, or a list of variable-length samples with
 a ``dataloader__collate_fn``. Such data is loaded through torch's
 ``DataLoader`` (in worker processes with ``dataloader__num_workers``);
-arrays in memory never are (``_data.ArrayData`` gathers their batches).
+arrays in memory never are (``_data.ArrayData`` gathers their batches),
+nor a list of samples padded by ``pad_sequences`` (``_padding``).
 
 Reproducibility: the rows of each epoch are shuffled by the fit's
 generator, as for arrays, and every batch is loaded with torch's, NumPy's
@@ -11,8 +12,9 @@ draw and the batch's number. An item's random augmentation therefore
 depends on neither the number of workers nor which worker loads it, and a
 fit resumed mid-epoch loads the remaining batches exactly as the
 interrupted one would have. In the main process (``num_workers=0``) those
-generators are restored after each batch, so loading draws nothing from
-the training's streams.
+generators are restored after loading (once for the batches fetched
+ahead), so loading draws nothing from the training's streams (seeds and
+restoring: ``_loading_seeds``).
 
 The targets are read once, at the start of ``fit`` (one pass over the
 items, with the workers), to learn the classes, check them and split off
