@@ -222,26 +222,61 @@ def hand_loop(module, X, y, *, batch_size, epochs, lr=1e-3, fused=True):
     return model
 
 
-def hand_sequence_loop(samples, y, *, batch_size, epochs, lr=1e-3, fused=True):
+def hand_sequence_loop(samples, y, *, batch_size, epochs, lr=1e-3, fused=True, batches=None):
     """The same loop for variable-length sequences: each batch's
-    sequences padded (``pad_sequence``) with their lengths, to ``GRU``."""
+    sequences padded (``pad_sequence``) with their lengths, to ``GRU``.
+    ``batches`` (the rows of every batch of every epoch) replaces the
+    loop's own shuffling, for a comparison at equal work (same padding)."""
     torch.manual_seed(0)
     tensors = [torch.from_numpy(s) for s in samples]
     yt = torch.from_numpy(y)
     model = GRU()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        order = torch.randperm(len(tensors)).tolist()
-        for start in range(0, len(tensors), batch_size):
-            idx = order[start : start + batch_size]
-            batch = [tensors[i] for i in idx]
-            lengths = torch.tensor([len(s) for s in batch])
-            padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
-            optimizer.zero_grad()
-            loss_fn(model(padded, lengths), yt[idx]).backward()
-            optimizer.step()
+    if batches is None:
+        batches = []
+        for _ in range(epochs):
+            order = torch.randperm(len(tensors)).tolist()
+            starts = range(0, len(order), batch_size)
+            batches += [order[start : start + batch_size] for start in starts]
+    for idx in batches:
+        batch = [tensors[i] for i in idx]
+        lengths = torch.tensor([len(s) for s in batch])
+        padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+        optimizer.zero_grad()
+        loss_fn(model(padded, lengths), yt[idx]).backward()
+        optimizer.step()
     return model
+
+
+def skcallback_batches(samples, y, *, batch_size, epochs, **params):
+    """The rows of every training batch that ``skcallback_module_fit``
+    trains on for a list of ``samples`` padded by ``pad_sequences``
+    (recorded, untimed, by a collate function that pads alike)."""
+    from skcallback import Callback, pad_sequences
+
+    index = {id(sample): i for i, sample in enumerate(samples)}
+    batches = []
+
+    def record(items):
+        batches.append([index[id(x)] for x, _ in items])
+        return pad_sequences(items)
+
+    class Training(Callback):
+        def on_fit_begin(self, ctx):  # the dry run before it collates a batch too
+            batches.clear()
+
+    skcallback_module_fit(
+        GRU,
+        samples,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        dataloader__collate_fn=record,
+        callbacks=[Training()],
+        **params,
+    )
+    return batches
 
 
 def skcallback_module_fit(module, X, y, *, batch_size, epochs, lr=1e-3, **params):

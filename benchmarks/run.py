@@ -644,7 +644,9 @@ def bench_inputs(report: Report, rounds: int, quick: bool) -> None:
       ``TensorDataset`` (unwrapped to the arrays) and a map-style Dataset of
       the same tensors (loaded item by item, ``num_workers=0``);
     - a user GRU on variable-length sequences, padded per batch
-      (``pad_sequences``; the hand loop pads with ``pad_sequence``);
+      (``pad_sequences``; the hand loop pads with ``pad_sequence``), the
+      hand loop on our batches (recorded from one fit: same rows, so the
+      same padding); skorch shuffles its own, of the same sizes;
     - a Dataset of the digits whose items take 1 ms each to load
       (I/O-bound), 2 epochs, with ``num_workers=2`` (and persistent
       workers) against 0, in wall time (the workers' time is not this
@@ -674,8 +676,11 @@ def bench_inputs(report: Report, rounds: int, quick: bool) -> None:
     }
     samples, labels = c.sequences(200 if quick else 1000)
     gru = {"batch_size": 64, "epochs": 1 if quick else 3}
+    ours = c.skcallback_batches(samples, labels, **gru)
     sequences = {
-        "GRU: hand loop (fused Adam) [CPU s]": lambda: c.hand_sequence_loop(samples, labels, **gru),
+        "GRU: hand loop (fused Adam) [CPU s]": lambda: c.hand_sequence_loop(
+            samples, labels, batches=ours, **gru
+        ),
         "GRU: skcallback [CPU s]": lambda: c.skcallback_module_fit(
             c.GRU, samples, labels, dataloader__collate_fn=pad_sequences, **gru
         ),

@@ -47,11 +47,11 @@ from ._inputs import (
     numeric_targets,
     targets,
 )
+from ._loader_options import loader_options
 from ._loading import (
     Items,
     Pairs,
     as_items,
-    loader_options,
     predict_item_batches,
     read_targets,
     unwrap_tensor_dataset,

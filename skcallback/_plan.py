@@ -46,7 +46,8 @@ from ._factories import (
 from ._fingerprint import fingerprint
 from ._fit_callbacks import attach_callbacks, check_extra_params, fitted_callbacks
 from ._fitted_state import malformed, restore_rng, start_fresh, working_copy
-from ._loading import ItemData, ItemRows, Items, loader_options
+from ._loader_options import loader_options
+from ._loading import ItemData, ItemRows, Items
 from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 from ._rebuild import load_callback_states, load_objects
