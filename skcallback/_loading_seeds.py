@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,6 +29,10 @@ from numpy.random.mtrand import get_bit_generator, set_bit_generator
 #: The bit generator NumPy's global functions draw from while items load
 #: in this process (the training's is set aside, untouched).
 _LOADING_BITS = np.random.MT19937(0)
+
+#: The global generators are the process's: fits loading items in threads of
+#: one process take turns, or one could set back another's loading state.
+_GLOBALS = threading.RLock()
 
 
 def batch_seeds(epoch_seed: int, numbers: list[int]) -> list[int]:
@@ -56,14 +61,15 @@ def generators_kept() -> Iterator[None]:
     loading's own: a microsecond, where ``set_state`` costs some 40 (it
     writes the 624 words of its key one by one). Setting a bit generator
     forgets a cached Gaussian: that one is put back by ``set_state``."""
-    torch_state, python_state = torch.get_rng_state(), random.getstate()
-    numpy_state = np.random.get_state(legacy=False)
-    training = get_bit_generator()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(torch_state)
-        random.setstate(python_state)
-        set_bit_generator(training)
-        if numpy_state["has_gauss"]:
-            np.random.set_state(numpy_state)
+    with _GLOBALS:
+        torch_state, python_state = torch.get_rng_state(), random.getstate()
+        numpy_state = np.random.get_state(legacy=False)
+        training = get_bit_generator()
+        try:
+            yield
+        finally:
+            torch.set_rng_state(torch_state)
+            random.setstate(python_state)
+            set_bit_generator(training)
+            if numpy_state["has_gauss"]:
+                np.random.set_state(numpy_state)

@@ -5,6 +5,7 @@ resumed bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
@@ -88,6 +89,46 @@ def test_loading_leaves_the_global_generators_alone(table):
     np.random.seed(5)
     NeuralClassifier(module=mlp, max_epochs=1, random_state=0).fit(Noisy(X, y))
     assert np.random.random() == expected
+
+
+def test_fits_loading_in_threads_take_turns_with_the_global_generators(table):
+    # NumPy's global generator is the process's: two fits loading items in
+    # threads at once must neither mix their draws nor leave the loading
+    # generator in place of the user's.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = table
+
+    def plain(n_outputs):
+        return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, n_outputs))
+
+    import threading
+
+    meeting = threading.Barrier(2, timeout=0.5)
+
+    class Meeting(Noisy):
+        """Both fits loading at once, if the loading lets them (else the
+        meeting times out and the fits go on in turn)."""
+
+        def __getitem__(self, i):
+            if not meeting.broken:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meeting.wait()
+            return super().__getitem__(i)
+
+    def fit(seed):
+        est = NeuralClassifier(module=plain, max_epochs=2, batch_size=8, random_state=seed)
+        return weights(est.fit(Meeting(X[:120], y[:120])))
+
+    meeting.abort()
+    alone = [fit(0), fit(1)]
+    meeting.reset()
+    users = np.random.get_bit_generator()
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(fit, [0, 1]))
+    assert np.random.get_bit_generator() is users
+    for i, result in enumerate(together):
+        assert same(alone[i % 2], result)
 
 
 @pytest.mark.parametrize("cached_gaussian", [False, True])
