@@ -331,7 +331,8 @@ class Pairs(torch.utils.data.Dataset):
 def floor_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", model=None):
     """The least a Python loop can do for the step skcallback's built-in MLP
     takes: the gradients derived by hand (as ``skcallback._mlp_backprop``
-    computes them, which autograd's equal), torch's fused Adam kernel
+    computes them, which autograd's equal; cross-entropy classes by rows,
+    as there), torch's fused Adam kernel
     called on lists built once, one step counter shared by every parameter,
     the epoch's rows gathered at once and each batch a view of them. ReLU,
     the mean squared error for float ``y``, cross-entropy for integer
@@ -350,7 +351,8 @@ def floor_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", model
     squares = [torch.zeros_like(p) for p in data]
     step = torch.zeros((), dtype=torch.float32, device=device)
     steps = [step] * len(params)
-    loss_and_delta = _floor_cross_entropy if n_outputs > 1 else _floor_mse
+    minus_one = torch.full((1, batch_size), -1.0, device=device)
+    bias_column = biases[-1].unsqueeze(1)
     for _ in range(epochs):
         order = torch.randperm(len(Xt), device=device)
         X_epoch, y_epoch = Xt[order], yt[order]
@@ -359,8 +361,11 @@ def floor_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", model
             inputs = [xb]
             for weight, bias in zip(weights[:-1], biases[:-1], strict=True):
                 inputs.append(torch.addmm(bias, inputs[-1], weight.t()).clamp_min_(0))
-            out = torch.addmm(biases[-1], inputs[-1], weights[-1].t())
-            _loss, delta = loss_and_delta(out, yb)
+            if n_outputs > 1:  # classes by rows: a faster softmax
+                logits = torch.addmm(bias_column, weights[-1], inputs[-1].t())
+                _loss, delta = _floor_cross_entropy(logits, yb, minus_one)
+            else:
+                _loss, delta = _floor_mse(torch.addmm(biases[-1], inputs[-1], weights[-1].t()), yb)
             grads = _floor_backward(weights, inputs, delta)
             step.add_(1)
             torch._fused_adam_(
@@ -388,9 +393,12 @@ def _floor_mse(out, yb):
     return diff.pow(2).mean(), diff.mul_(2.0 / diff.numel())
 
 
-def _floor_cross_entropy(out, yb):
-    log_p = torch.log_softmax(out, 1)
-    loss = -log_p.gather(1, yb.unsqueeze(1)).mean()
-    delta = log_p.exp_()
-    delta[torch.arange(len(yb)), yb] -= 1
-    return loss, delta.div_(len(yb))
+def _floor_cross_entropy(logits, yb, minus_one):
+    """Loss and gradient of classes-by-rows ``logits``: softmax minus the
+    one-hot targets, over the rows."""
+    n = yb.shape[0]
+    log_p = torch.log_softmax(logits, 0)
+    target = yb.unsqueeze(0)
+    loss = log_p.gather(0, target).sum().div_(-n)
+    delta = log_p.exp_().scatter_add_(0, target, minus_one[:, :n])
+    return loss, delta.mul_(1.0 / n).t()
