@@ -247,7 +247,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # Batch losses are copied into one buffer: a thousand small loss tensors
     # kept alive among each step's temporaries would fragment the heap (about
     # 26 KiB of resident memory each, measured).
-    slots: torch.Tensor | None = None
+    slots: tuple[torch.Tensor, ...] | None = None
     run.forget()
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
         if ctx.stop_requested:
@@ -272,7 +272,9 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)
                 if slots is None:
-                    slots = torch.empty(ctx.n_batches, dtype=torch.float64, device=ctx.loss.device)
+                    slots = torch.empty(
+                        ctx.n_batches, dtype=torch.float64, device=ctx.loss.device
+                    ).unbind()
                 slot = slots[len(losses)]
                 slot.copy_(ctx.loss.detach())
                 losses.append(slot)
