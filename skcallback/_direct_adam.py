@@ -251,7 +251,7 @@ def _members(
     state (a first state is made in ``created``); None where one is not
     what the kernel takes: a sparse gradient, or one that requires a
     gradient itself (the kernel runs outside ``no_grad``), another dtype or
-    device than ``like``'s, a state of another shape."""
+    device than ``like``'s, a state of another shape or step count."""
     members = []
     for p in group["params"]:
         grad = p.grad
@@ -269,11 +269,23 @@ def _members(
             or grad.device != like.device
             or p.device != like.device
             or "exp_avg" not in p_state
-            or not isinstance(p_state.get("step"), Tensor)
+            or not _countable(p_state.get("step"), p)
         ):
             return None
         members.append((p, grad, p_state))
     return members
+
+
+def _countable(step: Any, p: Tensor) -> bool:
+    """Whether ``step`` is a step count as ``step()`` keeps it for the fused
+    kernel (a 0-d float32 tensor on the parameter's device), which
+    ``_counter`` may stack with the others."""
+    return (
+        isinstance(step, Tensor)
+        and step.dim() == 0
+        and step.dtype is torch.float32
+        and step.device == p.device
+    )
 
 
 def _call(kernel: Callable[..., Any], group: dict[str, Any], members: list[_Member]) -> _Call:
