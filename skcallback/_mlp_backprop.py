@@ -364,11 +364,13 @@ class HandwrittenMLPStep:
         if buffers is None:
             buffers = self.buffers[n] = self.full.first(n)
         inputs = self._forward(X, buffers)
-        if self.by_class:  # the output's transpose, contiguous: the loss reads it
-            last = buffers.transposes.passed[-1] if buffers.passed else X.t()
-            logits = torch.addmm(self.bias_column, self.weights[-1], last)
+        if self.by_class and buffers.passed:  # the output's transpose, contiguous
+            logits = torch.addmm(self.bias_column, self.weights[-1], buffers.transposes.passed[-1])
             loss, delta, delta_t = self.loss(logits, y, w, buffers, share)
             output = logits.t()
+        elif self.by_class:  # a linear model: X may be sparse (sparse @ dense)
+            output = torch.addmm(self.biases[-1], X, self.weights_t[-1])
+            loss, delta, delta_t = self.loss(output.t(), y, w, buffers, share)
         else:
             output = torch.addmm(self.biases[-1], inputs[-1], self.weights_t[-1])
             loss, delta, delta_t = self.loss(output, y, w, buffers, share)
