@@ -241,6 +241,42 @@ def _fast_path_ratios(report: Report, section: str, medians: dict, sklearn: str)
         )
 
 
+def bench_floor(report: Report, rounds: int, quick: bool) -> None:
+    """The built-in MLP's step against the floor of its approach: a loop
+    with the same hand-derived gradients and fused Adam kernel and nothing
+    else (``contenders.floor_loop``), on the S workloads with every row
+    trained on; CPU time, one thread, interleaved rounds."""
+    from threadpoolctl import threadpool_limits
+
+    section = "Floor (cpu)"
+    print(f"\n{section}: S regression and classification, no validation, 1 thread, CPU time")
+    epochs = 2 if quick else 10
+    shape = {"hidden": (64, 64), "batch_size": 128, "epochs": epochs}
+    workloads = {
+        "S regression": regression_data(20_000, 20),
+        "S classification": classification_data(20_000, 64, 10),
+    }
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        for name, (X, y) in workloads.items():
+            runs = {
+                "floor": lambda X=X, y=y: c.floor_loop(X, y, **shape),
+                "skcallback": lambda X=X, y=y: c.skcallback_fit(
+                    X, y, validation_fraction=None, **shape
+                ),
+            }
+            for run in runs.values():  # warm-up
+                run()
+            medians = interleaved(runs, max(rounds, 3), clock=time.process_time)
+            steps = epochs * -(-len(y) // shape["batch_size"])
+            for contender, seconds in medians.items():
+                report.add(section, f"{name}: {contender} [us/step]", 1e6 * seconds / steps, "us")
+            ratio = medians["skcallback"] / medians["floor"]
+            target = ("<= 1.25", ratio <= 1.25)
+            report.add(section, f"{name}: skcallback step / floor", ratio, "ratio", *target)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
 def sparse_regression_data(n_rows: int, n_features: int, density: float, seed: int = 0):
     """A CSR matrix with ``density`` non-zeros and a linear target."""
     import scipy.sparse as sp
@@ -865,7 +901,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
+        default="S,floor,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -886,6 +922,7 @@ def main() -> None:
     report = Report()
     runs = {
         "S": lambda device: bench_small(report, rounds, device, args.quick),
+        "floor": lambda device: bench_floor(report, rounds, args.quick),
         "fixed": lambda device: bench_fixed(report, rounds, args.quick),
         "L": lambda device: bench_large(report, max(1, rounds // 2 + 1), device, args.quick),
         "predict": lambda device: bench_predict(report, rounds, args.quick),

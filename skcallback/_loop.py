@@ -48,6 +48,7 @@ def run_fit(ctx: Context) -> None:
     plan, live = ctx.plan, ctx.run
     hooks = live.hooks
     run = _Step(live.compute_loss, live.precision, live.forward, live.mlp_step)
+    run.steady = not any(getattr(hooks, hook) for hook in _BATCH_HOOKS)
     saved = plan.resume
     resume = _resume(ctx)
     with (
@@ -78,12 +79,31 @@ def run_fit(ctx: Context) -> None:
         )
 
 
+#: The hooks that may run between two optimizer steps of a training phase.
+_BATCH_HOOKS = (
+    "on_train_batch_begin",
+    "on_after_forward",
+    "on_after_loss",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_step",
+    "on_after_step",
+    "on_train_batch_end",
+)
+
+
 class _Step:
     """What one batch needs besides the context: the (compiled) forward, the
     loss, the precision policy and, where the plan chose it, the built-in
-    MLP's hand-derived training step (``mlp_step``)."""
+    MLP's hand-derived training step (``mlp_step``).
 
-    __slots__ = ("compute_loss", "forward", "mlp_step", "precision")
+    What a step checks and gathers (whether the hand-derived step takes the
+    batch, the direct Adam step's arguments) holds until a callback's hook
+    may have changed it: ``forget`` runs at each training phase's start and,
+    where callbacks have per-batch hooks (not ``steady``), at each batch's.
+    """
+
+    __slots__ = ("compute_loss", "forward", "mlp_step", "precision", "steady", "takes")
 
     def __init__(
         self,
@@ -94,6 +114,26 @@ class _Step:
     ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
         self.mlp_step = mlp_step
+        self.steady = False
+        self.takes: bool | None = None  # the hand-derived step's verdict, where known
+
+    def forget(self) -> None:
+        """Check and gather anew at the next step (a hook may have run)."""
+        self.takes = None
+        self.precision.forget()
+
+    def _takes(self, X_b, y_b, w_b, batch: tuple) -> bool:
+        """Whether the hand-derived step takes the batch: checked once a
+        phase where no per-batch hook runs (nothing it checks can change
+        then), else at every batch."""
+        if self.takes is not None:
+            return self.takes
+        assert self.mlp_step is not None
+        replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
+        takes = self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced)
+        if self.steady:
+            self.takes = takes
+        return takes
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
@@ -118,8 +158,7 @@ class _Step:
         as autograd would (``HandwrittenMLPStep.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
-        replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
-        if self.mlp_step is not None and self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced):
+        if self.mlp_step is not None and self._takes(X_b, y_b, w_b, batch):
             ctx.y_pred, ctx.loss = self.mlp_step.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:
@@ -209,11 +248,14 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # Batch losses are copied into one buffer: a thousand small loss tensors
     # kept alive among each step's temporaries would fragment the heap (about
     # 26 KiB of resident memory each, measured).
-    slots: torch.Tensor | None = None
+    slots: tuple[torch.Tensor, ...] | None = None
+    run.forget()
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
         _agree_to_stop(ctx)
         if ctx.stop_requested:
             break
+        if not run.steady:
+            run.forget()
         ctx.batch += 1
         ctx.progress.between_batches = False
         ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b
@@ -228,7 +270,9 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)
                 if slots is None:
-                    slots = torch.empty(ctx.n_batches, dtype=torch.float64, device=ctx.loss.device)
+                    slots = torch.empty(
+                        ctx.n_batches, dtype=torch.float64, device=ctx.loss.device
+                    ).unbind()
                 slot = slots[len(losses)]
                 slot.copy_(ctx.loss.detach())
                 losses.append(slot)
