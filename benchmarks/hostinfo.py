@@ -120,6 +120,14 @@ def git_commit() -> str | None:
     return f"{commit}+dirty" if dirty else commit or None
 
 
+def _skcallback() -> str:
+    """The version of skcallback measured, and where it was imported from
+    (a checkout on ``PYTHONPATH`` or the installed one)."""
+    import skcallback
+
+    return f"{skcallback.__version__} ({Path(skcallback.__file__).parent})"
+
+
 def describe() -> dict:
     """Everything recorded about the host before a run (``finish`` adds the
     load after it)."""
@@ -135,6 +143,7 @@ def describe() -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {
+            "skcallback": _skcallback(),
             "torch": torch.__version__,
             "numpy": np.__version__,
             "scikit-learn": sklearn.__version__,
