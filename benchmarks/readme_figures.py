@@ -60,9 +60,10 @@ README = """\
 
 PERFORMANCE_INTRO = """\
 Every figure below is the range, lowest to highest, over {where}, as the
-README quotes them; the runs and their hosts follow. A run made on a busy
-host (a load average above its core count) is slower for every contender,
-and not by the same factor: its ratios move too.
+README quotes them; every recorded run and its host follow. Only quiet runs
+are quoted: a 1-minute load average, at the run's start and end, of at
+most the cores it could use plus one (its own process). A busy host slows
+every contender, and not by one factor, so its ratios move too.
 """
 
 
@@ -70,6 +71,27 @@ def load_runs(folder: Path = RUNS) -> list[dict]:
     """The recorded full runs (quick runs are never recorded), oldest first."""
     runs = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     return [run for run in runs if not run["machine"].get("quick")]
+
+
+def quiet(run: dict) -> bool:
+    """Whether ``run`` had its host to itself: a 1-minute load average, at
+    its start and its end, of at most the cores it could use plus one (its
+    own process). A busier host slows every contender, not by one factor,
+    so its ratios say more about the load than about the code."""
+    host = run["host"]
+    loads = [load[0] for load in (host["load_before"], host["load_after"]) if load]
+    return bool(loads) and max(loads) <= host["usable_cores"] + 1
+
+
+def quoted_runs(runs: list[dict]) -> list[dict]:
+    """The runs the figures are quoted from: the quiet ones."""
+    chosen = [run for run in runs if quiet(run)]
+    if not chosen:
+        raise SystemExit(
+            f"No quiet recorded run in {RUNS} (of {len(runs)}): run `make bench` on a host "
+            "with no other work, commit its run, then run this script."
+        )
+    return chosen
 
 
 def values(runs: list[dict], section: str, name: str) -> list[float]:
@@ -95,8 +117,9 @@ def span(found: list[float], form: str) -> str:
 
 
 def figures(runs: list[dict]) -> dict[str, str]:
-    """Each quoted figure's range over ``runs``; a figure no run has is an
-    error naming its row (a renamed row must be renamed here too)."""
+    """Each quoted figure's range over the quiet ``runs``; a figure no run
+    has is an error naming its row (a renamed row must be renamed here too)."""
+    runs = quoted_runs(runs)
     quoted = {}
     for key, (section, name, form) in FIGURES.items():
         found = values(runs, section, name)
@@ -108,6 +131,8 @@ def figures(runs: list[dict]) -> dict[str, str]:
 
 def provenance(runs: list[dict]) -> str:
     """Which runs, hosts, dates and loads the figures come from."""
+    loaded = len(runs) - len(quoted_runs(runs))
+    runs = quoted_runs(runs)
     hosts = {run["host"]["host_id"] for run in runs}
     days = sorted({run["host"]["started"][:10] for run in runs})
     dates = " to ".join(dict.fromkeys([days[0], days[-1]]))
@@ -122,15 +147,16 @@ def provenance(runs: list[dict]) -> str:
         f"{len(runs)} recorded run{'s' * (len(runs) != 1)} of `make bench` on "
         f"{len(hosts)} host{'s' * (len(hosts) != 1)} ({dates}; "
         f"{'/'.join(map(str, cores))} cores, 1-minute load average "
-        f"{span(loads, '{:.1f}')} at the runs' starts and ends)"
+        f"{span(loads, '{:.1f}')} at the runs' starts and ends"
+        + (f"; {loaded} run{'s' * (loaded != 1)} on a busy host left out)" if loaded else ")")
     )
 
 
 def run_table(runs: list[dict]) -> list[str]:
     """One row per recorded run: when, which host and commit, its load."""
     lines = [
-        "| run | host | cores | load before, after (1/5/15 min) | torch, BLAS | commit |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| run | host | cores | load before, after (1/5/15 min) | quoted | torch, BLAS | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in runs:
         host = run["host"]
@@ -141,7 +167,8 @@ def run_table(runs: list[dict]) -> list[str]:
         lines.append(
             f"| {host['started']} | {host['host_id']}: {host['cpu_model']} "
             f"({host['torch_build']['cpu_capability']}) | {host['usable_cores']} of "
-            f"{host['cpu_count']} | {loads} | {blas} | {host['commit']} |"
+            f"{host['cpu_count']} | {loads} | {'yes' if quiet(run) else 'no: busy'} | {blas} "
+            f"| {host['commit']} |"
         )
     return lines
 
@@ -165,7 +192,7 @@ def performance_block(runs: list[dict]) -> str:
     lines = [PERFORMANCE_INTRO.format(where=provenance(runs)), "| figure | range | runs |"]
     lines.append("| --- | --- | --- |")
     for key, (section, name, _) in FIGURES.items():
-        count = len(values(runs, section, name))
+        count = len(values(quoted_runs(runs), section, name))
         lines.append(f"| {section.removesuffix(' (cpu)')}: {name} | {quoted[key]} | {count} |")
     return "\n".join([*lines, "", *run_table(runs)]) + "\n"
 

@@ -92,8 +92,9 @@ def test_quoted_figures_are_ranges_over_every_recorded_full_run(tmp_path):
     figures = _figures_script()
     runs = [
         _run(figures, 0.5, load=(0.5, 0.7, 0.9)),
-        _run(figures, 0.4, load=(11.0, 9.0, 8.0), host_id="bbbb1111"),
-        _run(figures, 0.1, quick=True),  # a smoke run is never quoted
+        _run(figures, 0.4, load=(2.9, 2.0, 1.0), host_id="bbbb1111"),
+        _run(figures, 0.9, load=(11.0, 9.0, 8.0)),  # a busy host: recorded, not quoted
+        _run(figures, 0.1, quick=True),  # a smoke run is never recorded
     ]
     for number, run in enumerate(runs):
         (tmp_path / f"{number}.json").write_text(json.dumps(run))
@@ -102,14 +103,22 @@ def test_quoted_figures_are_ranges_over_every_recorded_full_run(tmp_path):
     quoted = figures.figures(recorded)
     block = " ".join(figures.readme_block(recorded).split())
 
-    assert len(recorded) == 2
+    assert len(recorded) == 3
     assert quoted["s_fused"] == "0.40-0.50x"  # the range, not the better run
     assert "0.40-0.50x the time of a plain PyTorch loop" in block
     assert "2 recorded runs of `make bench` on 2 hosts" in block
-    assert "load average 0.5-11.0" in block
-    assert "| 2026-12-07T12:00:00+00:00 | bbbb1111: Some CPU (AVX2) |" in (
-        figures.performance_block(recorded)
+    assert "load average 0.5-2.9 at the runs' starts and ends; 1 run on a busy host left out" in (
+        block
     )
+    table = figures.performance_block(recorded)
+    assert "| 2026-12-07T12:00:00+00:00 | bbbb1111: Some CPU (AVX2) |" in table
+    assert "| [11.0, 9.0, 8.0], [11.0, 9.0, 8.0] | no: busy |" in table
+
+
+def test_figures_are_not_quoted_from_busy_hosts_alone():
+    figures = _figures_script()
+    with pytest.raises(SystemExit, match="No quiet recorded run"):
+        figures.figures([_run(figures, 0.5, load=(3.5, 3.0, 3.0))])
 
 
 def test_a_quoted_row_that_no_run_has_is_an_error_naming_it():
