@@ -222,26 +222,61 @@ def hand_loop(module, X, y, *, batch_size, epochs, lr=1e-3, fused=True):
     return model
 
 
-def hand_sequence_loop(samples, y, *, batch_size, epochs, lr=1e-3, fused=True):
+def hand_sequence_loop(samples, y, *, batch_size, epochs, lr=1e-3, fused=True, batches=None):
     """The same loop for variable-length sequences: each batch's
-    sequences padded (``pad_sequence``) with their lengths, to ``GRU``."""
+    sequences padded (``pad_sequence``) with their lengths, to ``GRU``.
+    ``batches`` (the rows of every batch of every epoch) replaces the
+    loop's own shuffling, for a comparison at equal work (same padding)."""
     torch.manual_seed(0)
     tensors = [torch.from_numpy(s) for s in samples]
     yt = torch.from_numpy(y)
     model = GRU()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
     loss_fn = torch.nn.CrossEntropyLoss()
-    for _ in range(epochs):
-        order = torch.randperm(len(tensors)).tolist()
-        for start in range(0, len(tensors), batch_size):
-            idx = order[start : start + batch_size]
-            batch = [tensors[i] for i in idx]
-            lengths = torch.tensor([len(s) for s in batch])
-            padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
-            optimizer.zero_grad()
-            loss_fn(model(padded, lengths), yt[idx]).backward()
-            optimizer.step()
+    if batches is None:
+        batches = []
+        for _ in range(epochs):
+            order = torch.randperm(len(tensors)).tolist()
+            starts = range(0, len(order), batch_size)
+            batches += [order[start : start + batch_size] for start in starts]
+    for idx in batches:
+        batch = [tensors[i] for i in idx]
+        lengths = torch.tensor([len(s) for s in batch])
+        padded = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+        optimizer.zero_grad()
+        loss_fn(model(padded, lengths), yt[idx]).backward()
+        optimizer.step()
     return model
+
+
+def skcallback_batches(samples, y, *, batch_size, epochs, **params):
+    """The rows of every training batch that ``skcallback_module_fit``
+    trains on for a list of ``samples`` padded by ``pad_sequences``
+    (recorded, untimed, by a collate function that pads alike)."""
+    from skcallback import Callback, pad_sequences
+
+    index = {id(sample): i for i, sample in enumerate(samples)}
+    batches = []
+
+    def record(items):
+        batches.append([index[id(x)] for x, _ in items])
+        return pad_sequences(items)
+
+    class Training(Callback):
+        def on_fit_begin(self, ctx):  # the dry run before it collates a batch too
+            batches.clear()
+
+    skcallback_module_fit(
+        GRU,
+        samples,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        dataloader__collate_fn=record,
+        callbacks=[Training()],
+        **params,
+    )
+    return batches
 
 
 def skcallback_module_fit(module, X, y, *, batch_size, epochs, lr=1e-3, **params):
@@ -323,3 +358,82 @@ class Pairs(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int):
         return self.samples[i], self.y[i]
+
+
+# ----------------------------------------------------------------------
+# The floor: the built-in MLP's step written by hand, nothing around it
+# ----------------------------------------------------------------------
+def floor_loop(X, y, *, hidden, batch_size, epochs, lr=1e-3, device="cpu", model=None):
+    """The least a Python loop can do for the step skcallback's built-in MLP
+    takes: the gradients derived by hand (as ``skcallback._mlp_backprop``
+    computes them, which autograd's equal; cross-entropy classes by rows,
+    as there), torch's fused Adam kernel
+    called on lists built once, one step counter shared by every parameter,
+    the epoch's rows gathered at once and each batch a view of them. ReLU,
+    the mean squared error for float ``y``, cross-entropy for integer
+    ``y``; ``model`` (an ``mlp``) is trained in place when given."""
+    torch.manual_seed(0)
+    Xt = torch.from_numpy(X).to(device)
+    yt, n_outputs, _ = _targets(y, device)
+    if model is None:
+        model = mlp(X.shape[1], hidden, n_outputs).to(device)
+    linears = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+    params = [p for layer in linears for p in (layer.weight, layer.bias)]
+    weights = [layer.weight.detach() for layer in linears]
+    biases = [layer.bias.detach() for layer in linears]
+    data = [p.detach() for p in params]
+    avgs = [torch.zeros_like(p) for p in data]
+    squares = [torch.zeros_like(p) for p in data]
+    step = torch.zeros((), dtype=torch.float32, device=device)
+    steps = [step] * len(params)
+    minus_one = torch.full((1, batch_size), -1.0, device=device)
+    bias_column = biases[-1].unsqueeze(1)
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt), device=device)
+        X_epoch, y_epoch = Xt[order], yt[order]
+        for start in range(0, len(Xt), batch_size):
+            xb, yb = X_epoch[start : start + batch_size], y_epoch[start : start + batch_size]
+            inputs = [xb]
+            for weight, bias in zip(weights[:-1], biases[:-1], strict=True):
+                inputs.append(torch.addmm(bias, inputs[-1], weight.t()).clamp_min_(0))
+            if n_outputs > 1:  # classes by rows: a faster softmax
+                logits = torch.addmm(bias_column, weights[-1], inputs[-1].t())
+                _loss, delta = _floor_cross_entropy(logits, yb, minus_one)
+            else:
+                _loss, delta = _floor_mse(torch.addmm(biases[-1], inputs[-1], weights[-1].t()), yb)
+            grads = _floor_backward(weights, inputs, delta)
+            step.add_(1)
+            torch._fused_adam_(
+                data, grads, avgs, squares, [], steps, lr=lr, beta1=0.9, beta2=0.999,
+                weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False,
+            )  # fmt: skip
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return model
+
+
+def _floor_backward(weights, inputs, delta):
+    """The parameters' gradients, in ``params`` order, from ``delta`` (the
+    loss's gradient wrt the output) and each layer's input."""
+    grads = []
+    for i in reversed(range(len(weights))):
+        grads[:0] = [delta.t().mm(inputs[i]), delta.sum(0)]
+        if i:
+            delta = delta.mm(weights[i]).mul_(inputs[i].sign())  # ReLU's derivative
+    return grads
+
+
+def _floor_mse(out, yb):
+    diff = out - yb
+    return diff.pow(2).mean(), diff.mul_(2.0 / diff.numel())
+
+
+def _floor_cross_entropy(logits, yb, minus_one):
+    """Loss and gradient of classes-by-rows ``logits``: softmax minus the
+    one-hot targets, over the rows."""
+    n = yb.shape[0]
+    log_p = torch.log_softmax(logits, 0)
+    target = yb.unsqueeze(0)
+    loss = log_p.gather(0, target).sum().div_(-n)
+    delta = log_p.exp_().scatter_add_(0, target, minus_one[:, :n])
+    return loss, delta.mul_(1.0 / n).t()

@@ -14,6 +14,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -242,6 +243,42 @@ def _fast_path_ratios(report: Report, section: str, medians: dict, sklearn: str)
         report.add(
             section, f"skcallback / {name} (same work)", ratio, "ratio", "<= 0.60", ratio <= 0.6
         )
+
+
+def bench_floor(report: Report, rounds: int, quick: bool) -> None:
+    """The built-in MLP's step against the floor of its approach: a loop
+    with the same hand-derived gradients and fused Adam kernel and nothing
+    else (``contenders.floor_loop``), on the S workloads with every row
+    trained on; CPU time, one thread, interleaved rounds."""
+    from threadpoolctl import threadpool_limits
+
+    section = "Floor (cpu)"
+    print(f"\n{section}: S regression and classification, no validation, 1 thread, CPU time")
+    epochs = 2 if quick else 10
+    shape = {"hidden": (64, 64), "batch_size": 128, "epochs": epochs}
+    workloads = {
+        "S regression": regression_data(20_000, 20),
+        "S classification": classification_data(20_000, 64, 10),
+    }
+    with threadpool_limits(1):
+        torch.set_num_threads(1)
+        for name, (X, y) in workloads.items():
+            runs = {
+                "floor": lambda X=X, y=y: c.floor_loop(X, y, **shape),
+                "skcallback": lambda X=X, y=y: c.skcallback_fit(
+                    X, y, validation_fraction=None, **shape
+                ),
+            }
+            for run in runs.values():  # warm-up
+                run()
+            medians = interleaved(runs, max(rounds, 3), clock=time.process_time)
+            steps = epochs * -(-len(y) // shape["batch_size"])
+            for contender, seconds in medians.items():
+                report.add(section, f"{name}: {contender} [us/step]", 1e6 * seconds / steps, "us")
+            ratio = medians["skcallback"] / medians["floor"]
+            target = ("<= 1.25", ratio <= 1.25)
+            report.add(section, f"{name}: skcallback step / floor", ratio, "ratio", *target)
+    torch.set_num_threads(os.cpu_count() or 1)
 
 
 def sparse_regression_data(n_rows: int, n_features: int, density: float, seed: int = 0):
@@ -647,7 +684,9 @@ def bench_inputs(report: Report, rounds: int, quick: bool) -> None:
       ``TensorDataset`` (unwrapped to the arrays) and a map-style Dataset of
       the same tensors (loaded item by item, ``num_workers=0``);
     - a user GRU on variable-length sequences, padded per batch
-      (``pad_sequences``; the hand loop pads with ``pad_sequence``);
+      (``pad_sequences``; the hand loop pads with ``pad_sequence``), the
+      hand loop on our batches (recorded from one fit: same rows, so the
+      same padding); skorch shuffles its own, of the same sizes;
     - a Dataset of the digits whose items take 1 ms each to load
       (I/O-bound), 2 epochs, with ``num_workers=2`` (and persistent
       workers) against 0, in wall time (the workers' time is not this
@@ -677,8 +716,11 @@ def bench_inputs(report: Report, rounds: int, quick: bool) -> None:
     }
     samples, labels = c.sequences(200 if quick else 1000)
     gru = {"batch_size": 64, "epochs": 1 if quick else 3}
+    ours = c.skcallback_batches(samples, labels, **gru)
     sequences = {
-        "GRU: hand loop (fused Adam) [CPU s]": lambda: c.hand_sequence_loop(samples, labels, **gru),
+        "GRU: hand loop (fused Adam) [CPU s]": lambda: c.hand_sequence_loop(
+            samples, labels, batches=ours, **gru
+        ),
         "GRU: skcallback [CPU s]": lambda: c.skcallback_module_fit(
             c.GRU, samples, labels, dataloader__collate_fn=pad_sequences, **gru
         ),
@@ -750,6 +792,87 @@ def _inputs_ratios(report: Report, section: str, medians: dict) -> None:
     report.add(section, "1 ms items: speed-up of num_workers=2, persistent", speedup, "x")
 
 
+def bench_inference(report: Report, rounds: int, quick: bool) -> None:
+    """predict_proba of a classifier against its exports (skcallback.export):
+    ONNX Runtime on the ONNX file, the TorchScript file; one row (online
+    serving, per call) and 10,000 rows (a batch)."""
+    section = "Inference (cpu)"
+    threads = torch.get_num_threads()
+    print(f"\n{section}: MLP 64-64 on 20 features, 5 classes, {threads} threads each")
+    from skcallback import NeuralClassifier, export
+
+    X, y = classification_data(20_000, 20, 5)
+    clf = NeuralClassifier(hidden_layer_sizes=(64, 64), max_epochs=1, random_state=0).fit(X, y)
+    runners = {"skcallback predict_proba": clf.predict_proba}
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's, a contender here
+        if installed("onnxruntime") and installed("onnx"):
+            runners["ONNX Runtime"] = _onnx_session(export(clf, Path(folder, "m.onnx")), threads)
+        script = torch.jit.load(str(export(clf, Path(folder, "m.pt"), "torchscript")))
+        runners["TorchScript"] = lambda rows: _no_grad_call(script, rows)
+        for n_rows, calls in ((1, 50 if quick else 1000), (10_000, 1 if quick else 20)):
+            rows, label = X[:n_rows], "one row" if n_rows == 1 else f"{n_rows:,} rows"
+            runs = {
+                name: _repeat(lambda f=f, rows=rows: f(rows), calls) for name, f in runners.items()
+            }
+            for run in runs.values():
+                run()  # warm-up
+            medians = interleaved(runs, rounds)
+            unit, scale = ("us", 1e6) if n_rows == 1 else ("ms", 1e3)
+            for name, seconds in medians.items():
+                report.add(section, f"{label}: {name} [{unit}]", seconds / calls * scale, unit)
+            ours = medians["skcallback predict_proba"]
+            for name in list(runners)[1:]:
+                report.add(section, f"{label}: skcallback / {name}", ours / medians[name], "ratio")
+
+
+def _onnx_session(path: Path, threads: int) -> Callable[[np.ndarray], object]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads  # as torch's, for a fair comparison
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda rows: session.run(["probabilities"], {"X": rows})[0]
+
+
+def _no_grad_call(module: Callable, rows: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return module(torch.from_numpy(rows))[1].numpy()
+
+
+def bench_ddp(report: Report, rounds: int, quick: bool) -> None:
+    """strategy="ddp": the L workload (MLP 512-512, 2 epochs, no
+    validation) on two torchrun processes of one thread each, 128 rows per
+    rank and step, against one process of one thread with batch 256 (the
+    same steps); wall time (the processes run in parallel), interleaved."""
+    section = "DDP, 2 processes x 1 thread (cpu, gloo)"
+    rows = 20_000 if quick else 200_000
+    print(f"\n{section}: L workload, {rows:,} x 100, MLP 512-512, 2 epochs")
+    X, y = regression_data(rows, 100)
+    shape = {"hidden": (512, 512), "batch_size": 256, "epochs": 2, "validation_fraction": None}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
+    launch += [str(HERE / "ddp_child.py"), str(rows), "128"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    measured: dict[str, list[float]] = {"one": [], "ddp": [], "allreduce": []}
+    torch.set_num_threads(1)
+    c.skcallback_fit(X[:256], y[:256], threads=1, **shape)  # warm, as each rank is
+    for _ in range(rounds):
+        started = time.perf_counter()
+        c.skcallback_fit(X, y, threads=1, **shape)
+        measured["one"].append(time.perf_counter() - started)
+        done = subprocess.run(launch, capture_output=True, text=True, check=True, cwd=HERE, env=env)
+        seconds, allreduce = (float(v) for v in done.stdout.strip().splitlines()[-1].split())
+        measured["ddp"].append(seconds)
+        measured["allreduce"].append(allreduce / seconds)
+    torch.set_num_threads(os.cpu_count() or 1)
+    one, ddp = statistics.median(measured["one"]), statistics.median(measured["ddp"])
+    report.add(section, "one process [samples/s]", 2 * rows / one, "1/s")
+    report.add(section, "2 ranks [samples/s]", 2 * rows / ddp, "1/s")
+    share = statistics.median(measured["allreduce"])
+    report.add(section, "all-reduce share of a step", share, "ratio")
+    report.add(section, "speedup 2 ranks / one", one / ddp, "ratio", ">= 1.5", one / ddp >= 1.5)
+
+
 def markdown(machine: dict, rows: list[dict], host: dict | None = None) -> str:
     """The results as a Markdown table, one per section, after the host."""
     lines = [
@@ -797,7 +920,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs",
+        default="S,floor,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -820,6 +943,7 @@ def main() -> None:
     report = Report()
     runs = {
         "S": lambda device: bench_small(report, rounds, device, args.quick),
+        "floor": lambda device: bench_floor(report, rounds, args.quick),
         "fixed": lambda device: bench_fixed(report, rounds, args.quick),
         "L": lambda device: bench_large(report, max(1, rounds // 2 + 1), device, args.quick),
         "predict": lambda device: bench_predict(report, rounds, args.quick),
@@ -830,6 +954,8 @@ def main() -> None:
         "grid": lambda device: bench_grid_search(report, rounds, args.quick),
         "sparse": lambda device: bench_sparse(report, min(rounds, 3), args.quick),
         "inputs": lambda device: bench_inputs(report, rounds, args.quick),
+        "inference": lambda device: bench_inference(report, rounds, args.quick),
+        "ddp": lambda device: bench_ddp(report, min(rounds, 3), args.quick),
     }
     for name, run in runs.items():
         if name in sections:

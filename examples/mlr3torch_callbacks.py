@@ -169,4 +169,9 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=5)
     epochs = parser.parse_args().epochs
     torch.set_num_threads(1)  # small networks: one thread is as fast, and shares the CPU well
-    main(epochs)
+    # skcallback.save refuses classes of __main__ (no other process could
+    # import them): run main() from this file imported as a module, so that
+    # CustomLogger is saved as mlr3torch_callbacks.CustomLogger.
+    import mlr3torch_callbacks
+
+    mlr3torch_callbacks.main(epochs)

@@ -2,6 +2,7 @@
 
 from ._classifier import NeuralClassifier
 from ._context import Context
+from ._export import export
 from ._loading import pad_sequences
 from ._lr_find import LRFinderResult, lr_find
 from ._params import InvalidParameterError
@@ -22,6 +23,7 @@ __all__ = [
     "SliceDataset",
     "SliceDict",
     "__version__",
+    "export",
     "load",
     "lr_find",
     "pad_sequences",

@@ -16,7 +16,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import Dataset as TorchDataset
 
-from . import _internals, _persistence, _routing, _sklearn_callbacks, _snapshot, _threads
+from . import (
+    _distributed,
+    _internals,
+    _persistence,
+    _routing,
+    _sklearn_callbacks,
+    _snapshot,
+    _threads,
+)
 from ._class_weights import ClassWeights
 from ._context import Context
 from ._data import EVAL_BATCH_SIZE, explained_feed, n_rows, predict_batches
@@ -39,11 +47,11 @@ from ._inputs import (
     numeric_targets,
     targets,
 )
+from ._loader_options import loader_options
 from ._loading import (
     Items,
     Pairs,
     as_items,
-    loader_options,
     predict_item_batches,
     read_targets,
     unwrap_tensor_dataset,
@@ -91,6 +99,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         precision: str = "32",
         fast_path: bool = True,
         threads: int | str | None = "auto",
+        strategy: str | None = None,
         **routed_params: Any,
     ) -> None:
         self.module = module
@@ -114,6 +123,7 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         self.precision = precision
         self.fast_path = fast_path
         self.threads = threads
+        self.strategy = strategy
         # Routed parameters (cb__*, module__*, ...) are stored as given and
         # checked at fit, as scikit-learn validates every parameter there.
         for key, value in routed_params.items():
@@ -302,7 +312,11 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         working copy, and adopt its state only when the fit completes."""
         X, y, sample_weight = host(X), host(y), host(sample_weight)
         options = {key: host(value) for key, value in options.items()}
-        with _one_fit_at_a_time(self), _sklearn_callbacks.fit_scope(self):
+        with (
+            _one_fit_at_a_time(self),
+            _sklearn_callbacks.fit_scope(self),
+            _distributed.failing_together(self),
+        ):
             plan = prepare(self, X, y, sample_weight, partial=partial, **options)
             tasks = _sklearn_callbacks.epoch_tasks(self, plan, X, y, sample_weight)
             run = start_run(plan, () if tasks is None else (("sklearn.callback", tasks),))
@@ -311,6 +325,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                     _train(plan, run)
             finally:
                 plan.close()
+            if plan.group is not None:
+                plan.group.settle()
             adopt(self, plan.estimator)
         return self
 

@@ -167,6 +167,15 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         does: one call sees too few rows to measure the class frequencies.
         A continued fit (``warm_start``, ``partial_fit``) uses the value set
         now.
+    strategy : None or "ddp", default=None
+        None trains in this process. ``"ddp"`` trains one model
+        data-parallel across the processes of a ``torch.distributed`` job
+        launched with ``torchrun`` (gloo on CPUs, NCCL on GPUs): every rank
+        calls ``fit`` with the same arguments (an int ``random_state``
+        included), trains on its share of each batch of ``world_size *
+        batch_size`` rows, and ends with the same model; only rank 0 runs
+        the callbacks that declare ``rank_zero_only`` (checkpoints, logs).
+        See the distributed-training page.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.
@@ -246,6 +255,7 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
         precision: str = "32",
         fast_path: bool = True,
         threads: int | str | None = "auto",
+        strategy: str | None = None,
         class_weight: str | Mapping[Any, float] | None = None,
         **routed_params: Any,
     ) -> None:
@@ -271,6 +281,7 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
             precision=precision,
             fast_path=fast_path,
             threads=threads,
+            strategy=strategy,
             **routed_params,
         )
         self.class_weight = class_weight

@@ -16,6 +16,15 @@ compared bit for bit with ``optimizer.step()`` on a tiny problem; if they
 differ, every step of the process goes to ``optimizer.step()``, and the
 ``skcallback`` logger says so (level INFO). And the environment variable
 ``SKCALLBACK_DIRECT_ADAM=0``, read at the first step, turns it off.
+
+A fit's ``DirectAdam`` gathers the kernel's arguments at its first step and
+takes them again at the next, reading only the gradients anew, until the
+loop ``forget``s them: wherever a callback's hook ran since (a hook may
+change the groups, their options, the state or the step hooks). Each
+group's step counts are the elements of one tensor (each parameter's
+``state["step"]`` a 0-d view of it), counted by one ``add_``: torch's
+``_foreach_add_`` over one tensor per parameter took 14-30 us a step on
+the CPU, a third of the kernel's own time or more.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -74,34 +83,94 @@ _SWITCHED_ON: list[bool] = []
 
 _log = logging.getLogger("skcallback")
 
-#: One kernel call: the kernel, the group, and its parameters, gradients,
-#: first and second moments and step counts.
-_Call = tuple[
-    Callable[..., Any], dict, list[Tensor], list[Tensor], list[Tensor], list[Tensor], list[Tensor]
-]
+
+class _Call(NamedTuple):
+    """One kernel call: the kernel and the group, the parameters with a
+    gradient (``data``: detached, which the kernel updates outside
+    autograd), their gradients, first and second moments and step counts,
+    the 1-d tensor whose elements the step counts are (``_counter``), and
+    ones like it (adding a tensor costs a third of adding the number 1)."""
+
+    kernel: Callable[..., Any]
+    group: dict[str, Any]
+    params: list[Tensor]
+    data: list[Tensor]
+    grads: list[Tensor]
+    avgs: list[Tensor]
+    squares: list[Tensor]
+    steps: list[Tensor]
+    counts: Tensor
+    ones: Tensor
 
 
-def direct_adam_step(optimizer: torch.optim.Optimizer) -> bool:
-    """Take ``optimizer.step()`` by calling the fused Adam kernel directly,
-    and say whether it did. It declines (returns False, and the caller runs
-    ``step()``) for another optimizer class or a patched ``step``, step
-    hooks, an option not in ``KNOWN_OPTIONS`` or a value ``_kernel`` does
-    not take, sparse gradients, parameters of mixed devices or dtypes,
-    state of another shape or not yet created on a device other than the
-    CPU or CUDA, a failed self-check, and the switch off. A parameter's
-    first step creates its state as ``step()`` does (``_new_state``)."""
-    if not _switched_on():
-        return False
-    gathered = _gather(optimizer)
-    if gathered is None:
-        return False
-    calls, like = gathered
-    if like is not None and not _verified(like):
-        return False
-    if "step" in vars(optimizer):  # the LR scheduler's wrapper (_gather checked)
-        _internals.record_step_for_scheduler(optimizer)
-    _run(calls)
-    return True
+class DirectAdam:
+    """``optimizer.step()`` of one fit, taken by calling the fused Adam
+    kernel directly where it can be (``step`` says whether it was).
+
+    The kernel's arguments are gathered at a step and taken again at the
+    next ones, with the gradients read anew, until ``forget``: the loop
+    forgets them after any callback's hook ran, since a hook may change
+    what they were gathered from. A parameter whose gradient is missing
+    (or sparse) where it had one, or present where it had none, makes the
+    step gather anew.
+    """
+
+    __slots__ = ("_calls", "_optimizer", "_scheduled", "_without")
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Gather the kernel's arguments again at the next step."""
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._calls: list[_Call] = []
+        self._without: list[Tensor] = []
+        self._scheduled = False
+
+    def step(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Take ``optimizer.step()`` by calling the fused Adam kernel, and
+        say whether it did. It declines (returns False, and the caller runs
+        ``step()``) for another optimizer class or a patched ``step``, step
+        hooks, an option not in ``KNOWN_OPTIONS`` or a value ``_kernel``
+        does not take, sparse gradients, parameters of mixed devices or
+        dtypes, state of another shape or not yet created on a device other
+        than the CPU or CUDA, a failed self-check, and the switch off. A
+        parameter's first step creates its state as ``step()`` does
+        (``_new_state``)."""
+        if optimizer is not self._optimizer or not self._read_gradients():
+            self.forget()
+            gathered = _gather(optimizer) if _switched_on() else None
+            if gathered is None:
+                return False
+            calls, like = gathered
+            if like is not None and not _verified(like):
+                return False
+            self._optimizer, self._calls = optimizer, calls
+            self._without = _without_gradients(optimizer)
+            # The LR scheduler's wrapper (_gather checked).
+            self._scheduled = "step" in vars(optimizer)
+        if self._scheduled:
+            _internals.record_step_for_scheduler(optimizer)
+        _run(self._calls)
+        return True
+
+    def _read_gradients(self) -> bool:
+        """Put the parameters' current gradients in the gathered calls;
+        False where a parameter gained or lost one, or has a sparse one."""
+        for call in self._calls:
+            grads = call.grads
+            for i, p in enumerate(call.params):
+                grad = p.grad
+                if grad is None or grad.is_sparse:
+                    return False
+                grads[i] = grad
+        return all(p.grad is None for p in self._without)
+
+
+def _without_gradients(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """The parameters without a gradient (a frozen one, or one the batch did
+    not use), which the step leaves as they are."""
+    return [p for group in optimizer.param_groups for p in group["params"] if p.grad is None]
 
 
 def _steps_as_torch(optimizer: torch.optim.Optimizer) -> bool:
@@ -154,47 +223,113 @@ def _gather(optimizer: torch.optim.Optimizer) -> tuple[list[_Call], Tensor | Non
     gradient); None where the direct step declines."""
     if not _steps_as_torch(optimizer):
         return None
-    cls, state = type(optimizer), optimizer.state
-    calls: list[_Call] = []
-    like: Tensor | None = None
+    cls, calls = type(optimizer), []
     created: dict[Tensor, dict[str, Tensor]] = {}
-    for group in optimizer.param_groups:
+    groups = optimizer.param_groups
+    like = next((p for g in groups for p in g["params"] if p.grad is not None), None)
+    if like is not None and not like.dtype.is_floating_point:
+        return None
+    for group in groups:
         kernel = _kernel(cls, group)
-        if kernel is None:
+        members = None if kernel is None else _members(group, optimizer.state, created, like)
+        if kernel is None or members is None:
             return None
-        call: _Call = (kernel, group, [], [], [], [], [])
-        _, _, params, grads, avgs, squares, steps = call
-        for p in group["params"]:
-            grad = p.grad
-            if grad is None:
-                continue
-            if like is None:
-                like = p
-                if not p.dtype.is_floating_point:
-                    return None
-            p_state = state.get(p)
-            if not p_state and p.device.type in _NEW_STATE_DEVICES:
-                p_state = created[p] = _new_state(p)
-            if (
-                not p_state
-                or grad.is_sparse
-                or grad.dtype is not like.dtype
-                or p.dtype is not like.dtype
-                or grad.device != like.device
-                or p.device != like.device
-                or "exp_avg" not in p_state
-                or not isinstance(p_state.get("step"), Tensor)
-            ):
-                return None
-            # torch makes the moments like their parameter (also on loading).
-            params.append(p)
-            grads.append(grad)
-            avgs.append(p_state["exp_avg"])
-            squares.append(p_state["exp_avg_sq"])
-            steps.append(p_state["step"])
-        calls.append(call)
-    state.update(created)  # in the order step() creates them: the parameters'
+        if members:
+            calls.append(_call(kernel, group, members))
+    optimizer.state.update(created)  # in the order step() creates them: the parameters'
     return calls, like
+
+
+#: A parameter with a gradient, its gradient and its state.
+_Member = tuple[Tensor, Tensor, dict[str, Tensor]]
+
+
+def _members(
+    group: dict[str, Any], state: Any, created: dict[Tensor, dict[str, Tensor]], like: Any
+) -> list[_Member] | None:
+    """The parameters of ``group`` that have a gradient, with it and their
+    state (a first state is made in ``created``); None where one is not
+    what the kernel takes: a sparse gradient, or one that requires a
+    gradient itself (the kernel runs outside ``no_grad``), another dtype or
+    device than ``like``'s, a state of another shape or step count."""
+    members = []
+    for p in group["params"]:
+        grad = p.grad
+        if grad is None:
+            continue
+        p_state = state.get(p)
+        if not p_state and p.device.type in _NEW_STATE_DEVICES:
+            p_state = created[p] = _new_state(p)
+        if (
+            not p_state
+            or grad.is_sparse
+            or grad.requires_grad
+            or grad.dtype is not like.dtype
+            or p.dtype is not like.dtype
+            or grad.device != like.device
+            or p.device != like.device
+            or "exp_avg" not in p_state
+            or not _countable(p_state.get("step"), p)
+        ):
+            return None
+        members.append((p, grad, p_state))
+    return members
+
+
+def _countable(step: Any, p: Tensor) -> bool:
+    """Whether ``step`` is a step count as ``step()`` keeps it for the fused
+    kernel (a 0-d float32 tensor on the parameter's device), which
+    ``_counter`` may stack with the others."""
+    return (
+        isinstance(step, Tensor)
+        and step.dim() == 0
+        and step.dtype is torch.float32
+        and step.device == p.device
+    )
+
+
+def _call(kernel: Callable[..., Any], group: dict[str, Any], members: list[_Member]) -> _Call:
+    """The kernel call of a group's ``members``."""
+    params = [p for p, _, _ in members]
+    states = [p_state for _, _, p_state in members]
+    steps = [p_state["step"] for p_state in states]
+    counts = _counter(steps, states)
+    # torch makes the moments like their parameter (also on loading).
+    return _Call(
+        kernel,
+        group,
+        params,
+        [p.detach() for p in params],
+        [grad for _, grad, _ in members],
+        [p_state["exp_avg"] for p_state in states],
+        [p_state["exp_avg_sq"] for p_state in states],
+        steps,
+        counts,
+        torch.ones_like(counts),
+    )
+
+
+def _counter(steps: list[Tensor], states: list[dict[str, Tensor]]) -> Tensor:
+    """A 1-d tensor whose elements are the parameters' step counts
+    ``steps``: where they are not yet (a state just created or loaded, a
+    parameter that joined the call), their values are copied into a new
+    one, and each parameter's ``"step"`` in ``states`` becomes a 0-d view of it
+    (the same values, dtype and device: ``step()`` counts such views with
+    the same results)."""
+    first = steps[0]
+    offset, storage = first.storage_offset(), first.untyped_storage().data_ptr()
+    if all(
+        step.dim() == 0
+        and step.dtype is first.dtype
+        and step.untyped_storage().data_ptr() == storage
+        and step.storage_offset() == offset + i
+        for i, step in enumerate(steps)
+    ):
+        return first.as_strided((len(steps),), (1,), offset)
+    counts = torch.stack(steps)
+    for i, p_state in enumerate(states):
+        steps[i] = p_state["step"] = counts[i]
+    return counts
 
 
 #: The devices where the direct step creates a parameter's first state
@@ -215,28 +350,28 @@ def _new_state(p: Tensor) -> dict[str, Tensor]:
 
 
 def _run(calls: list[_Call]) -> None:
-    """Make the kernel calls, as ``Adam.step`` does with ``fused=True``."""
-    with torch.no_grad():
-        for kernel, group, params, grads, avgs, squares, steps in calls:
-            if not params:
-                continue
-            beta1, beta2 = group["betas"]
-            _internals.add_one(steps)
-            kernel(
-                params,
-                grads,
-                avgs,
-                squares,
-                [],
-                steps,
-                amsgrad=False,
-                lr=group["lr"],
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=False,
-            )
+    """Make the kernel calls, as ``Adam.step`` does with ``fused=True``
+    (under ``no_grad``, which the detached parameters and gradients that
+    require none make needless)."""
+    for call in calls:
+        group = call.group
+        beta1, beta2 = group["betas"]
+        call.counts.add_(call.ones)
+        call.kernel(
+            call.data,
+            call.grads,
+            call.avgs,
+            call.squares,
+            [],
+            call.steps,
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
 
 
 def _switched_on() -> bool:

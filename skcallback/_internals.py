@@ -61,9 +61,6 @@ def cpu_has_bf16() -> bool:
 #: torch's fused Adam kernels by ``decoupled_weight_decay``, the kernels
 #: ``Adam.step`` and ``AdamW.step`` call with ``fused=True``.
 ADAM_KERNELS = {False: "_fused_adam_", True: "_fused_adamw_"}
-#: torch's in-place add over a list of tensors, which ``Adam.step`` counts
-#: steps with.
-FOREACH_ADD = "_foreach_add_"
 #: The optimizer's own step hooks (``register_step_pre_hook``, ...).
 OPTIMIZER_HOOKS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks")
 #: Every optimizer's step hooks (``register_optimizer_step_pre_hook``, ...).
@@ -77,18 +74,6 @@ def adam_kernel(decoupled_weight_decay: bool) -> Callable[..., Any] | None:
     """``torch._fused_adam_`` or ``torch._fused_adamw_``; missing: None
     (the caller runs ``optimizer.step()``)."""
     return getattr(torch, ADAM_KERNELS[decoupled_weight_decay], None)
-
-
-def add_one(tensors: list[Tensor]) -> None:
-    """Add 1 to each of ``tensors`` in place, as ``Adam.step`` counts steps:
-    ``torch._foreach_add_``; missing: one ``add_`` per tensor (the same
-    values)."""
-    foreach_add = getattr(torch, FOREACH_ADD, None)
-    if foreach_add is None:
-        for tensor in tensors:
-            tensor.add_(1)
-    else:
-        foreach_add(tensors, 1)
 
 
 def has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:

@@ -2,7 +2,8 @@
 the rows of a ``SliceDataset``, or a list of variable-length samples with
 a ``dataloader__collate_fn``. Such data is loaded through torch's
 ``DataLoader`` (in worker processes with ``dataloader__num_workers``);
-arrays in memory never are (``_data.ArrayData`` gathers their batches).
+arrays in memory never are (``_data.ArrayData`` gathers their batches),
+nor a list of samples padded by ``pad_sequences`` (``_padding``).
 
 Reproducibility: the rows of each epoch are shuffled by the fit's
 generator, as for arrays, and every batch is loaded with torch's, NumPy's
@@ -11,8 +12,9 @@ draw and the batch's number. An item's random augmentation therefore
 depends on neither the number of workers nor which worker loads it, and a
 fit resumed mid-epoch loads the remaining batches exactly as the
 interrupted one would have. In the main process (``num_workers=0``) those
-generators are restored after each batch, so loading draws nothing from
-the training's streams.
+generators are restored after loading (once for the batches fetched
+ahead), so loading draws nothing from the training's streams (seeds and
+restoring: ``_loading_seeds``).
 
 The targets are read once, at the start of ``fit`` (one pass over the
 items, with the workers), to learn the classes, check them and split off
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
-import numbers
-import random
+import operator
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,57 +39,15 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ._data import describe_batch, normalized_weights, to_device
 from ._fingerprint import describe
-from ._params import InvalidParameterError
+from ._loading_seeds import batch_seeds, generators_kept, seed_globals
+from ._padding import PaddedSamples
 from ._slicing import SliceDataset
 
-#: The ``dataloader__*`` options and what each accepts (checked at fit).
-OPTIONS = ("num_workers", "collate_fn", "pin_memory", "persistent_workers", "prefetch_factor")
-
-#: Options that change how fast data loads, not what a fit trains on.
-SPEED_ONLY = tuple(f"dataloader__{name}" for name in OPTIONS if name != "collate_fn")
-
-
-def loader_options(params: dict[str, Any]) -> dict[str, Any]:
-    """The ``dataloader__*`` parameters (prefix removed), checked: each
-    error names the parameter, its value and what is allowed."""
-    unknown = sorted(set(params) - set(OPTIONS))
-    if unknown:
-        raise InvalidParameterError(
-            f"Unknown DataLoader option(s) {['dataloader__' + k for k in unknown]}; the "
-            f"options are {['dataloader__' + k for k in OPTIONS]}."
-        )
-    options = dict(params)
-    workers = options.get("num_workers", 0)
-    if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 0:
-        raise InvalidParameterError(
-            f"dataloader__num_workers must be an int >= 0 (0 loads in the fitting "
-            f"process); got {workers!r}."
-        )
-    collate = options.get("collate_fn")
-    if collate is not None and not callable(collate):
-        raise InvalidParameterError(
-            f"dataloader__collate_fn must be a callable (a list of items -> (X, y)) or "
-            f"None; got {collate!r}."
-        )
-    for name in ("pin_memory", "persistent_workers"):
-        if not isinstance(options.get(name, False), bool):
-            raise InvalidParameterError(
-                f"dataloader__{name} must be a bool; got {options[name]!r}."
-            )
-    prefetch = options.get("prefetch_factor")
-    if prefetch is not None and (
-        not isinstance(prefetch, numbers.Integral) or isinstance(prefetch, bool) or prefetch < 1
-    ):
-        raise InvalidParameterError(
-            f"dataloader__prefetch_factor must be an int >= 1 or None; got {prefetch!r}."
-        )
-    for name in ("persistent_workers", "prefetch_factor"):
-        if options.get(name) not in (None, False) and not workers:
-            raise InvalidParameterError(
-                f"dataloader__{name}={options[name]!r} needs worker processes; set "
-                "dataloader__num_workers to 1 or more."
-            )
-    return options
+#: Items fetched ahead in this process (``_InProcess``): batches fetched
+#: between one save and one restore of the random generators while they
+#: take less than ``_AHEAD_SECONDS`` (a batch of items that load slowly, from
+#: files, is fetched alone), at most ``_AHEAD_BATCHES``.
+_AHEAD_SECONDS, _AHEAD_BATCHES = 0.002, 8
 
 
 class Items(TorchDataset):
@@ -188,7 +149,11 @@ def read_targets(items: Items, options: dict[str, Any], field: int = 1) -> np.nd
         return np.asarray(items.dataset.targets)
     plan = _EpochBatches()
     starts = range(0, len(items), 256)
-    plan.batches = [_Batch(list(range(i, i + 256))[: len(items) - i], _mix(0, i)) for i in starts]
+    seeds = batch_seeds(0, list(range(len(starts))))
+    plan.batches = [
+        _Batch(list(range(i, i + 256))[: len(items) - i], seed)
+        for i, seed in zip(starts, seeds, strict=True)
+    ]
     collate = functools.partial(_field_of_pairs, field=field)
     loader = _loader(_SeededItems(items), collate, options, batch_sampler=plan)
     values: list[Any] = []
@@ -253,6 +218,18 @@ class ItemData:
         self.sparse = self.sparse_batches = False
         #: Whether the items are to predict: ``(x, y)`` pairs or bare inputs.
         self.predicting = False
+        self._padding_value = _padding_value(items, options)
+        self._padded: PaddedSamples | None = None
+
+    def padded_samples(self) -> PaddedSamples | None:
+        """The samples converted once (at the first batch), when they are a
+        list padded by ``pad_sequences``: its batches are gathered from them
+        (``_padding``); else None."""
+        if self._padded is None and self._padding_value is not None:
+            samples = self.items.dataset.samples
+            tensors = [_sample_tensor(sample) for sample in samples]
+            self._padded = PaddedSamples(tensors, self._padding_value)
+        return self._padded
 
     def subset(self, rows: np.ndarray, sample_weight: np.ndarray | None) -> ItemRows:
         """The rows ``rows`` with their (raw) sample weights."""
@@ -279,7 +256,11 @@ class ItemData:
                 "The collate function must return a pair (X_batch, y_batch); it returned "
                 f"{describe_batch(collated)}."
             )
-        return to_device(_floats(collated[0], self.dtype), self.device)
+        return self.inputs(collated[0])
+
+    def inputs(self, X: Any) -> Any:
+        """A batch's inputs on the device, floating tensors in the fit's dtype."""
+        return to_device(_floats(X, self.dtype), self.device)
 
 
 def sample_shape(items: Items) -> list[int] | None:
@@ -333,9 +314,31 @@ class ItemRows:
         starts = range(skip * batch_size, self.n_samples, batch_size)
         local = [positions[start : start + batch_size] for start in starts]
         rows = [torch.from_numpy(self.rows[part].astype(np.int64)) for part in local]
+        with _loading_errors("loading"):
+            inputs = self._inputs(rows, epoch_seed, [start // batch_size for start in starts])
+            for batch_rows, part, X_b in zip(rows, local, inputs, strict=True):
+                y_b = source.y.index_select(0, batch_rows)
+                w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
+                yield (
+                    X_b,
+                    y_b.to(source.device, non_blocking=True),
+                    None if w_b is None else w_b.to(source.device, non_blocking=True),
+                )
+
+    def _inputs(
+        self, rows: list[torch.Tensor], epoch_seed: int, numbers: list[int]
+    ) -> Iterator[Any]:
+        """Each batch's inputs on the device: padded from the samples
+        converted once (a list padded by ``pad_sequences``), else loaded by
+        the loader, each batch with its seed (from the epoch's and its
+        number)."""
+        source = self.source
+        padded = source.padded_samples()
+        if padded is not None:
+            return (source.inputs(padded.batch(batch_rows)) for batch_rows in rows)
         self._plan.batches = [
-            _Batch(batch_rows.tolist(), seed=_mix(epoch_seed, start // batch_size))
-            for batch_rows, start in zip(rows, starts, strict=True)
+            _Batch(batch_rows.tolist(), seed)
+            for batch_rows, seed in zip(rows, batch_seeds(epoch_seed, numbers), strict=True)
         ]
         if self._loader is None:
             self._loader = _loader(
@@ -344,15 +347,7 @@ class ItemRows:
                 source.options,
                 batch_sampler=self._plan,
             )
-        with _loading_errors("loading"):
-            for batch_rows, part, collated in zip(rows, local, self._loader, strict=True):
-                y_b = source.y.index_select(0, batch_rows)
-                w_b = None if self.w is None else self.w.index_select(0, torch.from_numpy(part))
-                yield (
-                    source.features(collated),
-                    y_b.to(source.device, non_blocking=True),
-                    None if w_b is None else w_b.to(source.device, non_blocking=True),
-                )
+        return (source.features(collated) for collated in self._loader)
 
 
 def predict_item_batches(
@@ -404,38 +399,48 @@ class _SeededItems(TorchDataset):
         return self.items[i]
 
     def __getitems__(self, batch: list[int]) -> list[Any]:
-        with _seeded(getattr(batch, "seed", 0), restore=get_worker_info() is None):
+        seed = getattr(batch, "seed", 0)
+        if get_worker_info() is not None:  # a worker's generators are the loading's
+            seed_globals(seed)
+            return self.items.fetch(list(batch))
+        with generators_kept():
+            seed_globals(seed)
             return self.items.fetch(list(batch))
 
-
-@contextlib.contextmanager
-def _seeded(seed: int, *, restore: bool) -> Iterator[None]:
-    """torch's (CPU), NumPy's and Python's global generators seeded with
-    ``seed``; their states restored afterwards when ``restore``. (A
-    Dataset's ``__getitem__`` draws from the global generators: the legacy
-    NumPy ones are the point here.)"""
-    saved = None
-    if restore:
-        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate())  # noqa: NPY002
-    torch.random.default_generator.manual_seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            torch.set_rng_state(saved[0])
-            np.random.set_state(saved[1])  # noqa: NPY002
-            random.setstate(saved[2])
-
-
-def _mix(epoch_seed: int, number: int) -> int:
-    """A batch's seed from its epoch's and its number."""
-    return int(np.random.SeedSequence([epoch_seed, number]).generate_state(2, np.uint64)[0] >> 2)
+    def fetch_ahead(self, batches: Iterator[_Batch]) -> tuple[list[list[Any]], Exception | None]:
+        """The items of the next batches, each batch's with its seed,
+        between one save and one restore of the generators (in this
+        process): as many as load within ``_AHEAD_SECONDS``, at most
+        ``_AHEAD_BATCHES``. A failure is returned, with the batches before
+        it, to be raised in its turn."""
+        fetched: list[list[Any]] = []
+        start = time.perf_counter()
+        with generators_kept():
+            for batch in itertools.islice(batches, _AHEAD_BATCHES):
+                seed_globals(batch.seed)
+                try:
+                    fetched.append(self.items.fetch(list(batch)))
+                except Exception as exc:
+                    return fetched, exc
+                if time.perf_counter() - start > _AHEAD_SECONDS:
+                    break
+        return fetched, None
 
 
 def _collate(options: dict[str, Any]) -> Callable[[list[Any]], Any]:
-    return options.get("collate_fn") or torch.utils.data.default_collate
+    return options.get("collate_fn") or _collate_inputs
+
+
+def _collate_inputs(items: list[Any]) -> Any:
+    """torch's ``default_collate`` of the items' inputs: of the first field
+    of ``(x, y)`` pairs, as ``(X_batch, None)`` (each batch's targets are
+    taken by row from those read at the start of the fit), of the whole
+    items otherwise (bare inputs to predict; a training item that is no
+    pair is refused by ``ItemData.features``)."""
+    kinds = set(map(type, items))
+    if (kinds == {tuple} or kinds == {list}) and set(map(len, items)) == {2}:
+        return torch.utils.data.default_collate(list(map(operator.itemgetter(0), items))), None
+    return torch.utils.data.default_collate(items)
 
 
 def _loader(
@@ -471,14 +476,26 @@ class _InProcess:
     """Batches loaded in this process: ``collate(dataset.__getitems__(batch))``
     for each batch of the sampler, which is what a ``DataLoader`` without
     workers computes, without its per-batch bookkeeping (a profiler record,
-    a fetcher: about 40 us a batch, measured)."""
+    a fetcher: about 40 us a batch, measured).
+
+    Items that load fast are fetched a few batches ahead, as worker
+    processes do, so that saving and restoring the generators (~50 us)
+    is paid once for them all; each batch is still seeded with its own
+    seed, and collated in its turn."""
 
     def __init__(self, dataset: _SeededItems, collate: Callable, batches: _EpochBatches) -> None:
         self.dataset, self.collate, self.batches = dataset, collate, batches
 
     def __iter__(self) -> Iterator[Any]:
-        for batch in self.batches:
-            yield self.collate(self.dataset.__getitems__(batch))
+        pending = iter(self.batches)
+        while True:
+            fetched, failure = self.dataset.fetch_ahead(pending)
+            for items in fetched:
+                yield self.collate(items)
+            if failure is not None:
+                raise failure
+            if not fetched:
+                return
 
 
 def _floats(X: Any, dtype: torch.dtype) -> Any:
@@ -543,7 +560,7 @@ def pad_sequences(items: list[Any], padding_value: float = 0.0) -> tuple[Any, An
     >>> padded.shape, lengths.tolist(), y.tolist()
     (torch.Size([2, 3]), [3, 1], [0, 1])
     """
-    samples = [torch.as_tensor(np.asarray(_host(x))) for x, _ in items]
+    samples = [_sample_tensor(x) for x, _ in items]
     lengths = torch.tensor([len(sample) for sample in samples], dtype=torch.int64)
     padded = torch.nn.utils.rnn.pad_sequence(samples, batch_first=True, padding_value=padding_value)
     targets = [y for _, y in items]
@@ -552,3 +569,26 @@ def pad_sequences(items: list[Any], padding_value: float = 0.0) -> tuple[Any, An
     except (TypeError, RuntimeError):
         y_b = targets
     return (padded, lengths), y_b
+
+
+def _sample_tensor(x: Any) -> torch.Tensor:
+    """One sample of a list of sequences as a tensor (on the CPU; NumPy
+    arrays and CPU tensors shared, not copied)."""
+    return torch.as_tensor(np.asarray(_host(x)))
+
+
+def _padding_value(items: Items, options: dict[str, Any]) -> float | None:
+    """The padding value when the items are a list of samples and the
+    collate function is ``pad_sequences`` (or a ``functools.partial`` of it
+    setting only ``padding_value``): their batches are gathered
+    (``ItemData.padded_samples``); else None."""
+    collate = options.get("collate_fn")
+    keywords: dict[str, Any] = {}
+    if not isinstance(items.dataset, Pairs) or items.rows is not None:
+        return None
+    if isinstance(collate, functools.partial) and not collate.args:
+        keywords = collate.keywords
+        collate = collate.func
+    if collate is not pad_sequences or set(keywords) - {"padding_value"}:
+        return None
+    return keywords.get("padding_value", 0.0)

@@ -48,6 +48,7 @@ def run_fit(ctx: Context) -> None:
     plan, live = ctx.plan, ctx.run
     hooks = live.hooks
     run = _Step(live.compute_loss, live.precision, live.forward, live.mlp_step)
+    run.steady = not any(getattr(hooks, hook) for hook in _BATCH_HOOKS)
     saved = plan.resume
     resume = _resume(ctx)
     with (
@@ -57,6 +58,7 @@ def run_fit(ctx: Context) -> None:
     ):
         try:
             fire(hooks.on_fit_begin, ctx)
+            _agree_to_stop(ctx)
             while (not ctx.stop_requested and ctx.epoch < ctx.max_epochs) or resume:
                 _run_epoch(ctx, hooks, plan, run, resume)
                 resume = None
@@ -77,12 +79,31 @@ def run_fit(ctx: Context) -> None:
         )
 
 
+#: The hooks that may run between two optimizer steps of a training phase.
+_BATCH_HOOKS = (
+    "on_train_batch_begin",
+    "on_after_forward",
+    "on_after_loss",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_step",
+    "on_after_step",
+    "on_train_batch_end",
+)
+
+
 class _Step:
     """What one batch needs besides the context: the (compiled) forward, the
     loss, the precision policy and, where the plan chose it, the built-in
-    MLP's hand-derived training step (``mlp_step``)."""
+    MLP's hand-derived training step (``mlp_step``).
 
-    __slots__ = ("compute_loss", "forward", "mlp_step", "precision")
+    What a step checks and gathers (whether the hand-derived step takes the
+    batch, the direct Adam step's arguments) holds until a callback's hook
+    may have changed it: ``forget`` runs at each training phase's start and,
+    where callbacks have per-batch hooks (not ``steady``), at each batch's.
+    """
+
+    __slots__ = ("compute_loss", "forward", "mlp_step", "precision", "steady", "takes")
 
     def __init__(
         self,
@@ -93,6 +114,26 @@ class _Step:
     ) -> None:
         self.compute_loss, self.precision, self.forward = compute_loss, precision, forward
         self.mlp_step = mlp_step
+        self.steady = False
+        self.takes: bool | None = None  # the hand-derived step's verdict, where known
+
+    def forget(self) -> None:
+        """Check and gather anew at the next step (a hook may have run)."""
+        self.takes = None
+        self.precision.forget()
+
+    def _takes(self, X_b, y_b, w_b, batch: tuple) -> bool:
+        """Whether the hand-derived step takes the batch: checked once a
+        phase where no per-batch hook runs (nothing it checks can change
+        then), else at every batch."""
+        if self.takes is not None:
+            return self.takes
+        assert self.mlp_step is not None
+        replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
+        takes = self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced)
+        if self.steady:
+            self.takes = takes
+        return takes
 
     def predict_and_score(self, ctx: Context, hooks: HookTable, X_b, y_b, w_b) -> None:
         """Forward pass and loss, with their hooks; the same in both phases."""
@@ -117,8 +158,7 @@ class _Step:
         as autograd would (``HandwrittenMLPStep.takes``); it sets ``ctx.y_pred`` and
         ``ctx.loss`` as autograd's path does."""
         X_b, y_b, w_b = ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch
-        replaced = X_b is not batch[0] or y_b is not batch[1] or w_b is not batch[2]
-        if self.mlp_step is not None and self.mlp_step.takes(X_b, y_b, w_b, replaced=replaced):
+        if self.mlp_step is not None and self._takes(X_b, y_b, w_b, batch):
             ctx.y_pred, ctx.loss = self.mlp_step.step(X_b, y_b, w_b, share, fresh=fresh)
             return True
         with self.precision.autocast:
@@ -187,6 +227,7 @@ def _run_epoch(ctx, hooks, plan, run: _Step, resume: dict | None) -> None:
     ctx.metrics["dur"] = time.perf_counter() - started
     ctx.progress.complete = True
     fire(hooks.on_epoch_end, ctx)
+    _agree_to_stop(ctx)
 
 
 def _validates(ctx: Context, every: int) -> bool:
@@ -197,8 +238,7 @@ def _validates(ctx: Context, every: int) -> bool:
 
 
 def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:
-    module, optimizer = ctx.module, ctx.optimizer
-    precision = run.precision
+    module, precision = ctx.module, run.precision
     accumulate = ctx.plan.accumulate
     set_training(module, True)
     ctx.phase, ctx.batch, ctx.n_batches = "train", done, data.n_batches(batch_size)
@@ -208,10 +248,14 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # Batch losses are copied into one buffer: a thousand small loss tensors
     # kept alive among each step's temporaries would fragment the heap (about
     # 26 KiB of resident memory each, measured).
-    slots: torch.Tensor | None = None
+    slots: tuple[torch.Tensor, ...] | None = None
+    run.forget()
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
+        _agree_to_stop(ctx)
         if ctx.stop_requested:
             break
+        if not run.steady:
+            run.forget()
         ctx.batch += 1
         ctx.progress.between_batches = False
         ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b
@@ -219,37 +263,76 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         ctx.skip_requested = False
         if hooks.on_train_batch_begin:
             fire(hooks.on_train_batch_begin, ctx)
-        if not ctx.skip_requested:
-            share = (
-                1.0
-                if accumulate == 1
-                else len(y_b) / _window_rows(ctx.batch, accumulate, batch_size, data)
-            )
+        if not ctx.skip_requested and len(y_b):  # a rank's part of a short batch may be empty
+            share = _share(ctx, len(y_b), batch_size, data)
             if run.learn(ctx, hooks, share, fresh=not pending, batch=(X_b, y_b, w_b)):
                 pending = True
                 if hooks.on_after_backward:
                     fire(hooks.on_after_backward, ctx)
                 if slots is None:
-                    slots = torch.empty(ctx.n_batches, dtype=torch.float64, device=ctx.loss.device)
+                    slots = torch.empty(
+                        ctx.n_batches, dtype=torch.float64, device=ctx.loss.device
+                    ).unbind()
                 slot = slots[len(losses)]
                 slot.copy_(ctx.loss.detach())
                 losses.append(slot)
                 sizes.append(len(y_b))
-        if pending and (
-            accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches
-        ):
-            _optimizer_step(ctx, hooks, precision, optimizer)
+        if accumulate == 1 or ctx.batch % accumulate == 0 or ctx.batch == ctx.n_batches:
+            _step_if_learned(ctx, hooks, precision, pending=pending)
             pending = False
         if not pending:
             ctx.progress.between_batches = True
         if hooks.on_train_batch_end:
             fire(hooks.on_train_batch_end, ctx)
-    if pending:  # a stop came within an accumulation window: step on what it gathered
-        _optimizer_step(ctx, hooks, precision, optimizer)
+    # A stop came within an accumulation window: step on what it gathered.
+    _step_if_learned(ctx, hooks, precision, pending=pending)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
-    if losses:
+    group = ctx.run.group
+    if losses if group is None else group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes)):
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
+    if group is not None:  # what callbacks recorded from the rank's rows, as means
+        group.mean_over_rows(ctx.metrics, _train_metrics(ctx.plan), sum(sizes))
+        group.agree_to_stop(ctx)
+
+
+def _train_metrics(plan: Any) -> list[str]:
+    """The metrics callbacks record in the training phase: those declared
+    but the loop's own and those of the validation phase."""
+    own = ("epoch", "train_loss", "lr", "dur")
+    return [key for key in plan.metrics if key not in own and not key.startswith("valid_")]
+
+
+def _share(ctx: Context, rows: int, batch_size: int, data: Any) -> float:
+    """The factor of a training batch's loss: its share of the rows of its
+    accumulation window, over every rank's part of the window in a
+    ``strategy="ddp"`` fit (whose gradients are summed over the ranks)."""
+    group, accumulate = ctx.run.group, ctx.plan.accumulate
+    if group is None and accumulate == 1:
+        return 1.0
+    world = 1 if group is None else group.world_size
+    return rows / _window_rows(ctx.batch, accumulate, batch_size * world, data)
+
+
+def _step_if_learned(
+    ctx: Context, hooks: HookTable, precision: Precision, *, pending: bool
+) -> None:
+    """Step where gradients are pending: this process's, or in a
+    ``strategy="ddp"`` fit any rank's, summed over the ranks first (every
+    rank takes part, learned or not)."""
+    group = ctx.run.group
+    if group is not None:
+        parameters = [p for p in ctx.module.parameters() if p.requires_grad]
+        pending = group.sum_gradients(parameters, pending)
+    if pending:
+        _optimizer_step(ctx, hooks, precision, ctx.optimizer)
+
+
+def _agree_to_stop(ctx: Context) -> None:
+    """In a ``strategy="ddp"`` fit, a stop requested on one rank stops every
+    rank here (a collective: every rank reaches the same points)."""
+    if ctx.run.group is not None:
+        ctx.run.group.agree_to_stop(ctx)
 
 
 def _optimizer_step(ctx: Context, hooks: HookTable, precision: Precision, optimizer: Any) -> None:

@@ -76,7 +76,8 @@ class LRFinderResult:
         the y axis ends a little above the smoothed curve's values up to
         its minimum (the divergence past it leaves the plot).
 
-        Requires matplotlib (``pip install skcallback[plot]``).
+        Requires matplotlib (``pip install matplotlib``, or ``pip install '.[plot]'``
+        in a clone of skcallback).
 
         Parameters
         ----------

@@ -106,7 +106,8 @@ class _Buffers(NamedTuple):
     ``grads``; at the output, for the mean squared error and binary
     cross-entropy ``delta`` and ``weighted`` (rows by outputs), for
     cross-entropy ``by_class`` (classes by rows) and ``minus_one`` (a row of
-    -1: the one-hot targets' step)."""
+    -1: the one-hot targets' step); and the transposes the step reads, as
+    views made once (``transposes``: ``.t()`` costs about 1 us a call)."""
 
     pre: list[Tensor]
     post: list[Tensor]
@@ -117,6 +118,41 @@ class _Buffers(NamedTuple):
     weighted: Tensor
     by_class: Tensor
     minus_one: Tensor
+    transposes: _Transposes
+
+    @classmethod
+    def allocate(
+        cls,
+        widths: list[int],
+        n_outputs: int,
+        batch_size: int,
+        like: Tensor,
+        activation: _Activation,
+        dropout: float,
+    ) -> _Buffers:
+        """Buffers of ``batch_size`` rows for hidden layers of ``widths`` and
+        ``n_outputs`` outputs, of ``like``'s dtype and device."""
+
+        def buffer(width: int) -> Tensor:
+            return torch.empty(batch_size, width, dtype=like.dtype, device=like.device)
+
+        pre = [buffer(width) for width in widths]
+        post = [buffer(width) for width in widths] if activation.keeps_input else pre
+        passed = [buffer(width) for width in widths] if dropout else post
+        grads = [buffer(width) for width in widths]
+        delta, weighted = buffer(n_outputs), buffer(n_outputs)
+        return cls(
+            pre=pre,
+            post=post,
+            masks=[buffer(width) for width in widths] if dropout else [],
+            passed=passed,
+            grads=grads,
+            delta=delta,
+            weighted=weighted,
+            by_class=buffer(n_outputs).t().contiguous(),
+            minus_one=torch.full((1, batch_size), -1.0, dtype=like.dtype, device=like.device),
+            transposes=_Transposes.of(passed, grads, delta, weighted),
+        )
 
     def first(self, n: int) -> _Buffers:
         """Views of the first ``n`` rows, for a smaller batch."""
@@ -124,17 +160,36 @@ class _Buffers(NamedTuple):
         def rows(tensors: list[Tensor]) -> list[Tensor]:
             return [tensor[:n] for tensor in tensors]
 
+        passed, grads = rows(self.passed), rows(self.grads)
+        delta, weighted = self.delta[:n], self.weighted[:n]
         return _Buffers(
             rows(self.pre),
             rows(self.post),
             rows(self.masks),
-            rows(self.passed),
-            rows(self.grads),
-            self.delta[:n],
-            self.weighted[:n],
+            passed,
+            grads,
+            delta,
+            weighted,
             self.by_class.view(-1)[: len(self.by_class) * n].view(-1, n),
             self.minus_one[:, :n],
+            _Transposes.of(passed, grads, delta, weighted),
         )
+
+
+class _Transposes(NamedTuple):
+    """Transposed views of some ``_Buffers``: of ``passed`` and ``grads``,
+    ``delta`` and ``weighted``."""
+
+    passed: list[Tensor]
+    grads: list[Tensor]
+    delta: Tensor
+    weighted: Tensor
+
+    @classmethod
+    def of(
+        cls, passed: list[Tensor], grads: list[Tensor], delta: Tensor, weighted: Tensor
+    ) -> _Transposes:
+        return cls([t.t() for t in passed], [t.t() for t in grads], delta.t(), weighted.t())
 
 
 def _sparse_weight_grad(weight: Tensor, delta: Tensor, X: Tensor, fresh: bool) -> None:
@@ -195,6 +250,9 @@ class HandwrittenMLPStep:
         self.weights = [layer.weight.detach() for layer in linears]
         self.weights_t = [weight.t() for weight in self.weights]
         self.biases = [layer.bias.detach() for layer in linears]
+        # Cross-entropy computes its output classes by rows (_cross_entropy).
+        self.by_class = loss == "cross_entropy"
+        self.bias_column = self.biases[-1].unsqueeze(1)
         self.activation = ACTIVATION_STEPS[activation]
         self.keep = 1.0 - dropout
         self.dropout, self.dropout_p = bool(dropout), dropout
@@ -205,25 +263,9 @@ class HandwrittenMLPStep:
             "bce_with_logits": self._bce_with_logits,
         }[loss]
         first = self.weights[0]
-
-        def buffer(width: int) -> Tensor:
-            return torch.empty(batch_size, width, dtype=first.dtype, device=first.device)
-
-        widths = [layer.out_features for layer in linears[:-1]]
         n_outputs = linears[-1].out_features
-        pre = [buffer(width) for width in widths]
-        post = [buffer(width) for width in widths] if self.activation.keeps_input else pre
-        full = _Buffers(
-            pre=pre,
-            post=post,
-            masks=[buffer(width) for width in widths] if dropout else [],
-            passed=[buffer(width) for width in widths] if dropout else post,
-            grads=[buffer(width) for width in widths],
-            delta=buffer(n_outputs),
-            weighted=buffer(n_outputs),
-            by_class=buffer(n_outputs).t().contiguous(),
-            minus_one=torch.full((1, batch_size), -1.0, dtype=first.dtype, device=first.device),
-        )
+        widths = [layer.out_features for layer in linears[:-1]]
+        full = _Buffers.allocate(widths, n_outputs, batch_size, first, self.activation, dropout)
         # Batches have batch_size rows but the last: two sets of views at most.
         self.buffers = {batch_size: full}
         self.full = full
@@ -317,14 +359,22 @@ class HandwrittenMLPStep:
         loss : torch.Tensor
             The batch's loss, 0-d, not scaled by ``share``.
         """
-        n = len(X)
+        n = X.shape[0]
         buffers = self.buffers.get(n)
         if buffers is None:
             buffers = self.buffers[n] = self.full.first(n)
         inputs = self._forward(X, buffers)
-        output = torch.addmm(self.biases[-1], inputs[-1], self.weights_t[-1])
-        loss, delta = self.loss(output, y, w, buffers, share)
-        self._backward(inputs, delta, buffers, fresh)
+        if self.by_class and buffers.passed:  # the output's transpose, contiguous
+            logits = torch.addmm(self.bias_column, self.weights[-1], buffers.transposes.passed[-1])
+            loss, delta, delta_t = self.loss(logits, y, w, buffers, share)
+            output = logits.t()
+        elif self.by_class:  # a linear model: X may be sparse (sparse @ dense)
+            output = torch.addmm(self.biases[-1], X, self.weights_t[-1])
+            loss, delta, delta_t = self.loss(output.t(), y, w, buffers, share)
+        else:
+            output = torch.addmm(self.biases[-1], inputs[-1], self.weights_t[-1])
+            loss, delta, delta_t = self.loss(output, y, w, buffers, share)
+        self._backward(inputs, (delta, delta_t), buffers, fresh)
         return output, loss
 
     def _forward(self, X: Tensor, buffers: _Buffers) -> list[Tensor]:
@@ -341,10 +391,12 @@ class HandwrittenMLPStep:
         return inputs
 
     def _backward(
-        self, inputs: list[Tensor], delta: Tensor, buffers: _Buffers, fresh: bool
+        self, inputs: list[Tensor], deltas: tuple[Tensor, Tensor], buffers: _Buffers, fresh: bool
     ) -> None:
-        """Gradients from ``delta``, the loss's gradient wrt the output."""
+        """Gradients from ``deltas``: the loss's gradient wrt the output, and
+        its transpose."""
         derivative = self.activation.derivative
+        delta, delta_t = deltas
         for i in reversed(range(len(self.weights))):
             weight, bias = self.parameters[i]
             # New tensors, as autograd gives (a hook may keep one; reusing
@@ -355,9 +407,9 @@ class HandwrittenMLPStep:
             elif inputs[i].layout != torch.strided:  # a sparse X, at the first layer
                 _sparse_weight_grad(weight, delta, inputs[i], fresh)
             elif fresh or weight.grad is None:
-                weight.grad = torch.mm(delta.t(), inputs[i])
+                weight.grad = torch.mm(delta_t, inputs[i])
             else:
-                weight.grad.addmm_(delta.t(), inputs[i])
+                weight.grad.addmm_(delta_t, inputs[i])
             if not bias.requires_grad:
                 if fresh:
                     bias.grad = None
@@ -374,50 +426,58 @@ class HandwrittenMLPStep:
                 grad.div_(self.keep).mul_(buffers.masks[i - 1])
             if derivative is not None:
                 grad.mul_(derivative(buffers.pre[i - 1], buffers.post[i - 1]))
-            delta = grad
+            delta, delta_t = grad, buffers.transposes.grads[i - 1]
 
     def _mse(
         self, output: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Mean squared error over every element (weighted: each sample's
-        mean over its targets, times its weight) and its gradient."""
+        mean over its targets, times its weight), its gradient and the
+        gradient's transpose."""
         diff = torch.sub(output, y, out=buffers.delta)
         scale = 1.0 / diff.numel()
-        scaled = diff if w is None else torch.mul(diff, w.unsqueeze(1), out=buffers.weighted)
+        if w is None:
+            scaled, scaled_t = diff, buffers.transposes.delta
+        else:
+            scaled = torch.mul(diff, w.unsqueeze(1), out=buffers.weighted)
+            scaled_t = buffers.transposes.weighted
         loss = torch.dot(scaled.view(-1), diff.view(-1)).mul_(scale)
-        return loss, scaled.mul_(2.0 * scale * share)
+        return loss, scaled.mul_(2.0 * scale * share), scaled_t
 
     def _bce_with_logits(
         self, output: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Binary cross-entropy of each logit against its 0/1 (or soft)
         target, mean over every element (weighted: each sample's mean over
-        its labels times its weight), and its gradient ``(sigmoid - y) / n
-        / n_labels`` (times the weights)."""
+        its labels times its weight), its gradient ``(sigmoid - y) / n
+        / n_labels`` (times the weights) and the gradient's transpose."""
         weight = None if w is None else w.unsqueeze(1)
         loss = F.binary_cross_entropy_with_logits(output, y, weight)
         delta = torch.sigmoid(output, out=buffers.delta).sub_(y)
         if weight is not None:
             delta.mul_(weight)
-        return loss, delta.mul_(share / delta.numel())
+        return loss, delta.mul_(share / delta.numel()), buffers.transposes.delta
 
     def _cross_entropy(
-        self, output: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float
-    ) -> tuple[Tensor, Tensor]:
-        """Cross-entropy of the logits against class indices (weighted: each
-        sample's times its weight), mean over samples, and its gradient
-        ``softmax - one_hot`` (a transposed view).
+        self, logits: Tensor, y: Tensor, w: Tensor | None, buffers: _Buffers, share: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Cross-entropy of ``logits``, classes by rows, against class
+        indices (weighted: each sample's times its weight), mean over
+        samples, its gradient ``softmax - one_hot`` (a transposed view) and
+        the gradient's transpose.
 
-        Computed classes by rows: over a few classes, torch's softmax along
-        the first dimension of a contiguous tensor takes a quarter of the
-        time it takes along the last (measured: 5 us against 21 us for 128
-        rows of 10 classes)."""
-        n = len(output)
-        log_p = torch.log_softmax(output.t(), 0, out=buffers.by_class)
+        Classes by rows, contiguous (``step`` computes the logits so): over a
+        few classes, torch's softmax along the first dimension of a
+        contiguous tensor takes a quarter to a half of the time it takes
+        along the last, or along the first of a transposed one (measured: 5
+        us against 9 to 21 us for 128 rows of 10 classes)."""
+        n = logits.shape[1]
+        log_p = torch.log_softmax(logits, 0, out=buffers.by_class)
         target = y.unsqueeze(0)
-        picked = log_p.gather(0, target).view(-1)
-        loss = (picked.sum() if w is None else torch.dot(picked, w)).div_(-n)
+        picked = log_p.gather(0, target)
+        loss = (picked.sum() if w is None else torch.dot(picked.view(-1), w)).div_(-n)
         delta = log_p.exp_().scatter_add_(0, target, buffers.minus_one)
         if w is not None:
             delta.mul_(w)
-        return loss, delta.mul_(share / n).t()
+        delta.mul_(share / n)
+        return loss, delta.t(), delta

@@ -117,6 +117,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         '"auto", None (torch\'s setting) or an int >= 1',
     ),
     "precision": (lambda v: v in PRECISIONS, f"one of {list(PRECISIONS)}"),
+    "strategy": (lambda v: v is None or v == "ddp", 'None (one process) or "ddp"'),
 }
 
 

@@ -33,7 +33,7 @@ import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from torch.utils.data import Dataset as TorchDataset
 
-from . import _continuation, _routing, _snapshot, _untrusted
+from . import _continuation, _distributed, _routing, _snapshot, _untrusted
 from ._data import ArrayData, TensorData
 from ._device import resolve_device
 from ._dry_run import dry_run
@@ -46,7 +46,8 @@ from ._factories import (
 from ._fingerprint import fingerprint
 from ._fit_callbacks import attach_callbacks, check_extra_params, fitted_callbacks
 from ._fitted_state import malformed, restore_rng, start_fresh, working_copy
-from ._loading import ItemData, ItemRows, Items, loader_options
+from ._loader_options import loader_options
+from ._loading import ItemData, ItemRows, Items
 from ._modules import global_rng_scope, takes_sparse_batches
 from ._params import validate_parameters
 from ._rebuild import load_callback_states, load_objects
@@ -223,6 +224,10 @@ class FitPlan(FitIdentity):
         The checkpoint file this fit continues from (``Checkpoint(resume=True)``).
     resume : dict or None
         That checkpoint's contents, checked.
+    group : Group or None
+        The process group of a ``strategy="ddp"`` fit (its ``rank`` and
+        ``world_size``); ``n_train`` and ``n_batches`` are then those of
+        every rank together.
     """
 
     def __init__(
@@ -269,6 +274,8 @@ class FitPlan(FitIdentity):
         if self.has_validation:
             self.declare_metric("valid_loss", lower_is_better=True, finite=True)
         self._warned: set[tuple[str, str]] = set()
+        #: The process group of a ``strategy="ddp"`` fit (``_distributed.Group``).
+        self.group: _distributed.Group | None = None
 
     def close(self) -> None:
         """Release what loading the data holds (a Dataset's workers)."""
@@ -358,7 +365,12 @@ def prepare(
     work = working_copy(estimator, fitted=settings.continuing)
     validation = (X_val, y_val, sample_weight_val)
     inputs = read_inputs(work, settings, (X, y, sample_weight), validation, classes)
-    identity = FitIdentity(work, settings, (estimator, inputs.arrays()))
+    group = _distributed.join(estimator, settings.device)
+    identity = FitIdentity(
+        work, settings, (estimator, [*inputs.arrays(), *_distributed.job_arrays(group)])
+    )
+    if group is not None:
+        group.check_agreement(type(estimator).__name__, _distributed.facts(estimator, identity))
     callbacks = fitted_callbacks(estimator)
     resume = None
     if not settings.continuing:
@@ -370,6 +382,7 @@ def prepare(
     seed = 0 if resume is not None else int(work._rng.randint(_SEED_BOUND))
     data = hold(inputs.X, inputs.y, settings, work.precision)
     parts = split(work, settings, data, inputs)
+    parts = Split(_distributed.shard(parts.train, group), parts.valid)
     previous = estimator.callbacks_ if settings.continuing else None
     # Torch's global generator is seeded around the fit only where the module
     # may draw from it (None: the built-in MLP draws from the fit's own).
@@ -379,6 +392,7 @@ def prepare(
     plan = FitPlan(
         identity, settings, parts, resume, seeds=(seed, custom_seed), target_sample=target_sample
     )
+    plan.group = group
     set_up_callbacks(plan, callbacks)
     return plan
 

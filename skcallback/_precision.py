@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._direct_adam import direct_adam_step
+from ._direct_adam import DirectAdam
 from ._internals import cpu_has_bf16
 
 PRECISIONS = ("32", "64", "bf16-mixed", "16-mixed")
@@ -52,20 +52,27 @@ class Precision:
             )
         self.autocast = autocast(precision, device)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "16-mixed" else None
-        #: Whether ``step`` may take a fused Adam step directly (``_direct_adam``).
-        self.direct_step = direct_step and self.scaler is None
+        #: The fused Adam step taken directly (``_direct_adam``), where ``step``
+        #: may take it.
+        self.direct = DirectAdam() if direct_step and self.scaler is None else None
 
     def backward(self, loss: torch.Tensor) -> None:
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.direct_step and direct_adam_step(optimizer):
+        if self.direct is not None and self.direct.step(optimizer):
             return
         if self.scaler is None:
             optimizer.step()
         else:
             self.scaler.step(optimizer)
             self.scaler.update()
+
+    def forget(self) -> None:
+        """Let the next ``step`` gather what the direct step reads anew (a
+        callback's hook ran since the last)."""
+        if self.direct is not None:
+            self.direct.forget()
 
 
 def compiled_forward(module: torch.nn.Module, enabled: bool) -> Callable[..., Any]:

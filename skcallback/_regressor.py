@@ -119,6 +119,15 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         more in synchronisation than they save and slow down badly on a
         busy machine, and torch's setting otherwise; None always keeps
         torch's setting.
+    strategy : None or "ddp", default=None
+        None trains in this process. ``"ddp"`` trains one model
+        data-parallel across the processes of a ``torch.distributed`` job
+        launched with ``torchrun`` (gloo on CPUs, NCCL on GPUs): every rank
+        calls ``fit`` with the same arguments (an int ``random_state``
+        included), trains on its share of each batch of ``world_size *
+        batch_size`` rows, and ends with the same model; only rank 0 runs
+        the callbacks that declare ``rank_zero_only`` (checkpoints, logs).
+        See the distributed-training page.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ._dispatch import HookTable
+from ._distributed import Group
 from ._factories import LossFn, loss_function, module_and_loss_are_ours
 from ._mlp_backprop import ACTIVATION_STEPS, LOSSES, HandwrittenMLPStep
 from ._modules import MLP
@@ -42,6 +43,8 @@ class FitRun:
     mlp_step : HandwrittenMLPStep or None
         The built-in MLP's hand-derived training step, where the fit trains
         with it; None: autograd.
+    group : Group or None
+        The process group of a ``strategy="ddp"`` fit (``_distributed``).
     """
 
     hooks: HookTable
@@ -51,6 +54,7 @@ class FitRun:
     compute_loss: LossFn
     precision: Precision
     mlp_step: HandwrittenMLPStep | None
+    group: Group | None = None
 
 
 def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitRun:
@@ -59,6 +63,8 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
     generators seeded from the plan, and the training step it takes."""
     work = plan.estimator
     named = sorted([*work.callbacks_.items(), *internal], key=lambda item: item[1].order)
+    if plan.group is not None and plan.group.rank != 0:  # their side effects happen once
+        named = [(name, cb) for name, cb in named if not getattr(cb, "rank_zero_only", False)]
     run = FitRun(
         hooks=HookTable(named),
         shuffle=torch.Generator().manual_seed(plan.seed),
@@ -67,6 +73,7 @@ def start_run(plan: FitPlan, internal: tuple[tuple[str, Any], ...] = ()) -> FitR
         compute_loss=loss_function(work.criterion_, weighted=plan.weighted),
         precision=Precision(work.precision, plan.device, direct_step=bool(work.fast_path)),
         mlp_step=None,
+        group=plan.group,
     )
     # A resumed fit's generators are restored where the loop resumes it
     # (``_loop._resume``), with its position in the epoch.

@@ -5,44 +5,67 @@ The file is a safetensors file: its tensors (module, optimizer and callback
 state) are stored as raw data, and everything else (parameters, the fitted
 state of ``_fitted_state.encode``) as JSON in its metadata, with a BLAKE2b
 checksum over the JSON document and every tensor, verified before anything
-is decoded. Classes and functions
-are stored by import path; on load, those outside skcallback, scikit-learn,
-``torch.nn`` and ``torch.optim`` are imported only when named in
-``trusted``.
+is decoded. Classes and functions are stored by import path (``_codec``);
+on load, those outside skcallback, scikit-learn, ``torch.nn`` and
+``torch.optim``, every function but ``TRUSTED_FUNCTIONS``, and every
+estimator class but skcallback's and the scikit-learn allow-list's
+(``_composites.ALLOWED``), are imported only when named in ``trusted``.
+
+A file of skcallback estimators alone is of ``FORMAT``, which earlier
+versions read; a file holding scikit-learn estimators (a pipeline) is of
+``FORMAT_3`` and records the scikit-learn version that saved it.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
-import inspect
 import json
 import os
 import warnings
-from pathlib import Path, PurePath
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from . import _composites
+from ._codec import Decoder as _Decoder
+from ._codec import Encoder as _Encoder
+from ._codec import name_of
+from ._codec import named_paths as _named_paths
 from ._files import atomic_write, checksum
-from ._fitted_state import adopt, check_state, malformed, rng_from, rng_state
-from ._fitted_state import encode as encode_fitted
-from ._params import DEVICES, is_device
-from ._rebuild import restore
-from ._untrusted import text_array
+from ._fitted_state import malformed
 
+#: The format of a file of skcallback estimators alone (earlier versions
+#: read it too).
 FORMAT = "skcallback-model-2"
+#: The format of a file holding scikit-learn estimators (pipelines).
+FORMAT_3 = "skcallback-model-3"
 #: The first format: no checksum; loaded with a warning.
 _FORMAT_1 = "skcallback-model-1"
 #: Import paths that load without being trusted.
 TRUSTED_PREFIXES = ("skcallback.", "sklearn.", "torch.nn.", "torch.optim.")
-#: skcallback's own functions that a parameter may hold (a user's function
-#: is trusted only by name, at load).
-TRUSTED_FUNCTIONS = frozenset({"skcallback._loading.pad_sequences"})
-_TAGS = ("__class__", "__function__", "__callback__")
+#: The functions a parameter may hold that load without trust (a user's
+#: function is trusted only by name, at load): skcallback's own, NumPy's
+#: elementwise functions for a ``FunctionTransformer`` or a
+#: ``TransformedTargetRegressor``, scikit-learn's feature scores for
+#: ``SelectKBest``.
+TRUSTED_FUNCTIONS = frozenset(
+    {
+        "skcallback._loading.pad_sequences",
+        *(
+            f"numpy.{name}"
+            for name in ("log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square")
+        ),
+        *(
+            f"sklearn.feature_selection._univariate_selection.{name}"
+            for name in ("f_classif", "f_regression", "chi2", "r_regression")
+        ),
+    }
+)
 #: How deep a document may nest; a saved estimator nests far less (its
-#: deepest values are callback states, three levels per dict).
+#: deepest values are callback states, three levels per dict; a pipeline
+#: adds about eight per level of composition).
 MAX_DEPTH = 100
 
 
@@ -51,7 +74,10 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
 
     Parameters
     ----------
-    estimator : NeuralRegressor or NeuralClassifier
+    estimator : NeuralRegressor, NeuralClassifier or scikit-learn estimator
+        A skcallback estimator, or a scikit-learn ``Pipeline``,
+        ``ColumnTransformer``, ``FeatureUnion`` or meta-estimator whose
+        steps are scikit-learn or skcallback estimators.
     path : str or path-like
         The file to write (atomically).
 
@@ -62,13 +88,18 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
     Raises
     ------
     TypeError
-        If a parameter or a callback's state holds a value the format cannot
-        store: a lambda or a nested function, a module instance, or an
-        object of another type. The message names it.
+        If a parameter, an attribute or a callback's state holds a value the
+        format cannot store: a lambda or a nested function, a class or
+        function defined in ``__main__``, a module instance, or an object of
+        another type. The message names it.
 
     Functions (a LambdaCallback's hooks, a module factory) are imported only
-    when named in ``trusted``, wherever they live; classes of skcallback,
-    scikit-learn, ``torch.nn`` and ``torch.optim`` load without trust.
+    when named in ``trusted``, wherever they live (but a few of NumPy's and
+    scikit-learn's, ``TRUSTED_FUNCTIONS``). Classes given as parameters load
+    without trust from skcallback, scikit-learn, ``torch.nn`` and
+    ``torch.optim``; estimators are built without trust when they are
+    skcallback's or of the scikit-learn allow-list (see "Saving a whole
+    pipeline" in the persistence guide).
 
     Examples
     --------
@@ -81,43 +112,38 @@ def save(estimator: Any, path: str | os.PathLike) -> Path:
     >>> np.array_equal(skcallback.load(path).predict(X), est.predict(X))
     True
     """
+    import sklearn
     from safetensors.torch import save as safetensors_bytes
 
     tensors: dict[str, torch.Tensor] = {}
     encode = _Encoder(tensors)
-    document: dict[str, Any] = {
-        "format": FORMAT,
-        "class": _path_of(type(estimator)),
-        "params": encode(estimator.get_params(deep=False), "the parameters"),
-        "fitted": None,
-    }
-    if estimator.__sklearn_is_fitted__():
-        fitted = encode_fitted(estimator)
-        callbacks = {
-            name: encode(state, f"the state of callback {name!r}")
-            for name, state in fitted.pop("callbacks").items()
-        }
-        document["fitted"] = encode(fitted, "the fitted state") | {"callbacks": callbacks}
+    body = encode.estimator(estimator, "the saved object")
+    # A file of skcallback estimators alone keeps the format earlier
+    # versions read; scikit-learn objects need the newer one.
+    document: dict[str, Any] = {"format": FORMAT_3 if encode.composite else FORMAT, **body}
+    if encode.composite:
+        document["sklearn"] = sklearn.__version__
     text = json.dumps(document)
     metadata = {"skcallback": text, "skcallback-checksum": _checksum(text, tensors)}
     return atomic_write(safetensors_bytes(tensors, metadata=metadata), path, "the model file")
 
 
-def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) -> Any:
+def load(path: str | os.PathLike, *, trusted: Iterable[str | type | Callable] = ()) -> Any:
     """Load an estimator saved by [`save`][skcallback.save]; nothing is unpickled.
 
     Parameters
     ----------
     path : str or path-like
-    trusted : sequence of str, default=()
-        Import paths (``"mypackage.MyModule"``) of the classes outside
-        skcallback, scikit-learn, ``torch.nn`` and ``torch.optim``, and of
-        every function, that the file may name (a custom module class, a
-        function of a LambdaCallback, a custom callback class).
+    trusted : sequence of str, classes or functions, default=()
+        The classes outside skcallback, ``torch.nn``, ``torch.optim`` and the
+        scikit-learn allow-list, and every function, that the file may name
+        (a custom module class, a function of a LambdaCallback, a custom
+        callback class, your own transformer), by import path
+        (``"mypackage.MyModule"``) or as the objects themselves.
 
     Returns
     -------
-    NeuralRegressor or NeuralClassifier
+    NeuralRegressor, NeuralClassifier or scikit-learn estimator
 
     Raises
     ------
@@ -131,6 +157,8 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     UserWarning
         For a file of the first format (``"skcallback-model-1"``), which has
         no checksum: it loads unchecked; save it again to add one.
+    sklearn.exceptions.InconsistentVersionWarning
+        For scikit-learn objects saved with another scikit-learn version.
 
     Notes
     -----
@@ -140,29 +168,34 @@ def load(path: str | os.PathLike, *, trusted: tuple[str, ...] | list[str] = ()) 
     before fitting a model from a source you do not trust.
     """
     document, tensors = _read(path)
-    cls = _estimator_class(document, path, trusted)
-    decode = _Decoder(tensors)
-    with malformed(path):
-        try:
-            params = decode(document["params"])
-        except ValueError as exc:
-            raise ValueError(f"{path} is malformed: {exc}") from exc
-        estimator = cls(**params)
-    if not is_device(estimator.device):
-        raise ValueError(
-            f"{path} is malformed: its device parameter is {estimator.device!r}, not a device "
-            f"({DEVICES})."
-        )
-    if document.get("fitted") is not None:
+    _check_trust(document, path, {t if isinstance(t, str) else name_of(t) for t in trusted})
+    _check_version(document, path)
+    decode = _Decoder(tensors, path, first_format=document["format"] == _FORMAT_1)
+    try:
         with malformed(path):
-            fitted = decode({k: v for k, v in document["fitted"].items() if k != "callbacks"})
-            callbacks = document["fitted"].get("callbacks", {})
-            fitted["callbacks"] = {name: decode(state) for name, state in callbacks.items()}
-            if document["format"] == _FORMAT_1:
-                fitted = _from_format_1(fitted)
-        check_state(fitted, path)
-        adopt(estimator, restore(estimator, fitted, _device(estimator, path), path))
-    return estimator
+            return decode.build(document["class"], document)
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is malformed: {exc}") from exc
+
+
+def _check_version(document: dict[str, Any], path: Any) -> None:
+    """Warn, as scikit-learn's unpickling does, when the file's scikit-learn
+    objects come from another scikit-learn version."""
+    import sklearn
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    saved = document.get("sklearn")
+    if document["format"] == FORMAT_3 and saved != sklearn.__version__:
+        warnings.warn(
+            InconsistentVersionWarning(
+                estimator_name=f"{document['class']} in {path}",
+                original_sklearn_version=str(saved),
+                current_sklearn_version=sklearn.__version__,
+            ),
+            stacklevel=3,
+        )
 
 
 def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -186,9 +219,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tens
         raise ValueError(f"{path} is corrupt: its checksum does not match its contents.")
     document = _parse(text, path)
     format_ = document.get("format") if isinstance(document, dict) else None
-    if format_ not in (FORMAT, _FORMAT_1):
-        raise ValueError(f"{path} is not an skcallback model file of format {FORMAT!r}.")
-    if saved is None and format_ == FORMAT:
+    if format_ not in (FORMAT, FORMAT_3, _FORMAT_1):
+        raise ValueError(f"{path} is not an skcallback model file of format {FORMAT_3!r}.")
+    if saved is None and format_ != _FORMAT_1:
         raise ValueError(f"{path} is corrupt: it lacks its checksum.")
     if saved is None:
         warnings.warn(
@@ -240,19 +273,21 @@ def _checksum(text: str, tensors: dict[str, torch.Tensor]) -> str:
     for key in sorted(tensors):
         tensor = tensors[key].detach().cpu().contiguous()
         parts.append(f"\n{key}:{tensor.dtype}:{tuple(tensor.shape)}\n".encode())
-        parts.append(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if tensor.numel():  # an empty tensor has no bytes (and no byte view)
+            parts.append(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return checksum(*parts).hex()
 
 
-def _estimator_class(document: dict[str, Any], path: Any, trusted: Any) -> Any:
-    """The estimator class a document names, once every class and function it
-    names is trusted (nothing is imported before)."""
-    classes, functions = _named_paths(document)
-    classes.add(document["class"])
+def _check_trust(document: dict[str, Any], path: Any, trusted: set[str]) -> None:
+    """Raise a ValueError listing every class and function the document
+    names that is not trusted (nothing is imported before)."""
+    classes, functions, estimators = _named_paths(document)
+    estimators.add(document["class"])
     # A function runs when the estimator uses it: functions always need trust.
     untrusted = sorted(
         {p for p in classes if not p.startswith(TRUSTED_PREFIXES) and p not in trusted}
         | {p for p in functions if p not in trusted and p not in TRUSTED_FUNCTIONS}
+        | {p for p in estimators if not _trusted_estimator(p) and p not in trusted}
     )
     if untrusted:
         raise ValueError(
@@ -260,206 +295,9 @@ def _estimator_class(document: dict[str, Any], path: Any, trusted: Any) -> Any:
             f"skcallback.load(path, trusted={untrusted!r}) if you trust where the file comes "
             "from: loading imports them and may run their code."
         )
-    cls = _resolve(document["class"], kind="class")
-    from ._base import NeuralEstimatorBase
-
-    if not (isinstance(cls, type) and issubclass(cls, NeuralEstimatorBase)):
-        raise ValueError(f"{path} names {document['class']}, which is not an skcallback estimator.")
-    return cls
 
 
-def _from_format_1(fitted: dict[str, Any]) -> dict[str, Any]:
-    """A fitted state of the first format in the schema's terms (that format
-    named the counts ``n_iter`` and ``n_steps`` and kept arrays as arrays)."""
-    fitted["epoch"], fitted["step"] = fitted.pop("n_iter"), fitted.pop("n_steps")
-    fitted["rng"] = rng_state(rng_from(fitted["rng"]))
-    return fitted
-
-
-def _device(estimator: Any, path: Any) -> torch.device:
-    """Where a loaded model goes: its ``device`` parameter's device, or the
-    CPU (with a warning, and ``device="cpu"``) when that is not here."""
-    from ._device import resolve_device
-
-    try:
-        return resolve_device(estimator.device)
-    except ValueError:
-        warnings.warn(
-            f"{path} was saved for device={estimator.device!r}, which is not available here; "
-            "it is loaded on the CPU.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        estimator.set_params(device="cpu")
-        return torch.device("cpu")
-
-
-class _Encoder:
-    """Values as JSON, with tensors moved into ``tensors``."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.tensors = tensors
-
-    def __call__(self, value: Any, where: str) -> Any:
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        if isinstance(value, np.generic):
-            return value.item()
-        if isinstance(value, list):
-            return [self(v, where) for v in value]
-        if isinstance(value, tuple):
-            return {"__tuple__": [self(v, where) for v in value]}
-        if isinstance(value, dict):
-            return {"__dict__": [[self(k, where), self(v, where)] for k, v in value.items()]}
-        if isinstance(value, torch.Tensor):
-            key = f"t{len(self.tensors)}"
-            self.tensors[key] = value.detach().cpu().contiguous()
-            return {"__tensor__": key}
-        if isinstance(value, np.ndarray):
-            if value.dtype.kind in "biuf":
-                return {"__ndarray__": self(torch.from_numpy(value.copy()), where)}
-            return {"__array__": value.tolist(), "dtype": str(value.dtype)}
-        if isinstance(value, torch.device):
-            return {"__device__": str(value)}
-        if isinstance(value, PurePath):
-            return {"__path__": str(value)}
-        if isinstance(value, torch.dtype):
-            return {"__dtype__": str(value).removeprefix("torch.")}
-        if isinstance(value, np.random.RandomState):
-            return {"__random_state__": self(rng_state(value), where)}
-        from .callbacks._base import Callback
-
-        if isinstance(value, Callback):
-            extra = {k: vars(value)[k] for k in ("order", "name") if k in vars(value)}
-            params = value.get_params(deep=False)
-            extra = {k: v for k, v in extra.items() if k not in params}
-            return {
-                "__callback__": _path_of(type(value)),
-                "params": self(params, f"{where} (callback {type(value).__name__})"),
-                "attributes": self(extra, where),
-            }
-        if isinstance(value, type):
-            return {"__class__": _path_of(value)}
-        if inspect.isfunction(value) or inspect.isbuiltin(value):
-            return {"__function__": _path_of(value)}
-        if isinstance(value, torch.nn.Module):
-            raise TypeError(
-                f"save() cannot store the module instance in {where}; pass its class "
-                "(module=MyModule, with module__ parameters) so it can be rebuilt."
-            )
-        raise TypeError(
-            f"save() cannot store a {type(value).__module__}.{type(value).__qualname__} in "
-            f"{where}; the format holds numbers, strings, lists, dicts, tensors, arrays, "
-            "classes and module-level functions."
-        )
-
-
-class _Decoder:
-    """The inverse of ``_Encoder`` (paths were checked beforehand)."""
-
-    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.tensors = tensors
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if "__tuple__" in value:
-            return tuple(self(v) for v in value["__tuple__"])
-        if "__dict__" in value:
-            return {self(k): self(v) for k, v in value["__dict__"]}
-        if "__tensor__" in value:
-            try:
-                return self.tensors[value["__tensor__"]]
-            except KeyError:
-                raise ValueError(f"The file lacks the tensor {value['__tensor__']!r}.") from None
-        if "__ndarray__" in value:
-            return self(value["__ndarray__"]).numpy()
-        if "__array__" in value:
-            return text_array(value["__array__"], value.get("dtype"), "The file")
-        if "__device__" in value:
-            if not is_device(value["__device__"]):
-                raise ValueError(f"The file names an unknown device {value['__device__']!r}.")
-            return torch.device(value["__device__"])
-        if "__path__" in value:
-            return Path(value["__path__"])
-        if "__dtype__" in value:
-            dtype = getattr(torch, str(value["__dtype__"]), None)
-            if not isinstance(dtype, torch.dtype):
-                raise ValueError(f"The file names an unknown dtype {value['__dtype__']!r}.")
-            return dtype
-        if "__random_state__" in value:
-            return rng_from(self(value["__random_state__"]))
-        if "__callback__" in value:
-            cls = _resolve(value["__callback__"], kind="callback")
-            callback = cls(**self(value["params"]))
-            for key, attribute in self(value["attributes"]).items():
-                setattr(callback, key, attribute)
-            return callback
-        if "__class__" in value:
-            return _resolve(value["__class__"], kind="class")
-        if "__function__" in value:
-            return _resolve(value["__function__"], kind="function")
-        raise ValueError(f"The file holds a value of unknown kind: {sorted(value)}.")
-
-
-def _named_paths(document: Any) -> tuple[set[str], set[str]]:
-    """The import paths of classes and of functions a document names."""
-    classes: set[str] = set()
-    functions: set[str] = set()
-    stack = [document]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for tag in _TAGS:
-                if tag in value:
-                    if not isinstance(value[tag], str):
-                        raise ValueError(f"The file names a {tag} that is not a string.")
-                    (functions if tag == "__function__" else classes).add(value[tag])
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-    return classes, functions
-
-
-def _path_of(obj: Any) -> str:
-    qualname = getattr(obj, "__qualname__", "")
-    if "<" in qualname:  # <lambda>, <locals>: not importable
-        raise TypeError(
-            f"save() cannot store {obj!r}: only module-level classes and functions can be "
-            "saved by import path (not lambdas or functions defined inside functions)."
-        )
-    return f"{obj.__module__}.{qualname}"
-
-
-def _resolve(path: str, *, kind: str) -> Any:
-    """Import ``module.qualname`` (already checked to be trusted); the object
-    found must live there (``sklearn.os.system`` is not sklearn's)."""
-    if not isinstance(path, str):
-        raise ValueError(f"The file names {path!r}, which is not an import path.")
-    parts = path.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        try:
-            # Any: the walk below may end on any kind of object.
-            obj: Any = importlib.import_module(".".join(parts[:split]))
-        except ImportError:
-            continue
-        try:
-            for name in parts[split:]:
-                obj = getattr(obj, name)
-        except AttributeError:
-            break
-        if f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}" != path:
-            break  # reached through another module's namespace
-        if kind == "function" and not callable(obj):
-            break
-        if kind in ("class", "callback") and not isinstance(obj, type):
-            break
-        if kind == "callback":
-            from .callbacks._base import Callback
-
-            if not issubclass(obj, Callback):
-                break
-        return obj
-    raise ValueError(f"The file names {path}, which does not import as a {kind} here.")
+def _trusted_estimator(path: str) -> bool:
+    """Whether an estimator class loads without trust: skcallback's, and the
+    scikit-learn classes of the allow-list (built from data, never run)."""
+    return path.startswith("skcallback.") or path in _composites.ALLOWED

@@ -26,6 +26,7 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
     assert sections >= {
         "S overhead-bound",
         "S classification",
+        "Floor",
         "L compute-bound",
         "Predict",
         "Threads",
@@ -35,6 +36,7 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "GridSearchCV",
         "Sparse",
         "Inputs",
+        "Inference",
     }
     assert all(math.isfinite(row["value"]) for row in rows)
     names = {row["name"] for row in rows}
@@ -43,6 +45,8 @@ def test_the_quick_benchmark_runs_every_section_and_reports_finite_figures(tmp_p
         "skcallback / best autograd loop",
         "skcallback / MLPRegressor (same work)",
         "skcallback / MLPClassifier (same work)",
+        "S regression: skcallback step / floor",
+        "S classification: skcallback step / floor",
         "one row: skcallback / MLPRegressor",
         "one row, list: skcallback / MLPRegressor",
         "one row, DataFrame: skcallback / MLPRegressor",

@@ -5,6 +5,8 @@ resumed bit for bit."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import pickle
 import signal
@@ -87,6 +89,46 @@ def test_loading_leaves_the_global_generators_alone(table):
     np.random.seed(5)
     NeuralClassifier(module=mlp, max_epochs=1, random_state=0).fit(Noisy(X, y))
     assert np.random.random() == expected
+
+
+def test_fits_loading_in_threads_take_turns_with_the_global_generators(table):
+    # NumPy's global generator is the process's: two fits loading items in
+    # threads at once must neither mix their draws nor leave the loading
+    # generator in place of the user's.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, y = table
+
+    def plain(n_outputs):
+        return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, n_outputs))
+
+    import threading
+
+    meeting = threading.Barrier(2, timeout=0.5)
+
+    class Meeting(Noisy):
+        """Both fits loading at once, if the loading lets them (else the
+        meeting times out and the fits go on in turn)."""
+
+        def __getitem__(self, i):
+            if not meeting.broken:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    meeting.wait()
+            return super().__getitem__(i)
+
+    def fit(seed):
+        est = NeuralClassifier(module=plain, max_epochs=2, batch_size=8, random_state=seed)
+        return weights(est.fit(Meeting(X[:120], y[:120])))
+
+    meeting.abort()
+    alone = [fit(0), fit(1)]
+    meeting.reset()
+    users = np.random.get_bit_generator()
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(fit, [0, 1]))
+    assert np.random.get_bit_generator() is users
+    for i, result in enumerate(together):
+        assert same(alone[i % 2], result)
 
 
 @pytest.mark.parametrize("cached_gaussian", [False, True])
@@ -312,6 +354,40 @@ def test_each_epoch_draws_other_augmentations():
     assert not any(torch.equal(a, b) for a in first.values() for b in second.values())
 
 
+def test_an_item_that_fails_to_load_stops_the_fit_at_its_batch(table):
+    # Fast items are fetched a few batches ahead: the batches before the
+    # failing one still train, and the failure is said in our words.
+    X, y = table
+    X = np.column_stack([np.arange(len(X)), X[:, 1:]]).astype(np.float32)
+    trained: list[list[int]] = []
+
+    class Missing(Noisy):
+        broken = False
+
+        def __getitem__(self, i):
+            if i == 123 and self.broken:
+                raise KeyError("item 123's file is missing")
+            return super().__getitem__(i)
+
+    class Record(Callback):
+        def __init__(self, break_item=False):
+            self.break_item = break_item
+
+        def on_train_begin(self, ctx):  # after the targets were read
+            Missing.broken = self.break_item
+
+        def on_train_batch_begin(self, ctx):
+            trained.append(ctx.X_batch[:, 0].round().int().tolist())
+
+    params = {"max_epochs": 1, "batch_size": 10, "validation_fraction": None, "random_state": 0}
+    NeuralClassifier(module=mlp, callbacks=[Record()], **params).fit(Missing(X, y))
+    reference, trained[:] = list(trained), []
+    failing = next(n for n, rows in enumerate(reference) if 123 in rows)
+    with pytest.raises(ValueError, match="Loading the Dataset's items failed: KeyError"):
+        NeuralClassifier(module=mlp, callbacks=[Record(True)], **params).fit(Missing(X, y))
+    assert failing >= 2 and trained == reference[:failing]
+
+
 def test_each_item_keeps_its_own_sample_weight(table):
     # Item i carries i in its first value and weighs i + 1 (normalised to a
     # mean of 1 over the training rows): a held-out share must not shift them.
@@ -365,6 +441,45 @@ def test_variable_length_sequences_train_a_packed_gru():
     assert clf.score(sequences, y) > 0.85
     with pytest.raises(ValueError, match="y must be given"):
         clf.set_params(warm_start=False).fit(sequences)
+
+
+def _own_padding(items):  # a user's collate function: loaded item by item
+    return pad_sequences(items, padding_value=-1.0)
+
+
+class PaddedSum(nn.Module):
+    """Reads every padded value and the lengths (a packed GRU ignores the
+    padding)."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.head = nn.Linear(3, n_outputs)
+
+    def forward(self, padded, lengths):
+        return self.head(torch.cat([padded.sum(1), lengths[:, None].to(padded.dtype)], 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_list_padded_by_pad_sequences_trains_as_item_by_item_loading(dtype):
+    # pad_sequences' batches are padded from samples converted once; the
+    # same items loaded one by one through a user's collate give every
+    # batch, hence the model and its predictions, bit for bit.
+    rng = np.random.RandomState(1)
+    sequences = [rng.normal(size=(rng.randint(1, 9), 2)).astype(dtype) for _ in range(70)]
+    y = np.arange(70) % 2
+    fits = [
+        NeuralClassifier(
+            module=PaddedSum,
+            max_epochs=2,
+            batch_size=16,
+            random_state=0,
+            dataloader__collate_fn=collate,
+        ).fit(sequences, y)
+        for collate in (functools.partial(pad_sequences, padding_value=-1.0), _own_padding)
+    ]
+    assert same(weights(fits[0]), weights(fits[1]))
+    probabilities = [fit.predict_proba(sequences) for fit in fits]
+    np.testing.assert_array_equal(*probabilities)
 
 
 def test_ragged_lists_without_a_collate_function_are_told_of_one():

@@ -232,7 +232,6 @@ RENAMED = {
     "the optimizer's hook registries": ("OPTIMIZER_HOOKS", ("_gone", "_gone"), False),
     "global hook registries": ("GLOBAL_OPTIMIZER_HOOKS", ("_gone", "_gone"), False),
     "the scheduler's mark": ("SCHEDULER_WRAPPER", "_gone", False),
-    "foreach add": ("FOREACH_ADD", "_gone", True),
 }
 
 
@@ -263,3 +262,45 @@ def test_global_step_hooks_run_at_every_step(register):
     finally:
         handle.remove()
     assert len(calls) == est.n_steps_
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda optimizer, calls: optimizer.register_step_post_hook(lambda *a: calls.append(1)),
+        lambda optimizer, calls: optimizer.param_groups[0].update(maximize=True),
+    ],
+    ids=["step hook", "maximize"],
+)
+def test_a_change_a_batch_hook_makes_mid_epoch_holds_from_the_next_step(fresh, change):
+    """What the direct step gathered is taken again at the next steps only
+    until a callback's hook runs: a step hook or an option a per-batch hook
+    adds mid-epoch (after the 5th of 14 steps) sends every later step to
+    optimizer.step()."""
+    calls = []
+
+    def at_step(ctx):
+        if ctx.step == 5:
+            change(ctx.optimizer, calls)
+
+    changer = LambdaCallback(name="change", on_after_step=at_step)
+    direct, plain, (direct_steps, plain_steps) = _direct_and_plain(callbacks=[changer])
+    assert plain_steps == plain.n_steps_ == direct.n_steps_ == 14
+    assert direct_steps == 14 - 5
+    assert len(calls) in (0, 2 * 9)  # the hook saw the later steps of both fits
+
+
+def test_step_counts_of_the_direct_step_count_on_under_optimizer_step(fresh):
+    """A fit of direct steps continued by one of torch's own steps (its
+    optimizer state, step counts included, carried over) ends as a fit of
+    torch's steps throughout."""
+    X, y = _data()
+    params = dict(
+        module=_TwoLayers, batch_size=32, max_epochs=1, validation_fraction=None, random_state=0
+    )
+    mixed = NeuralRegressor(warm_start=True, **params).fit(X, y)
+    plain = NeuralRegressor(warm_start=True, fast_path=False, **params).fit(X, y)
+    for est in (mixed, plain):
+        est.set_params(fast_path=False, max_epochs=2).fit(X, y)
+    _assert_same_model_and_state(mixed, plain)
+    assert all(float(s["step"]) == mixed.n_steps_ > 7 for s in mixed.optimizer_.state.values())

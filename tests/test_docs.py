@@ -19,7 +19,11 @@ OPTIONAL = {
     "distributed",
     "dask_ml",
     "pandas",
+    "skops",
     "sklearn.callback",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
 }
 
 

@@ -41,7 +41,7 @@ class _Runner(doctest.DocTestRunner):
     def report_unexpected_exception(self, out, test, example, exc_info):
         exc = exc_info[1]
         if isinstance(exc, ImportError) and (
-            exc.name in OPTIONAL or "pip install 'skcallback[" in str(exc)
+            exc.name in OPTIONAL or "from skcallback's" in str(exc)
         ):
             self.missing = str(exc)
         super().report_unexpected_exception(out, test, example, exc_info)

@@ -118,7 +118,7 @@ def test_a_warm_started_fit_of_a_pruned_trial_can_be_pruned_again(data):
 
 def test_without_optuna_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
-    with pytest.raises(ImportError, match=r"skcallback\[optuna\]"):
+    with pytest.raises(ImportError, match=r"needs optuna, .*'optuna>=.*'\.\[optuna\]'"):
         NeuralRegressor(max_epochs=1, callbacks=[OptunaPruning(object())]).fit(*data)
 
 
@@ -183,9 +183,13 @@ def test_tensorboard_logger_checks_its_folder_and_keys_before_training(data, tmp
     assert list(_scalars(est.callbacks_["tensor_board_logger"].run_dir_)) == ["train_loss"]
 
 
-def test_without_tensorboard_the_error_names_the_extra(data, monkeypatch, tmp_path):
+def test_without_tensorboard_the_error_names_tensorboard_and_the_extra(data, monkeypatch, tmp_path):
     from skcallback.callbacks import TensorBoardLogger
 
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    with pytest.raises(ImportError, match=r"skcallback\[tensorboard\]"):
+    # torch is there, the tensorboard package is not: torch.utils.tensorboard
+    # imports it first thing.
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)
+    message = r"TensorBoardLogger needs tensorboard, .*'tensorboard>=.*'\.\[tensorboard\]'"
+    with pytest.raises(ImportError, match=message):
         NeuralRegressor(max_epochs=1, callbacks=[TensorBoardLogger(tmp_path)]).fit(*data)

@@ -24,7 +24,6 @@ def test_every_private_name_is_found_in_the_installed_libraries():
     """Where this fails, a newer library has renamed a name: fits still
     work, on the slower public path; the door needs updating."""
     assert all(hasattr(torch, name) for name in _internals.ADAM_KERNELS.values())
-    assert hasattr(torch, _internals.FOREACH_ADD)
     assert hasattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported")
     parameter = torch.nn.Parameter(torch.zeros(2))
     optimizer = torch.optim.Adam([parameter])

@@ -146,7 +146,19 @@ def _on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
 
 
-def test_verbose_2_draws_a_bar_per_epoch(regression_data, monkeypatch, capsys):
+@pytest.fixture(params=["tqdm", "plain"])
+def bar_kind(request, monkeypatch):
+    """Each progress-bar test runs with tqdm and without it (a plain install,
+    without the ``progress`` extra)."""
+    import sys
+
+    if request.param == "plain":
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # what a missing package looks like
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    return request.param
+
+
+def test_verbose_2_draws_a_bar_per_epoch(regression_data, monkeypatch, capsys, bar_kind):
     X, y = regression_data
     _on_a_terminal(monkeypatch)
     NeuralRegressor(max_epochs=2, verbose=2).fit(X, y)
@@ -154,9 +166,25 @@ def test_verbose_2_draws_a_bar_per_epoch(regression_data, monkeypatch, capsys):
     assert "epoch 1" in err and "epoch 2" in err
 
 
+def test_without_tqdm_verbose_2_draws_a_plain_line(regression_data, monkeypatch, capsys):
+    import sys
+
+    X, y = regression_data
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    NeuralRegressor(max_epochs=1, verbose=2, batch_size=len(X) // 3 + 1).fit(X, y)
+    assert capsys.readouterr().err == ""  # quiet off a terminal, as tqdm is
+    _on_a_terminal(monkeypatch)
+    est = NeuralRegressor(max_epochs=1, batch_size=len(X) // 3 + 1, callbacks=[ProgressBar(True)])
+    est.fit(X, y)
+    train_loss = est.history_[-1]["train_loss"]
+    line = capsys.readouterr().err.split("\r")[-1]
+    assert line == f"epoch 1: 3/3 [train_loss={train_loss:.4f}]\n"
+
+
 @pytest.mark.parametrize("leave", [False, True])
 def test_progress_bar_leaves_finished_bars_only_when_asked(
-    regression_data, monkeypatch, capsys, leave
+    regression_data, monkeypatch, capsys, leave, bar_kind
 ):
     X, y = regression_data
     _on_a_terminal(monkeypatch)

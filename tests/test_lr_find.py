@@ -220,8 +220,9 @@ def test_plot_draws_the_curve_and_marks_the_suggestion(data):
 def test_plot_without_matplotlib_names_the_extra(data, monkeypatch):
     X, y = data
     result = lr_find(NeuralRegressor(batch_size=32, random_state=0), X, y, num_steps=5)
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import fails
-    with pytest.raises(ImportError, match=r"skcallback\[plot\]"):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    monkeypatch.delitem(sys.modules, "matplotlib.pyplot", raising=False)
+    with pytest.raises(ImportError, match=r"needs matplotlib, .*'matplotlib>=.*'\.\[plot\]'"):
         result.plot()
 
 

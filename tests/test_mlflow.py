@@ -213,7 +213,7 @@ def test_a_metric_name_mlflow_refuses_fails_the_fit_before_any_file_is_written(
 
 def test_without_mlflow_the_error_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    with pytest.raises(ImportError, match=r"skcallback\[mlflow\]"):
+    with pytest.raises(ImportError, match=r"needs mlflow, .*'mlflow-skinny>=.*'\.\[mlflow\]'"):
         NeuralRegressor(max_epochs=1, callbacks=[MlflowLogger()]).fit(*data)
 
 

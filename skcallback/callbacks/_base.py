@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import importlib
 import inspect
 import math
 import numbers
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 from .._context import Context
+from .._extras import import_extra as import_extra  # where callbacks import it from
 from .._params import Constraints, InvalidParameterError, check_constraints
 from ._hook_names import porting_hint
 
@@ -198,17 +198,6 @@ def epoch_numbers(metrics: dict[str, Any], keys: list[str] | None) -> Iterator[t
             yield key, float(value)
 
 
-def import_extra(module: str, extra: str, owner: str) -> Any:
-    """Import an optional dependency, or raise an ImportError naming the
-    extra that installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ImportError(
-            f"{owner} needs {module.split('.')[0]}: pip install 'skcallback[{extra}]'."
-        ) from exc
-
-
 def _init_defaults(cls: type[Any]) -> dict[str, Any]:
     if cls.__init__ is object.__init__:
         return {}
@@ -286,6 +275,14 @@ class Callback:
         give (a file decides nothing), and a warm start resets them to
         those; with such a callback, finite rates load and carry on. False
         by default.
+    rank_zero_only : bool
+        Whether the callback's hooks run on rank 0 only in a
+        ``strategy="ddp"`` fit: for side effects that must happen once
+        (files, logs, printing) and steer nothing the other ranks need
+        (the model, a stop). Checkpoint, CSVLogger, PrintLog, ProgressBar,
+        LossMonitor, TimeMonitor, TensorBoardLogger and MlflowLogger
+        declare it; every other callback runs on every rank, with the same
+        ``ctx`` values. False by default.
 
     Examples
     --------
@@ -309,6 +306,8 @@ class Callback:
     parameter_constraints: ClassVar[Constraints] = {}
     # Whether it changes the optimizer's rates (see the class docstring).
     schedules_optimizer: bool = False
+    # Whether its hooks run on rank 0 only (see the class docstring).
+    rank_zero_only: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

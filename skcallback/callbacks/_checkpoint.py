@@ -226,6 +226,8 @@ class Checkpoint(Callback):
     True
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     order = float("inf")
     parameter_constraints = {
         "every": (_positive_int_or_none, "None or an int >= 1"),

@@ -106,7 +106,8 @@ class History(Callback):
     def to_dataframe(self) -> Any:
         """The history as a pandas DataFrame, one row per epoch.
 
-        Requires pandas (``pip install skcallback[pandas]``).
+        Requires pandas (``pip install pandas``, or ``pip install '.[pandas]'`` in
+        a clone of skcallback).
 
         Returns
         -------
@@ -128,7 +129,8 @@ class History(Callback):
         marked with a dot; ``lr`` goes on a second y axis, on the right; the
         epoch axis has whole numbers.
 
-        Requires matplotlib (``pip install skcallback[plot]``).
+        Requires matplotlib (``pip install matplotlib``, or ``pip install '.[plot]'``
+        in a clone of skcallback).
 
         Parameters
         ----------

@@ -40,7 +40,8 @@ class OptunaPruning(Callback):
     error raised by ``fit`` (with ``error_score=nan``, their default) and
     record a failed fold, so the trial would not end pruned.
 
-    Requires optuna (``pip install skcallback[optuna]``).
+    Requires optuna (``pip install optuna``, or ``pip install '.[optuna]'`` in a
+    clone of skcallback).
 
     Parameters
     ----------
@@ -168,7 +169,8 @@ class TensorBoardLogger(Callback):
     logged as text in the run. The folder is created and proven writable
     before training.
 
-    Requires tensorboard (``pip install skcallback[tensorboard]``).
+    Requires tensorboard (``pip install tensorboard``, or
+    ``pip install '.[tensorboard]'`` in a clone of skcallback).
 
     Parameters
     ----------
@@ -205,6 +207,8 @@ class TensorBoardLogger(Callback):
     [1, 2, 3]
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     parameter_constraints = {
         "log_dir": (lambda v: isinstance(v, str | os.PathLike), "a folder path"),
         "keys": METRIC_KEYS,
@@ -215,7 +219,9 @@ class TensorBoardLogger(Callback):
         self.keys = keys
 
     def setup(self, plan: Any) -> None:
-        self._summary = import_extra("torch.utils.tensorboard", "tensorboard", "TensorBoardLogger")
+        self._summary = import_extra(
+            "torch.utils.tensorboard", "tensorboard", "TensorBoardLogger", package="tensorboard"
+        )
         self._keys = metric_keys(self, plan)
         self._run = str(Path(self.log_dir) / plan.run_name())
         check_writable(Path(self._run), "TensorBoardLogger", "log_dir")
@@ -266,8 +272,9 @@ class MlflowLogger(Callback):
     experiment or parent run fail before the first batch; so do metric and
     callback names MLflow refuses, before the run is created.
 
-    Requires MLflow (``pip install skcallback[mlflow]``, which installs
-    ``mlflow-skinny`` and what its SQLite store needs).
+    Requires MLflow: ``pip install '.[mlflow]'`` in a clone of skcallback
+    installs ``mlflow-skinny`` and what its SQLite store needs
+    (``pip install mlflow-skinny sqlalchemy alembic``).
 
     Parameters
     ----------
@@ -319,6 +326,8 @@ class MlflowLogger(Callback):
     >>> [metric.step for metric in client.get_metric_history(run.info.run_id, "valid_loss")]
     [1, 2, 3]
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     parameter_constraints = {
         "tracking_uri": (

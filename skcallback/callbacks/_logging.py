@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import importlib
 import io
 import math
 import numbers
@@ -17,8 +18,9 @@ from typing import Any
 
 from .._context import Context
 from .._files import atomic_write, check_writable, ensure_writable
-from ._base import Callback, import_extra, positive_int
+from ._base import Callback, positive_int
 from ._monitor import Monitor
+from ._text_bar import TextBar
 
 
 def _format(value: Any) -> str:
@@ -67,6 +69,8 @@ class PrintLog(Callback):
     Memory: the best value of each metric so far (``best_``); nothing per
     batch.
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     order = 900
     parameter_constraints = {
@@ -128,7 +132,9 @@ class ProgressBar(Callback):
     """A tqdm progress bar over each epoch's training batches (``verbose=2``).
 
     It adapts to notebooks and stays quiet when output is not a terminal.
-    Requires tqdm (``pip install skcallback[progress]``).
+    Without tqdm (the ``progress`` extra: ``pip install tqdm``, or
+    ``pip install '.[progress]'`` in a clone) it draws a plain text line,
+    ``epoch 3: 12/40 [train_loss=0.4210]``, on a terminal.
 
     Parameters
     ----------
@@ -140,11 +146,16 @@ class ProgressBar(Callback):
     Memory: the open progress bar during a fit; nothing after it.
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     def __init__(self, leave: bool = False) -> None:
         self.leave = leave
 
     def setup(self, plan: Any) -> None:
-        self._tqdm = import_extra("tqdm.auto", "progress", "ProgressBar").tqdm
+        try:
+            self._tqdm: Callable[..., Any] = importlib.import_module("tqdm.auto").tqdm
+        except ImportError:  # a plain install: verbose=2 still shows progress
+            self._tqdm = TextBar
 
     def on_train_begin(self, ctx: Context) -> None:
         self._bar = self._tqdm(
@@ -187,6 +198,8 @@ class LossMonitor(Callback):
     -----
     Memory: a count of the fit's training batches; nothing per batch.
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     parameter_constraints = {"every": (positive_int, "an int >= 1"), "sink": _SINK}
 
@@ -314,6 +327,8 @@ class TimeMonitor(Callback):
     Memory: one duration per epoch.
     """
 
+    rank_zero_only = True  # writes or prints: once, on rank 0
+
     def __init__(self, sink: Callable[[str], Any] | None = print) -> None:
         self.sink = sink
 
@@ -391,6 +406,8 @@ class CSVLogger(Callback):
     >>> [row["epoch"] for row in rows]
     ['1', '2', '3']
     """
+
+    rank_zero_only = True  # writes or prints: once, on rank 0
 
     _fingerprint_ignores = ("path",)
 
