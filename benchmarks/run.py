@@ -24,9 +24,13 @@ import numpy as np
 import torch
 
 import contenders as c
+import hostinfo
 from contenders import regression_data
 
 HERE = Path(__file__).resolve().parent
+# Every full run is kept here (tracked): the README and docs/performance.md
+# quote ranges over these runs, made by benchmarks/readme_figures.py.
+RUNS = HERE / "results" / "runs"
 
 
 def interleaved(
@@ -869,13 +873,15 @@ def bench_ddp(report: Report, rounds: int, quick: bool) -> None:
     report.add(section, "speedup 2 ranks / one", one / ddp, "ratio", ">= 1.5", one / ddp >= 1.5)
 
 
-def markdown(machine: dict, rows: list[dict]) -> str:
-    """The results as a Markdown table, one per section."""
+def markdown(machine: dict, rows: list[dict], host: dict | None = None) -> str:
+    """The results as a Markdown table, one per section, after the host."""
     lines = [
         f"Machine: {machine['cpu_count']} CPU cores ({machine['processor']}), "
         f"{machine['platform']}, Python {machine['python']}, torch {machine['torch']}, "
         f"GPU: {machine['cuda'] or 'none'}; medians of {machine['rounds']} interleaved rounds.",
     ]
+    if host is not None:
+        lines += ["", *hostinfo.summary(host)]
     section = None
     for row in rows:
         if row["section"] != section:
@@ -894,11 +900,24 @@ def markdown(machine: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(path: Path, machine: dict, host: dict, rows: list[dict]) -> None:
+    """The run as JSON at ``path`` and as Markdown beside it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = {"machine": machine, "host": host, "results": rows}
+    path.write_text(json.dumps(run, indent=2) + "\n")
+    path.with_suffix(".md").write_text(markdown(machine, rows, host))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help=f"do not add this run to {RUNS.relative_to(HERE.parent)} (quick runs never are)",
+    )
     parser.add_argument(
         "--sections",
         default="S,floor,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
@@ -919,6 +938,8 @@ def main() -> None:
         "quick": args.quick,
     }
     print("machine:", json.dumps(machine))
+    host = hostinfo.describe()
+    print("\n".join(hostinfo.summary(host)))
     report = Report()
     runs = {
         "S": lambda device: bench_small(report, rounds, device, args.quick),
@@ -945,11 +966,14 @@ def main() -> None:
                 runs[name]("cuda")
     else:
         print("\nno CUDA device: GPU rows skipped")
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps({"machine": machine, "results": report.rows}, indent=2))
-    Path(args.output).with_suffix(".md").write_text(markdown(machine, report.rows))
+    host = hostinfo.finish(host)
+    saved = [Path(args.output)]
+    if not (args.quick or args.no_record):
+        saved.append(RUNS / f"{host['started'].replace(':', '')}-{host['host_id']}.json")
+    for path in saved:
+        save(path, machine, host, report.rows)
     missed = [row["name"] for row in report.rows if row["passed"] is False]
-    print(f"\nsaved {args.output}; targets missed: {missed or 'none'}")
+    print(f"\nsaved {', '.join(map(str, saved))}; targets missed: {missed or 'none'}")
 
 
 if __name__ == "__main__":

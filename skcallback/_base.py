@@ -57,7 +57,7 @@ from ._loading import (
     unwrap_tensor_dataset,
 )
 from ._loop import run_fit
-from ._modules import takes_sparse_batches
+from ._modules import set_training, takes_sparse_batches
 from ._params import Constraints, validate_parameters
 from ._plan import prepare
 from ._precision import autocast, float_dtype
@@ -685,7 +685,7 @@ def _train(plan: Any, run: Any) -> None:
     try:
         run_fit(ctx)
     finally:
-        work.module_.eval()
+        set_training(work.module_, False)
     work.n_iter_, work.n_steps_, work.stop_reason_ = ctx.epoch, ctx.step, ctx.stop_reason
 
 

@@ -23,7 +23,7 @@ from ._data import explained_feed
 from ._dispatch import HookTable, fire
 from ._factories import LossFn
 from ._mlp_backprop import HandwrittenMLPStep
-from ._modules import dropout_generator, global_rng_scope
+from ._modules import dropout_generator, global_rng_scope, set_training
 from ._precision import Precision
 from ._stack import user_stacklevel
 
@@ -240,7 +240,7 @@ def _validates(ctx: Context, every: int) -> bool:
 def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done: int) -> None:
     module, precision = ctx.module, run.precision
     accumulate = ctx.plan.accumulate
-    module.train()
+    set_training(module, True)
     ctx.phase, ctx.batch, ctx.n_batches = "train", done, data.n_batches(batch_size)
     fire(hooks.on_train_begin, ctx)
     losses, sizes = ctx.progress.losses, ctx.progress.sizes
@@ -354,7 +354,7 @@ def _window_rows(batch: int, accumulate: int, batch_size: int, data: Any) -> int
 
 def _valid_phase(ctx, hooks, data: Any, batch_size, run: _Step) -> None:
     module = ctx.module
-    module.eval()
+    set_training(module, False)
     eval_size = data.eval_batch_size(batch_size)
     ctx.phase, ctx.batch, ctx.n_batches = "valid", 0, data.n_batches(eval_size)
     ctx.progress.between_batches = False

@@ -328,3 +328,25 @@ def dropout_generator(generator: torch.Generator) -> Iterator[None]:
         yield
     finally:
         DROPOUT_GENERATOR.reset(token)
+
+
+def set_training(module: nn.Module, mode: bool) -> None:
+    """``module.train(mode)``. Where no submodule overrides ``train`` or
+    ``__setattr__``, each one's ``training`` flag is set here, as that
+    method sets it, without its recursion: three times a fit, about 15 us
+    each on the built-in MLP (a tenth of a small fit's validation)."""
+    modules = list(module.modules())
+    if any(
+        type(each).train is not _MODULE_TRAIN or type(each).__setattr__ is not _MODULE_SETATTR
+        for each in modules
+    ):
+        module.train(mode)
+        return
+    for each in modules:
+        # Module.__setattr__ stores a value that is no parameter, buffer or
+        # module as object.__setattr__ does.
+        object.__setattr__(each, "training", mode)
+
+
+_MODULE_TRAIN = nn.Module.train
+_MODULE_SETATTR = nn.Module.__setattr__

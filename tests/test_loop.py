@@ -763,3 +763,54 @@ def test_a_phase_of_one_batch_averages_as_one_of_several(dtype):
         found = _loop._weighted_mean([loss], [int(size)])
         assert np.array_equal(np.float64(found), np.float64(expected), equal_nan=True)
         assert np.signbit(found) == np.signbit(expected)
+
+
+class _FrozenNormNet(torch.nn.Module):
+    """A module whose ``train`` keeps its batch norm in eval mode (its
+    running statistics frozen), as fine-tuning code does."""
+
+    def __init__(self, n_features_in):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(n_features_in)
+        self.head = torch.nn.Sequential(torch.nn.Linear(n_features_in, 8), torch.nn.ReLU())
+        self.out = torch.nn.Linear(8, 1)
+
+    def forward(self, X):
+        return self.out(self.head(self.norm(X)))
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.norm.eval()
+        return self
+
+
+@pytest.mark.parametrize("module", [None, _FrozenNormNet])
+def test_every_layer_is_in_training_mode_in_training_and_eval_mode_in_validation(
+    regression_data, module
+):
+    X, y = regression_data
+    seen = []
+
+    def record(ctx):
+        seen.append((ctx.phase, {name: m.training for name, m in ctx.module.named_modules()}))
+
+    est = NeuralRegressor(
+        module=module,
+        max_epochs=2,
+        batch_size=64,
+        dropout=0.2 if module is None else 0.0,
+        callbacks=[
+            LambdaCallback(on_train_batch_begin=record, on_valid_batch_begin=record),
+        ],
+        random_state=0,
+    ).fit(X, y)
+
+    assert {phase for phase, _ in seen} == {"train", "valid"}
+    for phase, modes in seen:
+        # A module's own train() is honoured: the frozen norm stays in eval mode.
+        expected = {name: phase == "train" and name != "norm" for name in modes}
+        assert modes == expected
+    assert not any(m.training for m in est.module_.modules())  # fitted: eval mode
+    running_mean = est.module_.norm.running_mean if module else None
+    if module is not None:  # never updated: the norm was in eval mode throughout
+        assert torch.equal(running_mean, torch.zeros_like(running_mean))
