@@ -22,8 +22,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import NeuralEstimatorBase, _module_dtype
-from ._loading import Items
 from ._extras import import_extra
+from ._loading import Items
 
 FORMATS = ("onnx", "torchscript", "exported_program")
 #: The opset ``export`` writes: one that torch's TorchScript-based ONNX

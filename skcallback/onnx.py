@@ -28,8 +28,8 @@ import numpy as np
 
 from ._classifier import NeuralClassifier
 from ._export import ONNX_OPSET, input_keys, made_rows, onnx_model
-from ._regressor import NeuralRegressor
 from ._extras import import_extra
+from ._regressor import NeuralRegressor
 
 _skl2onnx = import_extra("skl2onnx", "onnx", "skcallback.onnx")
 _onnx = import_extra("onnx", "onnx", "skcallback.onnx")
