@@ -15,6 +15,7 @@ from torch import nn
 
 from ._base import NeuralEstimatorBase
 from ._class_weights import ALLOWED, ClassWeights, is_class_weight
+from ._data import host_float64
 from ._inputs import check_label_types, host, numeric_weights
 from ._precision import float_dtype
 
@@ -590,13 +591,16 @@ class ClassificationOutputs:
     def __init__(self, classes: np.ndarray) -> None:
         self.classes_ = classes
 
-    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+    def predict_proba(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class probabilities: the softmax of the logits."""
-        return torch.softmax(output.detach().double(), dim=1).cpu().numpy()
+        return host_float64(torch.softmax(torch.from_numpy(host_float64(output)), dim=1))
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """The label of the largest logit."""
-        return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
+        if isinstance(output, torch.Tensor) and not output.is_cpu:
+            return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
+        # NumPy's argmax takes the first of equal logits, as torch's does.
+        return self.classes_[host_float64(output).argmax(axis=1)]
 
     def targets(self, y: torch.Tensor) -> np.ndarray:
         """Labels from their encoded class indices."""
@@ -614,11 +618,11 @@ class MultilabelOutputs:
     def __init__(self, classes: np.ndarray) -> None:
         self.classes_ = classes
 
-    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+    def predict_proba(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """The probability of each label: the sigmoid of its logit."""
-        return torch.sigmoid(output.detach().double()).cpu().numpy()
+        return host_float64(torch.sigmoid(torch.from_numpy(host_float64(output))))
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """1 where a label's probability is above 0.5, as MLPClassifier
         (and so consistent with ``predict_proba``), in its dtype (int)."""
         return np.asarray(self.predict_proba(output) > 0.5, dtype=int)

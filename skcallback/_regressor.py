@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._data import host_float64
 from ._inputs import host, numeric_targets, numeric_weights
 from ._precision import float_dtype
 
@@ -318,11 +319,11 @@ class RegressionOutputs:
     def __init__(self, y_ndim: int) -> None:
         self.y_ndim = y_ndim
 
-    def _shaped(self, values: torch.Tensor) -> np.ndarray:
-        array = values.detach().to(torch.float64).cpu().numpy()
+    def _shaped(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
+        array = host_float64(values)
         return array.ravel() if self.y_ndim == 1 else array
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """Predictions from module outputs."""
         return self._shaped(output)
 
