@@ -145,8 +145,12 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     threads : "auto", int or None, default="auto"
         torch's intra-op threads during the fit, on the CPU; the caller's
         setting is restored afterwards. ``"auto"`` uses one thread when a
-        training step is small (under about 5e7 floating-point operations),
-        and torch's setting otherwise; None always keeps torch's setting.
+        training step is small (under about 5e7 floating-point operations);
+        otherwise torch's setting, but no more threads than the cores the
+        rest of the machine leaves idle (the load average less this
+        process's own use, and the tasks running at the fit's start) within
+        the process's CPU affinity, and at least one. None always keeps
+        torch's setting.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes, which multiply ``sample_weight`` (the
         products are then divided by their mean, as ``sample_weight`` is).

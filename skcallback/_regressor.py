@@ -117,9 +117,12 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         setting is restored afterwards. ``"auto"`` uses one thread when a
         training step is small (under about 5e7 floating-point operations,
         as the built-in MLP at its usual sizes), where more threads cost
-        more in synchronisation than they save and slow down badly on a
-        busy machine, and torch's setting otherwise; None always keeps
-        torch's setting.
+        more in synchronisation than they save; otherwise torch's setting,
+        but no more threads than the cores the rest of the machine leaves
+        idle (the load average less this process's own use, and the tasks
+        running at the fit's start) within the process's CPU affinity, and
+        at least one: on a busy machine every extra thread waits on the
+        others. None always keeps torch's setting.
     **routed_params
         ``cb__<name>__<param>``, ``cb__<name>``, ``module__<param>``,
         ``optimizer__<param>`` and ``criterion__<param>``.
