@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -813,6 +814,33 @@ def _inputs_ratios(report: Report, section: str, medians: dict) -> None:
     report.add(section, "1 ms items: speed-up of num_workers=2, persistent", speedup, "x")
 
 
+def bench_import(report: Report, rounds: int, quick: bool) -> None:
+    """Cold start: ``import skcallback`` in a new process against
+    ``import sklearn.neural_network`` (scikit-learn's MLP) and ``import torch``
+    alone; CPU time of the child (user and system), interleaved."""
+    section = "Import (cpu)"
+    print(f"\n{section}: a new Python process importing each, CPU time")
+    statements = {
+        "import torch": "import torch",
+        "import sklearn.neural_network": "import sklearn.neural_network",
+        "import skcallback": "import skcallback",
+        "import torch, sklearn.neural_network": "import torch, sklearn.neural_network",
+    }
+    times: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(max(3, rounds)):
+        for name, statement in statements.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-c", statement], check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            times[name].append(cpu)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [s]", seconds, "s")
+    own = medians["import skcallback"] - medians["import torch, sklearn.neural_network"]
+    report.add(section, "skcallback beyond torch and scikit-learn's MLP [s]", own, "s")
+
+
 def markdown(machine: dict, rows: list[dict]) -> str:
     """The results as a Markdown table, one per section."""
     lines = [
@@ -845,7 +873,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(HERE / "results" / "latest.json"))
     parser.add_argument(
         "--sections",
-        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs",
+        default="S,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,import",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -876,6 +904,7 @@ def main() -> None:
         "grid": lambda device: bench_grid_search(report, rounds, args.quick),
         "sparse": lambda device: bench_sparse(report, min(rounds, 3), args.quick),
         "inputs": lambda device: bench_inputs(report, rounds, args.quick),
+        "import": lambda device: bench_import(report, rounds, args.quick),
     }
     for name, run in runs.items():
         if name in sections:
