@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -437,7 +438,52 @@ def bench_threads(report: Report, rounds: int, quick: bool) -> None:
             report.add(section, name, seconds, "s")
         auto = medians[f"{label}: threads='auto' [s]"]
         best = min(medians[f"{label}: threads={n} [s]"] for n in (1, cores))
-        report.add(section, f"{label}: auto / the faster fixed count", auto / best, "ratio")
+        ratio = auto / best
+        report.add(
+            section,
+            f"{label}: auto / the faster fixed count",
+            ratio,
+            "ratio",
+            "<= 1.1",
+            ratio <= 1.1,
+        )
+    _bench_threads_loaded(report, rounds, quick)
+
+
+def _bench_threads_loaded(report: Report, rounds: int, quick: bool) -> None:
+    """``threads="auto"`` against one and all threads on a busy machine: one
+    busy-loop process per core, started here (a second before timing) and
+    stopped here, while the 256-256 network trains (wall time)."""
+    section = "Threads, loaded machine (cpu)"
+    cores = os.cpu_count() or 1
+    print(f"\n{section}: {cores} busy-loop processes; threads='auto' against 1 and {cores}")
+    X, y, shape = _workload(20_000, 20, (256, 256), 128, 1)
+    if quick:
+        X, y = X[:5000], y[:5000]
+    runs = {
+        f"M 256-256: threads={threads!r} [s]": lambda threads=threads: c.skcallback_fit(
+            X, y, threads=threads, **shape
+        )
+        for threads in ("auto", 1, cores)
+    }
+    c.skcallback_fit(X[:1000], y[:1000], **shape)  # warm-up (a process's first fit)
+    code = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+    load = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(cores)]
+    try:
+        time.sleep(1.0)
+        medians = interleaved(runs, rounds)
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
+    for name, seconds in medians.items():
+        report.add(section, name, seconds, "s")
+    auto = medians["M 256-256: threads='auto' [s]"]
+    best = min(medians[f"M 256-256: threads={n} [s]"] for n in (1, cores))
+    ratio = auto / best
+    report.add(
+        section, "M 256-256: auto / the faster fixed count", ratio, "ratio", "<= 1.1", ratio <= 1.1
+    )
 
 
 def bench_predict(report: Report, rounds: int, quick: bool) -> None:
@@ -465,19 +511,13 @@ def bench_predict(report: Report, rounds: int, quick: bool) -> None:
 
     # One row at a time, validation included: online serving.
     mlp = c.sklearn_fit(X, y, hidden=(64, 64), batch_size=128, epochs=1)
-    row = X[:1]
     calls = 200 if quick else 2000
-    one_row = {
-        "raw module call": lambda: c.raw_predict(est.module_, row),
-        "skcallback predict": lambda: est.predict(row),
-        "MLPRegressor predict": lambda: mlp.predict(row),
-    }
-    latency = interleaved({k: _repeat(f, calls) for k, f in one_row.items()}, rounds)
-    for name, seconds in latency.items():
-        report.add(section, f"one row: {name} [us]", seconds / calls * 1e6, "us")
-    ratio = latency["skcallback predict"] / latency["MLPRegressor predict"]
-    met = ratio <= 1.0
-    report.add(section, "one row: skcallback / MLPRegressor", ratio, "ratio", "<= 1.0", met)
+    _one_row(report, section, "predict", est, mlp, X[:1], rounds, calls)
+    X_c, y_c = classification_data(20_000, 20, 10)
+    clf = c.skcallback_fit(X_c, y_c, hidden=(64, 64), batch_size=128, epochs=1)
+    mlp_c = c.sklearn_fit(X_c, y_c, hidden=(64, 64), batch_size=128, epochs=1)
+    _one_row(report, section, "predict_proba", clf, mlp_c, X_c[:1], rounds, calls)
+    row = X[:1]
 
     # The same row as a list (a JSON request), and as a DataFrame for models
     # fitted on a DataFrame (feature names checked at every call).
@@ -509,6 +549,34 @@ def bench_predict(report: Report, rounds: int, quick: bool) -> None:
         report.add(
             section, f"one row, {kind}: skcallback / MLPRegressor", ratio, "ratio", "<= 1.0", met
         )
+
+
+def _one_row(report: Report, section: str, method: str, est, mlp, row, rounds: int, calls: int):
+    """One row's ``method`` (validation and checks included) against the
+    bare module call on it (``torch.from_numpy``, the module under
+    ``inference_mode``) and scikit-learn's MLP; CPU time, interleaved."""
+    module = est.module_
+
+    def bare() -> object:
+        with torch.inference_mode():
+            return module(torch.from_numpy(row))
+
+    mlp_name = type(mlp).__name__
+    one_row = {
+        "bare module call": bare,
+        "raw inference_mode loop": lambda: c.raw_predict(module, row),
+        "skcallback": lambda: getattr(est, method)(row),
+        mlp_name: lambda: getattr(mlp, method)(row),
+    }
+    runs = {name: _repeat(run, calls) for name, run in one_row.items()}
+    latency = interleaved(runs, 3 * rounds, clock=time.process_time)
+    label = "one row" if method == "predict" else f"one row, {method}"
+    for name, seconds in latency.items():
+        report.add(section, f"{label}: {name} [us]", seconds / calls * 1e6, "us")
+    for baseline, target in (("bare module call", 1.5), (mlp_name, 0.6)):
+        ratio = latency["skcallback"] / latency[baseline]
+        name = f"{label}: skcallback / {baseline}"
+        report.add(section, name, ratio, "ratio", f"<= {target}", ratio <= target)
 
 
 def _repeat(run: Callable[[], object], times: int) -> Callable[[], None]:
@@ -873,6 +941,33 @@ def bench_ddp(report: Report, rounds: int, quick: bool) -> None:
     report.add(section, "speedup 2 ranks / one", one / ddp, "ratio", ">= 1.5", one / ddp >= 1.5)
 
 
+def bench_import(report: Report, rounds: int, quick: bool) -> None:
+    """Cold start: ``import skcallback`` in a new process against
+    ``import sklearn.neural_network`` (scikit-learn's MLP) and ``import torch``
+    alone; CPU time of the child (user and system), interleaved."""
+    section = "Import (cpu)"
+    print(f"\n{section}: a new Python process importing each, CPU time")
+    statements = {
+        "import torch": "import torch",
+        "import sklearn.neural_network": "import sklearn.neural_network",
+        "import skcallback": "import skcallback",
+        "import torch, sklearn.neural_network": "import torch, sklearn.neural_network",
+    }
+    times: dict[str, list[float]] = {name: [] for name in statements}
+    for _ in range(max(3, rounds)):
+        for name, statement in statements.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-c", statement], check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            times[name].append(cpu)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, seconds in medians.items():
+        report.add(section, f"{name} [s]", seconds, "s")
+    own = medians["import skcallback"] - medians["import torch, sklearn.neural_network"]
+    report.add(section, "skcallback beyond torch and scikit-learn's MLP [s]", own, "s")
+
+
 def markdown(machine: dict, rows: list[dict], host: dict | None = None) -> str:
     """The results as a Markdown table, one per section, after the host."""
     lines = [
@@ -920,7 +1015,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        default="S,floor,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp",
+        default="S,floor,fixed,L,predict,threads,options,memory,growth,grid,sparse,inputs,inference,ddp,import",
         help="comma-separated sections to run (default: all)",
     )
     args = parser.parse_args()
@@ -956,6 +1051,7 @@ def main() -> None:
         "inputs": lambda device: bench_inputs(report, rounds, args.quick),
         "inference": lambda device: bench_inference(report, rounds, args.quick),
         "ddp": lambda device: bench_ddp(report, min(rounds, 3), args.quick),
+        "import": lambda device: bench_import(report, rounds, args.quick),
     }
     for name, run in runs.items():
         if name in sections:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,7 +28,14 @@ from . import (
 )
 from ._class_weights import ClassWeights
 from ._context import Context
-from ._data import EVAL_BATCH_SIZE, explained_feed, n_rows, predict_batches
+from ._data import (
+    EVAL_BATCH_SIZE,
+    explained_feed,
+    host_float64,
+    n_rows,
+    predict_batches,
+    shared_tensor,
+)
 from ._device import resolve_device
 from ._dispatch import HookTable, fire, predict_table
 from ._fit_callbacks import (
@@ -495,35 +503,34 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # Prediction
     # ------------------------------------------------------------------
-    def _forward(self, X: Any) -> torch.Tensor:
-        """The module's output for ``X`` on the CPU, in large batches (in
-        eval mode; a module in training mode, as mid-fit, returns to it)."""
+    def _forward(self, X: Any) -> np.ndarray:
+        """The module's output for ``X``, in large batches (in eval mode; a
+        module in training mode, as mid-fit, returns to it), checked to be
+        finite, as a float64 NumPy array, which the output adapters take as
+        they take tensors."""
         if not self.__sklearn_is_fitted__():
             check_is_fitted(self)  # raises scikit-learn's NotFittedError
         X = self._predict_input(X)
-        module, device = self.module_, self.device_
+        module = self.module_
         hooks = predict_table(getattr(self, "callbacks_", None))
         was_training = module.training
         if was_training:  # a fitted module is kept in eval mode: nothing to switch
             module.eval()
         try:
-            with torch.inference_mode(), autocast(self.precision, device):
-                batches = self._predict_batches(X)
+            with torch.inference_mode(), autocast(self.precision, self.device_):
                 if hooks is None:
-                    # In the module's dtype until joined: converting each batch
-                    # costs 5-15% of a large predict (1M x 20), once costs 1%.
-                    outputs = [explained_feed(module, X_b).cpu() for X_b in batches]
-                    output = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-                    output = output.to(torch.float64)
+                    output = self._plain_forward(X)
                 else:
                     size = self.batch_size
                     if not isinstance(X, Items):
                         size = max(size, EVAL_BATCH_SIZE)
+                    batches = self._predict_batches(X)
                     output = self._forward_with_hooks(hooks, batches, -(-n_rows(X) // size))
         finally:
             if was_training:
                 module.train()
-        if not np.isfinite(output.detach().numpy()).all():  # NumPy: cheaper than torch on one row
+        values = host_float64(output)
+        if not np.isfinite(values).all():  # NumPy: cheaper than torch on one row
             raise ValueError(
                 "The model's output is not finite for some rows"
                 + (
@@ -533,7 +540,27 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
                 )
                 + "."
             )
-        return output
+        return values
+
+    def _plain_forward(self, X: Any) -> torch.Tensor:
+        """The module's output for validated ``X`` (no prediction hooks), on
+        the CPU, in the module's dtype: converting each batch costs 5-15% of
+        a large predict (1M x 20), converting once 1%."""
+        module = self.module_
+        if type(X) is np.ndarray and self.device_.type == "cpu":
+            # Sliced as it is: the batch generator, its copies to the device
+            # and back cost as much as the module on one row.
+            tensor = shared_tensor(np.ascontiguousarray(X))
+            size = max(self.batch_size, EVAL_BATCH_SIZE)
+            if X.shape[0] <= size:
+                return explained_feed(module, tensor)
+            outputs = [
+                explained_feed(module, tensor[start : start + size])
+                for start in range(0, X.shape[0], size)
+            ]
+        else:
+            outputs = [explained_feed(module, X_b).cpu() for X_b in self._predict_batches(X)]
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
 
     def _predict_batches(self, X: Any) -> Iterator[Any]:
         """Validated ``X`` in batches on the fitted device: arrays in large
@@ -556,11 +583,12 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
         module's dtype (float64 when it was trained with ``precision="64"``),
         whatever ``precision`` says now."""
         dtype = _module_dtype(self.module_)
-        X, _ = unwrap_tensor_dataset(X, None)
-        items = as_items(X, self._loader_options().get("collate_fn"))
-        if items is not None:
-            self._learn_input_spec(items, reset=False)
-            return items
+        if type(X) is not np.ndarray:  # an array is neither a Dataset nor a list of samples
+            X, _ = unwrap_tensor_dataset(X, None)
+            items = as_items(X, self._loader_options().get("collate_fn"))
+            if items is not None:
+                self._learn_input_spec(items, reset=False)
+                return items
         array = _internals.predict_shortcut(self, X, dtype)
         if array is not None:
             return array
@@ -596,7 +624,8 @@ class NeuralEstimatorBase(CallbackSupportMixin, BaseEstimator):
 
     def _outputs(self) -> Any:
         """The adapter turning module outputs into predictions."""
-        return self._output_adapter(self._data_state())
+        # The attributes hold the data state's keys: no copy of them on every predict.
+        return self._output_adapter(vars(self))
 
     # ------------------------------------------------------------------
     # scikit-learn protocol and persistence
@@ -650,10 +679,24 @@ _PARAM_NAMES: dict[type, tuple[str, ...]] = {}
 
 def _module_dtype(module: torch.nn.Module) -> np.dtype:
     """The NumPy dtype of a fitted module's floating-point parameters."""
-    for parameter in module.parameters():
-        if parameter.is_floating_point():
-            return np.dtype(np.float64 if parameter.dtype == torch.float64 else np.float32)
+    try:
+        parameter = _FIRST_FLOAT[module]
+    except (KeyError, TypeError):  # not seen yet, or a module that cannot be a key
+        parameter = next((p for p in module.parameters() if p.is_floating_point()), None)
+        with contextlib.suppress(TypeError):
+            _FIRST_FLOAT[module] = parameter
+    if parameter is not None and parameter.dtype == torch.float64:
+        return np.dtype(np.float64)
     return np.dtype(np.float32)
+
+
+#: The first floating-point parameter of each module predicted with, whose
+#: dtype is read at each call (``module.double()`` changes it in place);
+#: walking the parameters took a tenth of a one-row prediction. A module's
+#: entry goes with it (the parameter does not refer back to its module).
+_FIRST_FLOAT: weakref.WeakKeyDictionary[torch.nn.Module, torch.nn.Parameter | None] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _context(

@@ -15,6 +15,7 @@ from torch import nn
 
 from ._base import NeuralEstimatorBase
 from ._class_weights import ALLOWED, ClassWeights, is_class_weight
+from ._data import host_float64
 from ._inputs import check_label_types, host, numeric_weights
 from ._precision import float_dtype
 
@@ -144,8 +145,12 @@ class NeuralClassifier(ClassifierMixin, NeuralEstimatorBase):
     threads : "auto", int or None, default="auto"
         torch's intra-op threads during the fit, on the CPU; the caller's
         setting is restored afterwards. ``"auto"`` uses one thread when a
-        training step is small (under about 5e7 floating-point operations),
-        and torch's setting otherwise; None always keeps torch's setting.
+        training step is small (under about 5e7 floating-point operations);
+        otherwise torch's setting, but no more threads than the cores the
+        rest of the machine leaves idle (the load average less this
+        process's own use, and the tasks running at the fit's start) within
+        the process's CPU affinity, and at least one. None always keeps
+        torch's setting.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes, which multiply ``sample_weight`` (the
         products are then divided by their mean, as ``sample_weight`` is).
@@ -601,13 +606,16 @@ class ClassificationOutputs:
     def __init__(self, classes: np.ndarray) -> None:
         self.classes_ = classes
 
-    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+    def predict_proba(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """Class probabilities: the softmax of the logits."""
-        return torch.softmax(output.detach().double(), dim=1).cpu().numpy()
+        return host_float64(torch.softmax(torch.from_numpy(host_float64(output)), dim=1))
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """The label of the largest logit."""
-        return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
+        if isinstance(output, torch.Tensor) and not output.is_cpu:
+            return self.classes_[output.detach().argmax(dim=1).cpu().numpy()]
+        # NumPy's argmax takes the first of equal logits, as torch's does.
+        return self.classes_[host_float64(output).argmax(axis=1)]
 
     def targets(self, y: torch.Tensor) -> np.ndarray:
         """Labels from their encoded class indices."""
@@ -625,11 +633,11 @@ class MultilabelOutputs:
     def __init__(self, classes: np.ndarray) -> None:
         self.classes_ = classes
 
-    def predict_proba(self, output: torch.Tensor) -> np.ndarray:
+    def predict_proba(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """The probability of each label: the sigmoid of its logit."""
-        return torch.sigmoid(output.detach().double()).cpu().numpy()
+        return host_float64(torch.sigmoid(torch.from_numpy(host_float64(output))))
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """1 where a label's probability is above 0.5, as MLPClassifier
         (and so consistent with ``predict_proba``), in its dtype (int)."""
         return np.asarray(self.predict_proba(output) > 0.5, dtype=int)

@@ -363,6 +363,10 @@ def predict_shortcut(estimator: Any, X: Any, dtype: np.dtype) -> np.ndarray | No
 def _finite_as(array: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
     """``array`` as ``dtype`` (itself when of that dtype, as
     ``check_array`` converts it), or None unless every value is finite."""
+    if array.dtype == dtype and array.size <= _CHECKED_BY_ELEMENT:
+        # A few rows (online predictions): the sum's error state costs more
+        # than checking each value.
+        return array if np.isfinite(array).all() else None
     # An overflow, or inf - inf, goes to validate_data, which warns once.
     with np.errstate(over="ignore", invalid="ignore"):
         converted = np.asarray(array, dtype=dtype)
@@ -372,6 +376,10 @@ def _finite_as(array: np.ndarray, dtype: np.dtype) -> np.ndarray | None:
         if np.isfinite(converted.sum()):
             return converted
     return None
+
+
+#: The most values ``_finite_as`` checks one by one rather than by their sum.
+_CHECKED_BY_ELEMENT = 1024
 
 
 #: The dtypes of ``X`` the fit shortcut takes.

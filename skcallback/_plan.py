@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from torch.utils.data import Dataset as TorchDataset
 
 from . import _continuation, _distributed, _routing, _snapshot, _untrusted
@@ -589,6 +588,10 @@ def _held_out_rows(
             "samples: no training sample would remain. Pass more samples, pass X_val and "
             "y_val, or set validation_fraction=None."
         )
+    # Imported here: sklearn.model_selection imports sklearn.metrics, which
+    # a process that only loads and predicts never uses (0.1-0.2 s).
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
     rng = _seeded(work._split_seed)
     splitter: Any = ShuffleSplit(n_splits=1, test_size=n_valid, random_state=rng)
     labels = work._stratify_labels(y)

@@ -10,6 +10,7 @@ from sklearn.base import RegressorMixin
 from torch import nn
 
 from ._base import NeuralEstimatorBase
+from ._data import host_float64
 from ._inputs import host, numeric_targets, numeric_weights
 from ._precision import float_dtype
 
@@ -116,9 +117,12 @@ class NeuralRegressor(RegressorMixin, NeuralEstimatorBase):
         setting is restored afterwards. ``"auto"`` uses one thread when a
         training step is small (under about 5e7 floating-point operations,
         as the built-in MLP at its usual sizes), where more threads cost
-        more in synchronisation than they save and slow down badly on a
-        busy machine, and torch's setting otherwise; None always keeps
-        torch's setting.
+        more in synchronisation than they save; otherwise torch's setting,
+        but no more threads than the cores the rest of the machine leaves
+        idle (the load average less this process's own use, and the tasks
+        running at the fit's start) within the process's CPU affinity, and
+        at least one: on a busy machine every extra thread waits on the
+        others. None always keeps torch's setting.
     strategy : None or "ddp", default=None
         None trains in this process. ``"ddp"`` trains one model
         data-parallel across the processes of a ``torch.distributed`` job
@@ -327,11 +331,11 @@ class RegressionOutputs:
     def __init__(self, y_ndim: int) -> None:
         self.y_ndim = y_ndim
 
-    def _shaped(self, values: torch.Tensor) -> np.ndarray:
-        array = values.detach().to(torch.float64).cpu().numpy()
+    def _shaped(self, values: torch.Tensor | np.ndarray) -> np.ndarray:
+        array = host_float64(values)
         return array.ravel() if self.y_ndim == 1 else array
 
-    def predict(self, output: torch.Tensor) -> np.ndarray:
+    def predict(self, output: torch.Tensor | np.ndarray) -> np.ndarray:
         """Predictions from module outputs."""
         return self._shaped(output)
 

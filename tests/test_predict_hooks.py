@@ -126,3 +126,20 @@ def test_hooks_set_on_the_instance_run_in_fit_and_in_predict_alike():
     calls.clear()
     NeuralRegressor(max_epochs=2, callbacks=[HooksAsParameters()]).fit(X, y).predict(X[:5])
     assert calls == []
+
+
+def test_prediction_hooks_follow_the_callbacks_of_each_fit():
+    rng = np.random.RandomState(0)
+    X, y = rng.randn(60, 3), rng.randn(60)
+    calls = []
+    counter = LambdaCallback(name="counter", on_predict_end=lambda ctx: calls.append(1))
+    est = NeuralRegressor(max_epochs=1, callbacks=[counter]).fit(X, y)
+    est.predict(X[:1])
+    est.predict(X[:1])
+    assert len(calls) == 2
+    est.set_params(callbacks=None).fit(X, y)
+    est.predict(X[:1])
+    assert len(calls) == 2  # the refit has no prediction hook
+    est.set_params(callbacks=[counter]).fit(X, y)
+    est.predict(X[:1])
+    assert len(calls) == 3

@@ -1,5 +1,9 @@
 """The threads parameter and hardware-dependent options: what a fit runs on."""
 
+import os
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -18,6 +22,15 @@ def caller_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def quiet_machine(monkeypatch):
+    """A machine with many idle cores, whatever this one is doing."""
+    from skcallback import _threads
+
+    monkeypatch.setattr(_threads, "available_cores", lambda: 64)
+    monkeypatch.setattr(_threads, "busy_elsewhere", lambda: 0.0)
+
+
 def _threads_during(X, **params):
     seen = []
     record = LambdaCallback(on_epoch_end=lambda ctx: seen.append(torch.get_num_threads()))
@@ -26,7 +39,7 @@ def _threads_during(X, **params):
     return seen[0]
 
 
-def test_small_fits_use_one_thread_large_ones_keep_the_callers(caller_threads):
+def test_small_fits_use_one_thread_large_ones_keep_the_callers(caller_threads, quiet_machine):
     X = np.random.RandomState(0).randn(300, 100)
     assert _threads_during(X[:, :20], hidden_layer_sizes=(64, 64)) == 1  # ~4e6 flops a step
     assert _threads_during(X, hidden_layer_sizes=(512, 512), batch_size=256) == caller_threads
@@ -35,7 +48,9 @@ def test_small_fits_use_one_thread_large_ones_keep_the_callers(caller_threads):
     assert torch.get_num_threads() == caller_threads
 
 
-def test_auto_counts_the_rows_a_step_has_and_the_sparse_inputs_it_multiplies(caller_threads):
+def test_auto_counts_the_rows_a_step_has_and_the_sparse_inputs_it_multiplies(
+    caller_threads, quiet_machine
+):
     import scipy.sparse as sp
 
     X = np.random.RandomState(0).randn(300, 100)
@@ -49,6 +64,60 @@ def test_auto_counts_the_rows_a_step_has_and_the_sparse_inputs_it_multiplies(cal
     params = {"hidden_layer_sizes": (64,), "batch_size": 256}
     assert _threads_during(sparse.toarray(), **params) == caller_threads
     assert _threads_during(sparse, **params) == 1
+
+
+@pytest.mark.parametrize(
+    ("load", "running", "cores", "expected"),
+    [
+        (0.3, 0.0, 2, 2),  # quiet: the caller's two
+        (11.0, 0.0, 2, 1),  # a busy minute
+        (0.3, 2.0, 2, 1),  # a load that started a moment ago
+        (0.8, 0.0, 2, 1),  # a core busy most of the time
+        (61.7, 0.0, 64, 2),  # two cores left idle
+        (0.3, 0.0, 1, 1),  # an affinity of one core
+    ],
+)
+def test_auto_gives_a_large_step_the_cores_the_machine_leaves_idle(
+    caller_threads, monkeypatch, load, running, cores, expected
+):
+    from skcallback import _threads
+
+    monkeypatch.setattr(_threads, "_load_average", lambda: load)
+    monkeypatch.setattr(_threads, "_own_cpu_rate", lambda: 0.0)
+    monkeypatch.setattr(_threads, "_running_elsewhere", lambda: running)
+    monkeypatch.setattr(_threads, "available_cores", lambda: cores)
+    X = np.random.RandomState(0).randn(300, 100)
+    assert _threads_during(X, hidden_layer_sizes=(512, 512), batch_size=256) == expected
+    assert _threads_during(X, hidden_layer_sizes=(512, 512), threads=2) == 2  # as asked
+    assert torch.get_num_threads() == caller_threads
+
+
+def test_a_fits_own_load_is_not_taken_for_another_process(caller_threads, monkeypatch):
+    from skcallback import _threads
+
+    # The load average counts this process's two busy threads of the last fits.
+    monkeypatch.setattr(_threads, "_load_average", lambda: 2.2)
+    monkeypatch.setattr(_threads, "_own_cpu_rate", lambda: 2.0)
+    monkeypatch.setattr(_threads, "_running_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(_threads, "available_cores", lambda: 2)
+    X = np.random.RandomState(0).randn(300, 100)
+    assert _threads_during(X, hidden_layer_sizes=(512, 512), batch_size=256) == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="Linux's /proc")
+def test_processes_running_now_are_seen_at_once():
+    from skcallback import _threads
+
+    code = "import time\nend = time.time() + 30\nwhile time.time() < end: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(2)]
+    try:
+        time.sleep(0.2)
+        assert _threads._running_elsewhere() >= 2
+        assert _threads.busy_elsewhere() >= 2
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
 
 
 def test_the_callers_setting_comes_back_after_a_failed_fit(caller_threads):
