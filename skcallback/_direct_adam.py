@@ -101,6 +101,7 @@ class _Call(NamedTuple):
     steps: list[Tensor]
     counts: Tensor
     ones: Tensor
+    states: list[dict[str, Tensor]]
 
 
 class DirectAdam:
@@ -108,14 +109,17 @@ class DirectAdam:
     kernel directly where it can be (``step`` says whether it was).
 
     The kernel's arguments are gathered at a step and taken again at the
-    next ones, with the gradients read anew, until ``forget``: the loop
-    forgets them after any callback's hook ran, since a hook may change
-    what they were gathered from. A parameter whose gradient is missing
-    (or sparse) where it had one, or present where it had none, makes the
-    step gather anew.
+    next ones, with the gradients read anew, until ``forget`` (the loop
+    forgets them at each training phase's start). After a callback's hook
+    ran (``doubt``), the next step first checks that what they were
+    gathered from still holds: the same optimizer, step and groups, each
+    group's options ones the kernel takes, the same parameters and the same
+    state tensors; else it gathers anew. A parameter whose gradient is
+    missing (or sparse) where it had one, or present where it had none,
+    makes the step gather anew.
     """
 
-    __slots__ = ("_calls", "_optimizer", "_scheduled", "_without")
+    __slots__ = ("_calls", "_doubt", "_groups", "_optimizer", "_scheduled", "_without")
 
     def __init__(self) -> None:
         self.forget()
@@ -125,7 +129,48 @@ class DirectAdam:
         self._optimizer: torch.optim.Optimizer | None = None
         self._calls: list[_Call] = []
         self._without: list[Tensor] = []
+        self._groups: list[tuple[dict[str, Any], list[Tensor]]] = []
         self._scheduled = False
+        self._doubt = False
+
+    def doubt(self) -> None:
+        """Check at the next step that the gathered arguments still hold (a
+        callback's hook ran since the last step): a few microseconds, where
+        gathering anew costs some fifty."""
+        self._doubt = True
+
+    def _still_holds(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Whether the gathered calls are still ``optimizer.step()``'s."""
+        groups, cls = optimizer.param_groups, type(optimizer)
+        if (
+            optimizer is not self._optimizer
+            or len(groups) != len(self._groups)
+            or ("step" in vars(optimizer)) is not self._scheduled
+            or not _steps_as_torch(optimizer)
+        ):
+            return False
+        for group, (kept, params) in zip(groups, self._groups):
+            members = group["params"]
+            if (
+                group is not kept
+                or len(members) != len(params)
+                or any(p is not q for p, q in zip(members, params))
+                or _kernel(cls, group) is None
+            ):
+                return False
+        get = optimizer.state.get
+        for call in self._calls:
+            for p, p_state, avg, square, step in zip(
+                call.params, call.states, call.avgs, call.squares, call.steps
+            ):
+                if (
+                    get(p) is not p_state
+                    or p_state["exp_avg"] is not avg
+                    or p_state["exp_avg_sq"] is not square
+                    or p_state["step"] is not step
+                ):
+                    return False
+        return True
 
     def step(self, optimizer: torch.optim.Optimizer) -> bool:
         """Take ``optimizer.step()`` by calling the fused Adam kernel, and
@@ -137,6 +182,10 @@ class DirectAdam:
         than the CPU or CUDA, a failed self-check, and the switch off. A
         parameter's first step creates its state as ``step()`` does
         (``_new_state``)."""
+        if self._doubt:
+            self._doubt = False
+            if not self._still_holds(optimizer):
+                self.forget()
         if optimizer is not self._optimizer or not self._read_gradients():
             self.forget()
             gathered = _gather(optimizer) if _switched_on() else None
@@ -147,6 +196,7 @@ class DirectAdam:
                 return False
             self._optimizer, self._calls = optimizer, calls
             self._without = _without_gradients(optimizer)
+            self._groups = [(group, list(group["params"])) for group in optimizer.param_groups]
             # The LR scheduler's wrapper (_gather checked).
             self._scheduled = "step" in vars(optimizer)
         if self._scheduled:
@@ -306,6 +356,7 @@ def _call(kernel: Callable[..., Any], group: dict[str, Any], members: list[_Memb
         steps,
         counts,
         torch.ones_like(counts),
+        states,
     )
 
 

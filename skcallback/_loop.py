@@ -100,7 +100,9 @@ class _Step:
     What a step checks and gathers (whether the hand-derived step takes the
     batch, the direct Adam step's arguments) holds until a callback's hook
     may have changed it: ``forget`` runs at each training phase's start and,
-    where callbacks have per-batch hooks (not ``steady``), at each batch's.
+    where callbacks have per-batch hooks (not ``steady``), ``doubt`` at each
+    batch's: the hand-derived step checks anew, the direct Adam step checks
+    that what it gathered still holds.
     """
 
     __slots__ = ("compute_loss", "forward", "mlp_step", "precision", "steady", "takes")
@@ -118,9 +120,15 @@ class _Step:
         self.takes: bool | None = None  # the hand-derived step's verdict, where known
 
     def forget(self) -> None:
-        """Check and gather anew at the next step (a hook may have run)."""
+        """Check and gather anew at the next step."""
         self.takes = None
         self.precision.forget()
+
+    def doubt(self) -> None:
+        """Check anew, or that what was gathered holds, at the next step (a
+        hook may have run)."""
+        self.takes = None
+        self.precision.doubt()
 
     def _takes(self, X_b, y_b, w_b, batch: tuple) -> bool:
         """Whether the hand-derived step takes the batch: checked once a
@@ -255,7 +263,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         if ctx.stop_requested:
             break
         if not run.steady:
-            run.forget()
+            run.doubt()
         ctx.batch += 1
         ctx.progress.between_batches = False
         ctx.X_batch, ctx.y_batch, ctx.sample_weight_batch = X_b, y_b, w_b

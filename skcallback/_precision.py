@@ -69,10 +69,15 @@ class Precision:
             self.scaler.update()
 
     def forget(self) -> None:
-        """Let the next ``step`` gather what the direct step reads anew (a
-        callback's hook ran since the last)."""
+        """Let the next ``step`` gather what the direct step reads anew."""
         if self.direct is not None:
             self.direct.forget()
+
+    def doubt(self) -> None:
+        """Let the next ``step`` check that what the direct step gathered
+        still holds (a callback's hook ran since the last)."""
+        if self.direct is not None:
+            self.direct.doubt()
 
 
 def compiled_forward(module: torch.nn.Module, enabled: bool) -> Callable[..., Any]:

@@ -304,3 +304,28 @@ def test_step_counts_of_the_direct_step_count_on_under_optimizer_step(fresh):
         est.set_params(fast_path=False, max_epochs=2).fit(X, y)
     _assert_same_model_and_state(mixed, plain)
     assert all(float(s["step"]) == mixed.n_steps_ > 7 for s in mixed.optimizer_.state.values())
+
+
+def _replace_moments(optimizer):
+    for p_state in optimizer.state.values():
+        p_state["exp_avg"] = p_state["exp_avg"].clone()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_replace_moments, lambda optimizer: optimizer.load_state_dict(optimizer.state_dict())],
+    ids=["moments replaced", "state loaded"],
+)
+def test_state_a_batch_hook_replaces_mid_epoch_is_the_state_stepped(fresh, change):
+    """The direct step keeps what it gathered across a callback's per-batch
+    hook only while it holds: state tensors a hook replaces (or a loaded
+    state) are the ones the next steps update, as optimizer.step() would."""
+
+    def at_step(ctx):
+        if ctx.step == 5:
+            change(ctx.optimizer)
+
+    changer = LambdaCallback(name="change", on_after_step=at_step)
+    direct, plain, (direct_steps, plain_steps) = _direct_and_plain(callbacks=[changer])
+    assert plain_steps == plain.n_steps_ == direct.n_steps_ == 14
+    assert direct_steps == 0  # every step direct, on the state in place
