@@ -26,6 +26,7 @@ from ._mlp_backprop import HandwrittenMLPStep
 from ._modules import dropout_generator, global_rng_scope, set_training
 from ._precision import Precision
 from ._stack import user_stacklevel
+from .callbacks._base import HOOKS
 
 INTERRUPTED = "KeyboardInterrupt"
 
@@ -80,16 +81,7 @@ def run_fit(ctx: Context) -> None:
 
 
 #: The hooks that may run between two optimizer steps of a training phase.
-_BATCH_HOOKS = (
-    "on_train_batch_begin",
-    "on_after_forward",
-    "on_after_loss",
-    "on_before_backward",
-    "on_after_backward",
-    "on_before_step",
-    "on_after_step",
-    "on_train_batch_end",
-)
+_BATCH_HOOKS = HOOKS[HOOKS.index("on_train_batch_begin") : HOOKS.index("on_train_batch_end") + 1]
 
 
 class _Step:
