@@ -158,6 +158,11 @@ class Encoder:
 
         if isinstance(value, make_column_selector):
             return _composites.column_selector(value, self, where)
+        if _is_remainder_columns(value):
+            return {
+                "__remainder_columns__": self(list(value.data), where),
+                "future_dtype": value.future_dtype,
+            }
         if isinstance(value, Callback):
             extra = {k: vars(value)[k] for k in ("order", "name") if k in vars(value)}
             params = value.get_params(deep=False)
@@ -272,6 +277,9 @@ class Decoder:
             return slice(*bounds)
         if "__column_selector__" in value:
             return _composites.make_selector(self(value["__column_selector__"]), "The file")
+        if "__remainder_columns__" in value:
+            columns = self(value["__remainder_columns__"])
+            return _remainder_columns(columns, value.get("future_dtype"))
         if "__random_state__" in value:
             return rng_from(self(value["__random_state__"]))
         if "__callback__" in value:
@@ -285,6 +293,46 @@ class Decoder:
         if "__function__" in value:
             return resolve(value["__function__"], kind="function")
         raise ValueError(f"The file holds a value of unknown kind: {sorted(value)}.")
+
+
+def _is_remainder_columns(value: Any) -> bool:
+    """Whether ``value`` is the list of remainder columns scikit-learn before
+    1.7 keeps in a fitted ColumnTransformer (a ``UserList`` that warns)."""
+    cls = type(value)
+    return cls.__name__ == "_RemainderColsList" and cls.__module__.startswith("sklearn.")
+
+
+def _remainder_columns(columns: Any, future_dtype: Any) -> Any:
+    """The remainder columns as the scikit-learn here keeps them: its warning
+    list where it has one, else the plain list."""
+    if not isinstance(columns, list) or future_dtype not in (None, "str", "bool"):
+        raise ValueError("The file holds malformed remainder columns.")
+    from sklearn.compose import _column_transformer
+
+    cls = getattr(_column_transformer, "_RemainderColsList", None)
+    return columns if cls is None else cls(columns, future_dtype=future_dtype)
+
+
+def module_of(obj: Any) -> Any:
+    """``obj.__module__``; for a NumPy ufunc without one (NumPy before 2.1),
+    ``"numpy"`` where NumPy exports it under its name."""
+    module = getattr(obj, "__module__", None)
+    if module is None and _numpy_ufunc(obj):
+        return "numpy"
+    return module
+
+
+def qualname_of(obj: Any) -> Any:
+    """``obj.__qualname__``; a NumPy ufunc's name where it has none (NumPy
+    before 2.1)."""
+    qualname = getattr(obj, "__qualname__", None)
+    if qualname is None and _numpy_ufunc(obj):
+        return obj.__name__
+    return qualname
+
+
+def _numpy_ufunc(obj: Any) -> bool:
+    return isinstance(obj, np.ufunc) and getattr(np, obj.__name__, None) is obj
 
 
 def _key(key: Any) -> str:
@@ -329,13 +377,13 @@ def named_paths(document: Any) -> tuple[set[str], set[str], set[str]]:
 def path_of(obj: Any, where: str = "the saved object") -> str:
     """The import path a class or function is saved under; a TypeError for
     one that would not import elsewhere."""
-    qualname = getattr(obj, "__qualname__", "")
+    qualname = qualname_of(obj) or ""
     if "<" in qualname:  # <lambda>, <locals>: not importable
         raise TypeError(
             f"save() cannot store {obj!r}: only module-level classes and functions can be "
             "saved by import path (not lambdas or functions defined inside functions)."
         )
-    if obj.__module__ == "__main__":
+    if module_of(obj) == "__main__":
         kind = "class" if isinstance(obj, type) else "function"
         raise TypeError(
             f"save() cannot store the {kind} {qualname} (in {where}): it is defined in "
@@ -343,7 +391,7 @@ def path_of(obj: Any, where: str = "the saved object") -> str:
             f"process. Move {qualname} to a module and import it from there; or, for a file "
             "only this script reads, use pickle or joblib."
         )
-    return f"{obj.__module__}.{qualname}"
+    return f"{module_of(obj)}.{qualname}"
 
 
 def resolve(path: str, *, kind: str) -> Any:
@@ -363,7 +411,7 @@ def resolve(path: str, *, kind: str) -> Any:
                 obj = getattr(obj, name)
         except AttributeError:
             break
-        if f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}" != path:
+        if f"{module_of(obj)}.{qualname_of(obj)}" != path:
             break  # reached through another module's namespace
         if kind == "function" and not callable(obj):
             break
@@ -413,7 +461,7 @@ def estimator_class(path: str) -> type:
 
 def name_of(obj: Any) -> str:
     """The import path of a class or function given to ``trusted``."""
-    return f"{obj.__module__}.{obj.__qualname__}"
+    return f"{module_of(obj)}.{qualname_of(obj)}"
 
 
 def _from_format_1(fitted: dict[str, Any]) -> dict[str, Any]:
