@@ -84,8 +84,13 @@ def quiet(run: dict) -> bool:
 
 
 def quoted_runs(runs: list[dict]) -> list[dict]:
-    """The runs the figures are quoted from: the quiet ones."""
-    chosen = [run for run in runs if quiet(run)]
+    """The runs the figures are quoted from: the quiet ones that measured at
+    least one quoted row (a run of other sections adds nothing to them)."""
+    chosen = [
+        run
+        for run in runs
+        if quiet(run) and any(values([run], section, name) for section, name, _ in FIGURES.values())
+    ]
     if not chosen:
         raise SystemExit(
             f"No quiet recorded run in {RUNS} (of {len(runs)}): run `make bench` on a host "
