@@ -136,7 +136,7 @@ def figures(runs: list[dict]) -> dict[str, str]:
 
 def provenance(runs: list[dict]) -> str:
     """Which runs, hosts, dates and loads the figures come from."""
-    loaded = len(runs) - len(quoted_runs(runs))
+    loaded = sum(not quiet(run) for run in runs)
     runs = quoted_runs(runs)
     hosts = {run["host"]["host_id"] for run in runs}
     days = sorted({run["host"]["started"][:10] for run in runs})
