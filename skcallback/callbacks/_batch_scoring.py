@@ -10,11 +10,10 @@ from typing import Any
 
 import sklearn
 import torch
-from sklearn.metrics import get_scorer
 
 from .._context import Context
 from ._base import Callback, positive_int
-from ._scoring import _PROBABILISTIC, _CachedPredictions, scorer_label
+from ._scoring import _CachedPredictions, resolve_scorer, scorer_label, try_scorer
 
 
 class BatchScoring(Callback):
@@ -118,43 +117,9 @@ class BatchScoring(Callback):
         plan.declare_metric(self._default_name(), lower_is_better=bool(self.lower_is_better))
 
     def setup(self, plan: Any) -> None:
-        self._scorer = self._resolve(plan)
+        self._scorer = resolve_scorer(self.scoring, plan, "BatchScoring")
         self._warned = False
-        # A scorer that cannot score this task fails now, not after a batch:
-        # tried on outputs near the perfect ones for the fit's own targets
-        # (scaled and shifted, so a regressor's integer targets become the
-        # fractions its predictions will be, as EpochScoring tries them).
-        y = plan.target_sample
-        output = plan.outputs.perfect_output(y) * 1.25 + 0.37
-        try:
-            float(self._scorer(_CachedPredictions(plan, output), None, plan.outputs.targets(y)))
-        except Exception as exc:
-            raise ValueError(
-                f"BatchScoring({self.scoring!r}) cannot score this fit's targets "
-                f"({type(plan.estimator).__name__}): {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def _resolve(self, plan: Any) -> Callable[..., Any]:
-        """The scorer ``scoring`` names, checked against the estimator."""
-        if not isinstance(self.scoring, str):
-            return self.scoring
-        try:
-            scorer = get_scorer(self.scoring)
-        except ValueError:
-            raise ValueError(
-                "The 'scoring' parameter of BatchScoring must be a scikit-learn scorer name "
-                "(see sklearn.metrics.get_scorer_names()) or a callable scorer(estimator, X, y); "
-                f"got {self.scoring!r}."
-            ) from None
-        response = getattr(scorer, "_response_method", "predict")
-        needs = {response} if isinstance(response, str) else set(response)
-        if needs <= _PROBABILISTIC and not hasattr(plan.outputs, "predict_proba"):
-            raise ValueError(
-                f"BatchScoring({self.scoring!r}) needs predicted probabilities, which a "
-                f"{type(plan.estimator).__name__} does not give; use a regression scorer "
-                "such as 'r2' or 'neg_mean_squared_error'."
-            )
-        return scorer
+        try_scorer(self._scorer, self.scoring, plan, "BatchScoring")
 
     def on_epoch_begin(self, ctx: Context) -> None:
         # Not fired when a fit resumes mid-epoch: the totals then come from

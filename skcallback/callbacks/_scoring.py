@@ -45,6 +45,50 @@ def scorer_label(scoring: Any) -> str:
     return scoring if isinstance(scoring, str) else getattr(scoring, "__name__", "score")
 
 
+def resolve_scorer(scoring: Any, plan: Any, owner: str) -> Callable[..., Any]:
+    """The scorer ``scoring`` names (or is), checked against the estimator
+    of ``plan``: a scorer of probabilities on a regressor is refused in the
+    words of ``owner`` (the callback class's name)."""
+    if not isinstance(scoring, str):
+        return scoring
+    try:
+        scorer = get_scorer(scoring)
+    except ValueError:
+        raise ValueError(
+            f"The 'scoring' parameter of {owner} must be a scikit-learn scorer name "
+            "(see sklearn.metrics.get_scorer_names()) or a callable scorer(estimator, X, y); "
+            f"got {scoring!r}."
+        ) from None
+    response = getattr(scorer, "_response_method", "predict")
+    needs = {response} if isinstance(response, str) else set(response)
+    if needs <= _PROBABILISTIC and not hasattr(plan.outputs, "predict_proba"):
+        raise ValueError(
+            f"{owner}({scoring!r}) needs predicted probabilities, which a "
+            f"{type(plan.estimator).__name__} does not give; use a regression scorer "
+            "such as 'r2' or 'neg_mean_squared_error'."
+        )
+    return scorer
+
+
+def try_scorer(scorer: Callable[..., Any], scoring: Any, plan: Any, owner: str) -> None:
+    """Score predictions of the fit's own targets: a scorer that cannot
+    score this task (a binary metric on three classes, a classification
+    metric on a regressor, a ``pos_label`` that is no label) fails before
+    training rather than after an epoch or a batch. The output is the
+    perfect one scaled and shifted: a classifier's labels and ranking stay,
+    while a regressor's integer targets become fractions, as its
+    predictions will be."""
+    y = plan.target_sample
+    output = plan.outputs.perfect_output(y) * 1.25 + 0.37
+    try:
+        float(scorer(_CachedPredictions(plan, output), None, plan.outputs.targets(y)))
+    except Exception as exc:
+        raise ValueError(
+            f"{owner}({scoring!r}) cannot score this fit's targets "
+            f"({type(plan.estimator).__name__}): {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 class EpochScoring(Callback):
     """Score each epoch with a scikit-learn scorer, without an extra forward
     pass: it reuses the predictions the loop made for the batches.
@@ -117,26 +161,8 @@ class EpochScoring(Callback):
         return self.name or f"{'train' if self.on_train else 'valid'}_{scorer_label(self.scoring)}"
 
     def setup(self, plan: Any) -> None:
-        if isinstance(self.scoring, str):
-            try:
-                self._scorer = get_scorer(self.scoring)
-            except ValueError:
-                raise ValueError(
-                    f"The 'scoring' parameter of EpochScoring must be a scikit-learn scorer "
-                    f"name (see sklearn.metrics.get_scorer_names()) or a callable "
-                    f"scorer(estimator, X, y); got {self.scoring!r}."
-                ) from None
-        else:
-            self._scorer = self.scoring
-        response = getattr(self._scorer, "_response_method", "predict")
-        needs = {response} if isinstance(response, str) else set(response)
-        if needs <= _PROBABILISTIC and not hasattr(plan.outputs, "predict_proba"):
-            raise ValueError(
-                f"EpochScoring({self.scoring!r}) needs predicted probabilities, which a "
-                f"{type(plan.estimator).__name__} does not give; use a regression scorer "
-                "such as 'r2' or 'neg_mean_squared_error'."
-            )
-        self._try_scorer(plan)
+        self._scorer = resolve_scorer(self.scoring, plan, "EpochScoring")
+        try_scorer(self._scorer, self.scoring, plan, "EpochScoring")
         if not self._records(plan):
             warnings.warn(
                 f"EpochScoring({self.scoring!r}) scores validation data but this fit has "
@@ -155,23 +181,6 @@ class EpochScoring(Callback):
         """Whether this fit has the data the score is computed on."""
         self._active = self.on_train or plan.has_validation
         return self._active
-
-    def _try_scorer(self, plan: Any) -> None:
-        """Score predictions of the fit's own targets: a scorer that cannot
-        score this task (a binary metric on three classes, a classification
-        metric on a regressor, a ``pos_label`` that is no label) fails now
-        rather than after an epoch. The output is the perfect one scaled and
-        shifted: a classifier's labels and ranking stay, while a regressor's
-        integer targets become fractions, as its predictions will be."""
-        y = plan.target_sample
-        output = plan.outputs.perfect_output(y) * 1.25 + 0.37
-        try:
-            float(self._scorer(_CachedPredictions(plan, output), None, plan.outputs.targets(y)))
-        except Exception as exc:
-            raise ValueError(
-                f"EpochScoring({self.scoring!r}) cannot score this fit's targets "
-                f"({type(plan.estimator).__name__}): {type(exc).__name__}: {exc}"
-            ) from exc
 
     def idle_hooks(self) -> set[str]:
         if not getattr(self, "_active", True):
