@@ -287,8 +287,10 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # A stop came within an accumulation window: step on what it gathered.
     _step_if_learned(ctx, hooks, precision, pending=pending)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
-    group = ctx.run.group
-    if losses if group is None else group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes)):
+    group, learned = ctx.run.group, len(losses)
+    if group is not None:  # the mean over every rank's rows (a rank may have had none)
+        learned = group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes))
+    if learned:
         _check_finite(ctx)
     fire(hooks.on_train_end, ctx)
     if group is not None:  # what callbacks recorded from the rank's rows, as means
