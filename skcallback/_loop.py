@@ -250,8 +250,11 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # 26 KiB of resident memory each, measured).
     slots: tuple[torch.Tensor, ...] | None = None
     run.forget()
+    group = ctx.run.group
+    whole = accumulate == 1 and group is None  # each batch's loss counts whole
     for X_b, y_b, w_b in data.batches(batch_size, generator, skip=done):
-        _agree_to_stop(ctx)
+        if group is not None:
+            group.agree_to_stop(ctx)
         if ctx.stop_requested:
             break
         if not run.steady:
@@ -264,7 +267,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
         if hooks.on_train_batch_begin:
             fire(hooks.on_train_batch_begin, ctx)
         if not ctx.skip_requested and len(y_b):  # a rank's part of a short batch may be empty
-            share = _share(ctx, len(y_b), batch_size, data)
+            share = 1.0 if whole else _share(ctx, len(y_b), batch_size, data)
             if run.learn(ctx, hooks, share, fresh=not pending, batch=(X_b, y_b, w_b)):
                 pending = True
                 if hooks.on_after_backward:
@@ -287,7 +290,7 @@ def _train_phase(ctx, hooks, data: Any, batch_size, generator, run: _Step, done:
     # A stop came within an accumulation window: step on what it gathered.
     _step_if_learned(ctx, hooks, precision, pending=pending)
     ctx.metrics["train_loss"] = _weighted_mean(losses, sizes)
-    group, learned = ctx.run.group, len(losses)
+    learned = len(losses)
     if group is not None:  # the mean over every rank's rows (a rank may have had none)
         learned = group.mean_over_rows(ctx.metrics, ["train_loss"], sum(sizes))
     if learned:
@@ -310,8 +313,6 @@ def _share(ctx: Context, rows: int, batch_size: int, data: Any) -> float:
     accumulation window, over every rank's part of the window in a
     ``strategy="ddp"`` fit (whose gradients are summed over the ranks)."""
     group, accumulate = ctx.run.group, ctx.plan.accumulate
-    if group is None and accumulate == 1:
-        return 1.0
     world = 1 if group is None else group.world_size
     return rows / _window_rows(ctx.batch, accumulate, batch_size * world, data)
 
